@@ -1,0 +1,202 @@
+//! Which requests a key may make: path normalization and allowlist patterns.
+//!
+//! An entry is `PATH` or `METHOD PATH`. In a path pattern `*` matches any run
+//! of characters, `/` included, as IAM resource patterns do, so
+//! `/v1/payment_intents/*` covers `/v1/payment_intents/pi_1/confirm`.
+//! Patterns are matched against the raw path only after [`check_path`] has
+//! refused every form that a server might read differently from the broker.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// HTTP methods an allowlist entry may name.
+const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// One allowlist entry, parsed once when the key is issued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EndpointRule {
+    method: Option<String>,
+    pattern: String,
+}
+
+impl EndpointRule {
+    /// Whether this entry allows `method` on `path` (a path already passed by [`check_path`]).
+    pub fn allows(&self, method: &str, path: &str) -> bool {
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && glob_match(self.pattern.as_bytes(), path.as_bytes())
+    }
+}
+
+impl TryFrom<String> for EndpointRule {
+    type Error = String;
+
+    fn try_from(entry: String) -> Result<Self, Self::Error> {
+        let entry = entry.trim();
+        let (method, pattern) = match entry.split_once(char::is_whitespace) {
+            Some((method, pattern)) => {
+                let method = method.to_ascii_uppercase();
+                if !METHODS.contains(&method.as_str()) {
+                    return Err(format!("`{method}` is not an HTTP method"));
+                }
+                (Some(method), pattern.trim())
+            }
+            None => (None, entry),
+        };
+        if !pattern.starts_with('/') {
+            return Err(format!(
+                "`{entry}` must be `PATH` or `METHOD PATH` with PATH starting with /"
+            ));
+        }
+        if pattern.chars().any(char::is_whitespace) {
+            return Err(format!("`{entry}` has whitespace inside its path"));
+        }
+        Ok(Self {
+            method,
+            pattern: pattern.to_owned(),
+        })
+    }
+}
+
+impl From<EndpointRule> for String {
+    fn from(rule: EndpointRule) -> Self {
+        rule.to_string()
+    }
+}
+
+impl fmt::Display for EndpointRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.method {
+            Some(method) => write!(f, "{method} {}", self.pattern),
+            None => f.write_str(&self.pattern),
+        }
+    }
+}
+
+/// Refuses a path that is not in plain normal form, with the reason.
+///
+/// Dot segments, empty segments, backslashes and percent-encoded `/`, `\` or
+/// `.` are all ways a path could name one endpoint to the broker and another
+/// to upstream, so none of them is ever forwarded.
+pub fn check_path(path: &str) -> Result<(), String> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err("path must start with /".to_owned());
+    };
+    if path.contains('\\') {
+        return Err("path must not contain a backslash".to_owned());
+    }
+    let lower = path.to_ascii_lowercase();
+    for encoded in ["%2f", "%5c", "%2e"] {
+        if lower.contains(encoded) {
+            return Err(format!(
+                "path must not contain the encoded character {encoded}"
+            ));
+        }
+    }
+    for segment in rest.split('/') {
+        match segment {
+            "" => return Err("path must not contain empty segments".to_owned()),
+            "." | ".." => return Err("path must not contain dot segments".to_owned()),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `*` matches any run of bytes (`/` included); every other byte matches itself.
+fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
+    // Classic greedy match with one backtrack point: linear for a single `*`,
+    // and never exponential however many there are.
+    let (mut p, mut t) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        if p < pattern.len() && pattern[p] == b'*' {
+            star = Some((p, t));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == text[t] {
+            p += 1;
+            t += 1;
+        } else if let Some((star_p, star_t)) = star {
+            p = star_p + 1;
+            t = star_t + 1;
+            star = Some((star_p, star_t + 1));
+        } else {
+            return false;
+        }
+    }
+    pattern[p..].iter().all(|&b| b == b'*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(entry: &str) -> EndpointRule {
+        EndpointRule::try_from(entry.to_owned()).unwrap()
+    }
+
+    #[test]
+    fn star_spans_segments() {
+        let r = rule("/v1/payment_intents/*");
+        assert!(r.allows("GET", "/v1/payment_intents/pi_1"));
+        assert!(r.allows("POST", "/v1/payment_intents/pi_1/confirm"));
+        assert!(!r.allows("POST", "/v1/payment_intents"));
+        assert!(!r.allows("POST", "/v1/refunds"));
+    }
+
+    #[test]
+    fn method_restricts_and_is_case_insensitive() {
+        let r = rule("post /v1/refunds");
+        assert_eq!(r.to_string(), "POST /v1/refunds");
+        assert!(r.allows("POST", "/v1/refunds"));
+        assert!(!r.allows("GET", "/v1/refunds"));
+        assert!(!r.allows("POST", "/v1/refunds/re_1"));
+    }
+
+    #[test]
+    fn exact_patterns_and_inner_stars() {
+        assert!(rule("/v1/*/confirm").allows("POST", "/v1/payment_intents/pi_1/confirm"));
+        assert!(!rule("/v1/*/confirm").allows("POST", "/v1/payment_intents/pi_1/capture"));
+        assert!(rule("/*").allows("GET", "/anything/at/all"));
+        assert!(rule("/a*b*c").allows("GET", "/aXbYbZc"));
+        assert!(!rule("/a*b*c").allows("GET", "/aXbYbZ"));
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        for entry in [
+            "",
+            "*",
+            "v1/refunds",
+            "FETCH /v1/refunds",
+            "POST",
+            "POST /v1/a b",
+        ] {
+            assert!(EndpointRule::try_from(entry.to_owned()).is_err(), "{entry}");
+        }
+    }
+
+    #[test]
+    fn path_tricks_are_refused() {
+        for path in [
+            "/v1/payment_intents/../refunds",
+            "/v1/./refunds",
+            "/v1/payment_intents/%2e%2e/refunds",
+            "/v1/payment_intents/%2E%2E/refunds",
+            "/v1/payment_intents%2frefunds",
+            "/v1/payment_intents%2Frefunds",
+            "/v1//refunds",
+            "/v1/refunds/",
+            "/v1\\refunds",
+            "/v1/%5crefunds",
+            "v1/refunds",
+        ] {
+            assert!(check_path(path).is_err(), "{path}");
+        }
+        assert!(check_path("/v1/payment_intents/pi_1/confirm").is_ok());
+        assert!(check_path("/v1/customers/cus%20x").is_ok());
+    }
+}

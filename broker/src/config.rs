@@ -1,0 +1,128 @@
+//! Typed configuration; each field doubles as a flag and an environment variable.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use url::Url;
+
+use crate::secret::Secret;
+
+/// Everything the broker needs to run. `keylease-broker --help` prints it.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerConfig {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "KEYLEASE_BROKER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Database holding keys, spend and audit records (`sqlite://path`; created if missing).
+    #[arg(
+        long,
+        env = "KEYLEASE_BROKER_DATABASE_URL",
+        default_value = "sqlite://keylease-broker.db"
+    )]
+    pub database_url: String,
+
+    /// Bearer token required by the admin API (`/v1/...`). Never logged.
+    #[arg(long, env = "KEYLEASE_BROKER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Secret,
+
+    /// Stripe secret key the proxy forwards with. Never logged, never returned.
+    #[arg(long, env = "KEYLEASE_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: Secret,
+
+    /// Base URL of the Stripe API the proxy forwards to (stripe-sim in tests).
+    #[arg(
+        long,
+        env = "KEYLEASE_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: Url,
+
+    /// Longest `expires_in` a key may ask for (`90s`, `5m`, `24h`).
+    #[arg(long, env = "KEYLEASE_BROKER_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub max_ttl: Duration,
+
+    /// USD value of one unit of each non-USD currency a key may spend, e.g. `eur=1.08,gbp=1.27`.
+    #[arg(long, env = "KEYLEASE_BROKER_USD_RATES", default_value = "", value_parser = parse_usd_rates)]
+    pub usd_rates: UsdRates,
+
+    /// How long the proxy waits for upstream before answering 504.
+    #[arg(long, env = "KEYLEASE_BROKER_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Log line format.
+    #[arg(long, env = "KEYLEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+impl BrokerConfig {
+    /// A config with the defaults above and the three values that have none.
+    pub fn new(admin_token: Secret, stripe_secret_key: Secret, stripe_api_base: Url) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://keylease-broker.db".to_owned(),
+            admin_token,
+            stripe_secret_key,
+            stripe_api_base,
+            max_ttl: Duration::from_secs(24 * 3600),
+            usd_rates: UsdRates::default(),
+            upstream_timeout: Duration::from_secs(30),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Pretty,
+}
+
+/// USD value of one major unit of each configured currency (lowercase ISO 4217).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsdRates(pub BTreeMap<String, f64>);
+
+/// Parses `eur=1.08,gbp=1.27`; an empty string means no rates.
+pub fn parse_usd_rates(text: &str) -> Result<UsdRates, String> {
+    let mut rates = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (currency, rate) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not `currency=rate`"))?;
+        let currency = currency.trim().to_ascii_lowercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(format!("`{currency}` is not a three-letter currency code"));
+        }
+        let rate: f64 = rate
+            .trim()
+            .parse()
+            .map_err(|_| format!("rate for {currency} is not a number"))?;
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err(format!("rate for {currency} must be a positive number"));
+        }
+        rates.insert(currency, rate);
+    }
+    Ok(UsdRates(rates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rates_and_rejects_nonsense() {
+        let rates = parse_usd_rates("eur=1.08, GBP=1.27").unwrap();
+        assert_eq!(rates.0.get("eur"), Some(&1.08));
+        assert_eq!(rates.0.get("gbp"), Some(&1.27));
+        assert!(parse_usd_rates("").unwrap().0.is_empty());
+        assert!(parse_usd_rates("eur").is_err());
+        assert!(parse_usd_rates("euro=1").is_err());
+        assert!(parse_usd_rates("eur=-1").is_err());
+        assert!(parse_usd_rates("eur=abc").is_err());
+    }
+}

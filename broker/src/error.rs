@@ -1,0 +1,116 @@
+//! The broker's HTTP error: one code per failure a caller can act on.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error answered to an HTTP caller as `{"error":{"code","message"}}`.
+///
+/// The message says what the caller did wrong; internal causes (database
+/// errors, upstream I/O) go to the log and the caller sees only `internal`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Missing or wrong admin token.
+    #[error("missing or invalid admin token")]
+    Unauthorized,
+    /// A request field failed validation; the message names the field.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No such key (or vendor).
+    #[error("{0}")]
+    NotFound(String),
+    /// The vault token is unknown.
+    #[error("unknown vault key")]
+    InvalidKey,
+    /// The vault key was revoked.
+    #[error("vault key has been revoked")]
+    KeyRevoked,
+    /// The vault key is past its `expires_at`.
+    #[error("vault key has expired")]
+    KeyExpired,
+    /// The path is not in normal form (dot segments, empty segments, encoded separators).
+    #[error("{0}")]
+    InvalidPath(String),
+    /// The key's allowlist does not cover this method and path.
+    #[error("{0}")]
+    EndpointNotAllowed(String),
+    /// The request moves money in a currency the broker has no USD rate for.
+    #[error("{0}")]
+    CurrencyNotAllowed(String),
+    /// The request would take the key past its daily spend cap.
+    #[error("{0}")]
+    CapExhausted(String),
+    /// The request body is over the proxy's limit.
+    #[error("request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// Upstream did not answer within the configured timeout.
+    #[error("upstream did not answer in time")]
+    UpstreamTimeout,
+    /// Upstream could not be reached.
+    #[error("upstream is unavailable")]
+    UpstreamUnavailable,
+    /// Anything the caller cannot fix; the cause is logged, never sent.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    /// The stable machine-readable code of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::NotFound(_) => "not_found",
+            Self::InvalidKey => "invalid_key",
+            Self::KeyRevoked => "key_revoked",
+            Self::KeyExpired => "key_expired",
+            Self::InvalidPath(_) => "invalid_path",
+            Self::EndpointNotAllowed(_) => "endpoint_not_allowed",
+            Self::CurrencyNotAllowed(_) => "currency_not_allowed",
+            Self::CapExhausted(_) => "cap_exhausted",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized | Self::InvalidKey | Self::KeyRevoked | Self::KeyExpired => {
+                StatusCode::UNAUTHORIZED
+            }
+            Self::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::EndpointNotAllowed(_) | Self::CurrencyNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::CapExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Wraps an internal failure whose details must not reach the caller.
+    pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Internal(Box::new(err))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        Self::internal(err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(error = %cause, "internal error while serving a request");
+        }
+        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        (self.status(), axum::Json(body)).into_response()
+    }
+}

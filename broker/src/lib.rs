@@ -1,0 +1,95 @@
+//! The Keylease key broker: a self-hostable vault-key service and Stripe proxy.
+//!
+//! A caller with the admin token issues short-lived keys (`POST /v1/keys`),
+//! each limited to a list of endpoints and a daily USD spend cap; a holder of
+//! such a key calls Stripe through `/stripe/v1/...` and the broker forwards
+//! the call with the real Stripe secret, which never leaves the broker.
+//!
+//! Modules:
+//! - [`config`]: typed configuration (flags and environment variables).
+//! - [`routes`]: the HTTP endpoints: [`routes::keys`], [`routes::audit`], [`routes::proxy`].
+//! - [`new_key`]: validation of a key request.
+//! - [`allowlist`]: path normalization and endpoint patterns.
+//! - [`money`]: valuing an amount in USD for the spend cap.
+//! - [`store`]: keys, spend and audit records in SQLite.
+//! - [`token`]: vault tokens and key ids, stored only as hashes.
+//! - [`vendor`]: the upstream APIs and which of their calls move money.
+//! - [`auth`], [`secret`], [`state`], [`error`]: the plumbing around them.
+
+pub mod allowlist;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod money;
+pub mod new_key;
+pub mod routes;
+pub mod secret;
+pub mod state;
+pub mod store;
+pub mod token;
+pub mod vendor;
+
+use std::future::Future;
+
+use axum::Router;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+pub use config::BrokerConfig;
+pub use error::ApiError;
+pub use secret::Secret;
+pub use state::AppState;
+pub use store::Store;
+
+/// Why the broker could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// The database could not be migrated.
+    #[error("database migration: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    /// The upstream HTTP client could not be built.
+    #[error("upstream client: {0}")]
+    Upstream(#[from] reqwest::Error),
+    /// The server failed while serving.
+    #[error("server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The broker's routes over `state`.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route(
+            "/v1/keys",
+            post(routes::keys::issue).get(routes::keys::list),
+        )
+        .route("/v1/keys/revoke", post(routes::keys::revoke_by_prefix))
+        .route(
+            "/v1/keys/{id}",
+            get(routes::keys::show).delete(routes::keys::revoke),
+        )
+        .route("/v1/audit", get(routes::audit::list))
+        .fallback(routes::proxy::proxy)
+        .with_state(state)
+}
+
+async fn healthz() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Opens the database of `config` and serves on `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BrokerError> {
+    let store = Store::connect(&config.database_url).await?;
+    let state = AppState::new(&config, store)?;
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! Validation of `POST /v1/keys`: the request is parsed into a [`NewKey`]
+//! before anything is written, and each failure names its field.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::allowlist::EndpointRule;
+use crate::error::ApiError;
+use crate::money::MICROS_PER_USD;
+
+/// Largest daily cap a key may carry, in USD: far above any real use, far below overflow.
+const MAX_DAILY_USD_CAP: f64 = 1_000_000_000.0;
+/// Most metadata pairs a key may carry.
+const MAX_METADATA_PAIRS: usize = 20;
+/// Longest metadata key and value, as Stripe limits its own metadata.
+const MAX_METADATA_KEY: usize = 40;
+const MAX_METADATA_VALUE: usize = 500;
+
+/// The JSON body as sent; every field is checked by [`NewKey::parse`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueKeyRequest {
+    label: Option<Value>,
+    vendor: Option<Value>,
+    daily_usd_cap: Option<Value>,
+    allowed_endpoints: Option<Value>,
+    expires_in: Option<Value>,
+    metadata: Option<Value>,
+}
+
+/// A key request that passed validation.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    /// 1–255 printable ASCII characters, no whitespace.
+    pub label: String,
+    /// A vendor the broker is configured for.
+    pub vendor: String,
+    /// The daily cap in micro-dollars.
+    pub daily_cap_micros: i64,
+    /// Non-empty allowlist.
+    pub allowed_endpoints: Vec<EndpointRule>,
+    /// Time to live, whole seconds, within the broker's maximum.
+    pub expires_in: Duration,
+    /// String pairs for the caller's own bookkeeping.
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn invalid(message: impl Into<String>) -> ApiError {
+    ApiError::InvalidRequest(message.into())
+}
+
+fn required<'a>(value: &'a Option<Value>, field: &str) -> Result<&'a Value, ApiError> {
+    value
+        .as_ref()
+        .filter(|v| !v.is_null())
+        .ok_or_else(|| invalid(format!("{field} is required")))
+}
+
+impl NewKey {
+    /// Checks every field of `request` against the broker's vendors and maximum TTL.
+    pub fn parse(
+        request: IssueKeyRequest,
+        vendors: &[&str],
+        max_ttl: Duration,
+    ) -> Result<Self, ApiError> {
+        Ok(Self {
+            label: parse_label(required(&request.label, "label")?)?,
+            vendor: parse_vendor(required(&request.vendor, "vendor")?, vendors)?,
+            daily_cap_micros: parse_cap(required(&request.daily_usd_cap, "daily_usd_cap")?)?,
+            allowed_endpoints: parse_endpoints(required(
+                &request.allowed_endpoints,
+                "allowed_endpoints",
+            )?)?,
+            expires_in: parse_expires_in(required(&request.expires_in, "expires_in")?, max_ttl)?,
+            metadata: parse_metadata(request.metadata.as_ref())?,
+        })
+    }
+}
+
+/// Whether `label` fits the label alphabet: 1–255 printable ASCII characters without whitespace.
+pub fn is_valid_label(label: &str) -> bool {
+    (1..=255).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn parse_label(value: &Value) -> Result<String, ApiError> {
+    let label = value
+        .as_str()
+        .ok_or_else(|| invalid("label must be a string"))?;
+    if !is_valid_label(label) {
+        return Err(invalid(
+            "label must be 1-255 printable ASCII characters without whitespace",
+        ));
+    }
+    Ok(label.to_owned())
+}
+
+fn parse_vendor(value: &Value, vendors: &[&str]) -> Result<String, ApiError> {
+    let vendor = value
+        .as_str()
+        .ok_or_else(|| invalid("vendor must be a string"))?;
+    if !vendors.contains(&vendor) {
+        return Err(invalid(format!(
+            "vendor must be one of: {}",
+            vendors.join(", ")
+        )));
+    }
+    Ok(vendor.to_owned())
+}
+
+fn parse_cap(value: &Value) -> Result<i64, ApiError> {
+    let usd = value
+        .as_f64()
+        .filter(|usd| usd.is_finite() && (0.0..=MAX_DAILY_USD_CAP).contains(usd))
+        .ok_or_else(|| invalid("daily_usd_cap must be a number from 0 to 1000000000"))?;
+    let cents = (usd * 100.0).round();
+    if (usd * 100.0 - cents).abs() > 1e-6 {
+        return Err(invalid(
+            "daily_usd_cap must be whole cents (at most two decimals)",
+        ));
+    }
+    Ok(cents as i64 * (MICROS_PER_USD / 100))
+}
+
+fn parse_endpoints(value: &Value) -> Result<Vec<EndpointRule>, ApiError> {
+    let entries = value
+        .as_array()
+        .filter(|entries| !entries.is_empty())
+        .ok_or_else(|| invalid("allowed_endpoints must be a non-empty list"))?;
+    entries
+        .iter()
+        .map(|entry| {
+            let text = entry
+                .as_str()
+                .ok_or_else(|| invalid("allowed_endpoints entries must be strings"))?;
+            EndpointRule::try_from(text.to_owned())
+                .map_err(|why| invalid(format!("allowed_endpoints: {why}")))
+        })
+        .collect()
+}
+
+fn parse_expires_in(value: &Value, max_ttl: Duration) -> Result<Duration, ApiError> {
+    let ttl = match value {
+        Value::Number(n) => n.as_u64().map(Duration::from_secs),
+        Value::String(s) => parse_duration_text(s),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        invalid("expires_in must be whole seconds, as a number or a duration like 90s, 5m, 1h30m")
+    })?;
+    if ttl.is_zero() || ttl > max_ttl {
+        return Err(invalid(format!(
+            "expires_in must be more than 0 and at most {}s",
+            max_ttl.as_secs()
+        )));
+    }
+    Ok(ttl)
+}
+
+/// `90`, `90s`, `5m`, `1h30m`: whole seconds only.
+fn parse_duration_text(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let ttl = humantime::parse_duration(text).ok()?;
+    (ttl.subsec_nanos() == 0).then_some(ttl)
+}
+
+fn parse_metadata(value: Option<&Value>) -> Result<BTreeMap<String, String>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(BTreeMap::new());
+    };
+    let pairs = value
+        .as_object()
+        .ok_or_else(|| invalid("metadata must be an object of strings"))?;
+    if pairs.len() > MAX_METADATA_PAIRS {
+        return Err(invalid(format!(
+            "metadata holds at most {MAX_METADATA_PAIRS} pairs"
+        )));
+    }
+    pairs
+        .iter()
+        .map(|(key, value)| {
+            let value = value
+                .as_str()
+                .ok_or_else(|| invalid(format!("metadata.{key} must be a string")))?;
+            if key.is_empty() || key.len() > MAX_METADATA_KEY || value.len() > MAX_METADATA_VALUE {
+                return Err(invalid(format!(
+                    "metadata keys are 1-{MAX_METADATA_KEY} characters and values at most {MAX_METADATA_VALUE}"
+                )));
+            }
+            Ok((key.clone(), value.to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn parse(body: Value) -> Result<NewKey, String> {
+        let request: IssueKeyRequest = serde_json::from_value(body).map_err(|e| e.to_string())?;
+        NewKey::parse(request, &["stripe"], DAY).map_err(|e| e.to_string())
+    }
+
+    fn valid() -> Value {
+        json!({
+            "label": "temporal-wf-charge",
+            "vendor": "stripe",
+            "daily_usd_cap": 12.34,
+            "allowed_endpoints": ["POST /v1/payment_intents"],
+            "expires_in": "1h30m",
+            "metadata": {"attempt": "1"}
+        })
+    }
+
+    fn with(field: &str, value: Value) -> Value {
+        let mut body = valid();
+        body[field] = value;
+        body
+    }
+
+    #[test]
+    fn accepts_a_valid_request() {
+        let key = parse(valid()).unwrap();
+        assert_eq!(key.daily_cap_micros, 12_340_000);
+        assert_eq!(key.expires_in, Duration::from_secs(5400));
+        assert_eq!(key.metadata.get("attempt").map(String::as_str), Some("1"));
+    }
+
+    #[test]
+    fn expires_in_forms() {
+        for (form, secs) in [
+            (json!(90), 90),
+            (json!("90"), 90),
+            (json!("90s"), 90),
+            (json!("5m"), 300),
+        ] {
+            assert_eq!(
+                parse(with("expires_in", form))
+                    .unwrap()
+                    .expires_in
+                    .as_secs(),
+                secs
+            );
+        }
+        for bad in [
+            json!(0),
+            json!(-5),
+            json!(1.5),
+            json!("1500ms"),
+            json!("soon"),
+            json!("25h"),
+        ] {
+            let err = parse(with("expires_in", bad.clone())).unwrap_err();
+            assert!(err.contains("expires_in"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases = [
+            ("label", json!("has space")),
+            ("label", json!("")),
+            ("label", json!("x".repeat(256))),
+            ("vendor", json!("paypal")),
+            ("daily_usd_cap", json!(-1)),
+            ("daily_usd_cap", json!(1.005)),
+            ("daily_usd_cap", json!("10")),
+            ("allowed_endpoints", json!([])),
+            ("allowed_endpoints", json!(["v1/refunds"])),
+            ("metadata", json!({"a": 1})),
+        ];
+        for (field, value) in cases {
+            let err = parse(with(field, value.clone())).unwrap_err();
+            assert!(err.contains(field), "{field}={value}: {err}");
+        }
+        let many: serde_json::Map<String, Value> =
+            (0..21).map(|i| (format!("k{i}"), json!("v"))).collect();
+        assert!(
+            parse(with("metadata", Value::Object(many)))
+                .unwrap_err()
+                .contains("metadata")
+        );
+    }
+
+    #[test]
+    fn missing_and_unknown_fields_are_refused() {
+        let mut body = valid();
+        body.as_object_mut().unwrap().remove("vendor");
+        assert!(parse(body).unwrap_err().contains("vendor is required"));
+        assert!(
+            parse(with("colour", json!("red")))
+                .unwrap_err()
+                .contains("colour")
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! `GET /v1/audit`: what was proxied, with which key, and what it held against the cap.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::KeyFilter;
+
+/// Query of `GET /v1/audit`.
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    key_id: Option<String>,
+    label_prefix: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/audit?key_id=…&label_prefix=…&limit=…`, newest first.
+pub async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query.map_err(super::bad_query)?;
+    let filter = KeyFilter {
+        key_id: query.key_id,
+        label_prefix: query.label_prefix,
+        status: None,
+        limit: super::limit(query.limit)?,
+    };
+    let records = state.store().audit(&filter).await?;
+    Ok(Json(json!({ "records": records })))
+}

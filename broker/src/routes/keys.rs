@@ -1,0 +1,178 @@
+//! `/v1/keys`: issue, read, list and revoke vault keys.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::allowlist::EndpointRule;
+use crate::auth::Admin;
+use crate::error::ApiError;
+use crate::money::micros_to_usd;
+use crate::new_key::{IssueKeyRequest, NewKey};
+use crate::state::AppState;
+use crate::store::{KeyFilter, KeyRecord, KeyStatus};
+use crate::token::{new_key_id, new_token, token_hash};
+
+/// A key as the API shows it: everything but the token.
+#[derive(Debug, Serialize)]
+pub struct KeyView {
+    id: String,
+    label: String,
+    vendor: String,
+    daily_usd_cap: f64,
+    allowed_endpoints: Vec<EndpointRule>,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    metadata: BTreeMap<String, String>,
+    status: KeyStatus,
+    spent_usd: f64,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl KeyView {
+    fn new(key: KeyRecord, spent_micros: i64, now: DateTime<Utc>) -> Self {
+        Self {
+            status: key.status(now),
+            spent_usd: micros_to_usd(spent_micros),
+            daily_usd_cap: micros_to_usd(key.daily_cap_micros),
+            id: key.id,
+            label: key.label,
+            vendor: key.vendor,
+            allowed_endpoints: key.allowed_endpoints,
+            expires_at: key.expires_at,
+            created_at: key.created_at,
+            metadata: key.metadata,
+            revoked_at: key.revoked_at,
+        }
+    }
+}
+
+/// The answer to `POST /v1/keys`: the only place the token is ever shown.
+#[derive(Debug, Serialize)]
+pub struct IssuedKey {
+    token: String,
+    #[serde(flatten)]
+    key: KeyView,
+}
+
+/// `POST /v1/keys`.
+pub async fn issue(
+    _: Admin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
+    let request: IssueKeyRequest = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::InvalidRequest(format!("invalid JSON body: {err}")))?;
+    let new_key = NewKey::parse(request, &state.vendor_names(), state.max_ttl())?;
+    let id = new_key_id().map_err(ApiError::internal)?;
+    let token = new_token().map_err(ApiError::internal)?;
+    let now = Utc::now();
+    let key = state
+        .store()
+        .insert_key(&id, &token_hash(token.expose()), &new_key, now)
+        .await?;
+    tracing::info!(key_id = %key.id, label = %key.label, expires_at = %key.expires_at, "key issued");
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedKey {
+            token: token.expose().to_owned(),
+            key: KeyView::new(key, 0, now),
+        }),
+    ))
+}
+
+/// `GET /v1/keys/{id}`.
+pub async fn show(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<KeyView>, ApiError> {
+    let now = Utc::now();
+    let key = state
+        .store()
+        .key(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no key {id}")))?;
+    let spent = state.store().spent_today(&key.id, now).await?;
+    Ok(Json(KeyView::new(key, spent, now)))
+}
+
+/// Query of `GET /v1/keys`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    label_prefix: Option<String>,
+    status: Option<KeyStatus>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/keys?label_prefix=…&status=…&limit=…`, newest first.
+pub async fn list(
+    _: Admin,
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let Query(query) = query.map_err(super::bad_query)?;
+    let now = Utc::now();
+    let filter = KeyFilter {
+        label_prefix: query.label_prefix,
+        status: query.status,
+        key_id: None,
+        limit: super::limit(query.limit)?,
+    };
+    let mut keys = Vec::new();
+    for key in state.store().list_keys(&filter, now).await? {
+        let spent = state.store().spent_today(&key.id, now).await?;
+        keys.push(KeyView::new(key, spent, now));
+    }
+    Ok(Json(json!({ "keys": keys })))
+}
+
+/// `DELETE /v1/keys/{id}`: 204 however often it is called.
+pub async fn revoke(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .store()
+        .revoke(&id, Utc::now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no key {id}")))?;
+    tracing::info!(key_id = %id, "key revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /v1/keys/revoke`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRevokeRequest {
+    label_prefix: String,
+}
+
+/// `POST /v1/keys/revoke`: revokes every active key whose label starts with the prefix.
+pub async fn revoke_by_prefix(
+    _: Admin,
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let request: BulkRevokeRequest = serde_json::from_slice(&body)
+        .map_err(|err| ApiError::InvalidRequest(format!("invalid JSON body: {err}")))?;
+    if request.label_prefix.is_empty() {
+        return Err(ApiError::InvalidRequest(
+            "label_prefix must not be empty: it would revoke every key".to_owned(),
+        ));
+    }
+    let revoked = state
+        .store()
+        .revoke_by_prefix(&request.label_prefix, Utc::now())
+        .await?;
+    tracing::info!(label_prefix = %request.label_prefix, revoked, "keys revoked by label prefix");
+    Ok(Json(json!({ "revoked": revoked })))
+}

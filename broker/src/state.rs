@@ -1,0 +1,86 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{BrokerConfig, UsdRates};
+use crate::secret::Secret;
+use crate::store::Store;
+use crate::vendor::Vendor;
+
+/// Shared, cheaply cloned state of a running broker.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    admin_token: Secret,
+    vendors: Vec<Vendor>,
+    max_ttl: Duration,
+    usd_rates: UsdRates,
+    upstream: reqwest::Client,
+}
+
+impl AppState {
+    /// Builds the state from `config` around an opened store.
+    pub fn new(config: &BrokerConfig, store: Store) -> Result<Self, reqwest::Error> {
+        // One pooled client for all upstream calls; redirects are never
+        // followed, so a 3xx goes back to the caller as upstream sent it.
+        let upstream = reqwest::Client::builder()
+            .timeout(config.upstream_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                store,
+                admin_token: config.admin_token.clone(),
+                vendors: vec![Vendor::stripe(
+                    config.stripe_api_base.clone(),
+                    config.stripe_secret_key.clone(),
+                )],
+                max_ttl: config.max_ttl,
+                usd_rates: config.usd_rates.clone(),
+                upstream,
+            }),
+        })
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// The admin API's bearer token.
+    pub fn admin_token(&self) -> &Secret {
+        &self.inner.admin_token
+    }
+
+    /// The vendor named `name`, if configured.
+    pub fn vendor(&self, name: &str) -> Option<&Vendor> {
+        self.inner.vendors.iter().find(|v| v.name == name)
+    }
+
+    /// Names of the configured vendors.
+    pub fn vendor_names(&self) -> Vec<&str> {
+        self.inner.vendors.iter().map(|v| v.name).collect()
+    }
+
+    /// Longest TTL a key may have.
+    pub fn max_ttl(&self) -> Duration {
+        self.inner.max_ttl
+    }
+
+    /// USD rates for non-USD spend.
+    pub fn usd_rates(&self) -> &UsdRates {
+        &self.inner.usd_rates
+    }
+
+    /// The pooled upstream HTTP client.
+    pub fn upstream(&self) -> &reqwest::Client {
+        &self.inner.upstream
+    }
+}

@@ -1,0 +1,403 @@
+//! Keys, spend and audit records in SQL (SQLite through sqlx).
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{Row, SqlitePool};
+
+use crate::allowlist::EndpointRule;
+use crate::new_key::NewKey;
+
+/// Whether a key can still be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyStatus {
+    /// Neither revoked nor expired.
+    Active,
+    /// Revoked by an admin call.
+    Revoked,
+    /// Past `expires_at` and never revoked.
+    Expired,
+}
+
+/// A key as stored (never its token).
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    /// `key_…`.
+    pub id: String,
+    /// The caller's label, e.g. `temporal-<workflowId>-<activityId>`.
+    pub label: String,
+    /// Which upstream the key is for.
+    pub vendor: String,
+    /// Daily spend cap in micro-dollars.
+    pub daily_cap_micros: i64,
+    /// What the key may call.
+    pub allowed_endpoints: Vec<EndpointRule>,
+    /// The caller's string pairs.
+    pub metadata: BTreeMap<String, String>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl KeyRecord {
+    /// The key's status at `now`.
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if now >= self.expires_at {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+}
+
+/// One proxied request, as the audit log keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// When the request arrived.
+    pub at: DateTime<Utc>,
+    /// The key used, when the token named one.
+    pub key_id: Option<String>,
+    /// That key's label.
+    pub label: Option<String>,
+    /// The vendor segment of the path.
+    pub vendor: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path below the vendor, without the query.
+    pub path: String,
+    /// Status answered to the caller.
+    pub status: u16,
+    /// The broker's error code, when the broker refused or failed the request itself.
+    pub code: Option<String>,
+    /// USD held against the cap for this request.
+    pub reserved_usd: f64,
+    /// Time from arrival to answer.
+    pub latency_ms: i64,
+}
+
+/// Filters of `GET /v1/keys` and `GET /v1/audit`.
+#[derive(Debug, Default, Clone)]
+pub struct KeyFilter {
+    /// Only labels starting with this.
+    pub label_prefix: Option<String>,
+    /// Only keys in this status.
+    pub status: Option<KeyStatus>,
+    /// Only this key.
+    pub key_id: Option<String>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// A reservation against a key's daily cap, to be kept or released.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    key_id: String,
+    day: String,
+    micros: i64,
+}
+
+impl Reservation {
+    /// The reserved amount in micro-dollars.
+    pub fn micros(&self) -> i64 {
+        self.micros
+    }
+}
+
+/// The broker's database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at";
+
+/// SQL for a key's status at the time bound as `?1`.
+const STATUS_SQL: &str = "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= ?1 THEN 'expired' ELSE 'active' END";
+
+fn millis(at: DateTime<Utc>) -> i64 {
+    at.timestamp_millis()
+}
+
+fn from_millis(ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+fn day_of(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d").to_string()
+}
+
+fn decode_err(err: serde_json::Error) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(err))
+}
+
+fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, sqlx::Error> {
+    let endpoints: String = row.try_get("allowed_endpoints")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(KeyRecord {
+        id: row.try_get("id")?,
+        label: row.try_get("label")?,
+        vendor: row.try_get("vendor")?,
+        daily_cap_micros: row.try_get("daily_cap_micros")?,
+        allowed_endpoints: serde_json::from_str(&endpoints).map_err(decode_err)?,
+        metadata: serde_json::from_str(&metadata).map_err(decode_err)?,
+        created_at: from_millis(row.try_get("created_at")?),
+        expires_at: from_millis(row.try_get("expires_at")?),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_millis),
+    })
+}
+
+impl Store {
+    /// Opens (creating if missing) the database at `url` and applies the embedded migrations.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            // WAL lets readers run beside the single writer; the busy timeout
+            // queues concurrent writers instead of failing them.
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Stores a new key under `id`, keeping only the hash of its token.
+    pub async fn insert_key(
+        &self,
+        id: &str,
+        token_hash: &str,
+        key: &NewKey,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord, sqlx::Error> {
+        let expires_at = now
+            + chrono::Duration::from_std(key.expires_in)
+                .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let endpoints = serde_json::to_string(&key.allowed_endpoints).map_err(decode_err)?;
+        let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
+        sqlx::query(
+            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .bind(id)
+        .bind(token_hash)
+        .bind(&key.label)
+        .bind(&key.vendor)
+        .bind(key.daily_cap_micros)
+        .bind(endpoints)
+        .bind(metadata)
+        .bind(millis(now))
+        .bind(millis(expires_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(KeyRecord {
+            id: id.to_owned(),
+            label: key.label.clone(),
+            vendor: key.vendor.clone(),
+            daily_cap_micros: key.daily_cap_micros,
+            allowed_endpoints: key.allowed_endpoints.clone(),
+            metadata: key.metadata.clone(),
+            created_at: from_millis(millis(now)),
+            expires_at: from_millis(millis(expires_at)),
+            revoked_at: None,
+        })
+    }
+
+    /// The key with this id.
+    pub async fn key(&self, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// The key whose token hashes to `token_hash`.
+    pub async fn key_by_token_hash(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<KeyRecord>, sqlx::Error> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE token_hash = ?1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// Keys matching `filter`, newest first.
+    pub async fn list_keys(
+        &self,
+        filter: &KeyFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<KeyRecord>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS} FROM keys
+             WHERE (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
+               AND (?3 IS NULL OR {STATUS_SQL} = ?3)
+             ORDER BY created_at DESC, id LIMIT ?4"
+        );
+        let status = filter.status.map(|s| match s {
+            KeyStatus::Active => "active",
+            KeyStatus::Revoked => "revoked",
+            KeyStatus::Expired => "expired",
+        });
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(millis(now))
+            .bind(filter.label_prefix.as_deref())
+            .bind(status)
+            .bind(filter.limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Revokes one key; `None` if there is no such key. Revoking twice keeps the first time.
+    pub async fn revoke(&self, id: &str, now: DateTime<Utc>) -> Result<Option<()>, sqlx::Error> {
+        let found =
+            sqlx::query("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1")
+                .bind(id)
+                .bind(millis(now))
+                .execute(&self.pool)
+                .await?;
+        Ok((found.rows_affected() > 0).then_some(()))
+    }
+
+    /// Revokes every active key whose label starts with `prefix`; returns how many.
+    pub async fn revoke_by_prefix(
+        &self,
+        prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE keys SET revoked_at = ?1
+             WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2",
+        )
+        .bind(millis(now))
+        .bind(prefix)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// What `key_id` has spent (or holds in flight) on the UTC day of `now`, in micro-dollars.
+    pub async fn spent_today(&self, key_id: &str, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+        let spent: Option<i64> =
+            sqlx::query_scalar("SELECT micros FROM spend WHERE key_id = ?1 AND day = ?2")
+                .bind(key_id)
+                .bind(day_of(now))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(spent.unwrap_or(0))
+    }
+
+    /// Atomically holds `micros` against the key's cap for today; `None` if that would pass the cap.
+    ///
+    /// One conditional upsert does the check and the add, so concurrent
+    /// requests on one key can never together pass the cap.
+    pub async fn reserve(
+        &self,
+        key: &KeyRecord,
+        micros: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Reservation>, sqlx::Error> {
+        let day = day_of(now);
+        let reserved = sqlx::query(
+            "INSERT INTO spend (key_id, day, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
+             ON CONFLICT (key_id, day) DO UPDATE SET micros = spend.micros + excluded.micros
+             WHERE spend.micros + excluded.micros <= ?4",
+        )
+        .bind(&key.id)
+        .bind(&day)
+        .bind(micros)
+        .bind(key.daily_cap_micros)
+        .execute(&self.pool)
+        .await?;
+        Ok((reserved.rows_affected() == 1).then(|| Reservation {
+            key_id: key.id.clone(),
+            day,
+            micros,
+        }))
+    }
+
+    /// Gives a reservation back, for a request upstream refused.
+    pub async fn release(&self, reservation: &Reservation) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE spend SET micros = micros - ?3 WHERE key_id = ?1 AND day = ?2")
+            .bind(&reservation.key_id)
+            .bind(&reservation.day)
+            .bind(reservation.micros)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Appends one audit record.
+    pub async fn record_audit(
+        &self,
+        record: &AuditRecord,
+        reserved_micros: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )
+        .bind(millis(record.at))
+        .bind(&record.key_id)
+        .bind(&record.label)
+        .bind(&record.vendor)
+        .bind(&record.method)
+        .bind(&record.path)
+        .bind(i64::from(record.status))
+        .bind(&record.code)
+        .bind(reserved_micros)
+        .bind(record.latency_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Audit records matching `filter` (key id, label prefix), newest first.
+    pub async fn audit(&self, filter: &KeyFilter) -> Result<Vec<AuditRecord>, sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms FROM audit
+             WHERE (?1 IS NULL OR key_id = ?1)
+               AND (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
+             ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(filter.key_id.as_deref())
+        .bind(filter.label_prefix.as_deref())
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    at: from_millis(row.try_get("at")?),
+                    key_id: row.try_get("key_id")?,
+                    label: row.try_get("label")?,
+                    vendor: row.try_get("vendor")?,
+                    method: row.try_get("method")?,
+                    path: row.try_get("path")?,
+                    status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
+                    code: row.try_get("code")?,
+                    reserved_usd: crate::money::micros_to_usd(row.try_get("reserved_micros")?),
+                    latency_ms: row.try_get("latency_ms")?,
+                })
+            })
+            .collect()
+    }
+}
