@@ -1,0 +1,369 @@
+//! The proxy: what upstream receives, and every reason a request is refused.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{STRIPE_SECRET, TestBroker, code, eventually, json_of, raw_status};
+
+#[tokio::test]
+async fn forwards_with_the_stripe_secret_and_passes_headers_through() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue(
+            "temporal-fw-charge",
+            &["POST /v1/payment_intents"],
+            100.0,
+            json!(60),
+        )
+        .await;
+    let response = broker
+        .http
+        .post(broker.url("/stripe/v1/payment_intents?expand[]=latest_charge"))
+        .bearer_auth(&key.token)
+        .header("Idempotency-Key", "order-1-charge")
+        .header("Stripe-Version", "2024-06-20")
+        .header("Stripe-Account", "acct_1")
+        .header("X-Internal", "must-not-pass")
+        .form(&[
+            ("amount", "1999"),
+            ("currency", "usd"),
+            ("metadata[order_id]", "o1"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        response.headers()["request-id"],
+        "req_test",
+        "upstream headers come back"
+    );
+    assert!(
+        response
+            .headers()
+            .get("connection")
+            .is_none_or(|v| v != "keep-alive")
+    );
+    let (_, body) = json_of(response).await;
+    assert_eq!(body, json!({"id": "pi_test", "object": "payment_intent"}));
+
+    let received = broker.upstream.received();
+    assert_eq!(received.len(), 1);
+    let sent = &received[0];
+    assert_eq!(sent.method, "POST");
+    assert_eq!(sent.path, "/v1/payment_intents");
+    assert_eq!(sent.query.as_deref(), Some("expand[]=latest_charge"));
+    assert_eq!(
+        sent.body,
+        "amount=1999&currency=usd&metadata%5Border_id%5D=o1"
+    );
+    assert_eq!(
+        sent.headers["authorization"],
+        format!("Bearer {STRIPE_SECRET}")
+    );
+    assert_eq!(sent.headers["idempotency-key"], "order-1-charge");
+    assert_eq!(sent.headers["stripe-version"], "2024-06-20");
+    assert_eq!(sent.headers["stripe-account"], "acct_1");
+    assert_eq!(
+        sent.headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    assert!(sent.headers.get("x-internal").is_none());
+    let everything = format!("{:?} {}", sent.headers, sent.body);
+    assert!(
+        !everything.contains(&key.token),
+        "the vault token never reaches upstream"
+    );
+}
+
+#[tokio::test]
+async fn unknown_revoked_and_expired_keys_are_401() {
+    let broker = TestBroker::spawn().await;
+    let (status, body) = json_of(broker.stripe_get("vk_nope", "/v1/balance").await).await;
+    assert_eq!((status, code(&body)), (401, "invalid_key"));
+    let (status, body) = json_of(
+        broker
+            .http
+            .get(broker.url("/stripe/v1/balance"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (401, "invalid_key"));
+
+    let revoked = broker
+        .issue("temporal-k-charge", &["/v1/*"], 0.0, json!(60))
+        .await;
+    assert_eq!(
+        broker
+            .stripe_get(&revoked.token, "/v1/balance")
+            .await
+            .status(),
+        200
+    );
+    broker
+        .admin(Method::DELETE, &format!("/v1/keys/{}", revoked.id), None)
+        .await;
+    let (status, body) = json_of(broker.stripe_get(&revoked.token, "/v1/balance").await).await;
+    assert_eq!((status, code(&body)), (401, "key_revoked"));
+
+    let short = broker
+        .issue("temporal-k-short", &["/v1/*"], 0.0, json!("1s"))
+        .await;
+    assert_eq!(
+        broker
+            .stripe_get(&short.token, "/v1/balance")
+            .await
+            .status(),
+        200
+    );
+    eventually(Duration::from_secs(5), || async {
+        broker
+            .stripe_get(&short.token, "/v1/balance")
+            .await
+            .status()
+            == 401
+    })
+    .await;
+    let forwarded = broker.upstream.received().len();
+    let (_, body) = json_of(broker.stripe_get(&short.token, "/v1/balance").await).await;
+    assert_eq!(code(&body), "key_expired");
+    assert_eq!(broker.key(&short.id).await["status"], "expired");
+    assert_eq!(
+        broker.upstream.received().len(),
+        forwarded,
+        "an expired key's request is not forwarded"
+    );
+}
+
+#[tokio::test]
+async fn allowlist_limits_methods_and_paths() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue(
+            "temporal-al-refund",
+            &["POST /v1/refunds", "GET /v1/payment_intents/*"],
+            0.0,
+            json!(60),
+        )
+        .await;
+    assert_eq!(
+        broker
+            .stripe_post(&key.token, "/v1/refunds", &[("payment_intent", "pi_1")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        broker
+            .stripe_get(&key.token, "/v1/payment_intents/pi_1")
+            .await
+            .status(),
+        200
+    );
+    for (method, path) in [
+        (Method::GET, "/v1/refunds"),
+        (Method::POST, "/v1/payment_intents"),
+        (Method::POST, "/v1/payment_intents/pi_1/confirm"),
+        (Method::GET, "/v1/payment_intents"),
+        (Method::DELETE, "/v1/refunds"),
+    ] {
+        let response = broker
+            .http
+            .request(method.clone(), broker.url(&format!("/stripe{path}")))
+            .bearer_auth(&key.token)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "endpoint_not_allowed"),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        broker.upstream.received().len(),
+        2,
+        "refused requests never reach upstream"
+    );
+}
+
+#[tokio::test]
+async fn path_tricks_are_refused_and_never_forwarded() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue(
+            "temporal-pt-charge",
+            &["/v1/payment_intents/*"],
+            0.0,
+            json!(60),
+        )
+        .await;
+    for path in [
+        "/stripe/v1/payment_intents/../refunds",
+        "/stripe/v1/payment_intents/./x",
+        "/stripe/v1/payment_intents/%2e%2e/refunds",
+        "/stripe/v1/payment_intents/%2E%2e/refunds",
+        "/stripe/v1/payment_intents/x%2f..%2frefunds",
+        "/stripe/v1/payment_intents//refunds",
+        "/stripe//v1/payment_intents/x",
+        "/stripe/v1/payment_intents/x%5c..%5crefunds",
+    ] {
+        assert_eq!(
+            raw_status(broker.addr, "POST", path, &key.token).await,
+            400,
+            "{path}"
+        );
+    }
+    assert_eq!(
+        raw_status(
+            broker.addr,
+            "GET",
+            "/stripe/v1/payment_intents/pi_1",
+            &key.token
+        )
+        .await,
+        200
+    );
+    let received = broker.upstream.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].path, "/v1/payment_intents/pi_1");
+}
+
+#[tokio::test]
+async fn unknown_vendor_is_404_and_large_bodies_413() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue("temporal-v-charge", &["/v1/*"], 0.0, json!(60))
+        .await;
+    let (status, body) = json_of(
+        broker
+            .http
+            .get(broker.url("/paypal/v1/payments"))
+            .bearer_auth(&key.token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (404, "not_found"));
+    let big = "x".repeat(1024 * 1024 + 1);
+    let (status, body) = json_of(
+        broker
+            .http
+            .post(broker.url("/stripe/v1/customers"))
+            .bearer_auth(&key.token)
+            .body(big)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, code(&body)), (413, "payload_too_large"));
+    assert!(broker.upstream.received().is_empty());
+}
+
+#[tokio::test]
+async fn upstream_timeout_is_504_and_unreachable_is_502() {
+    let broker = TestBroker::spawn_with(|c| c.upstream_timeout = Duration::from_millis(300)).await;
+    let key = broker
+        .issue("temporal-to-charge", &["/v1/*"], 50.0, json!(60))
+        .await;
+    broker.upstream.script([crate::helpers::Reply {
+        delay: Duration::from_secs(3),
+        ..crate::helpers::Reply::status(200)
+    }]);
+    let (status, body) = json_of(
+        broker
+            .stripe_post(
+                &key.token,
+                "/v1/payment_intents",
+                &[("amount", "1000"), ("currency", "usd")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (504, "upstream_timeout"));
+    assert_eq!(
+        broker.key(&key.id).await["spent_usd"],
+        10.0,
+        "a timeout is ambiguous: the reservation is kept"
+    );
+
+    let unreachable =
+        TestBroker::spawn_with(|c| c.stripe_api_base = "http://127.0.0.1:9".parse().unwrap()).await;
+    let key = unreachable
+        .issue("temporal-un-charge", &["/v1/*"], 50.0, json!(60))
+        .await;
+    let (status, body) = json_of(
+        unreachable
+            .stripe_post(
+                &key.token,
+                "/v1/payment_intents",
+                &[("amount", "1000"), ("currency", "usd")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (502, "upstream_unavailable"));
+    assert_eq!(
+        unreachable.key(&key.id).await["spent_usd"],
+        0.0,
+        "nothing was sent: the reservation is released"
+    );
+}
+
+#[tokio::test]
+async fn every_proxied_request_is_audited() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue(
+            "temporal-au-charge",
+            &["POST /v1/payment_intents"],
+            20.0,
+            json!(60),
+        )
+        .await;
+    broker
+        .stripe_post(
+            &key.token,
+            "/v1/payment_intents",
+            &[("amount", "1250"), ("currency", "usd")],
+        )
+        .await;
+    broker.stripe_get(&key.token, "/v1/balance").await;
+    broker.stripe_get("vk_unknown", "/v1/balance").await;
+
+    let (status, body) = broker
+        .admin(Method::GET, &format!("/v1/audit?key_id={}", key.id), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    let (denied, charged) = (&records[0], &records[1]);
+    assert_eq!(charged["label"], "temporal-au-charge");
+    assert_eq!(charged["method"], "POST");
+    assert_eq!(charged["path"], "/v1/payment_intents");
+    assert_eq!(charged["status"], 200);
+    assert_eq!(charged["reserved_usd"], 12.5);
+    assert!(charged["latency_ms"].is_i64());
+    assert!(charged["at"].is_string());
+    assert_eq!(denied["path"], "/v1/balance");
+    assert_eq!(denied["status"], 403);
+    assert_eq!(denied["code"], "endpoint_not_allowed");
+
+    let (_, by_label) = broker
+        .admin(Method::GET, "/v1/audit?label_prefix=temporal-au-", None)
+        .await;
+    assert_eq!(by_label["records"].as_array().unwrap().len(), 2);
+    let (_, all) = broker.admin(Method::GET, "/v1/audit?limit=10", None).await;
+    assert_eq!(
+        all["records"].as_array().unwrap().len(),
+        3,
+        "the unknown-token request is audited too"
+    );
+}

@@ -1,0 +1,197 @@
+//! The daily spend cap: valuation, atomic reservation, release and keep.
+
+use serde_json::json;
+
+use crate::helpers::{Reply, TestBroker, code, json_of};
+
+const CHARGE: &[&str] = &["POST /v1/payment_intents", "POST /v1/charges"];
+
+#[tokio::test]
+async fn over_the_cap_is_429_and_nothing_is_forwarded() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue("temporal-cap-charge", CHARGE, 25.0, json!(60))
+        .await;
+    let ok = broker
+        .stripe_post(
+            &key.token,
+            "/v1/payment_intents",
+            &[("amount", "2000"), ("currency", "usd")],
+        )
+        .await;
+    assert_eq!(ok.status(), 200);
+    let (status, body) = json_of(
+        broker
+            .stripe_post(
+                &key.token,
+                "/v1/charges",
+                &[("amount", "501"), ("currency", "usd")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (429, "cap_exhausted"));
+    let exact = broker
+        .stripe_post(
+            &key.token,
+            "/v1/charges",
+            &[("amount", "500"), ("currency", "usd")],
+        )
+        .await;
+    assert_eq!(exact.status(), 200, "the cap itself may be reached");
+    assert_eq!(broker.upstream.received().len(), 2);
+    assert_eq!(broker.key(&key.id).await["spent_usd"], 25.0);
+}
+
+#[tokio::test]
+async fn twenty_concurrent_charges_on_a_cap_for_seven_forward_exactly_seven() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue("temporal-race-charge", CHARGE, 70.0, json!(60))
+        .await;
+    let charges = (0..20).map(|_| {
+        broker.stripe_post(
+            &key.token,
+            "/v1/payment_intents",
+            &[("amount", "1000"), ("currency", "usd")],
+        )
+    });
+    let statuses: Vec<u16> = futures::future::join_all(charges)
+        .await
+        .iter()
+        .map(|r| r.status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        13,
+        "{statuses:?}"
+    );
+    assert_eq!(broker.upstream.received().len(), 7);
+    assert_eq!(broker.key(&key.id).await["spent_usd"], 70.0);
+}
+
+#[tokio::test]
+async fn a_4xx_releases_the_reservation_and_a_5xx_keeps_it() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue("temporal-rel-charge", CHARGE, 10.0, json!(60))
+        .await;
+    let form = [("amount", "1000"), ("currency", "usd")];
+    broker.upstream.script([Reply::status(402)]);
+    assert_eq!(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents", &form)
+            .await
+            .status(),
+        402
+    );
+    assert_eq!(
+        broker.key(&key.id).await["spent_usd"],
+        0.0,
+        "declined: nothing moved"
+    );
+    broker.upstream.script([Reply::status(500)]);
+    assert_eq!(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents", &form)
+            .await
+            .status(),
+        500
+    );
+    assert_eq!(
+        broker.key(&key.id).await["spent_usd"],
+        10.0,
+        "a 5xx may have moved money"
+    );
+    let (status, body) = json_of(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents", &form)
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (429, "cap_exhausted"));
+}
+
+#[tokio::test]
+async fn currencies_are_valued_in_usd() {
+    let broker = TestBroker::spawn().await; // rates: eur=1.10, jpy=0.01
+    let key = broker
+        .issue("temporal-fx-charge", CHARGE, 12.0, json!(60))
+        .await;
+    // 10.00 EUR is 11.00 USD.
+    assert_eq!(
+        broker
+            .stripe_post(
+                &key.token,
+                "/v1/charges",
+                &[("amount", "1000"), ("currency", "eur")]
+            )
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(broker.key(&key.id).await["spent_usd"], 11.0);
+    // JPY is zero-decimal: 100 is 100 yen, 1.00 USD.
+    assert_eq!(
+        broker
+            .stripe_post(
+                &key.token,
+                "/v1/charges",
+                &[("amount", "100"), ("currency", "JPY")]
+            )
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(broker.key(&key.id).await["spent_usd"], 12.0);
+    let (status, body) = json_of(
+        broker
+            .stripe_post(
+                &key.token,
+                "/v1/charges",
+                &[("amount", "1"), ("currency", "gbp")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "currency_not_allowed"));
+}
+
+#[tokio::test]
+async fn ambiguous_amounts_are_refused() {
+    let broker = TestBroker::spawn().await;
+    let key = broker
+        .issue("temporal-amb-charge", CHARGE, 1000.0, json!(60))
+        .await;
+    for form in [
+        vec![("currency", "usd")],
+        vec![("amount", "10")],
+        vec![("amount", "1"), ("amount", "99999"), ("currency", "usd")],
+        vec![("amount", "-5"), ("currency", "usd")],
+        vec![("amount", "1.5"), ("currency", "usd")],
+    ] {
+        let (status, body) = json_of(
+            broker
+                .stripe_post(&key.token, "/v1/payment_intents", &form)
+                .await,
+        )
+        .await;
+        assert_eq!((status, code(&body)), (422, "invalid_request"), "{form:?}");
+    }
+    // A second amount in the query string is as ambiguous as one in the body.
+    let response = broker
+        .http
+        .post(broker.url("/stripe/v1/payment_intents?amount=99999"))
+        .bearer_auth(&key.token)
+        .form(&[("amount", "1"), ("currency", "usd")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+    assert!(broker.upstream.received().is_empty());
+}
