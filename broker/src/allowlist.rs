@@ -9,16 +9,18 @@
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use wildmatch::WildMatch;
 
 /// HTTP methods an allowlist entry may name.
 const METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 
 /// One allowlist entry, parsed once when the key is issued.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EndpointRule {
     method: Option<String>,
     pattern: String,
+    matcher: WildMatch,
 }
 
 impl EndpointRule {
@@ -27,7 +29,7 @@ impl EndpointRule {
         self.method
             .as_deref()
             .is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && glob_match(self.pattern.as_bytes(), path.as_bytes())
+            && self.matcher.matches(path)
     }
 }
 
@@ -54,8 +56,16 @@ impl TryFrom<String> for EndpointRule {
         if pattern.chars().any(char::is_whitespace) {
             return Err(format!("`{entry}` has whitespace inside its path"));
         }
+        // `?` would be a one-character wildcard to the matcher, but a path
+        // never holds one (it starts the query), so it can only be a mistake.
+        if pattern.contains('?') {
+            return Err(format!(
+                "`{entry}` has a `?`: paths have no query part here"
+            ));
+        }
         Ok(Self {
             method,
+            matcher: WildMatch::new(pattern),
             pattern: pattern.to_owned(),
         })
     }
@@ -104,30 +114,6 @@ pub fn check_path(path: &str) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// `*` matches any run of bytes (`/` included); every other byte matches itself.
-fn glob_match(pattern: &[u8], text: &[u8]) -> bool {
-    // Classic greedy match with one backtrack point: linear for a single `*`,
-    // and never exponential however many there are.
-    let (mut p, mut t) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        if p < pattern.len() && pattern[p] == b'*' {
-            star = Some((p, t));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == text[t] {
-            p += 1;
-            t += 1;
-        } else if let Some((star_p, star_t)) = star {
-            p = star_p + 1;
-            t = star_t + 1;
-            star = Some((star_p, star_t + 1));
-        } else {
-            return false;
-        }
-    }
-    pattern[p..].iter().all(|&b| b == b'*')
 }
 
 #[cfg(test)]
