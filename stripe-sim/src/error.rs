@@ -1,0 +1,186 @@
+//! Stripe's error envelope: `{"error":{"type","code","message","param","decline_code"?}}`.
+
+use serde_json::{Value, json};
+
+use crate::response::SimResponse;
+
+/// An error as Stripe answers it. Boxed: it travels in every `Result` here.
+#[derive(Debug, Clone)]
+pub struct StripeError(Box<ErrorBody>);
+
+#[derive(Debug, Clone)]
+struct ErrorBody {
+    status: u16,
+    kind: &'static str,
+    code: Option<&'static str>,
+    message: String,
+    param: Option<String>,
+    decline_code: Option<&'static str>,
+    payment_intent: Option<Value>,
+}
+
+impl StripeError {
+    fn new(
+        status: u16,
+        kind: &'static str,
+        code: Option<&'static str>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self(Box::new(ErrorBody {
+            status,
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+            decline_code: None,
+            payment_intent: None,
+        }))
+    }
+
+    fn with_param(mut self, param: &str) -> Self {
+        self.0.param = Some(param.to_owned());
+        self
+    }
+
+    /// 401: no usable test secret key.
+    pub fn authentication(message: impl Into<String>) -> Self {
+        Self::new(401, "authentication_error", None, message)
+    }
+
+    /// 400 `parameter_missing`.
+    pub fn missing(param: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            Some("parameter_missing"),
+            format!("Missing required param: {param}."),
+        )
+        .with_param(param)
+    }
+
+    /// 400 `parameter_unknown`.
+    pub fn unknown(param: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            Some("parameter_unknown"),
+            format!("Received unknown parameter: {param}"),
+        )
+        .with_param(param)
+    }
+
+    /// 400 `parameter_invalid_integer`.
+    pub fn invalid_integer(param: &str) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid_integer"),
+            format!("Invalid integer: {param} must be a whole number."),
+        )
+        .with_param(param)
+    }
+
+    /// 400 `parameter_invalid_empty` or a bad enum value, with Stripe's generic code.
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        Self::new(
+            400,
+            "invalid_request_error",
+            Some("parameter_invalid"),
+            message,
+        )
+        .with_param(param)
+    }
+
+    /// 400 with a specific code, e.g. `amount_too_large`.
+    pub fn invalid_with_code(
+        code: &'static str,
+        param: Option<&str>,
+        message: impl Into<String>,
+    ) -> Self {
+        let error = Self::new(400, "invalid_request_error", Some(code), message);
+        match param {
+            Some(param) => error.with_param(param),
+            None => error,
+        }
+    }
+
+    /// 404 `resource_missing`.
+    pub fn resource_missing(param: &str, what: &str, id: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            Some("resource_missing"),
+            format!("No such {what}: '{id}'"),
+        )
+        .with_param(param)
+    }
+
+    /// 404 for a URL the simulator does not serve.
+    pub fn unrecognized_url(method: &str, path: &str) -> Self {
+        Self::new(
+            404,
+            "invalid_request_error",
+            None,
+            format!("Unrecognized request URL ({method}: {path})."),
+        )
+    }
+
+    /// 400 `payment_intent_unexpected_state`, with the PaymentIntent.
+    pub fn unexpected_state(message: impl Into<String>, payment_intent: Value) -> Self {
+        let mut error = Self::new(
+            400,
+            "invalid_request_error",
+            Some("payment_intent_unexpected_state"),
+            message,
+        );
+        error.0.payment_intent = Some(payment_intent);
+        error
+    }
+
+    /// 402 `card_declined` with its decline code and the PaymentIntent.
+    pub fn card_declined(decline_code: &'static str, message: &str, payment_intent: Value) -> Self {
+        let mut error = Self::new(402, "card_error", Some("card_declined"), message);
+        error.0.decline_code = Some(decline_code);
+        error.0.payment_intent = Some(payment_intent);
+        error
+    }
+
+    /// 400 `idempotency_error`: the key was used with other parameters.
+    pub fn idempotency_mismatch() -> Self {
+        Self::new(
+            400,
+            "idempotency_error",
+            None,
+            "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+        )
+    }
+
+    /// 409: the key's first request is still executing.
+    pub fn idempotency_in_flight() -> Self {
+        Self::new(
+            409,
+            "invalid_request_error",
+            Some("idempotency_key_in_use"),
+            "There is currently another in-progress request using this idempotency key. Try again later.",
+        )
+    }
+
+    /// This error as a response.
+    pub fn response(&self) -> SimResponse {
+        let this = &self.0;
+        let mut error = json!({ "type": this.kind, "message": this.message });
+        if let Some(code) = this.code {
+            error["code"] = json!(code);
+        }
+        if let Some(param) = &this.param {
+            error["param"] = json!(param);
+        }
+        if let Some(decline_code) = this.decline_code {
+            error["decline_code"] = json!(decline_code);
+        }
+        if let Some(payment_intent) = &this.payment_intent {
+            error["payment_intent"] = payment_intent.clone();
+        }
+        SimResponse::new(this.status, json!({ "error": error }))
+    }
+}
