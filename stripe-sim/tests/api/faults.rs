@@ -1,0 +1,182 @@
+//! Staged faults: statuses, delays, and responses lost before or after commit.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::TestSim;
+
+const CHARGE: &[(&str, &str)] = &[
+    ("amount", "4200"),
+    ("currency", "usd"),
+    ("payment_method", "pm_card_visa"),
+    ("confirm", "true"),
+];
+
+#[tokio::test]
+async fn status_faults_answer_without_executing_for_count_requests() {
+    let sim = TestSim::spawn().await;
+    sim.fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 500, "count": 2})).await;
+    for _ in 0..2 {
+        let answer = sim.post_idem("/v1/payment_intents", CHARGE, "k-500").await;
+        assert_eq!(answer.status, 500);
+        assert_eq!(answer.header("stripe-should-retry"), Some("true"));
+        assert_eq!(answer.body["error"]["type"], "api_error");
+    }
+    assert!(
+        sim.held("payment_intents").await.is_empty(),
+        "nothing executed"
+    );
+    let third = sim.post_idem("/v1/payment_intents", CHARGE, "k-500").await;
+    assert_eq!(
+        third.status, 200,
+        "the same key executes once the faults are used up"
+    );
+    assert!(third.header("idempotent-replayed").is_none());
+
+    sim.fault(json!({"path": "/v1/*", "kind": "status", "status": 429, "should_retry": false, "retry_after": 3})).await;
+    let limited = sim.post("/v1/payment_intents", CHARGE).await;
+    assert_eq!(limited.status, 429);
+    assert_eq!(limited.header("stripe-should-retry"), Some("false"));
+    assert_eq!(limited.header("retry-after"), Some("3"));
+}
+
+#[tokio::test]
+async fn faults_match_method_and_path_pattern() {
+    let sim = TestSim::spawn().await;
+    sim.fault(json!({"method": "POST", "path": "/v1/refunds", "kind": "status", "status": 503}))
+        .await;
+    sim.fault(
+        json!({"method": "GET", "path": "/v1/payment_intents/*", "kind": "status", "status": 502}),
+    )
+    .await;
+    let pi = sim.charge("100").await;
+    let get = sim
+        .get(&format!(
+            "/v1/payment_intents/{}",
+            pi["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(get.status, 502);
+    let refund = sim
+        .post(
+            "/v1/refunds",
+            &[("payment_intent", pi["id"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(refund.status, 503);
+    assert!(sim.held("faults").await.is_empty());
+    for bad in [
+        json!({"path": "/v1/x", "kind": "status"}),
+        json!({"path": "/v1/x", "kind": "status", "status": 200}),
+        json!({"path": "/v1/x", "kind": "delay"}),
+        json!({"path": "/v1/x", "kind": "explode"}),
+        json!({"path": "/v1/x", "kind": "drop_after_commit", "count": 0}),
+    ] {
+        assert_eq!(sim.fault(bad.clone()).await.status, 400, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_delay_holds_the_answer() {
+    let sim = TestSim::spawn().await;
+    sim.fault(json!({"path": "/v1/payment_intents", "kind": "delay", "delay_ms": 400}))
+        .await;
+    let started = Instant::now();
+    let answer = sim.post("/v1/payment_intents", CHARGE).await;
+    assert_eq!(answer.status, 200);
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn drop_after_commit_loses_the_answer_and_the_retry_gets_the_same_payment_intent() {
+    let sim = TestSim::spawn().await;
+    sim.fault(
+        json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit"}),
+    )
+    .await;
+    let lost = sim
+        .try_post("/v1/payment_intents", CHARGE, Some("order-77"))
+        .await;
+    assert!(lost.is_err(), "no answer came back: {lost:?}");
+    let held = sim.held("payment_intents").await;
+    assert_eq!(held.len(), 1, "but the charge happened");
+    assert_eq!(held[0]["status"], "succeeded");
+
+    let retry = sim
+        .post_idem("/v1/payment_intents", CHARGE, "order-77")
+        .await;
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.body["id"], held[0]["id"]);
+    assert_eq!(
+        sim.held("payment_intents").await.len(),
+        1,
+        "exactly one PaymentIntent exists"
+    );
+}
+
+#[tokio::test]
+async fn drop_before_commit_loses_the_request_and_the_retry_executes() {
+    let sim = TestSim::spawn().await;
+    sim.fault(json!({"path": "/v1/payment_intents", "kind": "drop_before_commit"}))
+        .await;
+    assert!(
+        sim.try_post("/v1/payment_intents", CHARGE, Some("order-78"))
+            .await
+            .is_err()
+    );
+    assert!(
+        sim.held("payment_intents").await.is_empty(),
+        "nothing happened"
+    );
+    let retry = sim
+        .post_idem("/v1/payment_intents", CHARGE, "order-78")
+        .await;
+    assert_eq!(retry.status, 200);
+    assert!(
+        retry.header("idempotent-replayed").is_none(),
+        "the key was not used up"
+    );
+    assert_eq!(sim.held("payment_intents").await.len(), 1);
+}
+
+#[tokio::test]
+async fn requests_are_recorded_and_reset_forgets_everything() {
+    let sim = TestSim::spawn().await;
+    sim.post_idem("/v1/payment_intents", CHARGE, "rec-1").await;
+    let requests = sim.held("requests").await;
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(request["method"], "POST");
+    assert_eq!(request["path"], "/v1/payment_intents");
+    assert_eq!(
+        request["headers"]["authorization"],
+        format!("Bearer {}", sim.secret)
+    );
+    assert_eq!(request["headers"]["idempotency-key"], "rec-1");
+    assert!(request["body"].as_str().unwrap().contains("amount=4200"));
+
+    sim.fault(json!({"path": "/v1/refunds", "kind": "status", "status": 500}))
+        .await;
+    let reset = sim.http.post(sim.url("/_sim/reset")).send().await.unwrap();
+    assert_eq!(reset.status(), 204);
+    for what in [
+        "payment_intents",
+        "charges",
+        "refunds",
+        "requests",
+        "faults",
+    ] {
+        assert!(sim.held(what).await.is_empty(), "{what}");
+    }
+    let fresh = sim.post_idem("/v1/payment_intents", CHARGE, "rec-1").await;
+    assert!(
+        fresh.header("idempotent-replayed").is_none(),
+        "idempotency keys are forgotten too"
+    );
+}

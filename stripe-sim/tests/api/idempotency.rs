@@ -1,0 +1,142 @@
+//! `Idempotency-Key`: replay, parameter conflict, in-flight conflict, and what is not saved.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{TestSim, eventually};
+
+const CHARGE: &[(&str, &str)] = &[
+    ("amount", "1500"),
+    ("currency", "usd"),
+    ("payment_method", "pm_card_visa"),
+    ("confirm", "true"),
+];
+
+#[tokio::test]
+async fn the_same_key_and_params_replay_the_first_answer() {
+    let sim = TestSim::spawn().await;
+    let first = sim
+        .post_idem("/v1/payment_intents", CHARGE, "order-1")
+        .await;
+    assert_eq!(first.status, 200);
+    assert!(first.header("idempotent-replayed").is_none());
+    let second = sim
+        .post_idem("/v1/payment_intents", CHARGE, "order-1")
+        .await;
+    assert_eq!(second.status, 200);
+    assert_eq!(second.header("idempotent-replayed"), Some("true"));
+    assert_eq!(second.body, first.body);
+    assert_eq!(sim.held("payment_intents").await.len(), 1);
+    // Parameter order does not matter.
+    let reordered: Vec<(&str, &str)> = CHARGE.iter().rev().copied().collect();
+    assert_eq!(
+        sim.post_idem("/v1/payment_intents", &reordered, "order-1")
+            .await
+            .body,
+        first.body
+    );
+}
+
+#[tokio::test]
+async fn the_same_key_with_other_params_is_an_idempotency_error() {
+    let sim = TestSim::spawn().await;
+    sim.post_idem("/v1/payment_intents", CHARGE, "order-2")
+        .await;
+    let other = sim
+        .post_idem(
+            "/v1/payment_intents",
+            &[("amount", "9999"), ("currency", "usd")],
+            "order-2",
+        )
+        .await;
+    assert_eq!(other.status, 400);
+    assert_eq!(other.body["error"]["type"], "idempotency_error");
+    let other_path = sim
+        .post_idem("/v1/refunds", &[("payment_intent", "pi_x")], "order-2")
+        .await;
+    assert_eq!(
+        other_path.body["error"]["type"], "idempotency_error",
+        "the path is part of the request"
+    );
+    assert_eq!(sim.held("payment_intents").await.len(), 1);
+}
+
+#[tokio::test]
+async fn errors_after_execution_are_saved_and_validation_failures_are_not() {
+    let sim = TestSim::spawn().await;
+    let declined: &[(&str, &str)] = &[
+        ("amount", "100"),
+        ("currency", "usd"),
+        ("payment_method", "pm_card_chargeDeclined"),
+        ("confirm", "true"),
+    ];
+    let first = sim
+        .post_idem("/v1/payment_intents", declined, "declined-1")
+        .await;
+    assert_eq!(first.status, 402);
+    let replay = sim
+        .post_idem("/v1/payment_intents", declined, "declined-1")
+        .await;
+    assert_eq!(
+        (replay.status, replay.header("idempotent-replayed")),
+        (402, Some("true"))
+    );
+    assert_eq!(replay.body, first.body);
+    assert_eq!(sim.held("payment_intents").await.len(), 1);
+
+    let invalid = sim
+        .post_idem("/v1/payment_intents", &[("currency", "usd")], "fix-me")
+        .await;
+    assert_eq!(invalid.status, 400);
+    let fixed = sim.post_idem("/v1/payment_intents", CHARGE, "fix-me").await;
+    assert_eq!(
+        fixed.status, 200,
+        "a request refused by validation did not use up its key"
+    );
+    assert!(fixed.header("idempotent-replayed").is_none());
+}
+
+#[tokio::test]
+async fn a_key_still_executing_is_a_409() {
+    let sim = TestSim::spawn().await;
+    let staged = sim.fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "delay", "delay_ms": 1500})).await;
+    assert_eq!(staged.status, 201);
+    let slow = tokio::spawn({
+        let sim = sim.with_secret(&sim.secret);
+        async move { sim.post_idem("/v1/payment_intents", CHARGE, "busy-1").await }
+    });
+    // The fault is taken only after the request holds its key.
+    eventually(Duration::from_secs(5), || async {
+        sim.held("faults").await.is_empty()
+    })
+    .await;
+    let conflict = sim.post_idem("/v1/payment_intents", CHARGE, "busy-1").await;
+    assert_eq!(conflict.status, 409);
+    assert_eq!(conflict.error_code(), "idempotency_key_in_use");
+    assert_eq!(conflict.header("stripe-should-retry"), Some("true"));
+    let first = slow.await.unwrap();
+    assert_eq!(first.status, 200);
+    let after = sim.post_idem("/v1/payment_intents", CHARGE, "busy-1").await;
+    assert_eq!(
+        (after.header("idempotent-replayed"), &after.body),
+        (Some("true"), &first.body)
+    );
+    assert_eq!(sim.held("payment_intents").await.len(), 1);
+}
+
+#[tokio::test]
+async fn keys_are_scoped_per_secret() {
+    let sim = TestSim::spawn().await;
+    let mine = sim
+        .post_idem("/v1/payment_intents", CHARGE, "shared-key")
+        .await;
+    let theirs = sim
+        .with_secret("sk_test_other_team")
+        .post_idem("/v1/payment_intents", CHARGE, "shared-key")
+        .await;
+    assert_eq!(theirs.status, 200);
+    assert!(theirs.header("idempotent-replayed").is_none());
+    assert_ne!(theirs.body["id"], mine.body["id"]);
+    assert_eq!(sim.held("payment_intents").await.len(), 2);
+}

@@ -1,0 +1,132 @@
+//! Refunds never add up to more than was captured.
+
+use crate::helpers::TestSim;
+
+#[tokio::test]
+async fn refunds_default_to_what_remains_and_never_exceed_it() {
+    let sim = TestSim::spawn().await;
+    let pi = sim.charge("3000").await;
+    let pi_id = pi["id"].as_str().unwrap();
+    let partial = sim
+        .post(
+            "/v1/refunds",
+            &[
+                ("payment_intent", pi_id),
+                ("amount", "1000"),
+                ("reason", "requested_by_customer"),
+                ("metadata[order_id]", "o1"),
+            ],
+        )
+        .await;
+    assert_eq!(partial.status, 200, "{}", partial.body);
+    let refund = &partial.body;
+    assert!(refund["id"].as_str().unwrap().starts_with("re_"));
+    assert_eq!(refund["object"], "refund");
+    assert_eq!(refund["amount"], 1000);
+    assert_eq!(refund["payment_intent"], pi_id);
+    assert_eq!(refund["charge"], pi["latest_charge"]);
+    assert_eq!(refund["status"], "succeeded");
+    assert_eq!(refund["reason"], "requested_by_customer");
+    assert_eq!(refund["metadata"]["order_id"], "o1");
+
+    let over = sim
+        .post(
+            "/v1/refunds",
+            &[("payment_intent", pi_id), ("amount", "2001")],
+        )
+        .await;
+    assert_eq!((over.status, over.error_code()), (400, "amount_too_large"));
+    let rest = sim
+        .post(
+            "/v1/refunds",
+            &[("charge", pi["latest_charge"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(rest.body["amount"], 2000, "the default is what remains");
+    let done = sim.post("/v1/refunds", &[("payment_intent", pi_id)]).await;
+    assert_eq!(
+        (done.status, done.error_code()),
+        (400, "charge_already_refunded")
+    );
+
+    let charge = sim
+        .get(&format!(
+            "/v1/charges/{}",
+            pi["latest_charge"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(charge.body["amount_refunded"], 3000);
+    assert_eq!(charge.body["refunded"], true);
+    let fetched = sim
+        .get(&format!("/v1/refunds/{}", refund["id"].as_str().unwrap()))
+        .await;
+    assert_eq!(fetched.body, *refund);
+    let held = sim.held("refunds").await;
+    assert_eq!(
+        held.iter()
+            .map(|r| r["amount"].as_i64().unwrap())
+            .sum::<i64>(),
+        3000
+    );
+}
+
+#[tokio::test]
+async fn only_captured_money_can_be_refunded() {
+    let sim = TestSim::spawn().await;
+    let unconfirmed = sim
+        .post(
+            "/v1/payment_intents",
+            &[("amount", "100"), ("currency", "usd")],
+        )
+        .await;
+    let answer = sim
+        .post(
+            "/v1/refunds",
+            &[("payment_intent", unconfirmed.body["id"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (400, "payment_intent_unexpected_state")
+    );
+    let held = sim
+        .post(
+            "/v1/payment_intents",
+            &[
+                ("amount", "100"),
+                ("currency", "usd"),
+                ("payment_method", "pm_card_visa"),
+                ("confirm", "true"),
+                ("capture_method", "manual"),
+            ],
+        )
+        .await;
+    let answer = sim
+        .post(
+            "/v1/refunds",
+            &[("charge", held.body["latest_charge"].as_str().unwrap())],
+        )
+        .await;
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (400, "charge_not_refundable")
+    );
+    let answer = sim
+        .post("/v1/refunds", &[("payment_intent", "pi_missing")])
+        .await;
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (404, "resource_missing")
+    );
+    let answer = sim.post("/v1/refunds", &[("amount", "5")]).await;
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (400, "parameter_missing")
+    );
+    let answer = sim.get("/v1/refunds/re_missing").await;
+    assert_eq!(
+        (answer.status, answer.error_code()),
+        (404, "resource_missing")
+    );
+    assert!(sim.held("refunds").await.is_empty());
+}
