@@ -1,0 +1,25 @@
+//! Keylease's workflows and the contract its activities keep with callers.
+//!
+//! Deterministic code only: no HTTP client, no clock, no randomness. Callers
+//! in other SDKs need only [`contract`]: activity names, JSON shapes, failure
+//! types and the schedule-to-close header.
+//!
+//! Modules:
+//! - [`contract`]: `charge` and `refund`, their inputs, outputs and failure types, the task queue.
+//! - [`checkout`]: [`CheckoutWorkflow`], the charge → fulfilment → refund saga.
+//! - [`policy`]: per-activity timeouts and retry policy.
+//! - [`interceptor`]: [`ScheduleToCloseHeader`], which tells each activity its schedule-to-close timeout.
+
+pub mod checkout;
+pub mod contract;
+pub mod interceptor;
+pub mod policy;
+
+pub use checkout::{
+    CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep, CheckoutWorkflow, Fulfilment,
+};
+pub use contract::{
+    Charge, ChargeInput, ChargeOutput, Refund, RefundInput, RefundOutput, TASK_QUEUE,
+};
+pub use interceptor::ScheduleToCloseHeader;
+pub use policy::{ActivityPolicy, CheckoutPolicy, RetrySettings};

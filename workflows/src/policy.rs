@@ -1,0 +1,110 @@
+//! Timeouts and retry policy per activity, with defaults that fit a card payment.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use temporalio_common::RetryPolicy;
+use temporalio_sdk::{ActivityCloseTimeouts, ActivityOptions, WorkflowCancellationToken};
+
+use crate::contract::error_types;
+
+/// Retry policy of one activity, as Temporal's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Delay before the first retry.
+    #[serde(with = "humantime_serde")]
+    pub initial_interval: Duration,
+    /// Growth of the delay per retry.
+    pub backoff_coefficient: f64,
+    /// Cap on the delay.
+    #[serde(with = "humantime_serde")]
+    pub maximum_interval: Duration,
+    /// Attempts in all, 0 for unlimited (bounded by schedule_to_close).
+    pub maximum_attempts: u32,
+    /// Failure types never retried, beyond those the activities mark non-retryable themselves.
+    pub non_retryable_error_types: Vec<String>,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_secs(30),
+            maximum_attempts: 5,
+            non_retryable_error_types: vec![
+                error_types::INVALID_INPUT.to_owned(),
+                error_types::CARD_DECLINED.to_owned(),
+                error_types::SPEND_CAP_EXCEEDED.to_owned(),
+                error_types::KEY_SCOPE_VIOLATION.to_owned(),
+            ],
+        }
+    }
+}
+
+/// Timeouts and retries of one activity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActivityPolicy {
+    /// Time for all attempts together; also sets each key's TTL (× 1.2).
+    #[serde(with = "humantime_serde")]
+    pub schedule_to_close: Duration,
+    /// Time for one attempt.
+    #[serde(with = "humantime_serde")]
+    pub start_to_close: Duration,
+    /// Heartbeat timeout, if the activity should heartbeat.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Option<Duration>,
+    /// Retries.
+    pub retry: RetrySettings,
+}
+
+impl Default for ActivityPolicy {
+    fn default() -> Self {
+        Self {
+            schedule_to_close: Duration::from_secs(5 * 60),
+            start_to_close: Duration::from_secs(30),
+            heartbeat: None,
+            retry: RetrySettings::default(),
+        }
+    }
+}
+
+impl ActivityPolicy {
+    /// Temporal's activity options for this policy under an explicit activity id.
+    pub fn options(
+        &self,
+        activity_id: &str,
+        cancellation: Option<WorkflowCancellationToken>,
+    ) -> ActivityOptions {
+        let retry = &self.retry;
+        ActivityOptions::with_close_timeouts(ActivityCloseTimeouts::ScheduleAndStartToClose {
+            schedule_to_close: self.schedule_to_close,
+            start_to_close: self.start_to_close,
+        })
+        .activity_id(activity_id.to_owned())
+        .maybe_heartbeat_timeout(self.heartbeat)
+        .maybe_cancellation_token(cancellation)
+        .retry_policy(
+            RetryPolicy::builder()
+                .initial_interval(retry.initial_interval)
+                .backoff_coefficient(retry.backoff_coefficient)
+                .maximum_interval(retry.maximum_interval)
+                .maximum_attempts(retry.maximum_attempts)
+                .non_retryable_error_types(retry.non_retryable_error_types.clone())
+                .build(),
+        )
+        .build()
+    }
+}
+
+/// Policies of the checkout's two activities.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CheckoutPolicy {
+    /// For `charge`.
+    pub charge: ActivityPolicy,
+    /// For `refund`, the compensation.
+    pub refund: ActivityPolicy,
+}
