@@ -1,0 +1,157 @@
+//! The key broker's vault-key API: issue and revoke.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+/// Why the broker did not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Not reached, timed out, or failed (5xx): worth retrying.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// Refused the request (4xx), with its error code and message.
+    #[error("broker refused the request ({status} {code}): {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The broker's error code.
+        code: String,
+        /// The broker's message.
+        message: String,
+    },
+}
+
+/// A key request, as `POST /v1/keys` takes it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyRequest {
+    /// `temporal-<workflowId>-<activityId>`.
+    pub label: String,
+    /// `stripe`.
+    pub vendor: String,
+    /// Daily spend cap in USD.
+    pub daily_usd_cap: f64,
+    /// `METHOD PATH` entries.
+    pub allowed_endpoints: Vec<String>,
+    /// Whole seconds.
+    pub expires_in: u64,
+    /// Run id, attempt and activity type.
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An issued key. Its token never prints.
+#[derive(Debug, Deserialize)]
+pub struct IssuedKey {
+    /// `key_…`.
+    pub id: String,
+    /// The vault token; `Debug` shows it redacted.
+    pub token: SecretString,
+    /// As requested.
+    pub label: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    code: String,
+    message: String,
+}
+
+/// A client of the broker's admin API, holding the broker token.
+#[derive(Debug, Clone)]
+pub struct BrokerClient {
+    http: reqwest::Client,
+    base: Url,
+    token: SecretString,
+}
+
+impl BrokerClient {
+    /// A client for the broker at `base` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base: Url, token: SecretString, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(Self { http, base, token })
+    }
+
+    fn url(&self, path: &str) -> Url {
+        let mut url = self.base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{path}"));
+        url
+    }
+
+    /// `POST /v1/keys`.
+    pub async fn issue(&self, request: &KeyRequest) -> Result<IssuedKey, BrokerError> {
+        let response = self
+            .http
+            .post(self.url("/v1/keys"))
+            .bearer_auth(self.token.expose_secret())
+            .json(request)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let response = check(response).await?;
+        response.json().await.map_err(unavailable)
+    }
+
+    /// `DELETE /v1/keys/{id}`; an unknown id counts as revoked.
+    pub async fn revoke(&self, key_id: &str) -> Result<(), BrokerError> {
+        let response = self
+            .http
+            .delete(self.url(&format!("/v1/keys/{key_id}")))
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match check(response).await {
+            Err(BrokerError::Rejected { status: 404, .. }) | Ok(_) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `GET /healthz`: whether the broker answers at all.
+    pub async fn health(&self) -> Result<(), BrokerError> {
+        let response = self
+            .http
+            .get(self.url("/healthz"))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(response).await.map(drop)
+    }
+}
+
+fn unavailable(err: reqwest::Error) -> BrokerError {
+    BrokerError::Unavailable(err.without_url().to_string())
+}
+
+async fn check(response: reqwest::Response) -> Result<reqwest::Response, BrokerError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    if status.is_server_error() {
+        return Err(BrokerError::Unavailable(format!("status {status}")));
+    }
+    let body = response.text().await.unwrap_or_default();
+    let (code, message) = match serde_json::from_str::<ErrorBody>(&body) {
+        Ok(ErrorBody { error }) => (error.code, error.message),
+        Err(_) => ("unknown".to_owned(), format!("status {status}")),
+    };
+    Err(BrokerError::Rejected {
+        status: status.as_u16(),
+        code,
+        message,
+    })
+}

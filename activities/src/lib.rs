@@ -1,0 +1,27 @@
+//! Keylease's payment activities.
+//!
+//! Each attempt of `charge` or `refund` issues its own short-lived key from
+//! the broker (labelled `temporal-<workflowId>-<activityId>`, TTL
+//! schedule_to_close × 1.2, scoped to the endpoints and spend it needs),
+//! calls Stripe only through the broker's proxy with it, and revokes it
+//! however the attempt ends. The Stripe secret never reaches this crate.
+//!
+//! Modules:
+//! - [`payments`]: [`PaymentActivities`], the `charge` and `refund` activities.
+//! - [`lease`]: [`lease::KeyLease`], one attempt's key and its revocation.
+//! - [`scope`]: key labels, TTLs and Stripe idempotency keys.
+//! - [`classify`]: the one mapping from failures to Temporal retry semantics.
+//! - [`validate`]: input checks made before any key is issued.
+//! - [`broker_client`], [`stripe_client`]: the HTTP clients of the broker and of Stripe via the proxy.
+
+pub mod broker_client;
+pub mod classify;
+pub mod lease;
+pub mod payments;
+pub mod scope;
+pub mod stripe_client;
+pub mod validate;
+
+pub use broker_client::{BrokerClient, BrokerError};
+pub use payments::PaymentActivities;
+pub use stripe_client::StripeClient;

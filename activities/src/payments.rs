@@ -1,0 +1,293 @@
+//! Activities `charge` and `refund`: each attempt issues its own key, calls
+//! Stripe through the proxy with it, and revokes it however the attempt ends.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use keylease_workflows::contract::{
+    ChargeInput, ChargeOutput, RefundInput, RefundOutput, SCHEDULE_TO_CLOSE_HEADER,
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+use temporalio_macros::activities;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+use crate::broker_client::{BrokerClient, KeyRequest};
+use crate::classify::{AttemptFailure, classify};
+use crate::lease::{KeyLease, LeaseStats};
+use crate::scope::{TtlSource, idempotency_key, key_label, key_ttl};
+use crate::stripe_client::{ProxyError, StripeClient};
+use crate::validate;
+
+/// How often an attempt heartbeats while it waits on Stripe: cancellation
+/// reaches an activity only through heartbeat responses.
+const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
+
+/// What the payment activities need: the broker, the proxy, and limits.
+#[derive(Debug)]
+pub struct PaymentActivities {
+    broker: BrokerClient,
+    stripe: StripeClient,
+    max_ttl: Duration,
+    revoke_budget: Duration,
+    stats: Arc<LeaseStats>,
+}
+
+impl PaymentActivities {
+    /// Activities over `broker` and `stripe`; keys live at most `max_ttl`
+    /// (the broker's maximum), revocation retries for `revoke_budget`.
+    pub fn new(
+        broker: BrokerClient,
+        stripe: StripeClient,
+        max_ttl: Duration,
+        revoke_budget: Duration,
+    ) -> Self {
+        Self {
+            broker,
+            stripe,
+            max_ttl,
+            revoke_budget,
+            stats: Arc::default(),
+        }
+    }
+
+    /// Counters of issued keys, revocations and revocation failures.
+    pub fn stats(&self) -> Arc<LeaseStats> {
+        self.stats.clone()
+    }
+}
+
+/// Who is asking: the attempt's identity, as labels, metadata and idempotency keys need it.
+struct Attempt {
+    workflow_id: String,
+    activity_id: String,
+    attempt: u32,
+    ttl_seconds: u64,
+    metadata: BTreeMap<String, String>,
+}
+
+impl Attempt {
+    fn of(
+        ctx: &ActivityContext,
+        input_schedule_to_close_ms: Option<u64>,
+        max_ttl: Duration,
+    ) -> Self {
+        let info = ctx.info();
+        let workflow_id = info
+            .workflow_id
+            .clone()
+            .unwrap_or_else(|| "standalone".to_owned());
+        let schedule_to_close = header_millis(ctx)
+            .or(input_schedule_to_close_ms)
+            .map(Duration::from_millis);
+        let until_deadline = info
+            .deadline
+            .and_then(|d| d.duration_since(SystemTime::now()).ok());
+        let ttl = key_ttl(schedule_to_close, until_deadline, max_ttl);
+        if ttl.source != TtlSource::ScheduleToClose {
+            tracing::warn!(
+                workflow_id = %workflow_id, activity_id = %info.activity_id, source = ?ttl.source, ttl_seconds = ttl.seconds,
+                "no schedule-to-close timeout given (header {SCHEDULE_TO_CLOSE_HEADER} or input schedule_to_close_ms); key TTL from the attempt's deadline"
+            );
+        }
+        if ttl.clamped {
+            tracing::warn!(workflow_id = %workflow_id, activity_id = %info.activity_id, ttl_seconds = ttl.seconds, "key TTL cut to the broker's maximum");
+        }
+        let metadata = BTreeMap::from([
+            (
+                "run_id".to_owned(),
+                info.workflow_run_id.clone().unwrap_or_default(),
+            ),
+            ("attempt".to_owned(), info.attempt.to_string()),
+            ("activity_type".to_owned(), info.activity_type.clone()),
+        ]);
+        Self {
+            workflow_id,
+            activity_id: info.activity_id.clone(),
+            attempt: info.attempt,
+            ttl_seconds: ttl.seconds,
+            metadata,
+        }
+    }
+
+    fn key_request(&self, daily_usd_cap: f64, allowed_endpoints: &[&str]) -> KeyRequest {
+        KeyRequest {
+            label: key_label(&self.workflow_id, &self.activity_id),
+            vendor: "stripe".to_owned(),
+            daily_usd_cap,
+            allowed_endpoints: allowed_endpoints.iter().map(|e| (*e).to_owned()).collect(),
+            expires_in: self.ttl_seconds,
+            metadata: self.metadata.clone(),
+        }
+    }
+}
+
+/// The header's milliseconds: a JSON number, or a JSON string of digits.
+fn header_millis(ctx: &ActivityContext) -> Option<u64> {
+    let payload = ctx.headers().get(SCHEDULE_TO_CLOSE_HEADER)?;
+    match serde_json::from_slice::<serde_json::Value>(&payload.data).ok()? {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Heartbeats until the activity is cancelled, then returns.
+async fn until_cancelled(ctx: &ActivityContext) {
+    let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            () = ctx.cancelled() => return,
+            _ = beat.tick() => {
+                if let Err(err) = ctx.record_heartbeat(()).await {
+                    tracing::debug!(error = %err, "heartbeat not recorded");
+                }
+            }
+        }
+    }
+}
+
+impl PaymentActivities {
+    /// Issues a key for `request`, runs `call` with its token unless the
+    /// activity is cancelled first, and revokes the key either way.
+    async fn with_key<T, F, Fut>(
+        &self,
+        ctx: &ActivityContext,
+        request: KeyRequest,
+        call: F,
+    ) -> Result<(T, String), ActivityError>
+    where
+        F: FnOnce(SecretString) -> Fut,
+        Fut: Future<Output = Result<T, ProxyError>>,
+    {
+        let lease = KeyLease::issue(
+            &self.broker,
+            &request,
+            self.stats.clone(),
+            self.revoke_budget,
+        )
+        .await
+        .map_err(|err| classify(&AttemptFailure::KeyIssue(err)))?;
+        let key_id = lease.id().to_owned();
+        tracing::info!(
+            workflow_id = %ctx.info().workflow_id.as_deref().unwrap_or("-"), activity_id = %ctx.info().activity_id,
+            key_id = %key_id, label = %lease.label(), ttl_seconds = lease.ttl().num_seconds(), attempt = ctx.info().attempt,
+            "key issued"
+        );
+        let outcome = tokio::select! {
+            result = call(lease.token().clone()) => result.map_err(|err| {
+                tracing::warn!(key_id = %key_id, error = %err, "stripe call failed");
+                classify(&AttemptFailure::Call(err))
+            }),
+            () = until_cancelled(ctx) => {
+                tracing::info!(key_id = %key_id, "activity cancelled");
+                Err(ActivityError::cancelled())
+            }
+        };
+        lease.revoke().await;
+        outcome.map(|value| (value, key_id))
+    }
+}
+
+/// The fields of a PaymentIntent the activity returns.
+#[derive(Debug, Deserialize)]
+struct PaymentIntent {
+    id: String,
+    status: String,
+    amount: i64,
+    currency: String,
+}
+
+/// The fields of a Refund the activity returns.
+#[derive(Debug, Deserialize)]
+struct Refund {
+    id: String,
+    status: String,
+    amount: i64,
+    payment_intent: String,
+}
+
+// Each `allow(missing_docs)` below is copied by the macro onto the constant
+// it generates for the method, which cannot carry docs of its own.
+#[activities]
+impl PaymentActivities {
+    /// Creates and confirms a PaymentIntent with a key that may create and read
+    /// PaymentIntents and move this charge's money, nothing more.
+    #[allow(missing_docs)]
+    #[activity(name = "charge")]
+    pub async fn charge(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ChargeInput,
+    ) -> Result<ChargeOutput, ActivityError> {
+        let charge =
+            validate::charge(&input).map_err(|why| classify(&AttemptFailure::InvalidInput(why)))?;
+        let attempt = Attempt::of(&ctx, input.schedule_to_close_ms, self.max_ttl);
+        let request = attempt.key_request(
+            charge.cap_usd,
+            &["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
+        );
+        let form = charge.form(&attempt.workflow_id);
+        let key = idempotency_key(
+            "charge",
+            &attempt.workflow_id,
+            &attempt.activity_id,
+            &input.order_id,
+        );
+        let stripe = self.stripe.clone();
+        let (intent, key_id): (PaymentIntent, String) = self
+            .with_key(&ctx, request, |token| async move {
+                stripe
+                    .post_form(&token, "/v1/payment_intents", &form, &key)
+                    .await
+            })
+            .await?;
+        tracing::info!(payment_intent_id = %intent.id, status = %intent.status, key_id = %key_id, "charged");
+        Ok(ChargeOutput {
+            payment_intent_id: intent.id,
+            status: intent.status,
+            amount: intent.amount,
+            currency: intent.currency,
+            key_id,
+            attempt: attempt.attempt,
+        })
+    }
+
+    /// Refunds a PaymentIntent with a key that may only create refunds.
+    #[allow(missing_docs)]
+    #[activity(name = "refund")]
+    pub async fn refund(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RefundInput,
+    ) -> Result<RefundOutput, ActivityError> {
+        validate::refund(&input).map_err(|why| classify(&AttemptFailure::InvalidInput(why)))?;
+        let attempt = Attempt::of(&ctx, input.schedule_to_close_ms, self.max_ttl);
+        // Refunds move money back, never out: no spend is needed.
+        let request = attempt.key_request(0.0, &["POST /v1/refunds"]);
+        let form = validate::refund_form(&input, &attempt.workflow_id);
+        let key = idempotency_key(
+            "refund",
+            &attempt.workflow_id,
+            &attempt.activity_id,
+            &format!("{}:{}", input.order_id, input.payment_intent_id),
+        );
+        let stripe = self.stripe.clone();
+        let (refund, key_id): (Refund, String) = self
+            .with_key(&ctx, request, |token| async move {
+                stripe.post_form(&token, "/v1/refunds", &form, &key).await
+            })
+            .await?;
+        tracing::info!(refund_id = %refund.id, payment_intent_id = %refund.payment_intent, key_id = %key_id, "refunded");
+        Ok(RefundOutput {
+            refund_id: refund.id,
+            payment_intent_id: refund.payment_intent,
+            amount: refund.amount,
+            status: refund.status,
+            key_id,
+            attempt: attempt.attempt,
+        })
+    }
+}

@@ -1,0 +1,174 @@
+//! What an attempt's key and Stripe request are named and bounded by: the
+//! key's label and TTL, and the Stripe idempotency key.
+
+use std::time::Duration;
+
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+use sha2::{Digest, Sha256};
+
+/// Bytes the broker's label alphabet lacks (whitespace, controls; non-ASCII is
+/// always encoded), plus `%` itself so that an encoded label reads one way.
+const OUTSIDE_LABEL_ALPHABET: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
+
+/// Longest label the broker takes.
+const MAX_LABEL: usize = 255;
+
+/// Longest idempotency key Stripe takes.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// How much longer than schedule_to_close a key lives.
+const TTL_MARGIN_NUMERATOR: u128 = 6;
+const TTL_MARGIN_DENOMINATOR: u128 = 5;
+
+/// `temporal-<workflowId>-<activityId>`, percent-encoding what the broker's
+/// label alphabet lacks. A label past 255 characters keeps its activity id and
+/// as much of the workflow id as fits, then a hash of the whole workflow id.
+pub fn key_label(workflow_id: &str, activity_id: &str) -> String {
+    let workflow = utf8_percent_encode(workflow_id, OUTSIDE_LABEL_ALPHABET).to_string();
+    let activity = utf8_percent_encode(activity_id, OUTSIDE_LABEL_ALPHABET).to_string();
+    let label = format!("temporal-{workflow}-{activity}");
+    if label.len() <= MAX_LABEL {
+        return label;
+    }
+    let digest = &hex::encode(Sha256::digest(workflow_id.as_bytes()))[..16];
+    let room = MAX_LABEL.saturating_sub("temporal-".len() + 1 + digest.len() + 1 + activity.len());
+    let mut cut = room.min(workflow.len());
+    while !workflow.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("temporal-{}~{digest}-{activity}", &workflow[..cut])
+}
+
+/// Where the key's TTL came from, for the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlSource {
+    /// The `x-schedule-to-close-ms` header or the input field.
+    ScheduleToClose,
+    /// Neither was given: the attempt's own deadline, which may be shorter.
+    Deadline,
+    /// Neither, and no deadline: the broker's maximum.
+    Maximum,
+}
+
+/// A key's time to live and how it was reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyTtl {
+    /// Whole seconds, at least 1.
+    pub seconds: u64,
+    /// What it was computed from.
+    pub source: TtlSource,
+    /// Whether it was cut to the broker's maximum.
+    pub clamped: bool,
+}
+
+/// schedule_to_close × 1.2, rounded up to whole seconds; without it the
+/// remaining deadline × 1.2; clamped to `max`.
+pub fn key_ttl(
+    schedule_to_close: Option<Duration>,
+    until_deadline: Option<Duration>,
+    max: Duration,
+) -> KeyTtl {
+    let (base, source) = match (schedule_to_close, until_deadline) {
+        (Some(timeout), _) => (Some(timeout), TtlSource::ScheduleToClose),
+        (None, Some(remaining)) => (Some(remaining), TtlSource::Deadline),
+        (None, None) => (None, TtlSource::Maximum),
+    };
+    let max_seconds = max.as_secs().max(1);
+    let wanted = base.map_or(max_seconds, |base| {
+        let scaled_millis = base.as_millis() * TTL_MARGIN_NUMERATOR;
+        let denominator = TTL_MARGIN_DENOMINATOR * 1000;
+        u64::try_from(scaled_millis.div_ceil(denominator)).unwrap_or(u64::MAX)
+    });
+    KeyTtl {
+        seconds: wanted.clamp(1, max_seconds),
+        source,
+        clamped: wanted > max_seconds,
+    }
+}
+
+/// The Stripe `Idempotency-Key` of an activity's request: the same on every
+/// attempt and every run of the workflow (no run id: a reset must not charge
+/// again), different per activity and order. Hashed when past 255 characters.
+pub fn idempotency_key(
+    activity_type: &str,
+    workflow_id: &str,
+    activity_id: &str,
+    order_id: &str,
+) -> String {
+    let key = format!("keylease:{activity_type}:{workflow_id}:{activity_id}:{order_id}");
+    if key.len() <= MAX_IDEMPOTENCY_KEY {
+        return key;
+    }
+    format!(
+        "keylease:{activity_type}:sha256:{}",
+        hex::encode(Sha256::digest(key.as_bytes()))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_exact_and_encode_what_the_broker_refuses() {
+        assert_eq!(key_label("order-42", "charge"), "temporal-order-42-charge");
+        assert_eq!(key_label("a b%c", "charge"), "temporal-a%20b%25c-charge");
+        assert_eq!(
+            key_label("zürich\n", "refund"),
+            "temporal-z%C3%BCrich%0A-refund"
+        );
+        let long = key_label(&"w".repeat(400), "charge");
+        assert_eq!(long.len(), 255);
+        assert!(long.starts_with("temporal-www") && long.ends_with("-charge"));
+        assert_ne!(
+            key_label(&format!("{}a", "w".repeat(400)), "charge"),
+            long,
+            "distinct ids stay distinct"
+        );
+    }
+
+    #[test]
+    fn ttl_is_schedule_to_close_plus_a_fifth_rounded_up() {
+        let day = Duration::from_secs(86_400);
+        let ttl = key_ttl(Some(Duration::from_secs(300)), None, day);
+        assert_eq!(
+            (ttl.seconds, ttl.source, ttl.clamped),
+            (360, TtlSource::ScheduleToClose, false)
+        );
+        assert_eq!(
+            key_ttl(Some(Duration::from_millis(1001)), None, day).seconds,
+            2,
+            "1.2012 s rounds up"
+        );
+        assert_eq!(
+            key_ttl(Some(Duration::from_millis(10)), None, day).seconds,
+            1
+        );
+        let fallback = key_ttl(None, Some(Duration::from_secs(10)), day);
+        assert_eq!(
+            (fallback.seconds, fallback.source),
+            (12, TtlSource::Deadline)
+        );
+        let clamped = key_ttl(Some(Duration::from_secs(86_400)), None, day);
+        assert_eq!((clamped.seconds, clamped.clamped), (86_400, true));
+        assert_eq!(key_ttl(None, None, day).source, TtlSource::Maximum);
+    }
+
+    #[test]
+    fn idempotency_keys_are_stable_and_bounded() {
+        assert_eq!(
+            idempotency_key("charge", "wf", "charge", "o1"),
+            "keylease:charge:wf:charge:o1"
+        );
+        assert_ne!(
+            idempotency_key("charge", "wf", "charge", "o1"),
+            idempotency_key("refund", "wf", "refund", "o1")
+        );
+        let long = idempotency_key("charge", &"w".repeat(300), "charge", "o1");
+        assert!(long.len() <= 255 && long.starts_with("keylease:charge:sha256:"));
+        assert_eq!(
+            long,
+            idempotency_key("charge", &"w".repeat(300), "charge", "o1")
+        );
+    }
+}

@@ -1,0 +1,198 @@
+//! Stripe, reached only through the broker's proxy with a vault key.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+/// Stripe's error object, as far as retry decisions need it.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct StripeErrorBody {
+    /// `card_error`, `invalid_request_error`, `idempotency_error`, `api_error`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// e.g. `card_declined`.
+    #[serde(default)]
+    pub code: Option<String>,
+    /// The issuer's reason, for card errors.
+    #[serde(default)]
+    pub decline_code: Option<String>,
+    /// Human-readable message.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// Why a proxied Stripe call did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// The broker refused or failed the request itself (its error has a `code`, no `type`).
+    #[error("broker refused the call ({status} {code}): {message}")]
+    Broker {
+        /// HTTP status.
+        status: u16,
+        /// The broker's error code, e.g. `cap_exhausted`.
+        code: String,
+        /// The broker's message.
+        message: String,
+    },
+    /// Stripe answered with an error.
+    #[error("stripe answered {status} {}: {}", .error.kind, .error.message.as_deref().unwrap_or(""))]
+    Stripe {
+        /// HTTP status.
+        status: u16,
+        /// Stripe's error object.
+        error: StripeErrorBody,
+        /// The `Stripe-Should-Retry` header, when sent.
+        should_retry: Option<bool>,
+        /// The `Retry-After` header, when sent.
+        retry_after: Option<Duration>,
+    },
+    /// No usable answer: a timeout, a dropped connection, or a body that is not Stripe's.
+    #[error("no answer from the proxy: {message}")]
+    Transport {
+        /// What went wrong (no URL, no token).
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    error: serde_json::Value,
+}
+
+/// Calls Stripe's API through the broker's proxy (`…/stripe`).
+#[derive(Debug, Clone)]
+pub struct StripeClient {
+    http: reqwest::Client,
+    proxy_base: Url,
+}
+
+impl StripeClient {
+    /// A client for the proxy at `proxy_base`, e.g. `http://127.0.0.1:8080/stripe`.
+    pub fn new(proxy_base: Url, timeout: Duration) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder().timeout(timeout).build()?;
+        Ok(Self { http, proxy_base })
+    }
+
+    /// A form-encoded POST with an idempotency key, answered by a Stripe object.
+    pub async fn post_form<T: DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        path: &str,
+        form: &[(String, String)],
+        idempotency_key: &str,
+    ) -> Result<T, ProxyError> {
+        let mut url = self.proxy_base.clone();
+        let base_path = url.path().trim_end_matches('/').to_owned();
+        url.set_path(&format!("{base_path}{path}"));
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(token.expose_secret())
+            .header("Idempotency-Key", idempotency_key)
+            .form(form)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return serde_json::from_slice(&body).map_err(|err| ProxyError::Transport {
+                message: format!("unreadable Stripe object: {err}"),
+            });
+        }
+        Err(error_of(status.as_u16(), &headers, &body))
+    }
+}
+
+fn transport(err: reqwest::Error) -> ProxyError {
+    ProxyError::Transport {
+        message: err.without_url().to_string(),
+    }
+}
+
+/// Tells the broker's errors (`{"error":{"code","message"}}`) from Stripe's (which carry a `type`).
+fn error_of(status: u16, headers: &HeaderMap, body: &[u8]) -> ProxyError {
+    let Ok(Envelope { error }) = serde_json::from_slice::<Envelope>(body) else {
+        return ProxyError::Transport {
+            message: format!("status {status} with a body that is not an API error"),
+        };
+    };
+    if error.get("type").is_some() {
+        let should_retry = headers
+            .get("stripe-should-retry")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.eq_ignore_ascii_case("true"));
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        return ProxyError::Stripe {
+            status,
+            error: serde_json::from_value(error).unwrap_or_default(),
+            should_retry,
+            retry_after,
+        };
+    }
+    let text = |field: &str| {
+        error
+            .get(field)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    ProxyError::Broker {
+        status,
+        code: text("code"),
+        message: text("message"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_broker_errors_from_stripe_errors() {
+        let broker = error_of(
+            429,
+            &HeaderMap::new(),
+            br#"{"error":{"code":"cap_exhausted","message":"over"}}"#,
+        );
+        assert!(
+            matches!(broker, ProxyError::Broker { status: 429, ref code, .. } if code == "cap_exhausted")
+        );
+
+        let mut headers = HeaderMap::new();
+        headers.insert("stripe-should-retry", "false".parse().unwrap());
+        headers.insert(RETRY_AFTER, "7".parse().unwrap());
+        let stripe = error_of(
+            402,
+            &headers,
+            br#"{"error":{"type":"card_error","code":"card_declined","decline_code":"insufficient_funds"}}"#,
+        );
+        match stripe {
+            ProxyError::Stripe {
+                status,
+                error,
+                should_retry,
+                retry_after,
+            } => {
+                assert_eq!(status, 402);
+                assert_eq!(error.decline_code.as_deref(), Some("insufficient_funds"));
+                assert_eq!(should_retry, Some(false));
+                assert_eq!(retry_after, Some(Duration::from_secs(7)));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            error_of(502, &HeaderMap::new(), b"<html>"),
+            ProxyError::Transport { .. }
+        ));
+    }
+}
