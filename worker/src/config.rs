@@ -1,0 +1,74 @@
+//! Typed configuration: every field is a flag and an environment variable.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use secrecy::SecretString;
+use url::Url;
+
+/// Where Temporal is and which queue to use.
+#[derive(Debug, Clone, Args)]
+pub struct TemporalArgs {
+    /// Temporal frontend address (`host:port`, or a URL).
+    #[arg(long, env = "TEMPORAL_ADDRESS", default_value = "127.0.0.1:7233")]
+    pub temporal_address: String,
+    /// Temporal namespace.
+    #[arg(long, env = "TEMPORAL_NAMESPACE", default_value = "default")]
+    pub namespace: String,
+    /// Task queue the worker polls and checkouts are started on.
+    #[arg(long, env = "KEYLEASE_TASK_QUEUE", default_value = keylease_workflows::TASK_QUEUE)]
+    pub task_queue: String,
+}
+
+impl TemporalArgs {
+    /// The address as a URL (`http://` is assumed when no scheme is given).
+    pub fn url(&self) -> Result<Url, url::ParseError> {
+        if self.temporal_address.contains("://") {
+            self.temporal_address.parse()
+        } else {
+            format!("http://{}", self.temporal_address).parse()
+        }
+    }
+}
+
+/// Everything `keylease-worker run` needs.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerConfig {
+    /// Temporal connection.
+    #[command(flatten)]
+    pub temporal: TemporalArgs,
+    /// The broker's vault-key API (issue and revoke), e.g. `http://127.0.0.1:8080`.
+    #[arg(long, env = "KEYLEASE_BROKER_URL")]
+    pub broker_url: Url,
+    /// The broker's Stripe proxy, e.g. `http://127.0.0.1:8080/stripe`.
+    #[arg(long, env = "KEYLEASE_PROXY_URL")]
+    pub proxy_url: Url,
+    /// Bearer token of the broker's key API. Never logged.
+    #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
+    pub broker_token: SecretString,
+    /// Most payment activities run at once by this worker.
+    #[arg(
+        long,
+        env = "KEYLEASE_MAX_CONCURRENT_ACTIVITIES",
+        default_value_t = 100
+    )]
+    pub max_concurrent_activities: usize,
+    /// The broker's longest key TTL; longer TTLs are cut to it with a warning.
+    #[arg(long, env = "KEYLEASE_BROKER_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub broker_max_ttl: Duration,
+    /// On SIGTERM or Ctrl-C, how long running activities may finish (and revoke their keys).
+    #[arg(long, env = "KEYLEASE_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+    /// How long a revocation is retried before it is left to the key's TTL.
+    #[arg(long, env = "KEYLEASE_REVOKE_BUDGET", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub revoke_budget: Duration,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}

@@ -1,0 +1,19 @@
+//! The Keylease worker: runs [`keylease_workflows::CheckoutWorkflow`] and the
+//! payment activities on a task queue, and starts and signals checkouts.
+//!
+//! Modules:
+//! - [`config`]: flags and environment variables.
+//! - [`run`]: the worker itself, [`run::run_worker`].
+//! - [`start`]: the `checkout` and `fulfil` commands.
+//! - [`connect`]: the Temporal client.
+//! - [`error`]: [`WorkerError`], one line a person can act on.
+
+pub mod config;
+pub mod connect;
+pub mod error;
+pub mod run;
+pub mod start;
+
+pub use config::{LogFormat, TemporalArgs, WorkerConfig};
+pub use error::WorkerError;
+pub use run::run_worker;

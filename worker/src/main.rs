@@ -1,0 +1,91 @@
+//! `keylease-worker`: run the worker, start a checkout, or signal one.
+
+use clap::{Parser, Subcommand};
+use keylease_worker::start::{CheckoutArgs, FulfilArgs};
+use keylease_worker::{LogFormat, WorkerConfig};
+use tracing_subscriber::EnvFilter;
+
+/// Keylease: per-attempt scoped Stripe keys for payment activities on Temporal.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log line format.
+    #[arg(long, env = "KEYLEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the worker until SIGTERM or Ctrl-C.
+    Run(Box<WorkerConfig>),
+    /// Start a checkout workflow and print its id.
+    Checkout(CheckoutArgs),
+    /// Tell a checkout whether its order was fulfilled.
+    Fulfil(FulfilArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("keylease-worker: cannot start the async runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    // The SDK's worker future is not Send: run everything on this thread.
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&runtime, async {
+        match cli.command {
+            Command::Run(config) => keylease_worker::run_worker(*config, shutdown_signal()).await,
+            Command::Checkout(args) => keylease_worker::start::checkout(args).await,
+            Command::Fulfil(args) => keylease_worker::start::fulfil(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("keylease-worker: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Pretty => logs.init(),
+    }
+}
+
+/// Completes on SIGTERM (how compose stops a container) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutdown requested");
+}
