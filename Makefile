@@ -1,5 +1,5 @@
-# The README's test command. .ci/run calls it on a fresh machine.
-.PHONY: test fmt lint unit
+# The README's commands. .ci/run calls `make test` on a fresh machine.
+.PHONY: test fmt lint unit tools
 
 test: fmt lint unit
 
@@ -9,5 +9,9 @@ fmt:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
-unit:
+# The end-to-end tests start the Temporal dev server from the project-local install.
+unit: tools
 	cargo test --workspace
+
+tools:
+	@scripts/install-temporal.sh >/dev/null

@@ -1,0 +1,13 @@
+//! The end-to-end harness: the Temporal dev server, the broker, stripe-sim
+//! and the worker, each for real, on free ports, one task queue per test.
+//!
+//! Modules:
+//! - [`temporal`]: the dev server (one per test binary) from the project's own install.
+//! - [`stack`]: [`Stack`], a broker, a stripe-sim and a worker for one test.
+//! - [`logs`]: every log line the in-process parts write, for secret checks.
+
+pub mod logs;
+pub mod stack;
+pub mod temporal;
+
+pub use stack::Stack;

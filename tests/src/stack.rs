@@ -1,0 +1,326 @@
+//! A broker, a stripe-sim and a worker for one test, against the shared dev server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use keylease_worker::{TemporalArgs, WorkerConfig, WorkerError};
+use keylease_workflows::{
+    ActivityPolicy, CheckoutInput, CheckoutPolicy, CheckoutWorkflow, RetrySettings,
+};
+use serde_json::Value;
+use temporalio_client::{
+    Client, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowStartOptions,
+};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::temporal::{DevServer, dev_server};
+
+/// The broker's admin token, which the worker uses as its broker token.
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-5b1c";
+/// The Stripe secret only the broker holds.
+pub const STRIPE_SECRET: &str = "sk_test_e2e_secret_9d2f";
+
+/// The running parts of one test.
+pub struct Stack {
+    /// The shared Temporal dev server.
+    pub temporal: &'static DevServer,
+    /// The broker (key API at `/v1`, proxy at `/stripe`).
+    pub broker: SocketAddr,
+    /// stripe-sim.
+    pub sim: SocketAddr,
+    /// This test's task queue.
+    pub task_queue: String,
+    /// A Temporal client.
+    pub client: Client,
+    /// An HTTP client for the broker's and stripe-sim's APIs.
+    pub http: reqwest::Client,
+    _db: tempfile::TempDir,
+    stops: Vec<oneshot::Sender<()>>,
+    worker: Option<std::thread::JoinHandle<Result<(), WorkerError>>>,
+}
+
+/// A started checkout.
+pub type CheckoutHandle = WorkflowHandle<Client, CheckoutWorkflow>;
+
+/// A name no other test (or run) shares.
+pub fn unique(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{name}-{nanos:x}")
+}
+
+/// Timeouts and retries fast enough for tests: TTL 72 s, retries from 200 ms.
+pub fn test_policy() -> CheckoutPolicy {
+    let activity = ActivityPolicy {
+        schedule_to_close: Duration::from_secs(60),
+        start_to_close: Duration::from_secs(15),
+        heartbeat: Some(Duration::from_secs(3)),
+        retry: RetrySettings {
+            initial_interval: Duration::from_millis(200),
+            maximum_interval: Duration::from_secs(1),
+            maximum_attempts: 4,
+            ..RetrySettings::default()
+        },
+    };
+    CheckoutPolicy {
+        charge: activity.clone(),
+        refund: activity,
+    }
+}
+
+/// A checkout of `amount` cents with `payment_method` and the test policy.
+pub fn checkout(order_id: &str, amount: i64, payment_method: &str) -> CheckoutInput {
+    CheckoutInput {
+        order_id: order_id.to_owned(),
+        amount,
+        currency: "usd".to_owned(),
+        payment_method: payment_method.to_owned(),
+        customer: None,
+        max_spend_usd: None,
+        policy: Some(test_policy()),
+        fulfilment_timeout: Duration::from_secs(120),
+    }
+}
+
+impl Stack {
+    /// Starts a broker and a stripe-sim in this runtime and a worker on its own thread.
+    pub async fn spawn(name: &str) -> Self {
+        crate::logs::install();
+        let temporal = dev_server();
+        let mut stops = Vec::new();
+
+        let sim_listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stripe-sim");
+        let sim = sim_listener.local_addr().expect("stripe-sim address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        tokio::spawn(stripe_sim::run(sim_listener, async {
+            stopped.await.ok();
+        }));
+
+        let db = tempfile::tempdir().expect("temp dir");
+        let mut config = keylease_broker::BrokerConfig::new(
+            ADMIN_TOKEN.into(),
+            STRIPE_SECRET.into(),
+            format!("http://{sim}").parse().expect("sim url"),
+        );
+        config.database_url = format!("sqlite://{}/broker.db", db.path().display());
+        let broker_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind broker");
+        let broker = broker_listener.local_addr().expect("broker address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        tokio::spawn(keylease_broker::run(broker_listener, config, async {
+            stopped.await.ok();
+        }));
+
+        let task_queue = unique(&format!("e2e-{name}"));
+        let temporal_args = TemporalArgs {
+            temporal_address: temporal.address.clone(),
+            namespace: "default".to_owned(),
+            task_queue: task_queue.clone(),
+        };
+        let client = keylease_worker::connect::temporal_client(&temporal_args)
+            .await
+            .expect("temporal client");
+        let worker_config = WorkerConfig {
+            temporal: temporal_args,
+            broker_url: format!("http://{broker}").parse().expect("broker url"),
+            proxy_url: format!("http://{broker}/stripe")
+                .parse()
+                .expect("proxy url"),
+            broker_token: ADMIN_TOKEN.into(),
+            max_concurrent_activities: 10,
+            broker_max_ttl: Duration::from_secs(86_400),
+            shutdown_grace: Duration::from_secs(5),
+            revoke_budget: Duration::from_secs(2),
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        stops.push(stop);
+        let worker = std::thread::spawn(move || run_worker_thread(worker_config, stopped));
+        Self {
+            temporal,
+            broker,
+            sim,
+            task_queue,
+            client,
+            http: reqwest::Client::new(),
+            _db: db,
+            stops,
+            worker: Some(worker),
+        }
+    }
+
+    /// Starts a checkout under `workflow_id` on this test's task queue.
+    pub async fn start(&self, workflow_id: &str, input: CheckoutInput) -> CheckoutHandle {
+        self.client
+            .start_workflow(
+                CheckoutWorkflow::run,
+                input,
+                WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.to_owned()).build(),
+            )
+            .await
+            .expect("start checkout");
+        self.client
+            .get_workflow_handle::<CheckoutWorkflow>(workflow_id)
+    }
+
+    /// `GET` on the broker's admin API.
+    pub async fn broker_get(&self, path_and_query: &str) -> Value {
+        self.http
+            .get(format!("http://{}{path_and_query}", self.broker))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("broker request")
+            .json()
+            .await
+            .expect("broker json")
+    }
+
+    /// The broker's keys whose label starts with `temporal-<workflow_id>-`.
+    pub async fn keys_of(&self, workflow_id: &str) -> Vec<Value> {
+        let body = self
+            .broker_get(&format!("/v1/keys?label_prefix=temporal-{workflow_id}-"))
+            .await;
+        body["keys"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// A stripe-sim control listing (`payment_intents`, `refunds`, `requests`).
+    pub async fn sim_held(&self, what: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!("http://{}/_sim/{what}", self.sim))
+            .send()
+            .await
+            .expect("sim request")
+            .json()
+            .await
+            .expect("sim json");
+        body["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Stages a stripe-sim fault.
+    pub async fn fault(&self, spec: Value) {
+        let response = self
+            .http
+            .post(format!("http://{}/_sim/faults", self.sim))
+            .json(&spec)
+            .send()
+            .await
+            .expect("fault");
+        assert_eq!(response.status(), 201, "fault refused: {spec}");
+    }
+
+    /// Saves a workflow's history for the replay test when `KEYLEASE_RECORD_HISTORIES` names a folder.
+    pub async fn record_history(&self, handle: &CheckoutHandle, name: &str) {
+        let Some(dir) = std::env::var_os("KEYLEASE_RECORD_HISTORIES") else {
+            return;
+        };
+        let json = handle
+            .fetch_history(WorkflowFetchHistoryOptions::default())
+            .to_json()
+            .await
+            .expect("history json");
+        let path = PathBuf::from(dir).join(format!("{name}.json"));
+        std::fs::write(&path, json).expect("write history");
+    }
+
+    /// A checkout's whole history as text: its JSON, then every payload decoded
+    /// (payload data is base64 in the JSON, where a search would never see it).
+    pub async fn history_text(&self, handle: &CheckoutHandle) -> String {
+        let json = handle
+            .fetch_history(WorkflowFetchHistoryOptions::default())
+            .to_json()
+            .await
+            .expect("history json");
+        let history: Value = serde_json::from_slice(&json).expect("history is JSON");
+        let mut text = String::from_utf8_lossy(&json).into_owned();
+        decode_payloads(&history, &mut text);
+        text
+    }
+
+    /// Stops the worker (letting running activities finish) and the servers.
+    pub async fn stop(mut self) {
+        for stop in self.stops.drain(..).rev() {
+            let _ = stop.send(());
+        }
+        if let Some(worker) = self.worker.take() {
+            let result = tokio::task::spawn_blocking(move || worker.join())
+                .await
+                .expect("join worker thread");
+            result
+                .expect("worker thread panicked")
+                .expect("worker stopped with an error");
+        }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Appends the decoded `data` of every payload under `value` to `text`.
+fn decode_payloads(value: &Value, text: &mut String) {
+    use base64::Engine;
+    match value {
+        Value::Object(fields) => {
+            if let (Some(Value::String(data)), Some(_)) =
+                (fields.get("data"), fields.get("metadata"))
+                && let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(data)
+            {
+                text.push('\n');
+                text.push_str(&String::from_utf8_lossy(&bytes));
+            }
+            fields.values().for_each(|v| decode_payloads(v, text));
+        }
+        Value::Array(items) => items.iter().for_each(|v| decode_payloads(v, text)),
+        _ => {}
+    }
+}
+
+fn run_worker_thread(
+    config: WorkerConfig,
+    stopped: oneshot::Receiver<()>,
+) -> Result<(), WorkerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|err| WorkerError::Run(err.to_string()))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(
+        &runtime,
+        keylease_worker::run_worker(config, async {
+            stopped.await.ok();
+        }),
+    )
+}
+
+/// Polls `check` until it returns `Some`, or panics after `deadline`.
+pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    let mut poll = tokio::time::interval(Duration::from_millis(100));
+    loop {
+        poll.tick().await;
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "{what}: not within {deadline:?}"
+        );
+    }
+}

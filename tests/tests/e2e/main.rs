@@ -1,0 +1,6 @@
+//! End to end: the Temporal dev server, the broker, stripe-sim and the worker, for real.
+
+mod cancellation;
+mod checkout;
+mod foreign;
+mod secrets;

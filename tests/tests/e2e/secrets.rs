@@ -1,0 +1,57 @@
+//! No vault token, admin token or Stripe secret in workflow history or in any log line.
+
+use keylease_tests::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack, checkout, unique};
+use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow, Fulfilment};
+use temporalio_client::{WorkflowGetResultOptions, WorkflowSignalOptions};
+
+use crate::checkout::wait_for_step;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn history_and_logs_hold_no_secret() {
+    let stack = Stack::spawn("secrets").await;
+    let wf = unique("secrets");
+    let handle = stack
+        .start(&wf, checkout("order-secrets", 2000, "pm_card_visa"))
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    let failed = Fulfilment {
+        ok: false,
+        reason: Some("lost in transit".to_owned()),
+    };
+    handle
+        .signal(
+            CheckoutWorkflow::fulfilment,
+            failed,
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .expect("signal");
+    let outcome: CheckoutOutcome = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .expect("result");
+    assert!(matches!(outcome, CheckoutOutcome::Compensated { .. }));
+
+    let keys = stack.keys_of(&wf).await;
+    assert_eq!(keys.len(), 2, "a charge key and a refund key");
+    let history = stack.history_text(&handle).await;
+    let logs = keylease_tests::logs::captured();
+    for key in &keys {
+        let id = key["id"].as_str().expect("key id");
+        // The searches below can fail: the same text does hold the keys' ids.
+        assert!(history.contains(id), "history names key {id}");
+        assert!(logs.contains(id), "logs name key {id}");
+    }
+    for (text, name) in [(&history, "history"), (&logs, "logs")] {
+        assert!(!text.contains("vk_"), "a vault token is in the {name}");
+        assert!(
+            !text.contains(ADMIN_TOKEN),
+            "the broker token is in the {name}"
+        );
+        assert!(
+            !text.contains(STRIPE_SECRET),
+            "the Stripe secret is in the {name}"
+        );
+    }
+    stack.stop().await;
+}

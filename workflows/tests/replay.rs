@@ -1,0 +1,42 @@
+//! Replays histories recorded from real runs (`tests/histories/*.json`,
+//! written by the end-to-end tests with `KEYLEASE_RECORD_HISTORIES` set)
+//! against today's workflow code: a change that is not replay-safe fails here.
+
+use std::path::PathBuf;
+
+use keylease_workflows::{CheckoutWorkflow, ScheduleToCloseHeader};
+use temporalio_client::WorkflowHistory;
+use temporalio_sdk::workflow_replayer::{WorkflowReplayer, WorkflowReplayerOptions};
+
+fn recorded() -> Vec<(String, Vec<u8>)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/histories");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/histories")
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| (path.display().to_string(), std::fs::read(&path).expect("history file")))
+        .collect()
+}
+
+#[tokio::test]
+async fn recorded_checkouts_replay_deterministically() {
+    let histories = recorded();
+    let names: Vec<&str> = histories.iter().map(|(name, _)| name.rsplit('/').next().unwrap_or_default()).collect();
+    assert_eq!(names, ["compensated.json", "completed.json", "declined.json"], "the recorded set");
+    let replayer = WorkflowReplayer::new(
+        WorkflowReplayerOptions::new()
+            .register_workflow::<CheckoutWorkflow>()
+            .expect("register")
+            .workflow_interceptor(ScheduleToCloseHeader::constructor())
+            .build(),
+    )
+    .expect("replayer");
+    for (name, json) in histories {
+        let history = WorkflowHistory::from_json(&json).expect("a saved history");
+        replayer.replay_workflow(history).await.unwrap_or_else(|err| panic!("{name} no longer replays: {err}"));
+    }
+}
