@@ -18,15 +18,27 @@ fn recorded() -> Vec<(String, Vec<u8>)> {
     files.sort();
     files
         .into_iter()
-        .map(|path| (path.display().to_string(), std::fs::read(&path).expect("history file")))
+        .map(|path| {
+            (
+                path.display().to_string(),
+                std::fs::read(&path).expect("history file"),
+            )
+        })
         .collect()
 }
 
 #[tokio::test]
 async fn recorded_checkouts_replay_deterministically() {
     let histories = recorded();
-    let names: Vec<&str> = histories.iter().map(|(name, _)| name.rsplit('/').next().unwrap_or_default()).collect();
-    assert_eq!(names, ["compensated.json", "completed.json", "declined.json"], "the recorded set");
+    let names: Vec<&str> = histories
+        .iter()
+        .map(|(name, _)| name.rsplit('/').next().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["compensated.json", "completed.json", "declined.json"],
+        "the recorded set"
+    );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
             .register_workflow::<CheckoutWorkflow>()
@@ -37,6 +49,9 @@ async fn recorded_checkouts_replay_deterministically() {
     .expect("replayer");
     for (name, json) in histories {
         let history = WorkflowHistory::from_json(&json).expect("a saved history");
-        replayer.replay_workflow(history).await.unwrap_or_else(|err| panic!("{name} no longer replays: {err}"));
+        replayer
+            .replay_workflow(history)
+            .await
+            .unwrap_or_else(|err| panic!("{name} no longer replays: {err}"));
     }
 }
