@@ -43,7 +43,6 @@ pub async fn run_worker(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<(), WorkerError> {
-    let client = temporal_client(&config.temporal).await?;
     let activities = payment_activities(&config)?;
     let probe = BrokerClient::new(
         config.broker_url.clone(),
@@ -57,6 +56,7 @@ pub async fn run_worker(
             config.broker_url
         ))
     })?;
+    let client = temporal_client(&config.temporal).await?;
 
     let runtime = Runtime::from_current_tokio(Default::default())
         .map_err(|err| WorkerError::Run(err.to_string()))?;

@@ -2,5 +2,6 @@
 
 mod cancellation;
 mod checkout;
+mod commands;
 mod foreign;
 mod secrets;
