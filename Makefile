@@ -1,7 +1,11 @@
 # The README's commands. .ci/run calls `make test` on a fresh machine.
-.PHONY: test fmt lint unit tools
+.PHONY: test demo fmt lint unit tools
 
 test: fmt lint unit
+
+# The local stack and two checkouts; Ctrl-C stops it. See scripts/demo.sh for its settings.
+demo:
+	scripts/demo.sh
 
 fmt:
 	cargo fmt --all --check

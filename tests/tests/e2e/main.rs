@@ -3,5 +3,6 @@
 mod cancellation;
 mod checkout;
 mod commands;
+mod demo;
 mod foreign;
 mod secrets;
