@@ -1,5 +1,5 @@
 # The README's commands. .ci/run calls `make test` on a fresh machine.
-.PHONY: test demo fmt lint unit tools
+.PHONY: test demo fmt lint unit tools compose-check
 
 test: fmt lint unit
 
@@ -19,3 +19,7 @@ unit: tools
 
 tools:
 	@scripts/install-temporal.sh >/dev/null
+
+# Validates docker-compose.yml with the example settings (needs docker-compose; no engine).
+compose-check:
+	docker-compose --env-file .env.example -f docker-compose.yml config -q

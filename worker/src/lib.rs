@@ -2,12 +2,14 @@
 //! payment activities on a task queue, and starts and signals checkouts.
 //!
 //! Modules:
+//! - [`cli`]: the command line.
 //! - [`config`]: flags and environment variables.
 //! - [`run`]: the worker itself, [`run::run_worker`].
 //! - [`start`]: the `checkout` and `fulfil` commands.
 //! - [`connect`]: the Temporal client.
 //! - [`error`]: [`WorkerError`], one line a person can act on.
 
+pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod error;

@@ -1,30 +1,9 @@
 //! `keylease-worker`: run the worker, start a checkout, or signal one.
 
-use clap::{Parser, Subcommand};
-use keylease_worker::start::{CheckoutArgs, FulfilArgs};
-use keylease_worker::{LogFormat, WorkerConfig};
+use clap::Parser;
+use keylease_worker::LogFormat;
+use keylease_worker::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
-
-/// Keylease: per-attempt scoped Stripe keys for payment activities on Temporal.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    /// Log line format.
-    #[arg(long, env = "KEYLEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty, global = true)]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the worker until SIGTERM or Ctrl-C.
-    Run(Box<WorkerConfig>),
-    /// Start a checkout workflow and print its id.
-    Checkout(CheckoutArgs),
-    /// Tell a checkout whether its order was fulfilled.
-    Fulfil(FulfilArgs),
-}
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();

@@ -3,6 +3,7 @@
 mod cancellation;
 mod checkout;
 mod commands;
+mod compose;
 mod demo;
 mod foreign;
 mod secrets;
