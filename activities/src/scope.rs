@@ -61,13 +61,15 @@ pub struct KeyTtl {
     pub clamped: bool,
 }
 
-/// schedule_to_close × 1.2, rounded up to whole seconds; without it the
-/// remaining deadline × 1.2; clamped to `max`.
+/// schedule_to_close × 1.2, rounded up to whole seconds; without it (or
+/// with zero, Temporal's "unset") the remaining deadline × 1.2; clamped to `max`.
 pub fn key_ttl(
     schedule_to_close: Option<Duration>,
     until_deadline: Option<Duration>,
     max: Duration,
 ) -> KeyTtl {
+    // Zero means unset, as it does to Temporal.
+    let schedule_to_close = schedule_to_close.filter(|timeout| !timeout.is_zero());
     let (base, source) = match (schedule_to_close, until_deadline) {
         (Some(timeout), _) => (Some(timeout), TtlSource::ScheduleToClose),
         (None, Some(remaining)) => (Some(remaining), TtlSource::Deadline),
@@ -152,6 +154,12 @@ mod tests {
         let clamped = key_ttl(Some(Duration::from_secs(86_400)), None, day);
         assert_eq!((clamped.seconds, clamped.clamped), (86_400, true));
         assert_eq!(key_ttl(None, None, day).source, TtlSource::Maximum);
+        let unset = key_ttl(Some(Duration::ZERO), Some(Duration::from_secs(10)), day);
+        assert_eq!(
+            (unset.seconds, unset.source),
+            (12, TtlSource::Deadline),
+            "zero is unset, not a 1 s key"
+        );
     }
 
     #[test]

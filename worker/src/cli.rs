@@ -2,7 +2,12 @@
 
 use clap::{Parser, Subcommand};
 
+use std::time::Duration;
+
+use clap::Args;
+
 use crate::config::{LogFormat, WorkerConfig};
+use crate::policy::PolicyArgs;
 use crate::start::{CheckoutArgs, FulfilArgs};
 
 /// Keylease: per-attempt scoped Stripe keys for payment activities on Temporal.
@@ -23,7 +28,28 @@ pub enum Command {
     /// Run the worker until SIGTERM or Ctrl-C.
     Run(Box<WorkerConfig>),
     /// Start a checkout workflow and print its id.
-    Checkout(CheckoutArgs),
+    Checkout(Box<CheckoutArgs>),
     /// Tell a checkout whether its order was fulfilled.
     Fulfil(FulfilArgs),
+    /// Retry-policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+/// `keylease-worker policy …`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Print each activity's attempt schedule, key TTL, worst case and warnings.
+    Explain(ExplainArgs),
+}
+
+/// Flags of `keylease-worker policy explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The policy to explain.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// The broker's longest key TTL.
+    #[arg(long, env = "KEYLEASE_BROKER_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub broker_max_ttl: Duration,
 }

@@ -6,6 +6,7 @@
 //! - [`config`]: flags and environment variables.
 //! - [`run`]: the worker itself, [`run::run_worker`].
 //! - [`start`]: the `checkout` and `fulfil` commands.
+//! - [`policy`]: the policy file and `policy explain`.
 //! - [`connect`]: the Temporal client.
 //! - [`error`]: [`WorkerError`], one line a person can act on.
 
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod policy;
 pub mod run;
 pub mod start;
 

@@ -1,8 +1,10 @@
 //! `keylease-worker`: run the worker, start a checkout, or signal one.
 
+use std::io::Write;
+
 use clap::Parser;
 use keylease_worker::LogFormat;
-use keylease_worker::cli::{Cli, Command};
+use keylease_worker::cli::{Cli, Command, PolicyCommand};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -23,8 +25,9 @@ fn main() -> std::process::ExitCode {
     let result = local.block_on(&runtime, async {
         match cli.command {
             Command::Run(config) => keylease_worker::run_worker(*config, shutdown_signal()).await,
-            Command::Checkout(args) => keylease_worker::start::checkout(args).await,
+            Command::Checkout(args) => keylease_worker::start::checkout(*args).await,
             Command::Fulfil(args) => keylease_worker::start::fulfil(args).await,
+            Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
         }
     });
     match result {
@@ -33,6 +36,20 @@ fn main() -> std::process::ExitCode {
             eprintln!("keylease-worker: {err}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints what the policy means for `charge` and `refund`.
+fn explain(args: &keylease_worker::cli::ExplainArgs) -> Result<(), keylease_worker::WorkerError> {
+    let policy = args.policy.load()?;
+    let charge = keylease_worker::policy::explain("charge", &policy.charge, args.broker_max_ttl);
+    let refund = keylease_worker::policy::explain("refund", &policy.refund, args.broker_max_ttl);
+    // A closed pipe (`| head`) ends the output; it is not an error.
+    match write!(std::io::stdout().lock(), "{charge}\n{refund}") {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(keylease_worker::WorkerError::Run(err.to_string()))
+        }
+        _ => Ok(()),
     }
 }
 

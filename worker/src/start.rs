@@ -7,6 +7,7 @@ use temporalio_client::{WorkflowGetResultOptions, WorkflowSignalOptions, Workflo
 use crate::config::TemporalArgs;
 use crate::connect::temporal_client;
 use crate::error::WorkerError;
+use crate::policy::PolicyArgs;
 
 /// Flags of `keylease-worker checkout`.
 #[derive(Debug, Clone, Args)]
@@ -41,6 +42,9 @@ pub struct CheckoutArgs {
     /// Wait for the result and print it.
     #[arg(long)]
     pub wait: bool,
+    /// The activities' timeouts and retries.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
 }
 
 /// Flags of `keylease-worker fulfil`.
@@ -65,6 +69,7 @@ pub struct FulfilArgs {
 
 /// Starts a checkout; prints its workflow id, and with `--wait` its result as JSON.
 pub async fn checkout(args: CheckoutArgs) -> Result<(), WorkerError> {
+    let policy = args.policy.load()?;
     let client = temporal_client(&args.temporal).await?;
     let workflow_id = args
         .workflow_id
@@ -77,7 +82,7 @@ pub async fn checkout(args: CheckoutArgs) -> Result<(), WorkerError> {
         payment_method: args.payment_method,
         customer: args.customer,
         max_spend_usd: args.max_spend_usd,
-        policy: None,
+        policy: Some(policy),
         fulfilment_timeout: args.fulfilment_timeout,
     };
     let handle = client

@@ -52,7 +52,8 @@ impl WorkflowInterceptor for ScheduleToCloseHeader {
             } => Some(schedule_to_close),
             _ => None,
         };
-        if let Some(timeout) = schedule_to_close {
+        // Zero means unset to Temporal; the activity then falls back to its deadline.
+        if let Some(timeout) = schedule_to_close.filter(|t| !t.is_zero()) {
             let millis = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
             input
                 .headers_mut()

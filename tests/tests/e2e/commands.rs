@@ -30,6 +30,7 @@ async fn checkout_then_fulfil_completes_with_the_default_policy() {
         fulfilment_timeout: Duration::from_secs(60),
         workflow_id: Some(wf.clone()),
         wait: false,
+        policy: Default::default(),
     })
     .await
     .expect("checkout command");
