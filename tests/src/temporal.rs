@@ -54,20 +54,35 @@ fn start() -> DevServer {
         bin = bin.display(),
         test_pid = std::process::id(),
     );
+    // The server's own log goes to a file, out of the test output.
+    let log_path =
+        std::env::temp_dir().join(format!("keylease-temporal-{}.log", std::process::id()));
+    let log = std::fs::File::create(&log_path).expect("create the dev server's log");
     let watchdog = Command::new("sh")
         .args(["-c", &script])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(log.try_clone().expect("log handle"))
+        .stderr(log)
         .spawn()
         .expect("start the Temporal dev server");
     let address = format!("127.0.0.1:{port}");
+    // A listening port is not a ready server: poll the frontend's health until it serves.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(&address).is_err() {
+    loop {
+        let healthy = Command::new(&bin)
+            .args(["operator", "cluster", "health", "--address", &address])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success());
+        if healthy {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "the Temporal dev server did not listen on {address} within 60 s"
+            "the Temporal dev server at {address} was not healthy within 60 s"
         );
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(200));
     }
     DevServer {
         address,
