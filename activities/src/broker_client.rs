@@ -58,6 +58,27 @@ pub struct IssuedKey {
     pub created_at: DateTime<Utc>,
 }
 
+/// A key as `GET /v1/keys` lists it (never with its token).
+#[derive(Debug, Clone, Deserialize)]
+pub struct KeySummary {
+    /// `key_…`.
+    pub id: String,
+    /// Its label.
+    pub label: String,
+    /// `active`, `revoked` or `expired`.
+    pub status: String,
+    /// The issuer's string pairs (Keylease's: `workflow_id`, `run_id`, `activity_id`, …).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct KeyList {
+    keys: Vec<KeySummary>,
+}
+
 #[derive(Deserialize)]
 struct ErrorBody {
     error: ErrorDetail,
@@ -118,6 +139,28 @@ impl BrokerClient {
             Err(BrokerError::Rejected { status: 404, .. }) | Ok(_) => Ok(()),
             Err(err) => Err(err),
         }
+    }
+
+    /// `GET /v1/keys?label_prefix=…&status=…&limit=1000`: at most 1000 keys, newest first.
+    pub async fn list_keys(
+        &self,
+        label_prefix: &str,
+        status: &str,
+    ) -> Result<Vec<KeySummary>, BrokerError> {
+        let response = self
+            .http
+            .get(self.url("/v1/keys"))
+            .query(&[
+                ("label_prefix", label_prefix),
+                ("status", status),
+                ("limit", "1000"),
+            ])
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let list: KeyList = check(response).await?.json().await.map_err(unavailable)?;
+        Ok(list.keys)
     }
 
     /// `GET /healthz`: whether the broker answers at all.

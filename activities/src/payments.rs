@@ -25,6 +25,9 @@ use crate::validate;
 /// reaches an activity only through heartbeat responses.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
+/// Longest metadata value the broker keeps.
+const METADATA_VALUE_LIMIT: usize = 500;
+
 /// What the payment activities need: the broker, the proxy, and limits.
 #[derive(Debug)]
 pub struct PaymentActivities {
@@ -95,7 +98,7 @@ impl Attempt {
         if ttl.clamped {
             tracing::warn!(workflow_id = %workflow_id, activity_id = %info.activity_id, ttl_seconds = ttl.seconds, "key TTL cut to the broker's maximum");
         }
-        let metadata = BTreeMap::from([
+        let mut metadata = BTreeMap::from([
             (
                 "run_id".to_owned(),
                 info.workflow_run_id.clone().unwrap_or_default(),
@@ -103,6 +106,16 @@ impl Attempt {
             ("attempt".to_owned(), info.attempt.to_string()),
             ("activity_type".to_owned(), info.activity_type.clone()),
         ]);
+        // Exact ids for `keys sweep` (a label is percent-encoded and ambiguous),
+        // within the broker's 500-character limit on metadata values.
+        for (name, value) in [
+            ("workflow_id", &workflow_id),
+            ("activity_id", &info.activity_id),
+        ] {
+            if value.len() <= METADATA_VALUE_LIMIT {
+                metadata.insert(name.to_owned(), value.clone());
+            }
+        }
         Self {
             workflow_id,
             activity_id: info.activity_id.clone(),

@@ -9,6 +9,7 @@ use clap::Args;
 use crate::config::{LogFormat, WorkerConfig};
 use crate::policy::PolicyArgs;
 use crate::start::{CheckoutArgs, FulfilArgs};
+use crate::sweep::SweepArgs;
 
 /// Keylease: per-attempt scoped Stripe keys for payment activities on Temporal.
 #[derive(Debug, Parser)]
@@ -34,6 +35,16 @@ pub enum Command {
     /// Retry-policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Broker key tools.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `keylease-worker keys …`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List active temporal-* keys whose workflow run is closed; revoke them with --apply.
+    Sweep(Box<SweepArgs>),
 }
 
 /// `keylease-worker policy …`.

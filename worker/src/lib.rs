@@ -7,6 +7,7 @@
 //! - [`run`]: the worker itself, [`run::run_worker`].
 //! - [`start`]: the `checkout` and `fulfil` commands.
 //! - [`policy`]: the policy file and `policy explain`.
+//! - [`sweep`]: `keys sweep`, for keys a crashed worker never revoked.
 //! - [`connect`]: the Temporal client.
 //! - [`error`]: [`WorkerError`], one line a person can act on.
 
@@ -17,6 +18,7 @@ pub mod error;
 pub mod policy;
 pub mod run;
 pub mod start;
+pub mod sweep;
 
 pub use config::{LogFormat, TemporalArgs, WorkerConfig};
 pub use error::WorkerError;

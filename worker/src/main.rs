@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Parser;
 use keylease_worker::LogFormat;
-use keylease_worker::cli::{Cli, Command, PolicyCommand};
+use keylease_worker::cli::{Cli, Command, KeysCommand, PolicyCommand};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
             Command::Checkout(args) => keylease_worker::start::checkout(*args).await,
             Command::Fulfil(args) => keylease_worker::start::fulfil(args).await,
             Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
+            Command::Keys(KeysCommand::Sweep(args)) => sweep(&args).await,
         }
     });
     match result {
@@ -51,6 +52,26 @@ fn explain(args: &keylease_worker::cli::ExplainArgs) -> Result<(), keylease_work
         }
         _ => Ok(()),
     }
+}
+
+/// Prints the orphaned keys, and what was done with them.
+async fn sweep(
+    args: &keylease_worker::sweep::SweepArgs,
+) -> Result<(), keylease_worker::WorkerError> {
+    let orphans = keylease_worker::sweep::sweep(args).await?;
+    for orphan in &orphans {
+        println!(
+            "{} {} (workflow {})",
+            orphan.key_id, orphan.label, orphan.reason
+        );
+    }
+    let verb = if args.apply {
+        "revoked"
+    } else {
+        "found (dry run; --apply revokes them)"
+    };
+    println!("{} orphaned key(s) {verb}", orphans.len());
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {

@@ -116,6 +116,13 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
         "a USD charge's key can move this charge and no more"
     );
     assert_eq!(key["metadata"]["attempt"], "1");
+    assert_eq!(key["metadata"]["workflow_id"], wf.as_str());
+    assert_eq!(key["metadata"]["activity_id"], "charge");
+    assert!(
+        key["metadata"]["run_id"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty())
+    );
     stack.stop().await;
 }
 

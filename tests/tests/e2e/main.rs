@@ -7,3 +7,4 @@ mod compose;
 mod demo;
 mod foreign;
 mod secrets;
+mod sweep;

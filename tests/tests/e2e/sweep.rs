@@ -1,0 +1,111 @@
+//! `keys sweep` finds and revokes the live key of a terminated run, and
+//! leaves the keys of running workflows alone.
+
+use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, unique};
+use keylease_worker::TemporalArgs;
+use keylease_worker::sweep::{SweepArgs, sweep};
+use keylease_workflows::CheckoutWorkflow;
+use serde_json::json;
+use temporalio_client::{WorkflowStartOptions, WorkflowTerminateOptions};
+
+/// A key as a worker that crashed mid-attempt leaves it: issued for the run, never revoked.
+async fn crashed_attempt_key(stack: &Stack, workflow_id: &str, run_id: &str) -> String {
+    let response = stack
+        .http
+        .post(format!("http://{}/v1/keys", stack.broker))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "label": format!("temporal-{workflow_id}-charge"),
+            "vendor": "stripe",
+            "daily_usd_cap": 10,
+            "allowed_endpoints": ["POST /v1/payment_intents"],
+            "expires_in": "1h",
+            "metadata": {"workflow_id": workflow_id, "run_id": run_id, "activity_id": "charge", "attempt": "1", "activity_type": "charge"},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sweep_revokes_only_keys_of_closed_runs() {
+    let stack = Stack::spawn("sweep").await;
+    // A queue no worker polls: these checkouts stay running and start nothing themselves.
+    let idle_queue = unique("idle");
+    let mut keys = Vec::new();
+    let mut handles = Vec::new();
+    for name in ["sweep-live", "sweep-dead"] {
+        let wf = unique(name);
+        let handle = stack
+            .client
+            .start_workflow(
+                CheckoutWorkflow::run,
+                checkout(&format!("order-{wf}"), 500, "pm_card_visa"),
+                WorkflowStartOptions::new(idle_queue.clone(), wf.clone()).build(),
+            )
+            .await
+            .unwrap();
+        let run_id = handle.run_id().expect("a started run has an id").to_owned();
+        keys.push(crashed_attempt_key(&stack, &wf, &run_id).await);
+        handles.push(handle);
+    }
+    let (live_key, dead_key) = (&keys[0], &keys[1]);
+    handles[1]
+        .terminate(
+            WorkflowTerminateOptions::builder()
+                .reason("test: worker crashed")
+                .build(),
+        )
+        .await
+        .unwrap();
+
+    let mut args = SweepArgs {
+        temporal: TemporalArgs {
+            temporal_address: stack.temporal.address.clone(),
+            namespace: "default".to_owned(),
+            task_queue: idle_queue,
+        },
+        broker_url: format!("http://{}", stack.broker).parse().unwrap(),
+        broker_token: ADMIN_TOKEN.into(),
+        apply: false,
+    };
+    let found = sweep(&args).await.unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(&found[0].key_id, dead_key);
+    assert_eq!(found[0].reason, "terminated");
+    let status = |id: String| {
+        let stack = &stack;
+        async move {
+            stack.broker_get(&format!("/v1/keys/{id}")).await["status"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(
+        status(dead_key.clone()).await,
+        "active",
+        "a dry run revokes nothing"
+    );
+
+    args.apply = true;
+    assert_eq!(sweep(&args).await.unwrap().len(), 1);
+    assert_eq!(status(dead_key.clone()).await, "revoked");
+    assert_eq!(
+        status(live_key.clone()).await,
+        "active",
+        "a running workflow's key is left alone"
+    );
+    assert!(
+        sweep(&args).await.unwrap().is_empty(),
+        "nothing left to sweep"
+    );
+    handles[0]
+        .terminate(WorkflowTerminateOptions::default())
+        .await
+        .unwrap();
+    stack.stop().await;
+}

@@ -1,0 +1,120 @@
+//! `keylease-worker keys sweep`: find (and with `--apply`, revoke) active
+//! `temporal-*` keys whose workflow run is closed — keys a crashed worker
+//! never revoked, still live until their TTL.
+
+use std::time::Duration;
+
+use clap::Args;
+use keylease_activities::BrokerClient;
+use keylease_activities::broker_client::KeySummary;
+use secrecy::SecretString;
+use temporalio_client::errors::WorkflowInteractionError;
+use temporalio_client::{
+    Client, WorkflowDescribeOptions, WorkflowExecutionInfo, WorkflowExecutionStatus,
+};
+use url::Url;
+
+use crate::config::TemporalArgs;
+use crate::connect::temporal_client;
+use crate::error::WorkerError;
+
+/// Flags of `keylease-worker keys sweep`.
+#[derive(Debug, Clone, Args)]
+pub struct SweepArgs {
+    /// Temporal connection.
+    #[command(flatten)]
+    pub temporal: TemporalArgs,
+    /// The broker's key API.
+    #[arg(long, env = "KEYLEASE_BROKER_URL")]
+    pub broker_url: Url,
+    /// Bearer token of the broker's key API. Never logged.
+    #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
+    pub broker_token: SecretString,
+    /// Revoke the orphaned keys; without it, only list them.
+    #[arg(long)]
+    pub apply: bool,
+}
+
+/// A key whose workflow run is closed or gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Orphan {
+    /// `key_…`.
+    pub key_id: String,
+    /// Its label.
+    pub label: String,
+    /// Why it is an orphan: the run's status, or `not found`.
+    pub reason: String,
+}
+
+/// Whether the run a key was issued for is over: `Some(reason)` if so.
+async fn closed(
+    client: &Client,
+    namespace: &str,
+    key: &KeySummary,
+) -> Result<Option<String>, WorkerError> {
+    let Some(workflow_id) = key.metadata.get("workflow_id") else {
+        // Not issued by Keylease's activities (or an id too long to record): leave it to its TTL.
+        return Ok(None);
+    };
+    let run_id = key
+        .metadata
+        .get("run_id")
+        .filter(|r| !r.is_empty())
+        .cloned();
+    let handle = WorkflowExecutionInfo::builder()
+        .namespace(namespace.to_owned())
+        .workflow_id(workflow_id.clone())
+        .maybe_run_id(run_id)
+        .build()
+        .bind_untyped(client.clone());
+    match handle.describe(WorkflowDescribeOptions::default()).await {
+        Ok(description) => Ok(match description.status() {
+            status @ (WorkflowExecutionStatus::Completed
+            | WorkflowExecutionStatus::Failed
+            | WorkflowExecutionStatus::Canceled
+            | WorkflowExecutionStatus::Terminated
+            | WorkflowExecutionStatus::ContinuedAsNew
+            | WorkflowExecutionStatus::TimedOut) => Some(format!("{status:?}").to_lowercase()),
+            _ => None,
+        }),
+        Err(WorkflowInteractionError::NotFound(_)) => Ok(Some("not found".to_owned())),
+        Err(err) => Err(WorkerError::Temporal(format!(
+            "cannot describe workflow {workflow_id}: {err}"
+        ))),
+    }
+}
+
+/// Lists the orphaned keys and, with `apply`, revokes them; returns them.
+pub async fn sweep(args: &SweepArgs) -> Result<Vec<Orphan>, WorkerError> {
+    let broker = BrokerClient::new(
+        args.broker_url.clone(),
+        args.broker_token.clone(),
+        Duration::from_secs(30),
+    )
+    .map_err(|err| WorkerError::Config(format!("broker client: {err}")))?;
+    let keys = broker
+        .list_keys("temporal-", "active")
+        .await
+        .map_err(|err| {
+            WorkerError::Broker(format!("cannot list keys at {}: {err}", args.broker_url))
+        })?;
+    let client = temporal_client(&args.temporal).await?;
+    let mut orphans = Vec::new();
+    for key in keys {
+        if let Some(reason) = closed(&client, &args.temporal.namespace, &key).await? {
+            orphans.push(Orphan {
+                key_id: key.id,
+                label: key.label,
+                reason,
+            });
+        }
+    }
+    if args.apply {
+        for orphan in &orphans {
+            broker.revoke(&orphan.key_id).await.map_err(|err| {
+                WorkerError::Broker(format!("cannot revoke {}: {err}", orphan.key_id))
+            })?;
+        }
+    }
+    Ok(orphans)
+}
