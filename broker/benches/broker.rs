@@ -30,7 +30,7 @@ async fn spawn_broker(upstream: SocketAddr, db: &std::path::Path) -> SocketAddr 
         Secret::from("sk_test_bench"),
         format!("http://{upstream}").parse().expect("upstream url"),
     );
-    config.database_url = format!("sqlite://{}", db.display());
+    config.database_url = format!("sqlite://{}", db.display()).into();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind broker");
     let addr = listener.local_addr().expect("broker address");
     tokio::spawn(keylease_broker::run(

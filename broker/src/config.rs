@@ -16,13 +16,15 @@ pub struct BrokerConfig {
     #[arg(long, env = "KEYLEASE_BROKER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Database holding keys, spend and audit records (`sqlite://path`; created if missing).
+    /// Database holding keys, spend and audit records: `sqlite://path` (created if
+    /// missing) or `postgres://user:password@host/db`. Never logged: it may hold a password.
     #[arg(
         long,
         env = "KEYLEASE_BROKER_DATABASE_URL",
-        default_value = "sqlite://keylease-broker.db"
+        default_value = "sqlite://keylease-broker.db",
+        hide_env_values = true
     )]
-    pub database_url: String,
+    pub database_url: Secret,
 
     /// Bearer token required by the admin API (`/v1/...`). Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_ADMIN_TOKEN", hide_env_values = true)]
@@ -62,7 +64,7 @@ impl BrokerConfig {
     pub fn new(admin_token: Secret, stripe_secret_key: Secret, stripe_api_base: Url) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            database_url: "sqlite://keylease-broker.db".to_owned(),
+            database_url: Secret::from("sqlite://keylease-broker.db"),
             admin_token,
             stripe_secret_key,
             stripe_api_base,

@@ -86,7 +86,7 @@ pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
-    let store = Store::connect(&config.database_url).await?;
+    let store = Store::connect(config.database_url.expose()).await?;
     let state = AppState::new(&config, store)?;
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)

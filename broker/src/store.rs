@@ -1,12 +1,15 @@
-//! Keys, spend and audit records in SQL (SQLite through sqlx).
+//! Keys, spend and audit records in SQL: SQLite or PostgreSQL, through sqlx's `Any` driver.
+//!
+//! Statements are written once with `?N` placeholders (SQLite's) and turned
+//! into `$N` (PostgreSQL's) for a PostgreSQL pool; both mean the N-th bind.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::migrate::MigrateDatabase;
+use sqlx::{Any, AnyPool, Executor, Row};
 
 use crate::allowlist::EndpointRule;
 use crate::new_key::NewKey;
@@ -112,10 +115,35 @@ impl Reservation {
     }
 }
 
+/// Which database a store is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite://path`: one file, one broker process.
+    Sqlite,
+    /// `postgres://…`: shared by any number of broker processes.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names.
+    pub fn of(url: &str) -> Result<Self, sqlx::Error> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Ok(Self::Postgres)
+        } else {
+            Err(sqlx::Error::Configuration(
+                "the database URL must start with sqlite:// or postgres://".into(),
+            ))
+        }
+    }
+}
+
 /// The broker's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at";
@@ -139,7 +167,7 @@ fn decode_err(err: serde_json::Error) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(err))
 }
 
-fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, sqlx::Error> {
+fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
     let endpoints: String = row.try_get("allowed_endpoints")?;
     let metadata: String = row.try_get("metadata")?;
     Ok(KeyRecord {
@@ -158,21 +186,47 @@ fn key_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<KeyRecord, sqlx::Error>
 }
 
 impl Store {
-    /// Opens (creating if missing) the database at `url` and applies the embedded migrations.
+    /// Opens the database at `url` (a SQLite file is created if missing) and applies the embedded migrations.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            // WAL lets readers run beside the single writer; the busy timeout
-            // queues concurrent writers instead of failing them.
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(std::time::Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)?;
+        if backend == Backend::Sqlite && !Any::database_exists(url).await? {
+            Any::create_database(url).await?;
+        }
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the single writer; the busy
+                        // timeout queues concurrent writers instead of failing them.
+                        connection
+                            .execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// `statement` in this backend's placeholder syntax.
+    fn sql(&self, statement: &str) -> sqlx::AssertSqlSafe<String> {
+        match self.backend {
+            Backend::Sqlite => sqlx::AssertSqlSafe(statement.to_owned()),
+            Backend::Postgres => sqlx::AssertSqlSafe(statement.replace('?', "$")),
+        }
     }
 
     /// Stores a new key under `id`, keeping only the hash of its token.
@@ -188,10 +242,8 @@ impl Store {
                 .map_err(|e| sqlx::Error::Encode(e.into()))?;
         let endpoints = serde_json::to_string(&key.allowed_endpoints).map_err(decode_err)?;
         let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
-        sqlx::query(
-            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
+        sqlx::query(self.sql("INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))
         .bind(id)
         .bind(token_hash)
         .bind(&key.label)
@@ -219,7 +271,7 @@ impl Store {
     /// The key with this id.
     pub async fn key(&self, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(self.sql(&sql))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -232,7 +284,7 @@ impl Store {
         token_hash: &str,
     ) -> Result<Option<KeyRecord>, sqlx::Error> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE token_hash = ?1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let row = sqlx::query(self.sql(&sql))
             .bind(token_hash)
             .fetch_optional(&self.pool)
             .await?;
@@ -256,7 +308,7 @@ impl Store {
             KeyStatus::Revoked => "revoked",
             KeyStatus::Expired => "expired",
         });
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        let rows = sqlx::query(self.sql(&sql))
             .bind(millis(now))
             .bind(filter.label_prefix.as_deref())
             .bind(status)
@@ -268,12 +320,13 @@ impl Store {
 
     /// Revokes one key; `None` if there is no such key. Revoking twice keeps the first time.
     pub async fn revoke(&self, id: &str, now: DateTime<Utc>) -> Result<Option<()>, sqlx::Error> {
-        let found =
-            sqlx::query("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1")
-                .bind(id)
-                .bind(millis(now))
-                .execute(&self.pool)
-                .await?;
+        let found = sqlx::query(
+            self.sql("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1"),
+        )
+        .bind(id)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
         Ok((found.rows_affected() > 0).then_some(()))
     }
 
@@ -283,10 +336,10 @@ impl Store {
         prefix: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query(
+        let done = sqlx::query(self.sql(
             "UPDATE keys SET revoked_at = ?1
              WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2",
-        )
+        ))
         .bind(millis(now))
         .bind(prefix)
         .execute(&self.pool)
@@ -297,7 +350,7 @@ impl Store {
     /// What `key_id` has spent (or holds in flight) on the UTC day of `now`, in micro-dollars.
     pub async fn spent_today(&self, key_id: &str, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
         let spent: Option<i64> =
-            sqlx::query_scalar("SELECT micros FROM spend WHERE key_id = ?1 AND day = ?2")
+            sqlx::query_scalar(self.sql("SELECT micros FROM spend WHERE key_id = ?1 AND day = ?2"))
                 .bind(key_id)
                 .bind(day_of(now))
                 .fetch_optional(&self.pool)
@@ -316,11 +369,11 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<Reservation>, sqlx::Error> {
         let day = day_of(now);
-        let reserved = sqlx::query(
+        let reserved = sqlx::query(self.sql(
             "INSERT INTO spend (key_id, day, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
              ON CONFLICT (key_id, day) DO UPDATE SET micros = spend.micros + excluded.micros
              WHERE spend.micros + excluded.micros <= ?4",
-        )
+        ))
         .bind(&key.id)
         .bind(&day)
         .bind(micros)
@@ -336,12 +389,14 @@ impl Store {
 
     /// Gives a reservation back, for a request upstream refused.
     pub async fn release(&self, reservation: &Reservation) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE spend SET micros = micros - ?3 WHERE key_id = ?1 AND day = ?2")
-            .bind(&reservation.key_id)
-            .bind(&reservation.day)
-            .bind(reservation.micros)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            self.sql("UPDATE spend SET micros = micros - ?3 WHERE key_id = ?1 AND day = ?2"),
+        )
+        .bind(&reservation.key_id)
+        .bind(&reservation.day)
+        .bind(reservation.micros)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -351,10 +406,8 @@ impl Store {
         record: &AuditRecord,
         reserved_micros: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )
+        sqlx::query(self.sql("INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
         .bind(millis(record.at))
         .bind(&record.key_id)
         .bind(&record.label)
@@ -372,12 +425,10 @@ impl Store {
 
     /// Audit records matching `filter` (key id, label prefix), newest first.
     pub async fn audit(&self, filter: &KeyFilter) -> Result<Vec<AuditRecord>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms FROM audit
+        let rows = sqlx::query(self.sql("SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms FROM audit
              WHERE (?1 IS NULL OR key_id = ?1)
                AND (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
-             ORDER BY id DESC LIMIT ?3",
-        )
+             ORDER BY id DESC LIMIT ?3"))
         .bind(filter.key_id.as_deref())
         .bind(filter.label_prefix.as_deref())
         .bind(filter.limit)
