@@ -13,12 +13,14 @@ fmt:
 lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
-# The end-to-end tests start the Temporal dev server from the project-local install.
+# The end-to-end tests start the Temporal dev server from the project-local install;
+# the broker's tests also run on the PostgreSQL server scripts/start-postgres.sh starts.
 unit: tools
 	cargo test --workspace
 
 tools:
 	@scripts/install-temporal.sh >/dev/null
+	@scripts/start-postgres.sh >/dev/null
 
 # Validates docker-compose.yml with the example settings (needs docker-compose; no engine).
 compose-check:

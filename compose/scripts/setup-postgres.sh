@@ -11,4 +11,6 @@ for db in temporal temporal_visibility; do
   temporal-sql-tool --plugin postgres12 --ep "$POSTGRES_SEEDS" -u "$POSTGRES_USER" -p "$DB_PORT" --db "$db" \
     update-schema -d "/etc/temporal/schema/postgresql/v12/$dir/versioned"
 done
-echo "Temporal schema ready"
+# The broker's own database; the broker applies its schema itself.
+temporal-sql-tool --plugin postgres12 --ep "$POSTGRES_SEEDS" -u "$POSTGRES_USER" -p "$DB_PORT" --db keylease create || true
+echo "Temporal schema and the broker's database ready"

@@ -18,6 +18,57 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const ADMIN_TOKEN: &str = "admin-test-token-3f9a";
+
+/// The PostgreSQL server the tests create their databases on (`scripts/start-postgres.sh` starts it).
+const DEFAULT_POSTGRES_URL: &str = "postgres://keylease:keylease@127.0.0.1:5432/postgres";
+
+/// Which database a test broker runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file in a temporary folder.
+    Sqlite,
+    /// A new database on the test PostgreSQL server (`KEYLEASE_TEST_POSTGRES_URL`).
+    Postgres,
+}
+
+/// A database of its own for one test.
+pub async fn fresh_database(backend: Backend, dir: &TempDir) -> String {
+    match backend {
+        Backend::Sqlite => format!("sqlite://{}/broker.db", dir.path().display()),
+        Backend::Postgres => {
+            use sqlx::Connection;
+            let admin = std::env::var("KEYLEASE_TEST_POSTGRES_URL")
+                .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+            let mut connection = sqlx::PgConnection::connect(&admin)
+                .await
+                .unwrap_or_else(|err| panic!("no PostgreSQL at {admin} ({err}): run scripts/start-postgres.sh (make test does)"));
+            let name = format!("broker_test_{}", hex_suffix());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut connection)
+                .await
+                .unwrap();
+            let (base, _) = admin
+                .rsplit_once('/')
+                .expect("a database URL ends in /database");
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// 16 hex digits no other test shares.
+fn hex_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    format!(
+        "{:x}{:x}",
+        nanos ^ u64::from(std::process::id()),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
 pub const STRIPE_SECRET: &str = "sk_test_broker_secret_77c1";
 
 /// A request as upstream received it.
@@ -132,21 +183,21 @@ pub fn config(upstream: &TestUpstream, database_url: &str) -> BrokerConfig {
         Secret::from(STRIPE_SECRET),
         format!("http://{}", upstream.addr).parse().unwrap(),
     );
-    config.database_url = database_url.to_owned();
+    config.database_url = database_url.into();
     config.usd_rates = keylease_broker::config::parse_usd_rates("eur=1.10,jpy=0.01").unwrap();
     config
 }
 
 impl TestBroker {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(|_| {}).await
+    pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, |_| {}).await
     }
 
-    /// Spawns a broker whose config `tweak` may change.
-    pub async fn spawn_with(tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
+    /// Spawns a broker on `backend` whose config `tweak` may change.
+    pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
         let upstream = TestUpstream::spawn().await;
         let db_dir = Arc::new(tempfile::tempdir().unwrap());
-        let database_url = format!("sqlite://{}/broker.db", db_dir.path().display());
+        let database_url = fresh_database(backend, &db_dir).await;
         let mut config = config(&upstream, &database_url);
         tweak(&mut config);
         let mut broker = Self {
@@ -174,6 +225,19 @@ impl TestBroker {
             .await
             .unwrap();
         }));
+    }
+
+    /// Starts a second broker on the same database and upstream; returns its address.
+    pub async fn sibling(&self) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = config(&self.upstream, &self.database_url);
+        tokio::spawn(async move {
+            keylease_broker::run(listener, config, std::future::pending())
+                .await
+                .unwrap()
+        });
+        addr
     }
 
     /// Stops the broker and starts a new one on the same database file.

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{ADMIN_TOKEN, TestBroker, code, json_of};
+use crate::helpers::{ADMIN_TOKEN, Backend, TestBroker, code, json_of};
 
 fn request(label: &str) -> serde_json::Value {
     json!({
@@ -16,9 +16,8 @@ fn request(label: &str) -> serde_json::Value {
     })
 }
 
-#[tokio::test]
-async fn issue_returns_the_token_once_and_show_hides_it() {
-    let broker = TestBroker::spawn().await;
+pub async fn issue_returns_the_token_once_and_show_hides_it(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let (status, issued) = broker.issue_raw(request("temporal-wf1-charge")).await;
     assert_eq!(status, 201, "{issued}");
     let token = issued["token"].as_str().unwrap();
@@ -45,9 +44,8 @@ async fn issue_returns_the_token_once_and_show_hides_it() {
     assert_eq!(shown["revoked_at"], json!(null));
 }
 
-#[tokio::test]
-async fn admin_endpoints_need_the_admin_token() {
-    let broker = TestBroker::spawn().await;
+pub async fn admin_endpoints_need_the_admin_token(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let issued = broker
         .issue("temporal-auth-charge", &["/v1/*"], 1.0, json!(60))
         .await;
@@ -92,9 +90,11 @@ async fn admin_endpoints_need_the_admin_token() {
     assert_eq!(status, 200);
 }
 
-#[tokio::test]
-async fn invalid_requests_are_422_naming_the_field() {
-    let broker = TestBroker::spawn_with(|c| c.max_ttl = std::time::Duration::from_secs(3600)).await;
+pub async fn invalid_requests_are_422_naming_the_field(backend: Backend) {
+    let broker = TestBroker::spawn_with(backend, |c| {
+        c.max_ttl = std::time::Duration::from_secs(3600)
+    })
+    .await;
     let cases = [
         ("label", json!("two words")),
         ("vendor", json!("paypal")),
@@ -135,9 +135,8 @@ async fn invalid_requests_are_422_naming_the_field() {
     assert_eq!(listed["keys"], json!([]));
 }
 
-#[tokio::test]
-async fn list_filters_by_label_prefix_status_and_limit() {
-    let broker = TestBroker::spawn().await;
+pub async fn list_filters_by_label_prefix_status_and_limit(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let a = broker
         .issue("temporal-wfA-charge", &["/v1/*"], 1.0, json!(60))
         .await;
@@ -188,9 +187,8 @@ async fn list_filters_by_label_prefix_status_and_limit() {
     assert_eq!((status, code(&body)), (422, "invalid_request"));
 }
 
-#[tokio::test]
-async fn revoke_is_idempotent_and_unknown_ids_are_404() {
-    let broker = TestBroker::spawn().await;
+pub async fn revoke_is_idempotent_and_unknown_ids_are_404(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue("temporal-rv-charge", &["/v1/*"], 1.0, json!(60))
         .await;
@@ -213,9 +211,8 @@ async fn revoke_is_idempotent_and_unknown_ids_are_404() {
     assert_eq!((status, code(&body)), (404, "not_found"));
 }
 
-#[tokio::test]
-async fn bulk_revoke_cuts_off_one_workflow_only() {
-    let broker = TestBroker::spawn().await;
+pub async fn bulk_revoke_cuts_off_one_workflow_only(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let charge = broker
         .issue("temporal-wf9-charge", &["/v1/*"], 0.0, json!(60))
         .await;

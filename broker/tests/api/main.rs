@@ -1,5 +1,5 @@
-//! End-to-end tests of the broker over real HTTP, a real SQLite file and a
-//! recording upstream server, all on port 0.
+//! End-to-end tests of the broker over real HTTP, a real database (a SQLite
+//! file, and a PostgreSQL database) and a recording upstream server, all on port 0.
 
 mod helpers;
 mod keys;
@@ -7,3 +7,43 @@ mod logs;
 mod persistence;
 mod proxy;
 mod spend;
+
+/// Runs each test once per backend, as `sqlite::<test>` and `postgres::<test>`.
+macro_rules! on_both_backends {
+    ($($module:ident :: $test:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test]
+            async fn $test() {
+                crate::$module::$test(crate::helpers::Backend::Sqlite).await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test]
+            async fn $test() {
+                crate::$module::$test(crate::helpers::Backend::Postgres).await;
+            })*
+        }
+    };
+}
+
+on_both_backends! {
+    keys::issue_returns_the_token_once_and_show_hides_it,
+    keys::admin_endpoints_need_the_admin_token,
+    keys::invalid_requests_are_422_naming_the_field,
+    keys::list_filters_by_label_prefix_status_and_limit,
+    keys::revoke_is_idempotent_and_unknown_ids_are_404,
+    keys::bulk_revoke_cuts_off_one_workflow_only,
+    proxy::forwards_with_the_stripe_secret_and_passes_headers_through,
+    proxy::unknown_revoked_and_expired_keys_are_401,
+    proxy::allowlist_limits_methods_and_paths,
+    proxy::path_tricks_are_refused_and_never_forwarded,
+    proxy::unknown_vendor_is_404_and_large_bodies_413,
+    proxy::upstream_timeout_is_504_and_unreachable_is_502,
+    proxy::every_proxied_request_is_audited,
+    spend::over_the_cap_is_429_and_nothing_is_forwarded,
+    spend::twenty_concurrent_charges_on_a_cap_for_seven_forward_exactly_seven,
+    spend::a_4xx_releases_the_reservation_and_a_5xx_keeps_it,
+    spend::currencies_are_valued_in_usd,
+    spend::ambiguous_amounts_are_refused,
+    persistence::keys_revocations_and_spend_survive_a_restart,
+}

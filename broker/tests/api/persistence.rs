@@ -3,11 +3,10 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{TestBroker, code, json_of};
+use crate::helpers::{Backend, TestBroker, code, json_of};
 
-#[tokio::test]
-async fn keys_revocations_and_spend_survive_a_restart() {
-    let mut broker = TestBroker::spawn().await;
+pub async fn keys_revocations_and_spend_survive_a_restart(backend: Backend) {
+    let mut broker = TestBroker::spawn(backend).await;
     let live = broker
         .issue(
             "temporal-p-charge",

@@ -5,11 +5,10 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{STRIPE_SECRET, TestBroker, code, eventually, json_of, raw_status};
+use crate::helpers::{Backend, STRIPE_SECRET, TestBroker, code, eventually, json_of, raw_status};
 
-#[tokio::test]
-async fn forwards_with_the_stripe_secret_and_passes_headers_through() {
-    let broker = TestBroker::spawn().await;
+pub async fn forwards_with_the_stripe_secret_and_passes_headers_through(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue(
             "temporal-fw-charge",
@@ -78,9 +77,8 @@ async fn forwards_with_the_stripe_secret_and_passes_headers_through() {
     );
 }
 
-#[tokio::test]
-async fn unknown_revoked_and_expired_keys_are_401() {
-    let broker = TestBroker::spawn().await;
+pub async fn unknown_revoked_and_expired_keys_are_401(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let (status, body) = json_of(broker.stripe_get("vk_nope", "/v1/balance").await).await;
     assert_eq!((status, code(&body)), (401, "invalid_key"));
     let (status, body) = json_of(
@@ -139,9 +137,8 @@ async fn unknown_revoked_and_expired_keys_are_401() {
     );
 }
 
-#[tokio::test]
-async fn allowlist_limits_methods_and_paths() {
-    let broker = TestBroker::spawn().await;
+pub async fn allowlist_limits_methods_and_paths(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue(
             "temporal-al-refund",
@@ -192,9 +189,8 @@ async fn allowlist_limits_methods_and_paths() {
     );
 }
 
-#[tokio::test]
-async fn path_tricks_are_refused_and_never_forwarded() {
-    let broker = TestBroker::spawn().await;
+pub async fn path_tricks_are_refused_and_never_forwarded(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue(
             "temporal-pt-charge",
@@ -234,9 +230,8 @@ async fn path_tricks_are_refused_and_never_forwarded() {
     assert_eq!(received[0].path, "/v1/payment_intents/pi_1");
 }
 
-#[tokio::test]
-async fn unknown_vendor_is_404_and_large_bodies_413() {
-    let broker = TestBroker::spawn().await;
+pub async fn unknown_vendor_is_404_and_large_bodies_413(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue("temporal-v-charge", &["/v1/*"], 0.0, json!(60))
         .await;
@@ -267,9 +262,9 @@ async fn unknown_vendor_is_404_and_large_bodies_413() {
     assert!(broker.upstream.received().is_empty());
 }
 
-#[tokio::test]
-async fn upstream_timeout_is_504_and_unreachable_is_502() {
-    let broker = TestBroker::spawn_with(|c| c.upstream_timeout = Duration::from_millis(300)).await;
+pub async fn upstream_timeout_is_504_and_unreachable_is_502(backend: Backend) {
+    let broker =
+        TestBroker::spawn_with(backend, |c| c.upstream_timeout = Duration::from_millis(300)).await;
     let key = broker
         .issue("temporal-to-charge", &["/v1/*"], 50.0, json!(60))
         .await;
@@ -294,8 +289,10 @@ async fn upstream_timeout_is_504_and_unreachable_is_502() {
         "a timeout is ambiguous: the reservation is kept"
     );
 
-    let unreachable =
-        TestBroker::spawn_with(|c| c.stripe_api_base = "http://127.0.0.1:9".parse().unwrap()).await;
+    let unreachable = TestBroker::spawn_with(backend, |c| {
+        c.stripe_api_base = "http://127.0.0.1:9".parse().unwrap()
+    })
+    .await;
     let key = unreachable
         .issue("temporal-un-charge", &["/v1/*"], 50.0, json!(60))
         .await;
@@ -317,9 +314,8 @@ async fn upstream_timeout_is_504_and_unreachable_is_502() {
     );
 }
 
-#[tokio::test]
-async fn every_proxied_request_is_audited() {
-    let broker = TestBroker::spawn().await;
+pub async fn every_proxied_request_is_audited(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue(
             "temporal-au-charge",

@@ -2,13 +2,12 @@
 
 use serde_json::json;
 
-use crate::helpers::{Reply, TestBroker, code, json_of};
+use crate::helpers::{Backend, Reply, TestBroker, code, json_of};
 
 const CHARGE: &[&str] = &["POST /v1/payment_intents", "POST /v1/charges"];
 
-#[tokio::test]
-async fn over_the_cap_is_429_and_nothing_is_forwarded() {
-    let broker = TestBroker::spawn().await;
+pub async fn over_the_cap_is_429_and_nothing_is_forwarded(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue("temporal-cap-charge", CHARGE, 25.0, json!(60))
         .await;
@@ -43,9 +42,8 @@ async fn over_the_cap_is_429_and_nothing_is_forwarded() {
     assert_eq!(broker.key(&key.id).await["spent_usd"], 25.0);
 }
 
-#[tokio::test]
-async fn twenty_concurrent_charges_on_a_cap_for_seven_forward_exactly_seven() {
-    let broker = TestBroker::spawn().await;
+pub async fn twenty_concurrent_charges_on_a_cap_for_seven_forward_exactly_seven(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue("temporal-race-charge", CHARGE, 70.0, json!(60))
         .await;
@@ -75,9 +73,8 @@ async fn twenty_concurrent_charges_on_a_cap_for_seven_forward_exactly_seven() {
     assert_eq!(broker.key(&key.id).await["spent_usd"], 70.0);
 }
 
-#[tokio::test]
-async fn a_4xx_releases_the_reservation_and_a_5xx_keeps_it() {
-    let broker = TestBroker::spawn().await;
+pub async fn a_4xx_releases_the_reservation_and_a_5xx_keeps_it(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue("temporal-rel-charge", CHARGE, 10.0, json!(60))
         .await;
@@ -117,9 +114,8 @@ async fn a_4xx_releases_the_reservation_and_a_5xx_keeps_it() {
     assert_eq!((status, code(&body)), (429, "cap_exhausted"));
 }
 
-#[tokio::test]
-async fn currencies_are_valued_in_usd() {
-    let broker = TestBroker::spawn().await; // rates: eur=1.10, jpy=0.01
+pub async fn currencies_are_valued_in_usd(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await; // rates: eur=1.10, jpy=0.01
     let key = broker
         .issue("temporal-fx-charge", CHARGE, 12.0, json!(60))
         .await;
@@ -162,9 +158,8 @@ async fn currencies_are_valued_in_usd() {
     assert_eq!((status, code(&body)), (403, "currency_not_allowed"));
 }
 
-#[tokio::test]
-async fn ambiguous_amounts_are_refused() {
-    let broker = TestBroker::spawn().await;
+pub async fn ambiguous_amounts_are_refused(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
     let key = broker
         .issue("temporal-amb-charge", CHARGE, 1000.0, json!(60))
         .await;
@@ -194,4 +189,41 @@ async fn ambiguous_amounts_are_refused() {
         .unwrap();
     assert_eq!(response.status(), 422);
     assert!(broker.upstream.received().is_empty());
+}
+
+/// Two broker processes sharing one PostgreSQL database: the cap still holds
+/// when concurrent charges on one key are split across both.
+#[tokio::test]
+async fn two_brokers_on_one_postgres_database_share_the_cap() {
+    let broker = TestBroker::spawn(Backend::Postgres).await;
+    let other = broker.sibling().await;
+    let key = broker
+        .issue("temporal-two-charge", CHARGE, 70.0, json!(60))
+        .await;
+    let charges = (0..20).map(|i| {
+        let addr = if i % 2 == 0 { broker.addr } else { other };
+        broker
+            .http
+            .post(format!("http://{addr}/stripe/v1/payment_intents"))
+            .bearer_auth(&key.token)
+            .form(&[("amount", "1000"), ("currency", "usd")])
+            .send()
+    });
+    let statuses: Vec<u16> = futures::future::join_all(charges)
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        7,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        13,
+        "{statuses:?}"
+    );
+    assert_eq!(broker.upstream.received().len(), 7);
+    assert_eq!(broker.key(&key.id).await["spent_usd"], 70.0);
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Makes sure a PostgreSQL server is up on 127.0.0.1:5432 with the role the broker's
+# tests use (keylease/keylease, allowed to create databases). Installs Debian's
+# postgresql when it is missing (needs root, as on the project's machines). Idempotent.
+set -euo pipefail
+
+pg_up() { (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; }
+
+if ! pg_up; then
+  if ! command -v pg_ctlcluster >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  cluster=$(pg_lsclusters --no-header | awk 'NR==1 {print $1" "$2}')
+  if [ -z "$cluster" ]; then
+    version=$(ls /usr/lib/postgresql | sort -n | tail -n 1)
+    pg_createcluster "$version" main >/dev/null
+    cluster="$version main"
+  fi
+  # shellcheck disable=SC2086
+  pg_ctlcluster $cluster start
+  for _ in $(seq 1 100); do pg_up && break; sleep 0.1; done
+fi
+
+su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'keylease'\"" | grep -q 1 \
+  || su postgres -c "psql -qc \"CREATE ROLE keylease LOGIN CREATEDB PASSWORD 'keylease'\""
+echo "postgres://keylease:keylease@127.0.0.1:5432/postgres"
