@@ -11,7 +11,8 @@
 //! - [`new_key`]: validation of a key request.
 //! - [`allowlist`]: path normalization and endpoint patterns.
 //! - [`money`]: valuing an amount in USD for the spend cap.
-//! - [`store`]: keys, spend and audit records in SQLite.
+//! - [`store`]: keys, spend and audit records in SQLite or PostgreSQL.
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`token`]: vault tokens and key ids, stored only as hashes.
 //! - [`vendor`]: the upstream APIs and which of their calls move money.
 //! - [`auth`], [`secret`], [`state`], [`error`]: the plumbing around them.
@@ -20,6 +21,7 @@ pub mod allowlist;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod money;
 pub mod new_key;
 pub mod routes;
@@ -62,6 +64,7 @@ pub enum BrokerError {
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::serve))
         .route(
             "/v1/keys",
             post(routes::keys::issue).get(routes::keys::list),

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{BrokerConfig, UsdRates};
+use crate::metrics::BrokerMetrics;
 use crate::secret::Secret;
 use crate::store::Store;
 use crate::vendor::Vendor;
@@ -22,6 +23,7 @@ struct Inner {
     max_ttl: Duration,
     usd_rates: UsdRates,
     upstream: reqwest::Client,
+    metrics: BrokerMetrics,
 }
 
 impl AppState {
@@ -45,6 +47,7 @@ impl AppState {
                 max_ttl: config.max_ttl,
                 usd_rates: config.usd_rates.clone(),
                 upstream,
+                metrics: BrokerMetrics::default(),
             }),
         })
     }
@@ -77,6 +80,11 @@ impl AppState {
     /// USD rates for non-USD spend.
     pub fn usd_rates(&self) -> &UsdRates {
         &self.inner.usd_rates
+    }
+
+    /// The broker's Prometheus metrics.
+    pub fn metrics(&self) -> &BrokerMetrics {
+        &self.inner.metrics
     }
 
     /// The pooled upstream HTTP client.

@@ -318,16 +318,20 @@ impl Store {
         rows.iter().map(key_from_row).collect()
     }
 
-    /// Revokes one key; `None` if there is no such key. Revoking twice keeps the first time.
-    pub async fn revoke(&self, id: &str, now: DateTime<Utc>) -> Result<Option<()>, sqlx::Error> {
-        let found = sqlx::query(
-            self.sql("UPDATE keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1"),
+    /// Revokes one key: `None` if there is no such key, else whether this call
+    /// revoked it (`false`: it already was, and keeps its first revocation time).
+    pub async fn revoke(&self, id: &str, now: DateTime<Utc>) -> Result<Option<bool>, sqlx::Error> {
+        let revoked = sqlx::query(
+            self.sql("UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL"),
         )
         .bind(id)
         .bind(millis(now))
         .execute(&self.pool)
         .await?;
-        Ok((found.rows_affected() > 0).then_some(()))
+        if revoked.rows_affected() > 0 {
+            return Ok(Some(true));
+        }
+        Ok(self.key(id).await?.map(|_| false))
     }
 
     /// Revokes every active key whose label starts with `prefix`; returns how many.

@@ -78,6 +78,7 @@ pub async fn issue(
         .store()
         .insert_key(&id, &token_hash(token.expose()), &new_key, now)
         .await?;
+    state.metrics().keys_issued.inc();
     tracing::info!(key_id = %key.id, label = %key.label, expires_at = %key.expires_at, "key issued");
     Ok((
         StatusCode::CREATED,
@@ -140,12 +141,15 @@ pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state
+    let revoked_now = state
         .store()
         .revoke(&id, Utc::now())
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no key {id}")))?;
-    tracing::info!(key_id = %id, "key revoked");
+    if revoked_now {
+        state.metrics().keys_revoked.inc();
+        tracing::info!(key_id = %id, "key revoked");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -173,6 +177,7 @@ pub async fn revoke_by_prefix(
         .store()
         .revoke_by_prefix(&request.label_prefix, Utc::now())
         .await?;
+    state.metrics().keys_revoked.inc_by(revoked);
     tracing::info!(label_prefix = %request.label_prefix, revoked, "keys revoked by label prefix");
     Ok(Json(json!({ "revoked": revoked })))
 }

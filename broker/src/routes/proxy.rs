@@ -17,6 +17,7 @@ use chrono::Utc;
 use crate::allowlist::check_path;
 use crate::auth::bearer;
 use crate::error::ApiError;
+use crate::metrics::{ProxyLabels, VendorLabels};
 use crate::money::{ValuationError, usd_micros};
 use crate::state::AppState;
 use crate::store::{AuditRecord, KeyRecord, KeyStatus, Reservation};
@@ -91,6 +92,23 @@ pub async fn proxy(State(state): State<AppState>, request: Request) -> Response 
         latency_ms = record.latency_ms,
         "proxied request"
     );
+    let metrics = state.metrics();
+    metrics
+        .proxied
+        .get_or_create(&ProxyLabels {
+            vendor: record.vendor.clone(),
+            status: record.status,
+        })
+        .inc();
+    metrics
+        .proxy_seconds
+        .get_or_create(&VendorLabels {
+            vendor: record.vendor.clone(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    if record.code.as_deref() == Some("cap_exhausted") {
+        metrics.cap_exhausted.inc();
+    }
     // The upstream call has happened either way: a lost audit row is logged, not answered.
     if let Err(err) = state
         .store()

@@ -257,3 +257,59 @@ pub async fn bulk_revoke_cuts_off_one_workflow_only(backend: Backend) {
         "already revoked keys are not counted again"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_keys_proxied_requests_and_cap_refusals() {
+    let broker = TestBroker::spawn(Backend::Sqlite).await;
+    let key = broker
+        .issue(
+            "temporal-m-charge",
+            &["POST /v1/payment_intents"],
+            10.0,
+            json!(60),
+        )
+        .await;
+    let form = [("amount", "1000"), ("currency", "usd")];
+    assert_eq!(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents", &form)
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents", &form)
+            .await
+            .status(),
+        429
+    );
+    let path = format!("/v1/keys/{}", key.id);
+    broker.admin(Method::DELETE, &path, None).await;
+    broker.admin(Method::DELETE, &path, None).await;
+
+    // No auth: nothing in it is secret.
+    let text = broker
+        .http
+        .get(broker.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "keylease_broker_keys_issued_total 1",
+        "keylease_broker_keys_revoked_total 1",
+        "keylease_broker_cap_exhausted_total 1",
+        r#"keylease_broker_proxied_requests_total{vendor="stripe",status="200"} 1"#,
+        r#"keylease_broker_proxied_requests_total{vendor="stripe",status="429"} 1"#,
+        r#"keylease_broker_proxy_seconds_count{vendor="stripe"} 2"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+    assert!(!text.contains(&key.token) && !text.contains(&key.id) && !text.contains("temporal-m"));
+}

@@ -1,0 +1,113 @@
+//! Prometheus metrics of the broker, served at `GET /metrics`. None names a key, label or token.
+
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Labels of a proxied request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProxyLabels {
+    /// First path segment, e.g. `stripe`.
+    pub vendor: String,
+    /// Status answered to the caller.
+    pub status: u16,
+}
+
+/// Labels of the proxy latency.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct VendorLabels {
+    /// First path segment, e.g. `stripe`.
+    pub vendor: String,
+}
+
+/// What the broker counts.
+#[derive(Debug)]
+pub struct BrokerMetrics {
+    registry: Registry,
+    /// Keys issued.
+    pub keys_issued: Counter,
+    /// Keys revoked, one by one or by label prefix.
+    pub keys_revoked: Counter,
+    /// Money-moving requests refused at the cap.
+    pub cap_exhausted: Counter,
+    /// Proxied requests by vendor and status.
+    pub proxied: Family<ProxyLabels, Counter>,
+    /// Seconds per proxied request, upstream included.
+    pub proxy_seconds: Family<VendorLabels, Histogram>,
+}
+
+impl Default for BrokerMetrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let keys_issued = Counter::default();
+        let keys_revoked = Counter::default();
+        let cap_exhausted = Counter::default();
+        let proxied = Family::<ProxyLabels, Counter>::default();
+        // 1 ms to about 33 s: the upstream timeout's range.
+        let proxy_seconds = Family::<VendorLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.001, 2.0, 16))
+        });
+        registry.register(
+            "keylease_broker_keys_issued",
+            "Keys issued",
+            keys_issued.clone(),
+        );
+        registry.register(
+            "keylease_broker_keys_revoked",
+            "Keys revoked",
+            keys_revoked.clone(),
+        );
+        registry.register(
+            "keylease_broker_cap_exhausted",
+            "Requests refused at a key's spend cap",
+            cap_exhausted.clone(),
+        );
+        registry.register(
+            "keylease_broker_proxied_requests",
+            "Proxied requests by vendor and status",
+            proxied.clone(),
+        );
+        registry.register(
+            "keylease_broker_proxy_seconds",
+            "Time per proxied request",
+            proxy_seconds.clone(),
+        );
+        Self {
+            registry,
+            keys_issued,
+            keys_revoked,
+            cap_exhausted,
+            proxied,
+            proxy_seconds,
+        }
+    }
+}
+
+impl BrokerMetrics {
+    /// The metrics in Prometheus' text format.
+    pub fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
+        Ok(text)
+    }
+}
+
+/// `GET /metrics` (no auth: nothing in it is secret).
+pub async fn serve(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+    let text = state.metrics().encode().map_err(ApiError::internal)?;
+    Ok((
+        [(
+            CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    ))
+}
