@@ -1,37 +1,12 @@
 //! A key lease: issued for one attempt, revoked when the attempt ends.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
 use crate::broker_client::{BrokerClient, BrokerError, IssuedKey, KeyRequest};
-
-/// Counters of what leases did, for metrics and tests.
-#[derive(Debug, Default)]
-pub struct LeaseStats {
-    issued: AtomicU64,
-    revoked: AtomicU64,
-    revoke_failures: AtomicU64,
-}
-
-impl LeaseStats {
-    /// Keys issued.
-    pub fn issued(&self) -> u64 {
-        self.issued.load(Ordering::Relaxed)
-    }
-
-    /// Keys revoked.
-    pub fn revoked(&self) -> u64 {
-        self.revoked.load(Ordering::Relaxed)
-    }
-
-    /// Revocations that failed within their time budget (the TTL covers those keys).
-    pub fn revoke_failures(&self) -> u64 {
-        self.revoke_failures.load(Ordering::Relaxed)
-    }
-}
+use crate::metrics::ActivityMetrics;
 
 /// One attempt's key. Revoke it with [`KeyLease::revoke`]; if the attempt
 /// ends without that (a panic, or its future dropped by cancellation or
@@ -45,7 +20,7 @@ pub struct KeyLease {
 #[derive(Debug, Clone)]
 struct Revoker {
     broker: BrokerClient,
-    stats: Arc<LeaseStats>,
+    metrics: Arc<ActivityMetrics>,
     budget: Duration,
 }
 
@@ -54,16 +29,21 @@ impl KeyLease {
     pub async fn issue(
         broker: &BrokerClient,
         request: &KeyRequest,
-        stats: Arc<LeaseStats>,
+        metrics: Arc<ActivityMetrics>,
         revoke_budget: Duration,
     ) -> Result<Self, BrokerError> {
-        let key = broker.issue(request).await?;
-        stats.issued.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let issued = broker.issue(request).await;
+        metrics
+            .issue_seconds
+            .observe(started.elapsed().as_secs_f64());
+        let key = issued?;
+        metrics.keys_issued.inc();
         Ok(Self {
             key: Some(key),
             revoker: Revoker {
                 broker: broker.clone(),
-                stats,
+                metrics,
                 budget: revoke_budget,
             },
         })
@@ -112,10 +92,7 @@ impl Drop for KeyLease {
                 runtime.spawn(async move { revoker.revoke(key.id, key.label).await });
             }
             Err(_) => {
-                self.revoker
-                    .stats
-                    .revoke_failures
-                    .fetch_add(1, Ordering::Relaxed);
+                self.revoker.metrics.revocation_failures.inc();
                 tracing::error!(key_id = %key.id, label = %key.label, "no runtime to revoke the key; its TTL will expire it");
             }
         }
@@ -124,6 +101,7 @@ impl Drop for KeyLease {
 
 impl Revoker {
     async fn revoke(&self, key_id: String, label: String) {
+        let started = Instant::now();
         let attempts = async {
             let mut delay = Duration::from_millis(100);
             loop {
@@ -137,11 +115,15 @@ impl Revoker {
                 }
             }
         };
-        if tokio::time::timeout(self.budget, attempts).await.is_ok() {
-            self.stats.revoked.fetch_add(1, Ordering::Relaxed);
+        let revoked = tokio::time::timeout(self.budget, attempts).await.is_ok();
+        self.metrics
+            .revoke_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if revoked {
+            self.metrics.keys_revoked.inc();
             tracing::info!(key_id = %key_id, label = %label, "key revoked");
         } else {
-            self.stats.revoke_failures.fetch_add(1, Ordering::Relaxed);
+            self.metrics.revocation_failures.inc();
             tracing::error!(key_id = %key_id, label = %label, budget = ?self.budget, "key not revoked; its TTL will expire it");
         }
     }

@@ -12,11 +12,13 @@
 //! - [`scope`]: key labels, TTLs and Stripe idempotency keys.
 //! - [`classify`]: the one mapping from failures to Temporal retry semantics.
 //! - [`validate`]: input checks made before any key is issued.
+//! - [`metrics`]: keys issued and revoked, latencies, outcomes.
 //! - [`broker_client`], [`stripe_client`]: the HTTP clients of the broker and of Stripe via the proxy.
 
 pub mod broker_client;
 pub mod classify;
 pub mod lease;
+pub mod metrics;
 pub mod payments;
 pub mod scope;
 pub mod stripe_client;

@@ -13,10 +13,12 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use temporalio_macros::activities;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
+use tracing::Instrument;
 
 use crate::broker_client::{BrokerClient, KeyRequest};
 use crate::classify::{AttemptFailure, classify};
-use crate::lease::{KeyLease, LeaseStats};
+use crate::lease::KeyLease;
+use crate::metrics::ActivityMetrics;
 use crate::scope::{TtlSource, idempotency_key, key_label, key_ttl};
 use crate::stripe_client::{ProxyError, StripeClient};
 use crate::validate;
@@ -35,7 +37,7 @@ pub struct PaymentActivities {
     stripe: StripeClient,
     max_ttl: Duration,
     revoke_budget: Duration,
-    stats: Arc<LeaseStats>,
+    metrics: Arc<ActivityMetrics>,
 }
 
 impl PaymentActivities {
@@ -52,13 +54,13 @@ impl PaymentActivities {
             stripe,
             max_ttl,
             revoke_budget,
-            stats: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
-    /// Counters of issued keys, revocations and revocation failures.
-    pub fn stats(&self) -> Arc<LeaseStats> {
-        self.stats.clone()
+    /// The activities' metrics, to register with a Prometheus registry.
+    pub fn metrics(&self) -> Arc<ActivityMetrics> {
+        self.metrics.clone()
     }
 }
 
@@ -175,32 +177,44 @@ impl PaymentActivities {
         F: FnOnce(SecretString) -> Fut,
         Fut: Future<Output = Result<T, ProxyError>>,
     {
-        let lease = KeyLease::issue(
-            &self.broker,
-            &request,
-            self.stats.clone(),
-            self.revoke_budget,
-        )
-        .await
-        .map_err(|err| classify(&AttemptFailure::KeyIssue(err)))?;
-        let key_id = lease.id().to_owned();
-        tracing::info!(
-            workflow_id = %ctx.info().workflow_id.as_deref().unwrap_or("-"), activity_id = %ctx.info().activity_id,
-            key_id = %key_id, label = %lease.label(), ttl_seconds = lease.ttl().num_seconds(), attempt = ctx.info().attempt,
-            "key issued"
+        let info = ctx.info();
+        // Every line of the attempt carries who it is for, and its key once issued.
+        let span = tracing::info_span!(
+            "attempt",
+            workflow_id = %info.workflow_id.as_deref().unwrap_or("-"),
+            activity_id = %info.activity_id,
+            attempt = info.attempt,
+            key_id = tracing::field::Empty,
+            label = tracing::field::Empty,
         );
-        let outcome = tokio::select! {
-            result = call(lease.token().clone()) => result.map_err(|err| {
-                tracing::warn!(key_id = %key_id, error = %err, "stripe call failed");
-                classify(&AttemptFailure::Call(err))
-            }),
-            () = until_cancelled(ctx) => {
-                tracing::info!(key_id = %key_id, "activity cancelled");
-                Err(ActivityError::cancelled())
-            }
+        let attempt = async {
+            let lease = KeyLease::issue(
+                &self.broker,
+                &request,
+                self.metrics.clone(),
+                self.revoke_budget,
+            )
+            .await
+            .map_err(|err| classify(&AttemptFailure::KeyIssue(err)))?;
+            let key_id = lease.id().to_owned();
+            let current = tracing::Span::current();
+            current.record("key_id", key_id.as_str());
+            current.record("label", lease.label());
+            tracing::info!(ttl_seconds = lease.ttl().num_seconds(), "key issued");
+            let outcome = tokio::select! {
+                result = call(lease.token().clone()) => result.map_err(|err| {
+                    tracing::warn!(error = %err, "stripe call failed");
+                    classify(&AttemptFailure::Call(err))
+                }),
+                () = until_cancelled(ctx) => {
+                    tracing::info!("activity cancelled");
+                    Err(ActivityError::cancelled())
+                }
+            };
+            lease.revoke().await;
+            outcome.map(|value| (value, key_id))
         };
-        lease.revoke().await;
-        outcome.map(|value| (value, key_id))
+        attempt.instrument(span).await
     }
 }
 
@@ -235,9 +249,34 @@ impl PaymentActivities {
         ctx: ActivityContext,
         input: ChargeInput,
     ) -> Result<ChargeOutput, ActivityError> {
+        let result = self.charge_attempt(&ctx, input).await;
+        self.metrics.record_outcome("charge", &result);
+        result
+    }
+
+    /// Refunds a PaymentIntent with a key that may only create refunds.
+    #[allow(missing_docs)]
+    #[activity(name = "refund")]
+    pub async fn refund(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: RefundInput,
+    ) -> Result<RefundOutput, ActivityError> {
+        let result = self.refund_attempt(&ctx, input).await;
+        self.metrics.record_outcome("refund", &result);
+        result
+    }
+}
+
+impl PaymentActivities {
+    async fn charge_attempt(
+        &self,
+        ctx: &ActivityContext,
+        input: ChargeInput,
+    ) -> Result<ChargeOutput, ActivityError> {
         let charge =
             validate::charge(&input).map_err(|why| classify(&AttemptFailure::InvalidInput(why)))?;
-        let attempt = Attempt::of(&ctx, input.schedule_to_close_ms, self.max_ttl);
+        let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
         let request = attempt.key_request(
             charge.cap_usd,
             &["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
@@ -251,7 +290,7 @@ impl PaymentActivities {
         );
         let stripe = self.stripe.clone();
         let (intent, key_id): (PaymentIntent, String) = self
-            .with_key(&ctx, request, |token| async move {
+            .with_key(ctx, request, |token| async move {
                 stripe
                     .post_form(&token, "/v1/payment_intents", &form, &key)
                     .await
@@ -268,16 +307,13 @@ impl PaymentActivities {
         })
     }
 
-    /// Refunds a PaymentIntent with a key that may only create refunds.
-    #[allow(missing_docs)]
-    #[activity(name = "refund")]
-    pub async fn refund(
-        self: Arc<Self>,
-        ctx: ActivityContext,
+    async fn refund_attempt(
+        &self,
+        ctx: &ActivityContext,
         input: RefundInput,
     ) -> Result<RefundOutput, ActivityError> {
         validate::refund(&input).map_err(|why| classify(&AttemptFailure::InvalidInput(why)))?;
-        let attempt = Attempt::of(&ctx, input.schedule_to_close_ms, self.max_ttl);
+        let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
         // Refunds move money back, never out: no spend is needed.
         let request = attempt.key_request(0.0, &["POST /v1/refunds"]);
         let form = validate::refund_form(&input, &attempt.workflow_id);
@@ -289,7 +325,7 @@ impl PaymentActivities {
         );
         let stripe = self.stripe.clone();
         let (refund, key_id): (Refund, String) = self
-            .with_key(&ctx, request, |token| async move {
+            .with_key(ctx, request, |token| async move {
                 stripe.post_form(&token, "/v1/refunds", &form, &key).await
             })
             .await?;

@@ -32,6 +32,8 @@ pub struct Stack {
     pub sim: SocketAddr,
     /// This test's task queue.
     pub task_queue: String,
+    /// The worker's `/metrics` and `/healthz`.
+    pub worker_metrics: SocketAddr,
     /// A Temporal client.
     pub client: Client,
     /// An HTTP client for the broker's and stripe-sim's APIs.
@@ -127,6 +129,10 @@ impl Stack {
         let client = keylease_worker::connect::temporal_client(&temporal_args)
             .await
             .expect("temporal client");
+        // A free port, released for the worker to take.
+        let worker_metrics = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
         let worker_config = WorkerConfig {
             temporal: temporal_args,
             broker_url: format!("http://{broker}").parse().expect("broker url"),
@@ -138,6 +144,7 @@ impl Stack {
             broker_max_ttl: Duration::from_secs(86_400),
             shutdown_grace: Duration::from_secs(5),
             revoke_budget: Duration::from_secs(2),
+            metrics_addr: Some(worker_metrics),
         };
         let (stop, stopped) = oneshot::channel::<()>();
         stops.push(stop);
@@ -147,6 +154,7 @@ impl Stack {
             broker,
             sim,
             task_queue,
+            worker_metrics,
             client,
             http: reqwest::Client::new(),
             _db: db,

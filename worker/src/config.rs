@@ -59,6 +59,9 @@ pub struct WorkerConfig {
     /// On SIGTERM or Ctrl-C, how long running activities may finish (and revoke their keys).
     #[arg(long, env = "KEYLEASE_SHUTDOWN_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
     pub shutdown_grace: Duration,
+    /// Where to serve `/metrics` (Prometheus: Keylease's and the Temporal SDK's) and `/healthz`, e.g. `0.0.0.0:9464`.
+    #[arg(long, env = "KEYLEASE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// How long a revocation is retried before it is left to the key's TTL.
     #[arg(long, env = "KEYLEASE_REVOKE_BUDGET", default_value = "2s", value_parser = humantime::parse_duration)]
     pub revoke_budget: Duration,

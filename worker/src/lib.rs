@@ -7,6 +7,7 @@
 //! - [`run`]: the worker itself, [`run::run_worker`].
 //! - [`start`]: the `checkout` and `fulfil` commands.
 //! - [`policy`]: the policy file and `policy explain`.
+//! - [`observe`]: `/metrics` and `/healthz` on `--metrics-addr`.
 //! - [`sweep`]: `keys sweep`, for keys a crashed worker never revoked.
 //! - [`connect`]: the Temporal client.
 //! - [`error`]: [`WorkerError`], one line a person can act on.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod observe;
 pub mod policy;
 pub mod run;
 pub mod start;

@@ -1,16 +1,27 @@
 //! `keylease-worker run`: poll the task queue until asked to stop.
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use keylease_activities::{BrokerClient, PaymentActivities, StripeClient};
 use keylease_workflows::{CheckoutWorkflow, ScheduleToCloseHeader};
+use prometheus_client::registry::Registry;
+use temporalio_client::Client;
+use temporalio_common::telemetry::metrics::CoreMeter;
+use temporalio_common::telemetry::{
+    PrometheusExporterOptions, TelemetryOptions, start_prometheus_metric_exporter,
+};
+use temporalio_sdk::runtime::RuntimeOptions;
 use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
+use tokio::net::TcpListener;
 
 use crate::config::WorkerConfig;
 use crate::connect::temporal_client;
 use crate::error::WorkerError;
+use crate::observe;
 
 /// Timeout of one call to the broker or through its proxy.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +44,43 @@ pub fn payment_activities(config: &WorkerConfig) -> Result<PaymentActivities, Wo
         config.broker_max_ttl,
         config.revoke_budget,
     ))
+}
+
+/// Starts the SDK's Prometheus exporter on loopback and serves `/metrics` and
+/// `/healthz` on `addr`; returns runtime options that feed the exporter.
+async fn observe(
+    addr: SocketAddr,
+    activities: &PaymentActivities,
+    client: &Client,
+) -> Result<RuntimeOptions, WorkerError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| WorkerError::Config(format!("cannot serve metrics on {addr}: {err}")))?;
+    let exporter = start_prometheus_metric_exporter(
+        PrometheusExporterOptions::builder()
+            .socket_addr(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .counters_total_suffix(true)
+            .use_seconds_for_durations(true)
+            .build(),
+    )
+    .map_err(|err| WorkerError::Run(format!("SDK metrics exporter: {err}")))?;
+    let mut registry = Registry::default();
+    activities.metrics().register(&mut registry);
+    observe::spawn(
+        listener,
+        observe::Observer {
+            registry,
+            sdk_metrics: Some(exporter.bound_addr),
+            client: client.clone(),
+            http: reqwest::Client::new(),
+        },
+    );
+    let meter: Arc<dyn CoreMeter> = exporter.meter;
+    let telemetry = TelemetryOptions::builder().metrics(meter).build();
+    RuntimeOptions::builder()
+        .telemetry_options(telemetry)
+        .build()
+        .map_err(WorkerError::Run)
 }
 
 /// Connects to Temporal and the broker, then runs the worker until `shutdown`
@@ -58,7 +106,11 @@ pub async fn run_worker(
     })?;
     let client = temporal_client(&config.temporal).await?;
 
-    let runtime = Runtime::from_current_tokio(Default::default())
+    let runtime_options = match config.metrics_addr {
+        Some(addr) => observe(addr, &activities, &client).await?,
+        None => RuntimeOptions::default(),
+    };
+    let runtime = Runtime::from_current_tokio(runtime_options)
         .map_err(|err| WorkerError::Run(err.to_string()))?;
     let tuner = TunerHolder::builder()
         .workflow_task_slot_supplier(FixedSizeSlotSupplier::new(WORKFLOW_SLOTS))

@@ -6,5 +6,6 @@ mod commands;
 mod compose;
 mod demo;
 mod foreign;
+mod observe;
 mod secrets;
 mod sweep;

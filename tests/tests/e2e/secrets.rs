@@ -42,6 +42,30 @@ async fn history_and_logs_hold_no_secret() {
         assert!(history.contains(id), "history names key {id}");
         assert!(logs.contains(id), "logs name key {id}");
     }
+    // JSON log lines of an attempt carry who it is for and which key it holds.
+    let issued: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|line| {
+            line["fields"]["message"] == "key issued" && line["span"]["workflow_id"] == wf.as_str()
+        })
+        .collect();
+    assert_eq!(issued.len(), 2, "one per key");
+    for line in &issued {
+        let span = &line["span"];
+        assert!(
+            ["charge", "refund"].contains(&span["activity_id"].as_str().unwrap_or_default()),
+            "{line}"
+        );
+        assert!(keys.iter().any(|k| k["id"] == span["key_id"]), "{line}");
+        assert!(
+            span["label"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(&format!("temporal-{wf}-")),
+            "{line}"
+        );
+    }
     for (text, name) in [(&history, "history"), (&logs, "logs")] {
         assert!(!text.contains("vk_"), "a vault token is in the {name}");
         assert!(
