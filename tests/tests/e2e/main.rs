@@ -8,4 +8,5 @@ mod demo;
 mod foreign;
 mod observe;
 mod secrets;
+mod shutdown;
 mod sweep;
