@@ -17,9 +17,11 @@ if ! pg_up; then
     pg_createcluster "$version" main >/dev/null
     cluster="$version main"
   fi
+  # The package's post-install may already have started it.
   # shellcheck disable=SC2086
-  pg_ctlcluster $cluster start
+  pg_up || pg_ctlcluster $cluster start
   for _ in $(seq 1 100); do pg_up && break; sleep 0.1; done
+  pg_up || { echo "start-postgres: PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1; }
 fi
 
 su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'keylease'\"" | grep -q 1 \
