@@ -291,14 +291,16 @@ impl Store {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    /// Keys matching `filter`, newest first.
+    /// Keys matching `filter`, newest first, each with what it has spent on the UTC day of `now`.
     pub async fn list_keys(
         &self,
         filter: &KeyFilter,
         now: DateTime<Utc>,
-    ) -> Result<Vec<KeyRecord>, sqlx::Error> {
+    ) -> Result<Vec<(KeyRecord, i64)>, sqlx::Error> {
+        // One query for the page: the day's spend comes with each key.
         let sql = format!(
-            "SELECT {KEY_COLUMNS} FROM keys
+            "SELECT {KEY_COLUMNS}, COALESCE(spend.micros, 0) AS spent_micros FROM keys
+             LEFT JOIN spend ON spend.key_id = keys.id AND spend.day = ?5
              WHERE (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
                AND (?3 IS NULL OR {STATUS_SQL} = ?3)
              ORDER BY created_at DESC, id LIMIT ?4"
@@ -313,9 +315,12 @@ impl Store {
             .bind(filter.label_prefix.as_deref())
             .bind(status)
             .bind(filter.limit)
+            .bind(day_of(now))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(key_from_row).collect()
+        rows.iter()
+            .map(|row| Ok((key_from_row(row)?, row.try_get("spent_micros")?)))
+            .collect()
     }
 
     /// Revokes one key: `None` if there is no such key, else whether this call

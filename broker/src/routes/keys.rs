@@ -127,11 +127,13 @@ pub async fn list(
         key_id: None,
         limit: super::limit(query.limit)?,
     };
-    let mut keys = Vec::new();
-    for key in state.store().list_keys(&filter, now).await? {
-        let spent = state.store().spent_today(&key.id, now).await?;
-        keys.push(KeyView::new(key, spent, now));
-    }
+    let keys: Vec<KeyView> = state
+        .store()
+        .list_keys(&filter, now)
+        .await?
+        .into_iter()
+        .map(|(key, spent)| KeyView::new(key, spent, now))
+        .collect();
     Ok(Json(json!({ "keys": keys })))
 }
 
