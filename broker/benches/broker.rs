@@ -7,7 +7,8 @@
 use std::net::SocketAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use keylease_broker::{BrokerConfig, Secret};
+use keylease_broker::BrokerConfig;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
@@ -26,8 +27,8 @@ async fn spawn_upstream() -> SocketAddr {
 
 async fn spawn_broker(upstream: SocketAddr, db: &std::path::Path) -> SocketAddr {
     let mut config = BrokerConfig::new(
-        Secret::from(ADMIN),
-        Secret::from("sk_test_bench"),
+        SecretString::from(ADMIN),
+        SecretString::from("sk_test_bench"),
         format!("http://{upstream}").parse().expect("upstream url"),
     );
     config.database_url = format!("sqlite://{}", db.display()).into();

@@ -4,6 +4,7 @@ use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use secrecy::ExposeSecret;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -28,7 +29,7 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer(&parts.headers) {
-            Some(token) if secrets_match(token, state.admin_token().expose()) => Ok(Admin),
+            Some(token) if secrets_match(token, state.admin_token().expose_secret()) => Ok(Admin),
             _ => Err(ApiError::Unauthorized),
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use url::Url;
 
-use crate::secret::Secret;
+use secrecy::SecretString;
 
 /// Everything the broker needs to run. `keylease-broker --help` prints it.
 #[derive(Debug, Clone, Args)]
@@ -24,15 +24,15 @@ pub struct BrokerConfig {
         default_value = "sqlite://keylease-broker.db",
         hide_env_values = true
     )]
-    pub database_url: Secret,
+    pub database_url: SecretString,
 
     /// Bearer token required by the admin API (`/v1/...`). Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Secret,
+    pub admin_token: SecretString,
 
     /// Stripe secret key the proxy forwards with. Never logged, never returned.
     #[arg(long, env = "KEYLEASE_STRIPE_SECRET_KEY", hide_env_values = true)]
-    pub stripe_secret_key: Secret,
+    pub stripe_secret_key: SecretString,
 
     /// Base URL of the Stripe API the proxy forwards to (stripe-sim in tests).
     #[arg(
@@ -61,10 +61,14 @@ pub struct BrokerConfig {
 
 impl BrokerConfig {
     /// A config with the defaults above and the three values that have none.
-    pub fn new(admin_token: Secret, stripe_secret_key: Secret, stripe_api_base: Url) -> Self {
+    pub fn new(
+        admin_token: SecretString,
+        stripe_secret_key: SecretString,
+        stripe_api_base: Url,
+    ) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            database_url: Secret::from("sqlite://keylease-broker.db"),
+            database_url: SecretString::from("sqlite://keylease-broker.db"),
             admin_token,
             stripe_secret_key,
             stripe_api_base,

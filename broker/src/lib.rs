@@ -15,7 +15,7 @@
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`token`]: vault tokens and key ids, stored only as hashes.
 //! - [`vendor`]: the upstream APIs and which of their calls move money.
-//! - [`auth`], [`secret`], [`state`], [`error`]: the plumbing around them.
+//! - [`auth`], [`state`], [`error`]: the plumbing around them.
 
 pub mod allowlist;
 pub mod auth;
@@ -25,12 +25,12 @@ pub mod metrics;
 pub mod money;
 pub mod new_key;
 pub mod routes;
-pub mod secret;
 pub mod state;
 pub mod store;
 pub mod token;
 pub mod vendor;
 
+use secrecy::ExposeSecret;
 use std::future::Future;
 
 use axum::Router;
@@ -39,7 +39,6 @@ use tokio::net::TcpListener;
 
 pub use config::BrokerConfig;
 pub use error::ApiError;
-pub use secret::Secret;
 pub use state::AppState;
 pub use store::Store;
 
@@ -89,7 +88,7 @@ pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
-    let store = Store::connect(config.database_url.expose()).await?;
+    let store = Store::connect(config.database_url.expose_secret()).await?;
     let state = AppState::new(&config, store)?;
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::config::{BrokerConfig, UsdRates};
 use crate::metrics::BrokerMetrics;
-use crate::secret::Secret;
 use crate::store::Store;
 use crate::vendor::Vendor;
+use secrecy::SecretString;
 
 /// Shared, cheaply cloned state of a running broker.
 #[derive(Debug, Clone)]
@@ -18,7 +18,7 @@ pub struct AppState {
 #[derive(Debug)]
 struct Inner {
     store: Store,
-    admin_token: Secret,
+    admin_token: SecretString,
     vendors: Vec<Vendor>,
     max_ttl: Duration,
     usd_rates: UsdRates,
@@ -58,7 +58,7 @@ impl AppState {
     }
 
     /// The admin API's bearer token.
-    pub fn admin_token(&self) -> &Secret {
+    pub fn admin_token(&self) -> &SecretString {
         &self.inner.admin_token
     }
 

@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::secret::Secret;
+use secrecy::SecretString;
 
 /// Prefix of every vault token the broker prints.
 pub const TOKEN_PREFIX: &str = "vk_";
@@ -16,8 +16,8 @@ fn os_random<const N: usize>() -> Result<[u8; N], getrandom::Error> {
 }
 
 /// A fresh vault token: `vk_` and 32 random bytes in hex.
-pub fn new_token() -> Result<Secret, getrandom::Error> {
-    Ok(Secret::from(format!(
+pub fn new_token() -> Result<SecretString, getrandom::Error> {
+    Ok(SecretString::from(format!(
         "{TOKEN_PREFIX}{}",
         hex::encode(os_random::<32>()?)
     )))
@@ -42,17 +42,19 @@ pub fn secrets_match(given: &str, expected: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use secrecy::ExposeSecret;
+
     use super::*;
 
     #[test]
     fn tokens_are_prefixed_random_and_hash_stably() {
         let a = new_token().unwrap();
         let b = new_token().unwrap();
-        assert!(a.expose().starts_with(TOKEN_PREFIX));
-        assert_eq!(a.expose().len(), TOKEN_PREFIX.len() + 64);
-        assert_ne!(a.expose(), b.expose());
-        assert_eq!(token_hash(a.expose()), token_hash(a.expose()));
-        assert_ne!(token_hash(a.expose()), token_hash(b.expose()));
+        assert!(a.expose_secret().starts_with(TOKEN_PREFIX));
+        assert_eq!(a.expose_secret().len(), TOKEN_PREFIX.len() + 64);
+        assert_ne!(a.expose_secret(), b.expose_secret());
+        assert_eq!(token_hash(a.expose_secret()), token_hash(a.expose_secret()));
+        assert_ne!(token_hash(a.expose_secret()), token_hash(b.expose_secret()));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use url::Url;
 
-use crate::secret::Secret;
+use secrecy::SecretString;
 
 /// One upstream API: where it is, the secret the broker holds for it, and
 /// which of its endpoints move money (and so count against a key's cap).
@@ -13,14 +13,14 @@ pub struct Vendor {
     /// Base URL requests are forwarded to.
     pub api_base: Url,
     /// Sent upstream in place of the vault token. Never logged.
-    pub secret: Secret,
+    pub secret: SecretString,
     /// `(METHOD, PATH)` pairs whose form body carries `amount` and `currency`.
     pub money_moving: &'static [(&'static str, &'static str)],
 }
 
 impl Vendor {
     /// Stripe: PaymentIntent and Charge creation move money.
-    pub fn stripe(api_base: Url, secret: Secret) -> Self {
+    pub fn stripe(api_base: Url, secret: SecretString) -> Self {
         Self {
             name: "stripe",
             api_base,

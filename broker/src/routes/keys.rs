@@ -1,5 +1,6 @@
 //! `/v1/keys`: issue, read, list and revoke vault keys.
 
+use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 
 use axum::Json;
@@ -76,14 +77,14 @@ pub async fn issue(
     let now = Utc::now();
     let key = state
         .store()
-        .insert_key(&id, &token_hash(token.expose()), &new_key, now)
+        .insert_key(&id, &token_hash(token.expose_secret()), &new_key, now)
         .await?;
     state.metrics().keys_issued.inc();
     tracing::info!(key_id = %key.id, label = %key.label, expires_at = %key.expires_at, "key issued");
     Ok((
         StatusCode::CREATED,
         Json(IssuedKey {
-            token: token.expose().to_owned(),
+            token: token.expose_secret().to_owned(),
             key: KeyView::new(key, 0, now),
         }),
     ))

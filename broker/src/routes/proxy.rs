@@ -5,6 +5,7 @@
 //! reservation against the daily cap. Only then is the request forwarded.
 //! Every request, refused or not, leaves one audit record.
 
+use secrecy::ExposeSecret;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -294,7 +295,7 @@ async fn send_upstream(
     let mut request = state
         .upstream()
         .request(method, vendor.upstream_url(path, query))
-        .bearer_auth(vendor.secret.expose())
+        .bearer_auth(vendor.secret.expose_secret())
         .body(body);
     for name in &FORWARDED_REQUEST_HEADERS {
         for value in headers.get_all(name) {

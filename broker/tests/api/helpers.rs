@@ -9,7 +9,8 @@ use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keylease_broker::{BrokerConfig, Secret};
+use keylease_broker::BrokerConfig;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -179,8 +180,8 @@ pub struct Issued {
 
 pub fn config(upstream: &TestUpstream, database_url: &str) -> BrokerConfig {
     let mut config = BrokerConfig::new(
-        Secret::from(ADMIN_TOKEN),
-        Secret::from(STRIPE_SECRET),
+        SecretString::from(ADMIN_TOKEN),
+        SecretString::from(STRIPE_SECRET),
         format!("http://{}", upstream.addr).parse().unwrap(),
     );
     config.database_url = database_url.into();
