@@ -25,7 +25,7 @@ fn main() -> std::process::ExitCode {
     let result = local.block_on(&runtime, async {
         match cli.command {
             Command::Run(config) => keylease_worker::run_worker(*config, shutdown_signal()).await,
-            Command::Checkout(args) => keylease_worker::start::checkout(*args).await,
+            Command::Checkout(args) => checkout(*args).await,
             Command::Fulfil(args) => keylease_worker::start::fulfil(args).await,
             Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
             Command::Keys(KeysCommand::Sweep(args)) => sweep(&args).await,
@@ -38,6 +38,20 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Starts a checkout and prints its workflow id; with `--wait`, then its outcome as JSON.
+async fn checkout(
+    args: keylease_worker::start::CheckoutArgs,
+) -> Result<(), keylease_worker::WorkerError> {
+    let (temporal, wait) = (args.temporal.clone(), args.wait);
+    let workflow_id = keylease_worker::start::checkout(args).await?;
+    println!("{workflow_id}");
+    if wait {
+        let outcome = keylease_worker::start::outcome(&temporal, &workflow_id).await?;
+        println!("{}", serde_json::to_string(&outcome).unwrap_or_default());
+    }
+    Ok(())
 }
 
 /// Prints what the policy means for `charge` and `refund`.

@@ -67,8 +67,8 @@ pub struct FulfilArgs {
     pub reason: Option<String>,
 }
 
-/// Starts a checkout; prints its workflow id, and with `--wait` its result as JSON.
-pub async fn checkout(args: CheckoutArgs) -> Result<(), WorkerError> {
+/// Starts a checkout; returns its workflow id.
+pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
     let policy = args.policy.load()?;
     let client = temporal_client(&args.temporal).await?;
     let workflow_id = args
@@ -85,7 +85,7 @@ pub async fn checkout(args: CheckoutArgs) -> Result<(), WorkerError> {
         policy: Some(policy),
         fulfilment_timeout: args.fulfilment_timeout,
     };
-    let handle = client
+    client
         .start_workflow(
             CheckoutWorkflow::run,
             input,
@@ -94,17 +94,20 @@ pub async fn checkout(args: CheckoutArgs) -> Result<(), WorkerError> {
         )
         .await
         .map_err(|err| WorkerError::Temporal(format!("cannot start {workflow_id}: {err}")))?;
-    println!("{workflow_id}");
-    if args.wait {
-        let outcome: CheckoutOutcome = handle
-            .get_result(WorkflowGetResultOptions::default())
-            .await
-            .map_err(|err| {
-                WorkerError::Temporal(format!("{workflow_id} did not complete: {err}"))
-            })?;
-        println!("{}", serde_json::to_string(&outcome).unwrap_or_default());
-    }
-    Ok(())
+    Ok(workflow_id)
+}
+
+/// Waits for a checkout to end; returns its outcome.
+pub async fn outcome(
+    temporal: &TemporalArgs,
+    workflow_id: &str,
+) -> Result<CheckoutOutcome, WorkerError> {
+    let client = temporal_client(temporal).await?;
+    client
+        .get_workflow_handle::<CheckoutWorkflow>(workflow_id.to_owned())
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .map_err(|err| WorkerError::Temporal(format!("{workflow_id} did not complete: {err}")))
 }
 
 /// Sends the `fulfilment` signal.
