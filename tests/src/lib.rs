@@ -4,8 +4,10 @@
 //! Modules:
 //! - [`temporal`]: the dev server (one per test binary) from the project's own install.
 //! - [`stack`]: [`Stack`], a broker, a stripe-sim and a worker for one test.
+//! - [`local`]: free ports and the workspace's built binaries.
 //! - [`logs`]: every log line the in-process parts write, for secret checks.
 
+pub mod local;
 pub mod logs;
 pub mod stack;
 pub mod temporal;

@@ -129,10 +129,7 @@ impl Stack {
         let client = keylease_worker::connect::temporal_client(&temporal_args)
             .await
             .expect("temporal client");
-        // A free port, released for the worker to take.
-        let worker_metrics = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port");
+        let worker_metrics = SocketAddr::from(([127, 0, 0, 1], crate::local::free_port()));
         let worker_config = WorkerConfig {
             temporal: temporal_args,
             broker_url: format!("http://{broker}").parse().expect("broker url"),
@@ -196,6 +193,15 @@ impl Stack {
             .broker_get(&format!("/v1/keys?label_prefix=temporal-{workflow_id}-"))
             .await;
         body["keys"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// A key's lifetime in seconds, from the broker's `created_at` and `expires_at`.
+    pub fn key_ttl_seconds(key: &Value) -> f64 {
+        let at = |field: &str| {
+            chrono::DateTime::parse_from_rfc3339(key[field].as_str().expect("a timestamp"))
+                .expect("RFC 3339")
+        };
+        (at("expires_at") - at("created_at")).num_milliseconds() as f64 / 1000.0
     }
 
     /// A stripe-sim control listing (`payment_intents`, `refunds`, `requests`).

@@ -1,11 +1,12 @@
 //! The Temporal dev server from `scripts/install-temporal.sh`, one per test
 //! binary, shared by every test (each uses its own task queue and ids).
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+use crate::local::free_port;
 
 /// A running dev server.
 #[derive(Debug)]
@@ -14,11 +15,6 @@ pub struct DevServer {
     pub address: String,
     /// The watchdog shell owning the server; it exits with this process.
     _watchdog: std::process::Child,
-}
-
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
 }
 
 /// The Temporal CLI: `KEYLEASE_TEMPORAL_BIN`, else the project-local install.

@@ -7,14 +7,6 @@ use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow, Fulfil
 use serde_json::Value;
 use temporalio_client::{WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowSignalOptions};
 
-/// Seconds between two RFC 3339 timestamps of the broker's answers.
-fn seconds_between(from: &Value, to: &Value) -> f64 {
-    let parse = |v: &Value| {
-        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("timestamp")).expect("rfc 3339")
-    };
-    (parse(to) - parse(from)).num_milliseconds() as f64 / 1000.0
-}
-
 pub(crate) async fn wait_for_step(
     handle: &keylease_tests::stack::CheckoutHandle,
     step: CheckoutStep,
@@ -101,7 +93,7 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
     assert_eq!(labels(&keys), [format!("temporal-{wf}-charge")]);
     let key = &keys[0];
     assert_eq!(key["status"], "revoked");
-    let ttl = seconds_between(&key["created_at"], &key["expires_at"]);
+    let ttl = Stack::key_ttl_seconds(key);
     let expected = test_policy().charge.schedule_to_close.as_secs_f64() * 1.2;
     assert!(
         (ttl - expected).abs() <= 1.0,

@@ -1,25 +1,9 @@
 //! `make demo`, run non-interactively: it starts the whole stack, runs its two
 //! checkouts, prints what happened, and stops everything it started.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `target/debug`, where `cargo test --workspace` has built the binaries.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .to_path_buf()
-}
+use keylease_tests::local::{bin_dir, free_port};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_runs_both_checkouts_and_cleans_up() {

@@ -152,10 +152,7 @@ async fn ttl_for(
         .await
         .expect("join")
         .expect("foreign worker thread");
-    let parse = |v: &serde_json::Value| {
-        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("time")).expect("rfc 3339")
-    };
-    (parse(&key["expires_at"]) - parse(&key["created_at"])).num_seconds()
+    Stack::key_ttl_seconds(&key) as i64
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,14 +7,9 @@ use std::time::Duration;
 use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, eventually, unique};
 use tokio::process::Command;
 
-/// `target/debug`, where `cargo test --workspace` has built the binaries.
+/// The worker binary `cargo test --workspace` has built.
 fn worker_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .join("keylease-worker");
+    let bin = keylease_tests::local::bin_dir().join("keylease-worker");
     assert!(
         bin.exists(),
         "no {}: run the workspace's tests (make test)",
