@@ -48,9 +48,6 @@ pub enum BrokerError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
-    /// The database could not be migrated.
-    #[error("database migration: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
     /// The upstream HTTP client could not be built.
     #[error("upstream client: {0}")]
     Upstream(#[from] reqwest::Error),

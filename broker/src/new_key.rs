@@ -81,7 +81,7 @@ impl NewKey {
 }
 
 /// Whether `label` fits the label alphabet: 1–255 printable ASCII characters without whitespace.
-pub fn is_valid_label(label: &str) -> bool {
+fn is_valid_label(label: &str) -> bool {
     (1..=255).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_graphic())
 }
 

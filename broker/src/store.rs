@@ -216,11 +216,6 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
-    /// Which database this is.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// `statement` in this backend's placeholder syntax.
     fn sql(&self, statement: &str) -> sqlx::AssertSqlSafe<String> {
         match self.backend {
