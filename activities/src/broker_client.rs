@@ -106,10 +106,7 @@ impl BrokerClient {
     }
 
     fn url(&self, path: &str) -> Url {
-        let mut url = self.base.clone();
-        let base_path = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base_path}{path}"));
-        url
+        url_below(&self.base, path)
     }
 
     /// `POST /v1/keys`.
@@ -163,16 +160,25 @@ impl BrokerClient {
         Ok(list.keys)
     }
 
-    /// `GET /healthz`: whether the broker answers at all.
-    pub async fn health(&self) -> Result<(), BrokerError> {
+    /// `GET /healthz`: whether the broker answers at all, within `timeout`.
+    pub async fn health(&self, timeout: Duration) -> Result<(), BrokerError> {
         let response = self
             .http
             .get(self.url("/healthz"))
+            .timeout(timeout)
             .send()
             .await
             .map_err(unavailable)?;
         check(response).await.map(drop)
     }
+}
+
+/// `path` under `base`'s own path: `http://h/x` and `/v1/keys` give `http://h/x/v1/keys`.
+pub(crate) fn url_below(base: &Url, path: &str) -> Url {
+    let mut url = base.clone();
+    let base_path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&format!("{base_path}{path}"));
+    url
 }
 
 fn unavailable(err: reqwest::Error) -> BrokerError {

@@ -85,9 +85,7 @@ impl StripeClient {
         form: &[(String, String)],
         idempotency_key: &str,
     ) -> Result<T, ProxyError> {
-        let mut url = self.proxy_base.clone();
-        let base_path = url.path().trim_end_matches('/').to_owned();
-        url.set_path(&format!("{base_path}{path}"));
+        let url = crate::broker_client::url_below(&self.proxy_base, path);
         let response = self
             .http
             .post(url)

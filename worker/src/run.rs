@@ -25,11 +25,15 @@ use crate::observe;
 
 /// Timeout of one call to the broker or through its proxy.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the start-up check waits for the broker.
+const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Workflow tasks run at once; workflow code is cheap, activities are the bound that matters.
 const WORKFLOW_SLOTS: usize = 100;
 
-/// The payment activities of `config`, with their HTTP clients.
-pub fn payment_activities(config: &WorkerConfig) -> Result<PaymentActivities, WorkerError> {
+/// The broker client and payment activities of `config`.
+fn payment_activities(
+    config: &WorkerConfig,
+) -> Result<(BrokerClient, PaymentActivities), WorkerError> {
     let broker = BrokerClient::new(
         config.broker_url.clone(),
         config.broker_token.clone(),
@@ -38,12 +42,13 @@ pub fn payment_activities(config: &WorkerConfig) -> Result<PaymentActivities, Wo
     .map_err(|err| WorkerError::Config(format!("broker client: {err}")))?;
     let stripe = StripeClient::new(config.proxy_url.clone(), HTTP_TIMEOUT)
         .map_err(|err| WorkerError::Config(format!("proxy client: {err}")))?;
-    Ok(PaymentActivities::new(
-        broker,
+    let activities = PaymentActivities::new(
+        broker.clone(),
         stripe,
         config.broker_max_ttl,
         config.revoke_budget,
-    ))
+    );
+    Ok((broker, activities))
 }
 
 /// Starts the SDK's Prometheus exporter on loopback and serves `/metrics` and
@@ -91,14 +96,8 @@ pub async fn run_worker(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<(), WorkerError> {
-    let activities = payment_activities(&config)?;
-    let probe = BrokerClient::new(
-        config.broker_url.clone(),
-        config.broker_token.clone(),
-        Duration::from_secs(5),
-    )
-    .map_err(|err| WorkerError::Config(format!("broker client: {err}")))?;
-    probe.health().await.map_err(|err| {
+    let (broker, activities) = payment_activities(&config)?;
+    broker.health(BROKER_PROBE_TIMEOUT).await.map_err(|err| {
         WorkerError::Broker(format!(
             "cannot reach the broker at {}: {err}",
             config.broker_url
