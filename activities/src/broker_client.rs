@@ -41,6 +41,9 @@ pub struct KeyRequest {
     pub expires_in: u64,
     /// Run id, attempt and activity type.
     pub metadata: BTreeMap<String, String>,
+    /// Objects the key may name besides those it creates (a refund's PaymentIntent).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_objects: Vec<String>,
 }
 
 /// An issued key. Its token never prints.

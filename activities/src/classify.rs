@@ -25,10 +25,10 @@ pub enum AttemptFailure {
 /// |---|---|
 /// | input refused before any key was issued | non-retryable `InvalidInput` |
 /// | broker 429 `cap_exhausted` | non-retryable `SpendCapExceeded` |
-/// | broker 403 `endpoint_not_allowed`, `currency_not_allowed` | non-retryable `KeyScopeViolation` |
+/// | broker 403 `endpoint_not_allowed`, `currency_not_allowed`, `object_not_allowed`, `account_not_allowed` | non-retryable `KeyScopeViolation` |
 /// | broker 401 `key_expired`, `key_revoked`, `invalid_key` | retryable `KeyUnusable` (the next attempt gets a fresh key) |
 /// | broker 502 `upstream_unavailable`, 504 `upstream_timeout`, other 5xx | retryable `StripeUnavailable` |
-/// | broker's other refusals (`invalid_request`, `invalid_path`, `payload_too_large`) | non-retryable `BrokerRejected` |
+/// | broker's other refusals (`invalid_request`, `invalid_path`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `request_timeout`) | non-retryable `BrokerRejected` |
 /// | key issue: connection error, timeout, 5xx | retryable `BrokerUnavailable` |
 /// | key issue: 4xx | non-retryable `BrokerRejected` |
 /// | Stripe 402 `card_error` | non-retryable `CardDeclined`, decline code in details |
@@ -49,9 +49,13 @@ pub fn classify(failure: &AttemptFailure) -> ActivityError {
             let message = err.to_string();
             match (*status, code.as_str()) {
                 (429, "cap_exhausted") => fail(error_types::SPEND_CAP_EXCEEDED, &message, false),
-                (403, "endpoint_not_allowed" | "currency_not_allowed") => {
-                    fail(error_types::KEY_SCOPE_VIOLATION, &message, false)
-                }
+                (
+                    403,
+                    "endpoint_not_allowed"
+                    | "currency_not_allowed"
+                    | "object_not_allowed"
+                    | "account_not_allowed",
+                ) => fail(error_types::KEY_SCOPE_VIOLATION, &message, false),
                 (401, _) => fail(error_types::KEY_UNUSABLE, &message, true),
                 (500.., _) => fail(error_types::STRIPE_UNAVAILABLE, &message, true),
                 _ => fail(error_types::BROKER_REJECTED, &message, false),
@@ -183,6 +187,11 @@ mod tests {
         );
         row(
             broker(403, "currency_not_allowed"),
+            "KeyScopeViolation",
+            false,
+        );
+        row(
+            broker(403, "object_not_allowed"),
             "KeyScopeViolation",
             false,
         );

@@ -127,7 +127,12 @@ impl Attempt {
         }
     }
 
-    fn key_request(&self, daily_usd_cap: f64, allowed_endpoints: &[&str]) -> KeyRequest {
+    fn key_request(
+        &self,
+        daily_usd_cap: f64,
+        allowed_endpoints: &[&str],
+        allowed_objects: Vec<String>,
+    ) -> KeyRequest {
         KeyRequest {
             label: key_label(&self.workflow_id, &self.activity_id),
             vendor: "stripe".to_owned(),
@@ -135,6 +140,7 @@ impl Attempt {
             allowed_endpoints: allowed_endpoints.iter().map(|e| (*e).to_owned()).collect(),
             expires_in: self.ttl_seconds,
             metadata: self.metadata.clone(),
+            allowed_objects,
         }
     }
 }
@@ -277,9 +283,11 @@ impl PaymentActivities {
         let charge =
             validate::charge(&input).map_err(|why| classify(&AttemptFailure::InvalidInput(why)))?;
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
+        // The customer charged is the one object the key may name that it does not create.
         let request = attempt.key_request(
             charge.cap_usd,
             &["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
+            input.customer.iter().cloned().collect(),
         );
         let form = charge.form(&attempt.workflow_id);
         let key = idempotency_key(
@@ -314,8 +322,13 @@ impl PaymentActivities {
     ) -> Result<RefundOutput, ActivityError> {
         validate::refund(&input).map_err(|why| classify(&AttemptFailure::InvalidInput(why)))?;
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
-        // Refunds move money back, never out: no spend is needed.
-        let request = attempt.key_request(0.0, &["POST /v1/refunds"]);
+        // Refunds move money back, never out: no spend is needed. The key
+        // reaches the one PaymentIntent it refunds, nothing else.
+        let request = attempt.key_request(
+            0.0,
+            &["POST /v1/refunds"],
+            vec![input.payment_intent_id.clone()],
+        );
         let form = validate::refund_form(&input, &attempt.workflow_id);
         let key = idempotency_key(
             "refund",

@@ -54,6 +54,29 @@ pub struct BrokerConfig {
     #[arg(long, env = "KEYLEASE_BROKER_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
     pub upstream_timeout: Duration,
 
+    /// Reach a plain `http://` upstream on a non-loopback address (stripe-sim in
+    /// docker compose). Off: the Stripe API base must be `https://` or loopback.
+    #[arg(
+        long,
+        env = "KEYLEASE_BROKER_INSECURE_UPSTREAM",
+        default_value_t = false
+    )]
+    pub insecure_upstream: bool,
+
+    /// HTTP(S) proxy for upstream calls. The environment's proxy variables
+    /// (`HTTPS_PROXY`, …) are ignored: the Stripe secret goes only where this says.
+    #[arg(long, env = "KEYLEASE_BROKER_UPSTREAM_PROXY")]
+    pub upstream_proxy: Option<Url>,
+
+    /// How long a client has to send a request's headers (and, on a kept-alive
+    /// connection, to start its next request) before the connection is closed.
+    #[arg(long, env = "KEYLEASE_BROKER_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a client has to send a request's body before it is answered 408.
+    #[arg(long, env = "KEYLEASE_BROKER_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
     /// Log line format.
     #[arg(long, env = "KEYLEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -75,7 +98,32 @@ impl BrokerConfig {
             max_ttl: Duration::from_secs(24 * 3600),
             usd_rates: UsdRates::default(),
             upstream_timeout: Duration::from_secs(30),
+            insecure_upstream: false,
+            upstream_proxy: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
+        }
+    }
+
+    /// Refuses a Stripe API base the secret must not be sent to in the clear:
+    /// `https://`, or `http://` on a loopback address, unless `insecure_upstream`.
+    pub fn check_upstream(&self) -> Result<(), String> {
+        let base = &self.stripe_api_base;
+        let loopback = match base.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        };
+        match base.scheme() {
+            "https" => Ok(()),
+            "http" if loopback || self.insecure_upstream => Ok(()),
+            "http" => Err(format!(
+                "the Stripe API base {base} is plain http on a non-loopback host: use https, \
+                 or set KEYLEASE_BROKER_INSECURE_UPSTREAM=true for a simulator on a private network"
+            )),
+            other => Err(format!("the Stripe API base must be https, not {other}")),
         }
     }
 }
@@ -130,5 +178,22 @@ mod tests {
         assert!(parse_usd_rates("euro=1").is_err());
         assert!(parse_usd_rates("eur=-1").is_err());
         assert!(parse_usd_rates("eur=abc").is_err());
+    }
+
+    #[test]
+    fn upstream_must_be_https_unless_loopback() {
+        let config = |base: &str, insecure: bool| {
+            let mut config = BrokerConfig::new("a".into(), "b".into(), base.parse().unwrap());
+            config.insecure_upstream = insecure;
+            config.check_upstream()
+        };
+        assert!(config("https://api.stripe.com", false).is_ok());
+        assert!(config("http://127.0.0.1:12111", false).is_ok());
+        assert!(config("http://[::1]:12111", false).is_ok());
+        assert!(config("http://localhost:12111", false).is_ok());
+        assert!(config("http://stripe-sim:12111", false).is_err());
+        assert!(config("http://10.0.0.5", false).is_err());
+        assert!(config("ftp://127.0.0.1", false).is_err());
+        assert!(config("http://stripe-sim:12111", true).is_ok());
     }
 }

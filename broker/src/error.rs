@@ -40,6 +40,24 @@ pub enum ApiError {
     /// The request would take the key past its daily spend cap.
     #[error("{0}")]
     CapExhausted(String),
+    /// A proxied request's parameters or headers cannot be read unambiguously; the message names which.
+    #[error("{0}")]
+    BadParameter(String),
+    /// A proxied request's method is not GET, POST or DELETE.
+    #[error("method {0} is not proxied (GET, POST and DELETE are)")]
+    MethodNotAllowed(String),
+    /// A proxied POST body is not a form.
+    #[error("request bodies must be application/x-www-form-urlencoded")]
+    UnsupportedMediaType,
+    /// The request body did not arrive within the body read timeout.
+    #[error("request body did not arrive within {0} s")]
+    RequestTimeout(u64),
+    /// The request names an object the key neither created nor was issued for.
+    #[error("{0}")]
+    ObjectNotAllowed(String),
+    /// The request asks for a `Stripe-Account` the key was not issued for.
+    #[error("{0}")]
+    AccountNotAllowed(String),
     /// The request body is over the proxy's limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -69,6 +87,12 @@ impl ApiError {
             Self::CurrencyNotAllowed(_) => "currency_not_allowed",
             Self::CapExhausted(_) => "cap_exhausted",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::BadParameter(_) => "invalid_request",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RequestTimeout(_) => "request_timeout",
+            Self::ObjectNotAllowed(_) => "object_not_allowed",
+            Self::AccountNotAllowed(_) => "account_not_allowed",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::Internal(_) => "internal",
@@ -83,8 +107,14 @@ impl ApiError {
             }
             Self::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
-            Self::EndpointNotAllowed(_) | Self::CurrencyNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::InvalidPath(_) | Self::BadParameter(_) => StatusCode::BAD_REQUEST,
+            Self::EndpointNotAllowed(_)
+            | Self::CurrencyNotAllowed(_)
+            | Self::ObjectNotAllowed(_)
+            | Self::AccountNotAllowed(_) => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::CapExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,

@@ -11,8 +11,11 @@
 //! - [`new_key`]: validation of a key request.
 //! - [`allowlist`]: path normalization and endpoint patterns.
 //! - [`money`]: valuing an amount in USD for the spend cap.
+//! - [`form`]: Stripe's form parameters, parsed as Stripe parses them and re-encoded.
+//! - [`stripe_api`]: which Stripe calls move money, how each is valued, and where objects are named.
 //! - [`store`]: keys, spend and audit records in SQLite or PostgreSQL.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! - [`server`]: the HTTP/1.1 accept loop, with header and body read timeouts.
 //! - [`token`]: vault tokens and key ids, stored only as hashes.
 //! - [`vendor`]: the upstream APIs and which of their calls move money.
 //! - [`auth`], [`state`], [`error`]: the plumbing around them.
@@ -21,12 +24,15 @@ pub mod allowlist;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod form;
 pub mod metrics;
 pub mod money;
 pub mod new_key;
 pub mod routes;
+pub mod server;
 pub mod state;
 pub mod store;
+pub mod stripe_api;
 pub mod token;
 pub mod vendor;
 
@@ -54,6 +60,9 @@ pub enum BrokerError {
     /// The server failed while serving.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
+    /// A setting is unsafe or inconsistent.
+    #[error("configuration: {0}")]
+    Config(String),
 }
 
 /// The broker's routes over `state`.
@@ -85,10 +94,9 @@ pub async fn run(
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
+    config.check_upstream().map_err(BrokerError::Config)?;
     let store = Store::connect(config.database_url.expose_secret()).await?;
     let state = AppState::new(&config, store)?;
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    server::serve(listener, app(state), config.header_timeout, shutdown).await?;
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde_json::Value;
 use crate::allowlist::EndpointRule;
 use crate::error::ApiError;
 use crate::money::MICROS_PER_USD;
+use crate::stripe_api::unvalued_reachable;
 
 /// Largest daily cap a key may carry, in USD: far above any real use, far below overflow.
 const MAX_DAILY_USD_CAP: f64 = 1_000_000_000.0;
@@ -18,6 +19,8 @@ const MAX_METADATA_PAIRS: usize = 20;
 /// Longest metadata key and value, as Stripe limits its own metadata.
 const MAX_METADATA_KEY: usize = 40;
 const MAX_METADATA_VALUE: usize = 500;
+/// Most objects a key may be issued for.
+const MAX_ALLOWED_OBJECTS: usize = 100;
 
 /// The JSON body as sent; every field is checked by [`NewKey::parse`].
 #[derive(Debug, Deserialize)]
@@ -29,6 +32,8 @@ pub struct IssueKeyRequest {
     allowed_endpoints: Option<Value>,
     expires_in: Option<Value>,
     metadata: Option<Value>,
+    allowed_objects: Option<Value>,
+    stripe_account: Option<Value>,
 }
 
 /// A key request that passed validation.
@@ -46,6 +51,11 @@ pub struct NewKey {
     pub expires_in: Duration,
     /// String pairs for the caller's own bookkeeping.
     pub metadata: BTreeMap<String, String>,
+    /// Objects the key may name besides those created under its label
+    /// (how a refund key reaches the one PaymentIntent it refunds).
+    pub allowed_objects: Vec<String>,
+    /// The connected account the key acts as, sent as `Stripe-Account`; none: the platform.
+    pub stripe_account: Option<String>,
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -76,6 +86,8 @@ impl NewKey {
             )?)?,
             expires_in: parse_expires_in(required(&request.expires_in, "expires_in")?, max_ttl)?,
             metadata: parse_metadata(request.metadata.as_ref())?,
+            allowed_objects: parse_allowed_objects(request.allowed_objects.as_ref())?,
+            stripe_account: parse_stripe_account(request.stripe_account.as_ref())?,
         })
     }
 }
@@ -129,7 +141,7 @@ fn parse_endpoints(value: &Value) -> Result<Vec<EndpointRule>, ApiError> {
         .as_array()
         .filter(|entries| !entries.is_empty())
         .ok_or_else(|| invalid("allowed_endpoints must be a non-empty list"))?;
-    entries
+    let rules = entries
         .iter()
         .map(|entry| {
             let text = entry
@@ -138,7 +150,56 @@ fn parse_endpoints(value: &Value) -> Result<Vec<EndpointRule>, ApiError> {
             EndpointRule::try_from(text.to_owned())
                 .map_err(|why| invalid(format!("allowed_endpoints: {why}")))
         })
+        .collect::<Result<Vec<_>, _>>()?;
+    // Every key has a finite cap, so it must not reach money the broker cannot count.
+    let unvalued = unvalued_reachable(&rules);
+    if !unvalued.is_empty() {
+        return Err(invalid(format!(
+            "allowed_endpoints reach endpoints that move money the broker cannot value: {}",
+            unvalued.join(", ")
+        )));
+    }
+    Ok(rules)
+}
+
+/// Whether `id` looks like a Stripe object id: `[A-Za-z0-9_]`, 1–255 characters.
+fn is_object_id(id: &str) -> bool {
+    (1..=255).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn parse_allowed_objects(value: Option<&Value>) -> Result<Vec<String>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let ids = value
+        .as_array()
+        .filter(|ids| ids.len() <= MAX_ALLOWED_OBJECTS)
+        .ok_or_else(|| {
+            invalid(format!(
+                "allowed_objects must be a list of at most {MAX_ALLOWED_OBJECTS} object ids"
+            ))
+        })?;
+    ids.iter()
+        .map(|id| {
+            id.as_str()
+                .filter(|id| is_object_id(id))
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    invalid("allowed_objects entries must be object ids ([A-Za-z0-9_], 1-255 characters)")
+                })
+        })
         .collect()
+}
+
+fn parse_stripe_account(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    value
+        .as_str()
+        .filter(|id| id.starts_with("acct_") && is_object_id(id))
+        .map(|id| Some(id.to_owned()))
+        .ok_or_else(|| invalid("stripe_account must be an account id like acct_123"))
 }
 
 fn parse_expires_in(value: &Value, max_ttl: Duration) -> Result<Duration, ApiError> {
@@ -232,6 +293,9 @@ mod tests {
         assert_eq!(key.daily_cap_micros, 12_340_000);
         assert_eq!(key.expires_in, Duration::from_secs(5400));
         assert_eq!(key.metadata.get("attempt").map(String::as_str), Some("1"));
+        assert!(key.allowed_objects.is_empty() && key.stripe_account.is_none());
+        let scoped = parse(with("allowed_objects", json!(["pi_1"]))).unwrap();
+        assert_eq!(scoped.allowed_objects, vec!["pi_1".to_owned()]);
     }
 
     #[test]
@@ -276,6 +340,11 @@ mod tests {
             ("allowed_endpoints", json!([])),
             ("allowed_endpoints", json!(["v1/refunds"])),
             ("metadata", json!({"a": 1})),
+            ("allowed_endpoints", json!(["POST /v1/*"])),
+            ("allowed_endpoints", json!(["/v1/payment_intents/*"])),
+            ("allowed_objects", json!(["pi_1", "pi 2"])),
+            ("allowed_objects", json!("pi_1")),
+            ("stripe_account", json!("cus_1")),
         ];
         for (field, value) in cases {
             let err = parse(with(field, value.clone())).unwrap_err();

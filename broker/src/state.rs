@@ -23,6 +23,7 @@ struct Inner {
     max_ttl: Duration,
     usd_rates: UsdRates,
     upstream: reqwest::Client,
+    body_timeout: Duration,
     metrics: BrokerMetrics,
 }
 
@@ -34,8 +35,13 @@ impl AppState {
         let upstream = reqwest::Client::builder()
             .timeout(config.upstream_timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build()?;
+            .pool_idle_timeout(Duration::from_secs(90));
+        // The environment's proxy variables are not a place to send the secret.
+        let upstream = match &config.upstream_proxy {
+            Some(proxy) => upstream.proxy(reqwest::Proxy::all(proxy.clone())?),
+            None => upstream.no_proxy(),
+        }
+        .build()?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
@@ -47,6 +53,7 @@ impl AppState {
                 max_ttl: config.max_ttl,
                 usd_rates: config.usd_rates.clone(),
                 upstream,
+                body_timeout: config.body_timeout,
                 metrics: BrokerMetrics::default(),
             }),
         })
@@ -85,6 +92,11 @@ impl AppState {
     /// The broker's Prometheus metrics.
     pub fn metrics(&self) -> &BrokerMetrics {
         &self.inner.metrics
+    }
+
+    /// How long a request body may take to arrive.
+    pub fn body_timeout(&self) -> Duration {
+        self.inner.body_timeout
     }
 
     /// The pooled upstream HTTP client.

@@ -47,9 +47,29 @@ pub struct KeyRecord {
     pub expires_at: DateTime<Utc>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Objects the key may name besides those created under its label.
+    pub allowed_objects: Vec<String>,
+    /// The only `Stripe-Account` the key acts as.
+    pub stripe_account: Option<String>,
 }
 
+/// Keys that live at most this long count their cap over their whole life.
+const LIFETIME_CAP_LIMIT_MS: i64 = 24 * 3600 * 1000;
+
+/// The spend period of a key with a lifetime cap.
+const LIFETIME_PERIOD: &str = "life";
+
 impl KeyRecord {
+    /// The spend period `now` falls in: the key's whole life when it lives at
+    /// most 24 h (a fresh cap at UTC midnight would double it), else the UTC day.
+    pub fn spend_period(&self, now: DateTime<Utc>) -> String {
+        if (self.expires_at - self.created_at).num_milliseconds() <= LIFETIME_CAP_LIMIT_MS {
+            LIFETIME_PERIOD.to_owned()
+        } else {
+            day_of(now)
+        }
+    }
+
     /// The key's status at `now`.
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
         if self.revoked_at.is_some() {
@@ -100,6 +120,31 @@ pub struct KeyFilter {
     pub limit: i64,
 }
 
+/// An object seen through the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    /// The label of the key that created it; empty when the broker only looked it up.
+    pub label: String,
+    /// Its amount in minor units, for objects that move money.
+    pub amount: Option<i64>,
+    /// Its currency.
+    pub currency: Option<String>,
+    /// Micro-dollars already held against a key's cap for it.
+    pub held_micros: i64,
+}
+
+impl ObjectRecord {
+    /// An object whose amount the broker has not seen (a Charge a PaymentIntent made).
+    pub fn unpriced() -> Self {
+        Self {
+            label: String::new(),
+            amount: None,
+            currency: None,
+            held_micros: 0,
+        }
+    }
+}
+
 /// A reservation against a key's daily cap, to be kept or released.
 #[derive(Debug, Clone)]
 pub struct Reservation {
@@ -146,7 +191,10 @@ pub struct Store {
     backend: Backend,
 }
 
-const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at";
+const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at, allowed_objects, stripe_account";
+
+/// SQL for a key's spend period, given the UTC day bound as `?5`.
+const PERIOD_SQL: &str = "CASE WHEN expires_at - created_at <= 86400000 THEN 'life' ELSE ?5 END";
 
 /// SQL for a key's status at the time bound as `?1`.
 const STATUS_SQL: &str = "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= ?1 THEN 'expired' ELSE 'active' END";
@@ -182,6 +230,9 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
         revoked_at: row
             .try_get::<Option<i64>, _>("revoked_at")?
             .map(from_millis),
+        allowed_objects: serde_json::from_str(&row.try_get::<String, _>("allowed_objects")?)
+            .map_err(decode_err)?,
+        stripe_account: row.try_get("stripe_account")?,
     })
 }
 
@@ -237,8 +288,9 @@ impl Store {
                 .map_err(|e| sqlx::Error::Encode(e.into()))?;
         let endpoints = serde_json::to_string(&key.allowed_endpoints).map_err(decode_err)?;
         let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
-        sqlx::query(self.sql("INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"))
+        let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
+        sqlx::query(self.sql("INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"))
         .bind(id)
         .bind(token_hash)
         .bind(&key.label)
@@ -248,6 +300,8 @@ impl Store {
         .bind(metadata)
         .bind(millis(now))
         .bind(millis(expires_at))
+        .bind(objects)
+        .bind(&key.stripe_account)
         .execute(&self.pool)
         .await?;
         Ok(KeyRecord {
@@ -260,6 +314,8 @@ impl Store {
             created_at: from_millis(millis(now)),
             expires_at: from_millis(millis(expires_at)),
             revoked_at: None,
+            allowed_objects: key.allowed_objects.clone(),
+            stripe_account: key.stripe_account.clone(),
         })
     }
 
@@ -286,7 +342,7 @@ impl Store {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    /// Keys matching `filter`, newest first, each with what it has spent on the UTC day of `now`.
+    /// Keys matching `filter`, newest first, each with what it has spent in its period at `now`.
     pub async fn list_keys(
         &self,
         filter: &KeyFilter,
@@ -295,7 +351,7 @@ impl Store {
         // One query for the page: the day's spend comes with each key.
         let sql = format!(
             "SELECT {KEY_COLUMNS}, COALESCE(spend.micros, 0) AS spent_micros FROM keys
-             LEFT JOIN spend ON spend.key_id = keys.id AND spend.day = ?5
+             LEFT JOIN spend ON spend.key_id = keys.id AND spend.day = {PERIOD_SQL}
              WHERE (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
                AND (?3 IS NULL OR {STATUS_SQL} = ?3)
              ORDER BY created_at DESC, id LIMIT ?4"
@@ -351,30 +407,33 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// What `key_id` has spent (or holds in flight) on the UTC day of `now`, in micro-dollars.
-    pub async fn spent_today(&self, key_id: &str, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    /// What `key` has spent (or holds in flight) in its period at `now`, in micro-dollars.
+    pub async fn spent(&self, key: &KeyRecord, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
         let spent: Option<i64> =
             sqlx::query_scalar(self.sql("SELECT micros FROM spend WHERE key_id = ?1 AND day = ?2"))
-                .bind(key_id)
-                .bind(day_of(now))
+                .bind(&key.id)
+                .bind(key.spend_period(now))
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(spent.unwrap_or(0))
     }
 
-    /// Atomically holds `micros` against the key's cap for today; `None` if that would pass the cap.
+    /// Atomically holds `micros` against the key's cap for its period; `None`
+    /// if that would pass the cap, or if the key is no longer live at `now`.
     ///
-    /// One conditional upsert does the check and the add, so concurrent
-    /// requests on one key can never together pass the cap.
+    /// One conditional upsert checks the key's state, checks the cap and adds,
+    /// so concurrent requests on one key can never together pass the cap, and
+    /// a key revoked while its request was arriving reserves nothing.
     pub async fn reserve(
         &self,
         key: &KeyRecord,
         micros: i64,
         now: DateTime<Utc>,
     ) -> Result<Option<Reservation>, sqlx::Error> {
-        let day = day_of(now);
+        let day = key.spend_period(now);
         let reserved = sqlx::query(self.sql(
             "INSERT INTO spend (key_id, day, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
+               AND EXISTS (SELECT 1 FROM keys WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?5)
              ON CONFLICT (key_id, day) DO UPDATE SET micros = spend.micros + excluded.micros
              WHERE spend.micros + excluded.micros <= ?4",
         ))
@@ -382,6 +441,7 @@ impl Store {
         .bind(&day)
         .bind(micros)
         .bind(key.daily_cap_micros)
+        .bind(millis(now))
         .execute(&self.pool)
         .await?;
         Ok((reserved.rows_affected() == 1).then(|| Reservation {
@@ -399,6 +459,78 @@ impl Store {
         .bind(&reservation.key_id)
         .bind(&reservation.day)
         .bind(reservation.micros)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The object `id` of `vendor`, if the broker has seen it.
+    pub async fn object(
+        &self,
+        vendor: &str,
+        id: &str,
+    ) -> Result<Option<ObjectRecord>, sqlx::Error> {
+        let row = sqlx::query(self.sql(
+            "SELECT label, amount, currency, held_micros FROM objects WHERE vendor = ?1 AND object_id = ?2",
+        ))
+        .bind(vendor)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(ObjectRecord {
+                label: row.try_get("label")?,
+                amount: row.try_get("amount")?,
+                currency: row.try_get("currency")?,
+                held_micros: row.try_get("held_micros")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Records an object the first time it is seen; a later sighting changes nothing.
+    pub async fn record_object(
+        &self,
+        vendor: &str,
+        id: &str,
+        object: &ObjectRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(self.sql(
+            "INSERT INTO objects (vendor, object_id, label, amount, currency, held_micros, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (vendor, object_id) DO NOTHING",
+        ))
+        .bind(vendor)
+        .bind(id)
+        .bind(&object.label)
+        .bind(object.amount)
+        .bind(&object.currency)
+        .bind(object.held_micros)
+        .bind(millis(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// After upstream accepted a valued request: the object now holds `add_micros`
+    /// more against the cap, and is worth `amount` of `currency`.
+    pub async fn hold_for_object(
+        &self,
+        vendor: &str,
+        id: &str,
+        add_micros: i64,
+        amount: i64,
+        currency: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(self.sql(
+            "UPDATE objects SET held_micros = held_micros + ?3, amount = ?4, currency = ?5
+             WHERE vendor = ?1 AND object_id = ?2",
+        ))
+        .bind(vendor)
+        .bind(id)
+        .bind(add_micros)
+        .bind(amount)
+        .bind(currency)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -4,8 +4,8 @@ use url::Url;
 
 use secrecy::SecretString;
 
-/// One upstream API: where it is, the secret the broker holds for it, and
-/// which of its endpoints move money (and so count against a key's cap).
+/// One upstream API: where it is and the secret the broker holds for it.
+/// Which of its calls move money is in [`crate::stripe_api`].
 #[derive(Debug, Clone)]
 pub struct Vendor {
     /// The first path segment of proxied requests, and a key's `vendor`.
@@ -14,26 +14,16 @@ pub struct Vendor {
     pub api_base: Url,
     /// Sent upstream in place of the vault token. Never logged.
     pub secret: SecretString,
-    /// `(METHOD, PATH)` pairs whose form body carries `amount` and `currency`.
-    pub money_moving: &'static [(&'static str, &'static str)],
 }
 
 impl Vendor {
-    /// Stripe: PaymentIntent and Charge creation move money.
+    /// Stripe.
     pub fn stripe(api_base: Url, secret: SecretString) -> Self {
         Self {
             name: "stripe",
             api_base,
             secret,
-            money_moving: &[("POST", "/v1/payment_intents"), ("POST", "/v1/charges")],
         }
-    }
-
-    /// Whether `method path` is one of this vendor's money-moving requests.
-    pub fn moves_money(&self, method: &str, path: &str) -> bool {
-        self.money_moving
-            .iter()
-            .any(|(m, p)| m.eq_ignore_ascii_case(method) && *p == path)
     }
 
     /// The upstream URL for `path` (below the vendor segment) and `query`.
@@ -62,7 +52,5 @@ mod tests {
             nested.upstream_url("/v1/refunds", None).as_str(),
             "http://h/stripe-api/v1/refunds"
         );
-        assert!(plain.moves_money("post", "/v1/payment_intents"));
-        assert!(!plain.moves_money("POST", "/v1/payment_intents/pi_1/confirm"));
     }
 }

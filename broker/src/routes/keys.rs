@@ -35,6 +35,8 @@ pub struct KeyView {
     status: KeyStatus,
     spent_usd: f64,
     revoked_at: Option<DateTime<Utc>>,
+    allowed_objects: Vec<String>,
+    stripe_account: Option<String>,
 }
 
 impl KeyView {
@@ -51,6 +53,8 @@ impl KeyView {
             created_at: key.created_at,
             metadata: key.metadata,
             revoked_at: key.revoked_at,
+            allowed_objects: key.allowed_objects,
+            stripe_account: key.stripe_account,
         }
     }
 }
@@ -102,7 +106,7 @@ pub async fn show(
         .key(&id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no key {id}")))?;
-    let spent = state.store().spent_today(&key.id, now).await?;
+    let spent = state.store().spent(&key, now).await?;
     Ok(Json(KeyView::new(key, spent, now)))
 }
 

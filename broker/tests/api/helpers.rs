@@ -300,6 +300,32 @@ impl TestBroker {
         }
     }
 
+    /// Issues a key with `extra` fields (`allowed_objects`, `stripe_account`), valid for 60 s.
+    pub async fn issue_with(
+        &self,
+        label: &str,
+        endpoints: &[&str],
+        cap_usd: f64,
+        extra: Value,
+    ) -> Issued {
+        let mut request = json!({
+            "label": label,
+            "vendor": "stripe",
+            "daily_usd_cap": cap_usd,
+            "allowed_endpoints": endpoints,
+            "expires_in": 60,
+        });
+        for (field, value) in extra.as_object().expect("extra fields are an object") {
+            request[field] = value.clone();
+        }
+        let (status, body) = self.issue_raw(request).await;
+        assert_eq!(status, 201, "{body}");
+        Issued {
+            id: body["id"].as_str().unwrap().to_owned(),
+            token: body["token"].as_str().unwrap().to_owned(),
+        }
+    }
+
     pub async fn key(&self, id: &str) -> Value {
         let (status, body) = self
             .admin(reqwest::Method::GET, &format!("/v1/keys/{id}"), None)

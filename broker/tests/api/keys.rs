@@ -47,7 +47,7 @@ pub async fn issue_returns_the_token_once_and_show_hides_it(backend: Backend) {
 pub async fn admin_endpoints_need_the_admin_token(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
     let issued = broker
-        .issue("temporal-auth-charge", &["/v1/*"], 1.0, json!(60))
+        .issue("temporal-auth-charge", &["GET /v1/balance"], 1.0, json!(60))
         .await;
     for token in [
         None,
@@ -138,13 +138,13 @@ pub async fn invalid_requests_are_422_naming_the_field(backend: Backend) {
 pub async fn list_filters_by_label_prefix_status_and_limit(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
     let a = broker
-        .issue("temporal-wfA-charge", &["/v1/*"], 1.0, json!(60))
+        .issue("temporal-wfA-charge", &["GET /v1/balance"], 1.0, json!(60))
         .await;
     broker
-        .issue("temporal-wfA-refund", &["/v1/*"], 1.0, json!(60))
+        .issue("temporal-wfA-refund", &["GET /v1/balance"], 1.0, json!(60))
         .await;
     broker
-        .issue("temporal-wfB-charge", &["/v1/*"], 1.0, json!(60))
+        .issue("temporal-wfB-charge", &["GET /v1/balance"], 1.0, json!(60))
         .await;
     let (status, _) = broker
         .admin(Method::DELETE, &format!("/v1/keys/{}", a.id), None)
@@ -190,7 +190,7 @@ pub async fn list_filters_by_label_prefix_status_and_limit(backend: Backend) {
 pub async fn revoke_is_idempotent_and_unknown_ids_are_404(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
     let key = broker
-        .issue("temporal-rv-charge", &["/v1/*"], 1.0, json!(60))
+        .issue("temporal-rv-charge", &["GET /v1/balance"], 1.0, json!(60))
         .await;
     let path = format!("/v1/keys/{}", key.id);
     assert_eq!(broker.admin(Method::DELETE, &path, None).await.0, 204);
@@ -214,13 +214,13 @@ pub async fn revoke_is_idempotent_and_unknown_ids_are_404(backend: Backend) {
 pub async fn bulk_revoke_cuts_off_one_workflow_only(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
     let charge = broker
-        .issue("temporal-wf9-charge", &["/v1/*"], 0.0, json!(60))
+        .issue("temporal-wf9-charge", &["GET /v1/balance"], 0.0, json!(60))
         .await;
     let refund = broker
-        .issue("temporal-wf9-refund", &["/v1/*"], 0.0, json!(60))
+        .issue("temporal-wf9-refund", &["GET /v1/balance"], 0.0, json!(60))
         .await;
     let other = broker
-        .issue("temporal-wf90-charge", &["/v1/*"], 0.0, json!(60))
+        .issue("temporal-wf90-charge", &["GET /v1/balance"], 0.0, json!(60))
         .await;
 
     let (status, body) = broker

@@ -1,6 +1,7 @@
 //! End-to-end tests of the broker over real HTTP, a real database (a SQLite
 //! file, and a PostgreSQL database) and a recording upstream server, all on port 0.
 
+mod attacks;
 mod helpers;
 mod keys;
 mod logs;
@@ -46,4 +47,15 @@ on_both_backends! {
     spend::currencies_are_valued_in_usd,
     spend::ambiguous_amounts_are_refused,
     persistence::keys_revocations_and_spend_survive_a_restart,
+    attacks::cap_is_not_bypassed_by_parameter_spelling,
+    attacks::declined_create_then_confirm_is_counted,
+    attacks::fifty_concurrent_sequences_never_pass_the_cap,
+    attacks::a_key_reaches_only_its_own_objects,
+    attacks::idempotency_keys_cannot_be_taken_by_another_key,
+    attacks::stripe_account_is_bound_to_the_key,
+    attacks::unvalued_money_endpoints_are_out_of_reach,
+    attacks::encoded_paths_and_odd_methods_are_refused,
+    attacks::a_key_revoked_while_its_body_arrives_forwards_nothing,
+    attacks::a_vanished_client_still_leaves_a_record,
+    attacks::unauthenticated_traffic_cannot_grow_state,
 }

@@ -5,21 +5,23 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::json;
 
+use keylease_broker::routes::proxy::namespaced_idempotency_key;
+
 use crate::helpers::{Backend, STRIPE_SECRET, TestBroker, code, eventually, json_of, raw_status};
 
 pub async fn forwards_with_the_stripe_secret_and_passes_headers_through(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
     let key = broker
-        .issue(
+        .issue_with(
             "temporal-fw-charge",
             &["POST /v1/payment_intents"],
             100.0,
-            json!(60),
+            json!({"stripe_account": "acct_1"}),
         )
         .await;
     let response = broker
         .http
-        .post(broker.url("/stripe/v1/payment_intents?expand[]=latest_charge"))
+        .post(broker.url("/stripe/v1/payment_intents"))
         .bearer_auth(&key.token)
         .header("Idempotency-Key", "order-1-charge")
         .header("Stripe-Version", "2024-06-20")
@@ -29,6 +31,7 @@ pub async fn forwards_with_the_stripe_secret_and_passes_headers_through(backend:
             ("amount", "1999"),
             ("currency", "usd"),
             ("metadata[order_id]", "o1"),
+            ("expand[]", "latest_charge"),
         ])
         .send()
         .await
@@ -53,16 +56,20 @@ pub async fn forwards_with_the_stripe_secret_and_passes_headers_through(backend:
     let sent = &received[0];
     assert_eq!(sent.method, "POST");
     assert_eq!(sent.path, "/v1/payment_intents");
-    assert_eq!(sent.query.as_deref(), Some("expand[]=latest_charge"));
+    assert_eq!(sent.query, None);
     assert_eq!(
         sent.body,
-        "amount=1999&currency=usd&metadata%5Border_id%5D=o1"
+        "amount=1999&currency=usd&metadata%5Border_id%5D=o1&expand%5B%5D=latest_charge"
     );
     assert_eq!(
         sent.headers["authorization"],
         format!("Bearer {STRIPE_SECRET}")
     );
-    assert_eq!(sent.headers["idempotency-key"], "order-1-charge");
+    assert_eq!(
+        sent.headers["idempotency-key"],
+        namespaced_idempotency_key("temporal-fw-charge", "order-1-charge").as_str(),
+        "the idempotency key is forwarded in the label's namespace"
+    );
     assert_eq!(sent.headers["stripe-version"], "2024-06-20");
     assert_eq!(sent.headers["stripe-account"], "acct_1");
     assert_eq!(
@@ -93,7 +100,7 @@ pub async fn unknown_revoked_and_expired_keys_are_401(backend: Backend) {
     assert_eq!((status, code(&body)), (401, "invalid_key"));
 
     let revoked = broker
-        .issue("temporal-k-charge", &["/v1/*"], 0.0, json!(60))
+        .issue("temporal-k-charge", &["GET /v1/balance"], 0.0, json!(60))
         .await;
     assert_eq!(
         broker
@@ -109,7 +116,7 @@ pub async fn unknown_revoked_and_expired_keys_are_401(backend: Backend) {
     assert_eq!((status, code(&body)), (401, "key_revoked"));
 
     let short = broker
-        .issue("temporal-k-short", &["/v1/*"], 0.0, json!("1s"))
+        .issue("temporal-k-short", &["GET /v1/balance"], 0.0, json!("1s"))
         .await;
     assert_eq!(
         broker
@@ -140,11 +147,11 @@ pub async fn unknown_revoked_and_expired_keys_are_401(backend: Backend) {
 pub async fn allowlist_limits_methods_and_paths(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
     let key = broker
-        .issue(
+        .issue_with(
             "temporal-al-refund",
             &["POST /v1/refunds", "GET /v1/payment_intents/*"],
             0.0,
-            json!(60),
+            json!({"allowed_objects": ["pi_1"]}),
         )
         .await;
     assert_eq!(
@@ -192,11 +199,11 @@ pub async fn allowlist_limits_methods_and_paths(backend: Backend) {
 pub async fn path_tricks_are_refused_and_never_forwarded(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
     let key = broker
-        .issue(
+        .issue_with(
             "temporal-pt-charge",
-            &["/v1/payment_intents/*"],
+            &["GET /v1/payment_intents/*"],
             0.0,
-            json!(60),
+            json!({"allowed_objects": ["pi_1"]}),
         )
         .await;
     for path in [
@@ -233,7 +240,7 @@ pub async fn path_tricks_are_refused_and_never_forwarded(backend: Backend) {
 pub async fn unknown_vendor_is_404_and_large_bodies_413(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
     let key = broker
-        .issue("temporal-v-charge", &["/v1/*"], 0.0, json!(60))
+        .issue("temporal-v-charge", &["POST /v1/customers"], 0.0, json!(60))
         .await;
     let (status, body) = json_of(
         broker
@@ -266,7 +273,12 @@ pub async fn upstream_timeout_is_504_and_unreachable_is_502(backend: Backend) {
     let broker =
         TestBroker::spawn_with(backend, |c| c.upstream_timeout = Duration::from_millis(300)).await;
     let key = broker
-        .issue("temporal-to-charge", &["/v1/*"], 50.0, json!(60))
+        .issue(
+            "temporal-to-charge",
+            &["POST /v1/payment_intents"],
+            50.0,
+            json!(60),
+        )
         .await;
     broker.upstream.script([crate::helpers::Reply {
         delay: Duration::from_secs(3),
@@ -294,7 +306,12 @@ pub async fn upstream_timeout_is_504_and_unreachable_is_502(backend: Backend) {
     })
     .await;
     let key = unreachable
-        .issue("temporal-un-charge", &["/v1/*"], 50.0, json!(60))
+        .issue(
+            "temporal-un-charge",
+            &["POST /v1/payment_intents"],
+            50.0,
+            json!(60),
+        )
         .await;
     let (status, body) = json_of(
         unreachable

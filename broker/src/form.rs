@@ -1,0 +1,351 @@
+//! Stripe's request parameters, read the way Stripe reads them, and written
+//! back out from what was read.
+//!
+//! Stripe takes `application/x-www-form-urlencoded` bodies (and query
+//! strings) with bracket nesting: `metadata[order_id]=o1`, `expand[]=x`.
+//! A name is decoded before its brackets are read, so `%5Bamount%5D` would be
+//! a spelling of `amount` to a lenient parser. The broker accepts only one
+//! spelling of each name, refuses anything two parsers could read
+//! differently, and forwards a body re-encoded from the pairs it parsed, never
+//! the client's bytes: what the broker valued is what upstream reads.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use percent_encoding::percent_decode;
+
+/// Why a form could not be read unambiguously; each names the parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormError {
+    /// A raw byte no form encoder sends (`;`, a control or non-ASCII byte) or a broken `%` escape.
+    BadEncoding(String),
+    /// A piece without `=`, or a name that is not `name` or `name[…]…` in Stripe's alphabet.
+    BadName(String),
+    /// The same scalar given more than once.
+    Repeated(String),
+    /// One name used both as a value and as a hash or list (`a=1&a[b]=2`).
+    Conflict(String),
+}
+
+impl fmt::Display for FormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadEncoding(why) => write!(f, "the form is not plainly encoded: {why}"),
+            Self::BadName(name) => write!(
+                f,
+                "parameter `{name}` is not a Stripe parameter name (`name` or `name[key]`, name in [a-z0-9_])"
+            ),
+            Self::Repeated(name) => write!(f, "parameter `{name}` is given more than once"),
+            Self::Conflict(name) => write!(
+                f,
+                "parameter `{name}` is given both as a value and as a hash or list"
+            ),
+        }
+    }
+}
+
+/// One parameter's name, split: `metadata[order_id]` → `metadata`, [`order_id`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Name {
+    base: String,
+    /// Bracket keys in order; an empty one (`[]`) appends to a list and only ends a name.
+    keys: Vec<String>,
+}
+
+impl Name {
+    fn parse(decoded: &str) -> Option<Self> {
+        let base_len = decoded
+            .bytes()
+            .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+            .count();
+        if base_len == 0 {
+            return None;
+        }
+        let (base, mut rest) = decoded.split_at(base_len);
+        let mut keys = Vec::new();
+        while !rest.is_empty() {
+            let inner = rest.strip_prefix('[')?;
+            let close = inner.find(']')?;
+            let key = &inner[..close];
+            if key.contains('[') || key.chars().any(char::is_control) {
+                return None;
+            }
+            // `a[][b]` means different things to different parsers: refuse it.
+            if keys.last().is_some_and(String::is_empty) {
+                return None;
+            }
+            keys.push(key.to_owned());
+            rest = &inner[close + 1..];
+        }
+        Some(Self {
+            base: base.to_owned(),
+            keys,
+        })
+    }
+
+    /// `name[]`: one more element of a list.
+    fn appends(&self) -> bool {
+        self.keys.last().is_some_and(String::is_empty)
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.base)?;
+        for key in &self.keys {
+            write!(f, "[{key}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// The shape a name has taken so far, to catch one name used two ways.
+#[derive(Debug)]
+enum Shape {
+    Scalar,
+    List,
+    Hash(BTreeMap<String, Shape>),
+}
+
+impl Shape {
+    /// Records `keys` below this node; `Err` when they clash with what is there.
+    fn insert(slot: &mut Option<Shape>, keys: &[String]) -> Result<(), ()> {
+        match (keys.split_first(), slot.as_mut()) {
+            (None, None) => {
+                *slot = Some(Shape::Scalar);
+                Ok(())
+            }
+            (None, Some(_)) => Err(()),
+            (Some((key, [])), None) if key.is_empty() => {
+                *slot = Some(Shape::List);
+                Ok(())
+            }
+            (Some((key, [])), Some(Shape::List)) if key.is_empty() => Ok(()),
+            (Some((key, rest)), None) if !key.is_empty() => {
+                let mut children = BTreeMap::new();
+                let mut child = None;
+                Shape::insert(&mut child, rest)?;
+                children.insert(key.clone(), child.ok_or(())?);
+                *slot = Some(Shape::Hash(children));
+                Ok(())
+            }
+            (Some((key, rest)), Some(Shape::Hash(children))) if !key.is_empty() => {
+                let mut child = children.remove(key);
+                let result = Shape::insert(&mut child, rest);
+                if let Some(child) = child {
+                    children.insert(key.clone(), child);
+                }
+                result
+            }
+            _ => Err(()),
+        }
+    }
+}
+
+/// Parameters parsed from a form, in the order they came, each name and value decoded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormParams {
+    pairs: Vec<(String, String)>,
+}
+
+/// Bytes a form encoder may leave raw: letters, digits, `*-._~`, `+` (a
+/// space), `%` escapes, the separators `&` and `=`, and the brackets and
+/// punctuation some Stripe libraries and curl leave unescaped. Never `;`
+/// (a separator to some parsers), `#`, controls or non-ASCII bytes.
+fn is_plain_byte(byte: u8) -> bool {
+    byte.is_ascii_graphic() && !matches!(byte, b';' | b'#')
+}
+
+/// Decodes one name or value: `+` is a space, `%XX` a byte, and the result must be UTF-8.
+fn decode(raw: &str) -> Result<String, FormError> {
+    let bytes = raw.as_bytes();
+    for (at, _) in raw.match_indices('%') {
+        let escape = bytes.get(at + 1..at + 3);
+        if !escape.is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit)) {
+            return Err(FormError::BadEncoding(
+                "a `%` not followed by two hex digits".to_owned(),
+            ));
+        }
+    }
+    let spaced = raw.replace('+', " ");
+    percent_decode(spaced.as_bytes())
+        .decode_utf8()
+        .map(|text| text.into_owned())
+        .map_err(|_| FormError::BadEncoding("an escape that is not UTF-8".to_owned()))
+}
+
+impl FormParams {
+    /// Parses a form body or query string, refusing anything ambiguous.
+    pub fn parse(raw: &[u8]) -> Result<Self, FormError> {
+        if let Some(byte) = raw.iter().find(|b| !is_plain_byte(**b)) {
+            return Err(FormError::BadEncoding(format!(
+                "byte 0x{byte:02x} must be percent-encoded"
+            )));
+        }
+        // Every byte is ASCII graphic, so this cannot fail.
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| FormError::BadEncoding("the form is not ASCII".to_owned()))?;
+        let mut pairs = Vec::new();
+        let mut shapes: BTreeMap<String, Option<Shape>> = BTreeMap::new();
+        for piece in text.split('&').filter(|piece| !piece.is_empty()) {
+            let Some((raw_name, raw_value)) = piece.split_once('=') else {
+                return Err(FormError::BadName(decode(piece).unwrap_or_default()));
+            };
+            let decoded = decode(raw_name)?;
+            let name = Name::parse(&decoded).ok_or_else(|| FormError::BadName(decoded.clone()))?;
+            let value = decode(raw_value)?;
+            let slot = shapes.entry(name.base.clone()).or_default();
+            let full = name.to_string();
+            if Shape::insert(slot, &name.keys).is_err() {
+                let repeated = !name.appends() && pairs.iter().any(|(seen, _)| *seen == full);
+                return Err(if repeated {
+                    FormError::Repeated(full)
+                } else {
+                    FormError::Conflict(name.base)
+                });
+            }
+            pairs.push((full, value));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// The form as a client library would send it, from the parsed pairs alone.
+    pub fn encode(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.pairs {
+            out.append_pair(name, value);
+        }
+        out.finish()
+    }
+
+    /// Whether there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// The first parameter's full name, for an error that names it.
+    pub fn first_name(&self) -> Option<&str> {
+        self.pairs.first().map(|(name, _)| name.as_str())
+    }
+
+    /// A top-level parameter's value, when it is a plain value (not a hash or list).
+    pub fn scalar(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Whether `name` is given in any shape (`name`, `name[…]`).
+    pub fn has(&self, name: &str) -> bool {
+        self.pairs.iter().any(|(n, _)| {
+            n.strip_prefix(name)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('['))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<FormParams, FormError> {
+        FormParams::parse(text.as_bytes())
+    }
+
+    #[test]
+    fn reads_stripe_forms_and_reencodes_them() {
+        let form =
+            parse("amount=1999&currency=usd&metadata%5Border_id%5D=o+1&expand[]=a&expand%5B%5D=b")
+                .unwrap();
+        assert_eq!(form.scalar("amount"), Some("1999"));
+        assert_eq!(form.scalar("metadata"), None, "a hash is not a scalar");
+        assert!(form.has("metadata"));
+        assert_eq!(
+            form.encode(),
+            "amount=1999&currency=usd&metadata%5Border_id%5D=o+1&expand%5B%5D=a&expand%5B%5D=b"
+        );
+        assert_eq!(
+            parse(&form.encode()).unwrap(),
+            form,
+            "re-encoding is stable"
+        );
+        assert!(parse("").unwrap().is_empty());
+        assert_eq!(
+            parse("metadata[Order+Id]=x").unwrap().encode(),
+            "metadata%5BOrder+Id%5D=x"
+        );
+    }
+
+    #[test]
+    fn other_spellings_of_a_name_are_refused() {
+        for (text, name) in [
+            ("%5Bamount%5D=9999", "[amount]"),
+            ("[amount]=9999", "[amount]"),
+            ("Amount=1", "Amount"),
+            ("amount%00=1", "amount\0"),
+            ("amount+=1", "amount "),
+            ("amount[=1", "amount["),
+            ("amount]=1", "amount]"),
+            ("amount[a]b=1", "amount[a]b"),
+            ("a[][b]=1", "a[][b]"),
+            ("a[[b]]=1", "a[[b]]"),
+            ("amount", "amount"),
+            ("=1", ""),
+        ] {
+            assert_eq!(
+                parse(text),
+                Err(FormError::BadName(name.to_owned())),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeats_and_clashes_are_refused() {
+        assert_eq!(
+            parse("amount=1&amount=2"),
+            Err(FormError::Repeated("amount".to_owned()))
+        );
+        assert_eq!(
+            parse("metadata[a]=1&metadata[a]=2"),
+            Err(FormError::Repeated("metadata[a]".to_owned()))
+        );
+        for text in [
+            "amount=1&amount[x]=2",
+            "amount[x]=2&amount=1",
+            "a[]=1&a[x]=2",
+            "a[x]=1&a[]=2",
+            "a=1&a[]=2",
+            "a[x]=1&a[x][y]=2",
+        ] {
+            assert!(
+                matches!(
+                    parse(text),
+                    Err(FormError::Conflict(_) | FormError::Repeated(_))
+                ),
+                "{text}"
+            );
+        }
+        assert!(parse("expand[]=a&expand[]=b&metadata[a]=1&metadata[b]=2").is_ok());
+    }
+
+    #[test]
+    fn encodings_two_parsers_could_read_differently_are_refused() {
+        for text in [
+            "amount=1;amount=2",
+            "amount=%zz",
+            "amount=1%",
+            "amount=%ff",
+            "amount=\u{e9}",
+            "amount=1\n",
+            "amount=1 2",
+            "amount=1#2",
+        ] {
+            assert!(
+                matches!(parse(text), Err(FormError::BadEncoding(_))),
+                "{text:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,339 @@
+//! Valuing a money-moving request, holding it against the key's cap, and
+//! settling the hold by what upstream answered.
+//!
+//! A hold belongs to the object it authorizes. Each object records how much
+//! is already held for it; a request on it reserves only what it could move
+//! beyond that. A decline releases the request's reservation and leaves the
+//! object's hold as it was, so a later confirm of a declined PaymentIntent
+//! reserves again: however the calls are ordered, a key never moves more
+//! than its cap.
+
+use axum::http::StatusCode;
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::form::FormParams;
+use crate::money::{ValuationError, usd_micros};
+use crate::state::AppState;
+use crate::store::{KeyRecord, KeyStatus, ObjectRecord, Reservation};
+use crate::stripe_api::{Valuation, object_in_path, object_path, valuation};
+use crate::vendor::Vendor;
+
+use super::upstream::{Upstream, UpstreamFailure, fetch_object};
+
+/// Largest amount in minor units the broker reads: Stripe's own limit is 8 digits.
+const MAX_AMOUNT_DIGITS: usize = 12;
+
+/// What a valued request asks to move, and what its object is worth after it.
+#[derive(Debug)]
+pub struct Valued {
+    /// The object acted on; `None` for a create, whose object upstream names.
+    object: Option<String>,
+    /// Micro-dollars to reserve beyond what the object already holds.
+    pub need_micros: i64,
+    amount: i64,
+    currency: String,
+}
+
+fn amount_param(params: &FormParams, name: &str) -> Result<Option<i64>, ApiError> {
+    match params.scalar(name) {
+        Some(text)
+            if !text.is_empty()
+                && text.len() <= MAX_AMOUNT_DIGITS
+                && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok(text.parse().ok())
+        }
+        None if !params.has(name) => Ok(None),
+        _ => Err(ApiError::BadParameter(format!(
+            "parameter `{name}` must be a whole number of minor units"
+        ))),
+    }
+}
+
+fn currency_param(params: &FormParams) -> Result<Option<String>, ApiError> {
+    match params.scalar("currency") {
+        Some(text) if text.len() == 3 && text.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Ok(Some(text.to_ascii_lowercase()))
+        }
+        None if !params.has("currency") => Ok(None),
+        _ => Err(ApiError::BadParameter(
+            "parameter `currency` must be a three-letter currency code".to_owned(),
+        )),
+    }
+}
+
+fn micros(state: &AppState, amount: i64, currency: &str) -> Result<i64, ApiError> {
+    usd_micros(amount, currency, state.usd_rates()).map_err(|ValuationError::NoRate(currency)| {
+        ApiError::CurrencyNotAllowed(format!("no USD rate is configured for {currency}"))
+    })
+}
+
+/// An object's record with its amount known: from the store, or read upstream once.
+async fn priced_object(
+    state: &AppState,
+    vendor: &Vendor,
+    key: &KeyRecord,
+    path: &str,
+    id: &str,
+) -> Result<(ObjectRecord, i64, String), ApiError> {
+    let known = state.store().object(vendor.name, id).await?;
+    if let Some(object) = &known
+        && let (Some(amount), Some(currency)) = (object.amount, object.currency.clone())
+    {
+        return Ok((object.clone(), amount, currency));
+    }
+    let read_path = object_path(path)
+        .ok_or_else(|| ApiError::BadParameter("the request names no object".to_owned()))?;
+    let (amount, currency) = fetch_object(state, vendor, key, &read_path).await?;
+    let object = match known {
+        Some(object) => object,
+        None => {
+            // Only looked up, never created here: no label owns it.
+            let object = ObjectRecord {
+                label: String::new(),
+                amount: Some(amount),
+                currency: Some(currency.clone()),
+                held_micros: 0,
+            };
+            state
+                .store()
+                .record_object(vendor.name, id, &object, Utc::now())
+                .await?;
+            object
+        }
+    };
+    Ok((object, amount, currency))
+}
+
+/// How much `method path` with `params` could move, if it moves money.
+pub async fn value(
+    state: &AppState,
+    vendor: &Vendor,
+    key: &KeyRecord,
+    method: &str,
+    path: &str,
+    params: &FormParams,
+) -> Result<Option<Valued>, ApiError> {
+    let Some(valuation) = valuation(method, path) else {
+        return Ok(None);
+    };
+    if valuation == Valuation::Create {
+        let (Some(amount), Some(currency)) =
+            (amount_param(params, "amount")?, currency_param(params)?)
+        else {
+            return Err(ApiError::BadParameter(
+                "a request that moves money needs one amount and one currency".to_owned(),
+            ));
+        };
+        let need_micros = micros(state, amount, &currency)?;
+        return Ok(Some(Valued {
+            object: None,
+            need_micros,
+            amount,
+            currency,
+        }));
+    }
+    let id = object_in_path(path)
+        .ok_or_else(|| ApiError::BadParameter("the request names no object".to_owned()))?;
+    let (object, amount, currency) = priced_object(state, vendor, key, path, id).await?;
+    let (moved, after, currency) = match valuation {
+        Valuation::Update => {
+            let new_amount = amount_param(params, "amount")?.unwrap_or(amount);
+            let new_currency = currency_param(params)?.unwrap_or(currency);
+            (new_amount, new_amount, new_currency)
+        }
+        Valuation::Capture(name) => (
+            amount_param(params, name)?.unwrap_or(amount),
+            amount,
+            currency,
+        ),
+        Valuation::Increment => {
+            let new_amount = amount_param(params, "amount")?.ok_or_else(|| {
+                ApiError::BadParameter("parameter `amount` is required".to_owned())
+            })?;
+            (new_amount, new_amount, currency)
+        }
+        Valuation::ObjectAmount | Valuation::Create => (amount, amount, currency),
+    };
+    let need_micros = (micros(state, moved, &currency)? - object.held_micros).max(0);
+    Ok(Some(Valued {
+        object: Some(id.to_owned()),
+        need_micros,
+        amount: after,
+        currency,
+    }))
+}
+
+/// Reserves what `valued` needs, in the same statement that checks the key is
+/// still live; with nothing to reserve, checks the key again. Either way a
+/// key revoked while the body arrived forwards nothing.
+pub async fn reserve(
+    state: &AppState,
+    key: &KeyRecord,
+    valued: Option<&Valued>,
+) -> Result<Option<Reservation>, ApiError> {
+    let now = Utc::now();
+    if let Some(valued) = valued.filter(|v| v.need_micros > 0)
+        && let Some(reservation) = state.store().reserve(key, valued.need_micros, now).await?
+    {
+        return Ok(Some(reservation));
+    }
+    let current = state
+        .store()
+        .key(&key.id)
+        .await?
+        .ok_or(ApiError::InvalidKey)?;
+    match current.status(now) {
+        KeyStatus::Revoked => Err(ApiError::KeyRevoked),
+        KeyStatus::Expired => Err(ApiError::KeyExpired),
+        KeyStatus::Active if valued.is_some_and(|v| v.need_micros > 0) => Err(
+            ApiError::CapExhausted("request would pass the key's spend cap".to_owned()),
+        ),
+        KeyStatus::Active => Ok(None),
+    }
+}
+
+/// Objects an answer shows were made under the key's label: the created
+/// object (or, in a decline, the PaymentIntent or Charge it left), and the
+/// Charge a PaymentIntent made.
+fn made_objects(body: &Value) -> Vec<(String, ObjectRecord)> {
+    let mut made = Vec::new();
+    let mut push = |object: &Value| {
+        if let Some(id) = object["id"].as_str() {
+            made.push((
+                id.to_owned(),
+                ObjectRecord {
+                    label: String::new(),
+                    amount: object["amount"].as_i64(),
+                    currency: object["currency"].as_str().map(str::to_ascii_lowercase),
+                    held_micros: 0,
+                },
+            ));
+        }
+        if let Some(charge) = object["latest_charge"].as_str() {
+            made.push((charge.to_owned(), ObjectRecord::unpriced()));
+        }
+    };
+    let error = &body["error"];
+    if error.is_object() {
+        push(&error["payment_intent"]);
+        if let Some(charge) = error["charge"].as_str() {
+            made.push((charge.to_owned(), ObjectRecord::unpriced()));
+        }
+    } else if body["object"]
+        .as_str()
+        .is_some_and(|o| o != "list" && o != "search_result")
+    {
+        push(body);
+    }
+    made
+}
+
+/// Keeps or releases the reservation, and records what upstream made.
+///
+/// Released when upstream refused the request (4xx) or was never reached;
+/// kept on success and on every ambiguous outcome (timeout, dropped
+/// connection, 5xx), where the money may have moved.
+#[allow(clippy::too_many_arguments)]
+pub async fn settle(
+    state: &AppState,
+    vendor: &Vendor,
+    key: &KeyRecord,
+    method: &str,
+    path: &str,
+    valued: Option<&Valued>,
+    reservation: Option<&Reservation>,
+    outcome: &Result<Upstream, UpstreamFailure>,
+) -> i64 {
+    let status = match outcome {
+        Ok(upstream) => Some(upstream.status),
+        Err(_) => None,
+    };
+    let release = match outcome {
+        Ok(upstream) => upstream.status.is_client_error(),
+        Err(failure) => !failure.maybe_delivered,
+    };
+    let mut held = reservation.map_or(0, Reservation::micros);
+    if let (true, Some(reservation)) = (release, reservation) {
+        match state.store().release(reservation).await {
+            Ok(()) => held = 0,
+            // Erring on the side of the cap: the amount stays held.
+            Err(err) => tracing::error!(error = %err, "failed to release a spend reservation"),
+        }
+    }
+    if let Ok(upstream) = outcome
+        && let Err(err) = record(
+            state,
+            vendor,
+            key,
+            method,
+            path,
+            valued,
+            status,
+            &upstream.body,
+        )
+        .await
+    {
+        // The answer stands; without the record the label cannot reach the object later.
+        tracing::error!(error = %err, "failed to record objects of an answer");
+    }
+    held
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record(
+    state: &AppState,
+    vendor: &Vendor,
+    key: &KeyRecord,
+    method: &str,
+    path: &str,
+    valued: Option<&Valued>,
+    status: Option<StatusCode>,
+    body: &[u8],
+) -> Result<(), sqlx::Error> {
+    let Some(status) = status.filter(|s| s.is_success() || s.is_client_error()) else {
+        return Ok(());
+    };
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Ok(());
+    };
+    let store = state.store();
+    let acted_on = object_in_path(path);
+    // Objects made by a create, or by a request on an object this label owns.
+    let owns_target = match acted_on {
+        None => method == "POST",
+        Some(id) => store
+            .object(vendor.name, id)
+            .await?
+            .is_some_and(|object| object.label == key.label),
+    };
+    if owns_target {
+        for (id, mut object) in made_objects(&body) {
+            object.label = key.label.clone();
+            store
+                .record_object(vendor.name, &id, &object, Utc::now())
+                .await?;
+        }
+    }
+    if let Some(valued) = valued.filter(|_| status.is_success()) {
+        // A create's object is the one upstream made; any other's is in the path.
+        let id = match &valued.object {
+            Some(id) => Some(id.clone()),
+            None => body["id"].as_str().map(str::to_owned),
+        };
+        if let Some(id) = id {
+            store
+                .hold_for_object(
+                    vendor.name,
+                    &id,
+                    valued.need_micros,
+                    valued.amount,
+                    &valued.currency,
+                )
+                .await?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Calling upstream with the vendor's secret, and reading its answer.
+
+use secrecy::ExposeSecret;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::KeyRecord;
+use crate::vendor::Vendor;
+
+/// Response headers that describe one connection, not the answer.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+/// What upstream answered.
+pub struct Upstream {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
+impl Upstream {
+    /// The answer for the client, with the client's own idempotency key put back.
+    pub fn into_response_for(self, client_idempotency_key: Option<HeaderValue>) -> Response {
+        let mut response = Response::new(Body::from(self.body));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        for (name, value) in &self.headers {
+            if !HOP_BY_HOP.contains(name) && name != header::CONTENT_LENGTH {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        let idempotency_key = HeaderName::from_static("idempotency-key");
+        headers.remove(&idempotency_key);
+        if let Some(value) = client_idempotency_key {
+            headers.insert(idempotency_key, value);
+        }
+        response
+    }
+}
+
+impl IntoResponse for Upstream {
+    fn into_response(self) -> Response {
+        self.into_response_for(None)
+    }
+}
+
+/// Why no answer came from upstream, and whether the request may have reached it.
+pub struct UpstreamFailure {
+    /// What the client is told.
+    pub error: ApiError,
+    /// Whether upstream may have acted on it.
+    pub maybe_delivered: bool,
+}
+
+/// Sends one checked request upstream: the re-encoded parameters, the
+/// checked headers, the vendor's secret. Nothing else of the client's.
+pub async fn send(
+    state: &AppState,
+    vendor: &Vendor,
+    method: &str,
+    path: &str,
+    params: String,
+    headers: HeaderMap,
+) -> Result<Upstream, UpstreamFailure> {
+    let (method, query, body) = match method {
+        "POST" => (Method::POST, None, Some(params)),
+        "DELETE" => (Method::DELETE, Some(params), None),
+        _ => (Method::GET, Some(params), None),
+    };
+    let query = query.filter(|q| !q.is_empty());
+    let mut request = state
+        .upstream()
+        .request(method, vendor.upstream_url(path, query.as_deref()))
+        .bearer_auth(vendor.secret.expose_secret())
+        .headers(headers);
+    if let Some(body) = body.filter(|b| !b.is_empty()) {
+        request = request
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body);
+    }
+    let failure = |err: reqwest::Error| {
+        // A connect error means nothing was sent; anything later is ambiguous.
+        let maybe_delivered = !err.is_connect();
+        let error = if err.is_timeout() {
+            ApiError::UpstreamTimeout
+        } else {
+            ApiError::UpstreamUnavailable
+        };
+        tracing::warn!(error = %err.without_url(), maybe_delivered, "upstream request failed");
+        UpstreamFailure {
+            error,
+            maybe_delivered,
+        }
+    };
+    let response = request.send().await.map_err(failure)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.map_err(failure)?;
+    Ok(Upstream {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Reads an object's `amount` and `currency` upstream, as the key's account sees it.
+pub async fn fetch_object(
+    state: &AppState,
+    vendor: &Vendor,
+    key: &KeyRecord,
+    path: &str,
+) -> Result<(i64, String), ApiError> {
+    let mut request = state
+        .upstream()
+        .get(vendor.upstream_url(path, None))
+        .bearer_auth(vendor.secret.expose_secret());
+    if let Some(account) = &key.stripe_account {
+        request = request.header("stripe-account", account);
+    }
+    let response = request.send().await.map_err(|err| {
+        tracing::warn!(error = %err.without_url(), "reading an object upstream failed");
+        ApiError::UpstreamUnavailable
+    })?;
+    if !response.status().is_success() {
+        return Err(ApiError::BadParameter(format!(
+            "the object could not be read upstream (status {})",
+            response.status().as_u16()
+        )));
+    }
+    let object: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|_| ApiError::UpstreamUnavailable)?;
+    match (object["amount"].as_i64(), object["currency"].as_str()) {
+        (Some(amount), Some(currency)) => Ok((amount, currency.to_ascii_lowercase())),
+        _ => Err(ApiError::BadParameter(
+            "the object has no amount to value".to_owned(),
+        )),
+    }
+}

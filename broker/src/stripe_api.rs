@@ -1,0 +1,252 @@
+//! What the broker knows of Stripe's API: which calls move money and how
+//! each is valued, which money-moving calls it cannot value, and where a
+//! path or a parameter names an object.
+//!
+//! Templates are `METHOD /path` with `{id}` standing for one object id.
+
+use crate::allowlist::EndpointRule;
+
+/// How a money-moving request is valued against a key's cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Valuation {
+    /// Creates an object that moves `amount` of `currency` (PaymentIntent, Charge).
+    Create,
+    /// May change the object's `amount` and `currency` (PaymentIntent update).
+    Update,
+    /// Moves the object's amount (PaymentIntent confirm).
+    ObjectAmount,
+    /// Captures this parameter (the object's amount when absent).
+    Capture(&'static str),
+    /// Raises the object's amount to the `amount` given (increment_authorization).
+    Increment,
+}
+
+/// The money-moving calls the broker values, and how.
+const VALUED: [(&str, Valuation); 7] = [
+    ("POST /v1/payment_intents", Valuation::Create),
+    ("POST /v1/payment_intents/{id}", Valuation::Update),
+    (
+        "POST /v1/payment_intents/{id}/confirm",
+        Valuation::ObjectAmount,
+    ),
+    (
+        "POST /v1/payment_intents/{id}/capture",
+        Valuation::Capture("amount_to_capture"),
+    ),
+    (
+        "POST /v1/payment_intents/{id}/increment_authorization",
+        Valuation::Increment,
+    ),
+    ("POST /v1/charges", Valuation::Create),
+    (
+        "POST /v1/charges/{id}/capture",
+        Valuation::Capture("amount"),
+    ),
+];
+
+/// Calls that move money in ways the table above cannot value. A key never
+/// reaches them: it is refused at issue time if its allowlist could, and a
+/// request to one is refused whatever the allowlist says.
+const UNVALUED: [&str; 21] = [
+    "POST /v1/payment_intents/{id}/apply_customer_balance",
+    "POST /v1/payment_intents/{id}/verify_microdeposits",
+    "POST /v1/transfers",
+    "POST /v1/payouts",
+    "POST /v1/topups",
+    "POST /v1/invoices",
+    "POST /v1/invoices/{id}/pay",
+    "POST /v1/invoices/{id}/finalize",
+    "POST /v1/invoiceitems",
+    "POST /v1/subscriptions",
+    "POST /v1/subscriptions/{id}",
+    "POST /v1/subscription_items",
+    "POST /v1/subscription_schedules",
+    "POST /v1/checkout/sessions",
+    "POST /v1/payment_links",
+    "POST /v1/quotes/{id}/accept",
+    "POST /v1/customers/{id}/balance_transactions",
+    "POST /v1/customers/{id}/funding_instructions",
+    "POST /v1/treasury/outbound_payments",
+    "POST /v1/treasury/outbound_transfers",
+    "POST /v1/issuing/cards",
+];
+
+/// First path segments (after `/v1`) that group resources: the object id comes one segment later.
+const NAMESPACES: [&str; 17] = [
+    "apps",
+    "billing",
+    "billing_portal",
+    "checkout",
+    "climate",
+    "entitlements",
+    "financial_connections",
+    "forwarding",
+    "identity",
+    "issuing",
+    "radar",
+    "reporting",
+    "sigma",
+    "tax",
+    "terminal",
+    "test_helpers",
+    "treasury",
+];
+
+/// Segments where an id would stand that name a route, not an object.
+const STATIC_ROUTES: [&str; 4] = ["search", "upcoming", "upcoming_lines", "create_preview"];
+
+/// Top-level parameters whose value names an object the key must own.
+pub const OBJECT_PARAMS: [&str; 3] = ["payment_intent", "charge", "customer"];
+
+/// The index, among a path's segments, where its object id stands.
+fn id_index(segments: &[&str]) -> usize {
+    // ["v1", resource, id, …] or ["v1", namespace, resource, id, …]
+    if segments.get(1).is_some_and(|s| NAMESPACES.contains(s)) {
+        3
+    } else {
+        2
+    }
+}
+
+/// The object a path names (`/v1/payment_intents/pi_1/confirm` → `pi_1`), if any.
+pub fn object_in_path(path: &str) -> Option<&str> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    segments
+        .get(id_index(&segments))
+        .copied()
+        .filter(|segment| !STATIC_ROUTES.contains(segment))
+}
+
+/// The path that reads the object a path names: `/v1/payment_intents/pi_1/confirm` → `/v1/payment_intents/pi_1`.
+pub fn object_path(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let end = id_index(&segments) + 1;
+    (segments.len() >= end).then(|| format!("/{}", segments[..end].join("/")))
+}
+
+/// Whether `path` fits `template`, `{id}` matching one object id.
+fn fits(template: &str, method: &str, path: &str) -> bool {
+    let Some((template_method, template_path)) = template.split_once(' ') else {
+        return false;
+    };
+    if template_method != method {
+        return false;
+    }
+    let wanted: Vec<&str> = template_path.split('/').collect();
+    let got: Vec<&str> = path.split('/').collect();
+    wanted.len() == got.len()
+        && wanted.iter().zip(&got).all(|(w, g)| {
+            if *w == "{id}" {
+                !g.is_empty() && !STATIC_ROUTES.contains(g)
+            } else {
+                w == g
+            }
+        })
+}
+
+/// How `method path` is valued, if it moves money the broker can value.
+pub fn valuation(method: &str, path: &str) -> Option<Valuation> {
+    VALUED
+        .iter()
+        .find(|(template, _)| fits(template, method, path))
+        .map(|(_, valuation)| *valuation)
+}
+
+/// Whether `method path` moves money in a way the broker cannot value.
+pub fn is_unvalued(method: &str, path: &str) -> bool {
+    UNVALUED.iter().any(|template| fits(template, method, path))
+}
+
+/// The unvalued money-moving calls an allowlist could reach, as templates.
+///
+/// Each template is tried with ids of a few shapes; a rule like `POST /v1/*`
+/// reaches them all.
+pub fn unvalued_reachable(rules: &[EndpointRule]) -> Vec<&'static str> {
+    UNVALUED
+        .iter()
+        .filter(|template| {
+            let (method, path) = template.split_once(' ').unwrap_or_default();
+            ["x_1", "pi_1", "in_1", "sub_1", "qt_1", "cus_1", "id"]
+                .iter()
+                .any(|id| {
+                    let sample = path.replace("{id}", id);
+                    rules.iter().any(|rule| rule.allows(method, &sample))
+                })
+        })
+        .copied()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(entries: &[&str]) -> Vec<EndpointRule> {
+        entries
+            .iter()
+            .map(|e| EndpointRule::try_from((*e).to_owned()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn values_each_money_moving_call() {
+        assert_eq!(
+            valuation("POST", "/v1/payment_intents"),
+            Some(Valuation::Create)
+        );
+        assert_eq!(
+            valuation("POST", "/v1/payment_intents/pi_1/confirm"),
+            Some(Valuation::ObjectAmount)
+        );
+        assert_eq!(
+            valuation("POST", "/v1/payment_intents/pi_1"),
+            Some(Valuation::Update)
+        );
+        assert_eq!(
+            valuation("POST", "/v1/charges/ch_1/capture"),
+            Some(Valuation::Capture("amount"))
+        );
+        assert_eq!(valuation("GET", "/v1/payment_intents/pi_1"), None);
+        assert_eq!(valuation("POST", "/v1/payment_intents/pi_1/cancel"), None);
+        assert_eq!(valuation("POST", "/v1/payment_intents/search"), None);
+    }
+
+    #[test]
+    fn finds_the_object_a_path_names() {
+        assert_eq!(
+            object_in_path("/v1/payment_intents/pi_1/confirm"),
+            Some("pi_1")
+        );
+        assert_eq!(object_in_path("/v1/payment_intents"), None);
+        assert_eq!(object_in_path("/v1/payment_intents/search"), None);
+        assert_eq!(object_in_path("/v1/checkout/sessions/cs_1"), Some("cs_1"));
+        assert_eq!(object_in_path("/v1/checkout/sessions"), None);
+        assert_eq!(
+            object_path("/v1/payment_intents/pi_1/confirm").as_deref(),
+            Some("/v1/payment_intents/pi_1")
+        );
+    }
+
+    #[test]
+    fn wide_allowlists_reach_unvalued_money() {
+        assert!(unvalued_reachable(&rules(&["POST /v1/*"])).len() == UNVALUED.len());
+        assert_eq!(
+            unvalued_reachable(&rules(&["/v1/payment_intents/*"])),
+            vec![
+                "POST /v1/payment_intents/{id}/apply_customer_balance",
+                "POST /v1/payment_intents/{id}/verify_microdeposits"
+            ]
+        );
+        assert!(
+            unvalued_reachable(&rules(&[
+                "POST /v1/payment_intents",
+                "GET /v1/payment_intents/*",
+                "POST /v1/payment_intents/*/confirm",
+                "POST /v1/refunds"
+            ]))
+            .is_empty()
+        );
+        assert!(is_unvalued("POST", "/v1/invoices/in_9/pay"));
+        assert!(!is_unvalued("GET", "/v1/invoices/in_9"));
+    }
+}
