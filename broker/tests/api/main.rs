@@ -4,6 +4,7 @@
 mod attacks;
 mod helpers;
 mod keys;
+mod parsing;
 mod logs;
 mod persistence;
 mod proxy;
