@@ -282,6 +282,12 @@ pub fn create(
     ctx: &Ctx,
 ) -> Result<String, StripeError> {
     let id = new.pi.id.clone();
+    // A create that could never confirm creates nothing, as on Stripe.
+    if let Some(confirmation) = &new.confirm
+        && let Some(pm) = confirmation.payment_method.as_ref().or(new.pi.payment_method.as_ref())
+    {
+        check_confirmable(&new.pi, pm, confirmation)?;
+    }
     account.payment_intents.push(*new.pi);
     if let Some(confirmation) = new.confirm {
         confirm(account, &id, confirmation, ctx)?;
@@ -327,35 +333,16 @@ pub fn confirm(
         );
         return Err(unexpected(pi, message));
     }
-    if let Some(pm) = confirmation.payment_method {
+    if let Some(pm) = confirmation.payment_method.clone() {
         pi.payment_method = Some(pm);
     }
     let Some(pm) = pi.payment_method.clone() else {
         let message = "You cannot confirm this PaymentIntent because it's missing a payment method. To confirm the PaymentIntent with a PaymentMethod, pass `payment_method`.".to_owned();
         return Err(unexpected(pi, message));
     };
-    let method = test_method(&pm)
-        .ok_or_else(|| StripeError::resource_missing("payment_method", "PaymentMethod", &pm))?;
-    if !pi.payment_method_types.iter().any(|t| t == method.kind) {
-        return Err(StripeError::invalid_request_param(
-            "payment_method",
-            format!(
-                "The PaymentMethod provided ({}) is not allowed for this PaymentIntent. Try again with a PaymentMethod of one of the following types: {}.",
-                method.kind,
-                pi.payment_method_types.join(", ")
-            ),
-        ));
-    }
+    let method = check_confirmable(pi, &pm, &confirmation)?;
     if confirmation.return_url.is_some() {
         pi.return_url = confirmation.return_url;
-    }
-    if pi
-        .automatic_payment_methods
-        .as_ref()
-        .is_some_and(AutomaticPaymentMethods::may_redirect)
-        && pi.return_url.is_none()
-    {
-        return Err(StripeError::invalid_request(RETURN_URL_REQUIRED));
     }
     pi.last_payment_error = None;
     pi.next_action = None;
@@ -402,6 +389,27 @@ pub fn confirm(
             Ok(())
         }
     }
+}
+
+/// Stripe's checks before a confirmation does anything: the method is one
+/// the PaymentIntent takes, and a `return_url` is there if it may redirect.
+fn check_confirmable(pi: &PaymentIntent, pm: &str, confirmation: &Confirmation) -> Result<TestMethod, StripeError> {
+    let method = test_method(pm).ok_or_else(|| StripeError::resource_missing("payment_method", "PaymentMethod", pm))?;
+    if !pi.payment_method_types.iter().any(|t| t == method.kind) {
+        return Err(StripeError::invalid_request_param(
+            "payment_method",
+            format!(
+                "The PaymentMethod provided ({}) is not allowed for this PaymentIntent. Try again with a PaymentMethod of one of the following types: {}.",
+                method.kind,
+                pi.payment_method_types.join(", ")
+            ),
+        ));
+    }
+    let may_redirect = pi.automatic_payment_methods.as_ref().is_some_and(AutomaticPaymentMethods::may_redirect);
+    if may_redirect && confirmation.return_url.is_none() && pi.return_url.is_none() {
+        return Err(StripeError::invalid_request(RETURN_URL_REQUIRED));
+    }
+    Ok(method)
 }
 
 /// A charge for `pi` with `method`: declined when `decline` is given.

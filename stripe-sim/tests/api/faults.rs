@@ -11,6 +11,8 @@ const CHARGE: &[(&str, &str)] = &[
     ("currency", "usd"),
     ("payment_method", "pm_card_visa"),
     ("confirm", "true"),
+    ("automatic_payment_methods[enabled]", "true"),
+    ("automatic_payment_methods[allow_redirects]", "never"),
 ];
 
 #[tokio::test]

@@ -123,6 +123,8 @@ impl TestSim {
                     ("currency", "usd"),
                     ("payment_method", "pm_card_visa"),
                     ("confirm", "true"),
+                    ("automatic_payment_methods[enabled]", "true"),
+                    ("automatic_payment_methods[allow_redirects]", "never"),
                 ],
             )
             .await;

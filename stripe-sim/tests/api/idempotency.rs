@@ -11,6 +11,8 @@ const CHARGE: &[(&str, &str)] = &[
     ("currency", "usd"),
     ("payment_method", "pm_card_visa"),
     ("confirm", "true"),
+    ("automatic_payment_methods[enabled]", "true"),
+    ("automatic_payment_methods[allow_redirects]", "never"),
 ];
 
 #[tokio::test]
@@ -70,6 +72,8 @@ async fn errors_after_execution_are_saved_and_validation_failures_are_not() {
         ("currency", "usd"),
         ("payment_method", "pm_card_chargeDeclined"),
         ("confirm", "true"),
+        ("automatic_payment_methods[enabled]", "true"),
+        ("automatic_payment_methods[allow_redirects]", "never"),
     ];
     let first = sim
         .post_idem("/v1/payment_intents", declined, "declined-1")
