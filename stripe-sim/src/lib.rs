@@ -14,11 +14,11 @@
 //!
 //! Modules:
 //! - [`api`]: the order a request goes through; [`routes`]: the endpoints.
-//! - [`payment_intents`], [`pi_changes`], [`refunds`]: the objects' rules;
+//! - [`payment_intents`], [`attempts`], [`pi_changes`], [`refunds`]: the objects' rules;
 //!   [`objects`] their shapes; [`cards`] the test payment methods.
 //! - [`listing`], [`search`]: list endpoints and the search query language.
 //! - [`params`], [`reference`]: form parameters, and which ones Stripe takes.
-//! - [`version`]: `Stripe-Version`.
+//! - [`version`], the API version a request is served at (`Stripe-Version`).
 //! - [`idempotency`]: saving and replaying answers by key.
 //! - [`faults`], [`control`]: staged faults and the `/_sim` API.
 //! - [`server`]: the accept loop that can drop a connection unanswered.
@@ -26,6 +26,7 @@
 
 pub mod account;
 pub mod api;
+pub mod attempts;
 pub mod cards;
 pub mod control;
 pub mod error;

@@ -5,11 +5,12 @@
 use serde_json::{Value, json};
 
 use crate::account::Account;
+use crate::attempts::settle_card;
 use crate::cards::test_method;
 use crate::error::StripeError;
 use crate::params::Params;
 use crate::payment_intents::{
-    check_amount, check_currency, check_payment_method, payment_method_options, settle_card,
+    check_amount, check_currency, check_payment_method, payment_method_options,
 };
 use crate::state::Ctx;
 
