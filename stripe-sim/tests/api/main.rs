@@ -2,6 +2,7 @@
 //! staged faults, observed through the `/_sim` control API.
 
 mod binary;
+mod contract;
 mod endpoints;
 mod faults;
 mod helpers;
