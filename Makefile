@@ -14,12 +14,14 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 
 # The end-to-end tests start the Temporal dev server from the project-local install;
-# the broker's tests also run on the PostgreSQL server scripts/start-postgres.sh starts.
+# the broker's tests also run on the PostgreSQL server scripts/start-postgres.sh starts;
+# stripe-sim's contract test runs Stripe's official Python library from .tools/stripe-venv.
 unit: tools
 	cargo test --workspace
 
 tools:
 	@scripts/install-temporal.sh >/dev/null
+	@scripts/install-stripe-python.sh >/dev/null
 	@scripts/start-postgres.sh >/dev/null
 
 # Validates docker-compose.yml with the example settings (needs docker-compose; no engine).

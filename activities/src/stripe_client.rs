@@ -8,6 +8,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
+/// The Stripe API version every request pins (`Stripe-Version`), so that
+/// Stripe's behaviour does not follow the account's default version.
+pub const STRIPE_API_VERSION: &str = "2026-10-28.endive";
+
 /// Stripe's error object, as far as retry decisions need it.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct StripeErrorBody {
@@ -90,6 +94,7 @@ impl StripeClient {
             .http
             .post(url)
             .bearer_auth(token.expose_secret())
+            .header("Stripe-Version", STRIPE_API_VERSION)
             .header("Idempotency-Key", idempotency_key)
             .form(form)
             .send()

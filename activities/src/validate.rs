@@ -95,16 +95,25 @@ impl ValidCharge {
             ("currency".to_owned(), input.currency.clone()),
             ("payment_method".to_owned(), input.payment_method.clone()),
             ("confirm".to_owned(), "true".to_owned()),
+            // Stripe (since 2023-08-16) refuses to confirm without a return_url
+            // unless redirect-based methods are ruled out; an agent cannot redirect.
+            (
+                "automatic_payment_methods[enabled]".to_owned(),
+                "true".to_owned(),
+            ),
+            (
+                "automatic_payment_methods[allow_redirects]".to_owned(),
+                "never".to_owned(),
+            ),
             ("capture_method".to_owned(), capture.to_owned()),
             ("metadata[order_id]".to_owned(), input.order_id.clone()),
             ("metadata[workflow_id]".to_owned(), workflow_id.to_owned()),
         ];
-        form.extend(
-            input
-                .customer
-                .iter()
-                .map(|c| ("customer".to_owned(), c.clone())),
-        );
+        if let Some(customer) = &input.customer {
+            // A saved customer's card is charged with nobody present to authenticate.
+            form.push(("customer".to_owned(), customer.clone()));
+            form.push(("off_session".to_owned(), "true".to_owned()));
+        }
         form.extend(
             input
                 .description
@@ -269,6 +278,26 @@ mod tests {
         assert!(form.contains(&("metadata[workflow_id]".to_owned(), "wf-1".to_owned())));
         assert!(form.contains(&("metadata[cart]".to_owned(), "c9".to_owned())));
         assert!(form.contains(&("confirm".to_owned(), "true".to_owned())));
+    }
+
+    #[test]
+    fn the_charge_confirms_as_stripe_accepts_it_without_a_return_url() {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let anonymous = charge(&input()).unwrap().form("wf-1");
+        assert!(anonymous.contains(&pair("automatic_payment_methods[enabled]", "true")));
+        assert!(anonymous.contains(&pair("automatic_payment_methods[allow_redirects]", "never")));
+        assert!(
+            !anonymous.iter().any(|(k, _)| k == "off_session"),
+            "no customer, no saved card"
+        );
+        let saved = charge(&ChargeInput {
+            customer: Some("cus_1".into()),
+            ..input()
+        })
+        .unwrap()
+        .form("wf-1");
+        assert!(saved.contains(&pair("customer", "cus_1")));
+        assert!(saved.contains(&pair("off_session", "true")));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The objects of one secret key: Stripe scopes every object to its account.
+//! The objects of one secret key (Stripe scopes every object to its account),
+//! and their JSON with `expand[]` applied.
 
 use std::collections::HashMap;
 
@@ -6,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::error::StripeError;
 use crate::idempotency::IdempotencyEntry;
-use crate::objects::{Charge, PaymentIntent, Refund};
+use crate::objects::{Charge, PaymentIntent, Refund, list};
 
 /// Everything created with one secret key.
 #[derive(Debug, Default)]
@@ -19,6 +20,35 @@ pub struct Account {
     pub refunds: Vec<Refund>,
     /// Idempotency keys seen with this secret.
     pub idempotency: HashMap<String, IdempotencyEntry>,
+}
+
+/// What an object may expand, by Stripe's field names.
+const EXPANDABLE: [(&str, &str); 5] = [
+    ("payment_intent", "latest_charge"),
+    ("payment_intent", "payment_method"),
+    ("charge", "payment_intent"),
+    ("refund", "charge"),
+    ("refund", "payment_intent"),
+];
+
+/// Refuses an `expand[]` path the object cannot expand, as Stripe does.
+pub fn check_expand(object: &str, expand: &[String]) -> Result<(), StripeError> {
+    for path in expand {
+        let field = path.strip_prefix("data.").unwrap_or(path);
+        if !EXPANDABLE.contains(&(object, field)) {
+            return Err(StripeError::invalid_request_param(
+                "expand",
+                format!("This property cannot be expanded ({path})."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn wants(expand: &[String], field: &str) -> bool {
+    expand
+        .iter()
+        .any(|e| e == field || e.strip_prefix("data.") == Some(field))
 }
 
 impl Account {
@@ -42,18 +72,78 @@ impl Account {
             .ok_or_else(|| StripeError::resource_missing(param, "charge", id))
     }
 
-    /// A PaymentIntent's JSON, with `latest_charge` expanded when asked.
-    pub fn payment_intent_json(&self, id: &str, expand: &[String]) -> Value {
-        let Some(pi) = self.payment_intents.iter().find(|pi| pi.id == id) else {
-            return Value::Null;
-        };
+    /// A PaymentIntent's JSON with `expand` applied, or 404.
+    pub fn payment_intent_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
+        let pi = self
+            .payment_intents
+            .iter()
+            .find(|pi| pi.id == id)
+            .ok_or_else(|| StripeError::resource_missing("intent", "payment_intent", id))?;
         let mut value = json!(pi);
-        if expand.iter().any(|e| e == "latest_charge")
+        if wants(expand, "latest_charge")
             && let Some(charge_id) = &pi.latest_charge
-            && let Some(charge) = self.charges.iter().find(|ch| &ch.id == charge_id)
         {
-            value["latest_charge"] = json!(charge);
+            value["latest_charge"] = self.charge_json(charge_id, &[])?;
         }
-        value
+        if wants(expand, "payment_method")
+            && let Some(pm) = &pi.payment_method
+        {
+            value["payment_method"] = payment_method_json(pm);
+        }
+        Ok(value)
     }
+
+    /// A charge's JSON, its refunds listed, with `expand` applied, or 404.
+    pub fn charge_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
+        let charge = self
+            .charges
+            .iter()
+            .find(|c| c.id == id)
+            .ok_or_else(|| StripeError::resource_missing("charge", "charge", id))?;
+        let mut value = json!(charge);
+        let refunds: Vec<Value> = self
+            .refunds
+            .iter()
+            .rev()
+            .filter(|r| r.charge == id)
+            .map(|r| json!(r))
+            .collect();
+        value["refunds"] = list(&format!("/v1/charges/{id}/refunds"), refunds, false);
+        if wants(expand, "payment_intent") {
+            value["payment_intent"] = self.payment_intent_json(&charge.payment_intent, &[])?;
+        }
+        Ok(value)
+    }
+
+    /// A refund's JSON with `expand` applied, or 404.
+    pub fn refund_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
+        let refund = self
+            .refunds
+            .iter()
+            .find(|r| r.id == id)
+            .ok_or_else(|| StripeError::resource_missing("refund", "refund", id))?;
+        let mut value = json!(refund);
+        if wants(expand, "charge") {
+            value["charge"] = self.charge_json(&refund.charge, &[])?;
+        }
+        if wants(expand, "payment_intent") {
+            value["payment_intent"] = self.payment_intent_json(&refund.payment_intent, &[])?;
+        }
+        Ok(value)
+    }
+}
+
+/// A test PaymentMethod as `expand[]=payment_method` shows it.
+fn payment_method_json(id: &str) -> Value {
+    let Some(method) = crate::cards::test_method(id) else {
+        return json!(id);
+    };
+    let details = crate::objects::card_details(&method, 0, false, false);
+    let mut value = json!({
+        "id": id, "object": "payment_method", "type": method.kind, "livemode": false,
+        "created": 0, "customer": null, "metadata": {},
+        "billing_details": crate::objects::empty_billing_details(),
+    });
+    value[method.kind] = details[method.kind].clone();
+    value
 }

@@ -1,137 +1,38 @@
-//! The Stripe endpoints, and the order every request goes through:
-//! record → authenticate → route → parse → claim the idempotency key →
-//! staged fault → validate → execute → save the answer for the key.
+//! The order every Stripe request goes through: record → authenticate →
+//! `Stripe-Version` → route → parse → claim the idempotency key → staged
+//! fault → validate → execute → save the answer for the key.
+//!
+//! A request runs on its own task: once it has begun it finishes and commits
+//! even if the client hangs up, as on Stripe, whose servers do not notice a
+//! client that went away.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, request::Parts};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde_json::Value;
+use bytes::Bytes;
 
-use crate::account::Account;
 use crate::error::StripeError;
 use crate::faults::FaultKind;
 use crate::idempotency::Claim;
 use crate::params::Params;
-use crate::payment_intents::{self, NewPaymentIntent};
-use crate::refunds::{self, NewRefund};
 use crate::response::SimResponse;
+use crate::routes::{Command, Endpoint};
 use crate::server::ConnectionKill;
 use crate::state::{RecordedRequest, Sim};
+use crate::version::ApiVersion;
 
 /// Largest body read.
 const BODY_LIMIT: usize = 1024 * 1024;
 
-/// A Stripe endpoint the simulator serves, with the id in its path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Endpoint {
-    CreatePaymentIntent,
-    RetrievePaymentIntent(String),
-    ConfirmPaymentIntent(String),
-    CapturePaymentIntent(String),
-    CancelPaymentIntent(String),
-    CreateRefund,
-    RetrieveRefund(String),
-    RetrieveCharge(String),
-}
-
-impl Endpoint {
-    fn route(method: &Method, path: &str) -> Option<Self> {
-        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        let id = |s: &str| s.to_owned();
-        let endpoint = match (method.as_str(), segments.as_slice()) {
-            ("POST", ["v1", "payment_intents"]) => Self::CreatePaymentIntent,
-            ("GET", ["v1", "payment_intents", pi]) => Self::RetrievePaymentIntent(id(pi)),
-            ("POST", ["v1", "payment_intents", pi, "confirm"]) => {
-                Self::ConfirmPaymentIntent(id(pi))
-            }
-            ("POST", ["v1", "payment_intents", pi, "capture"]) => {
-                Self::CapturePaymentIntent(id(pi))
-            }
-            ("POST", ["v1", "payment_intents", pi, "cancel"]) => Self::CancelPaymentIntent(id(pi)),
-            ("POST", ["v1", "refunds"]) => Self::CreateRefund,
-            ("GET", ["v1", "refunds", re]) => Self::RetrieveRefund(id(re)),
-            ("GET", ["v1", "charges", ch]) => Self::RetrieveCharge(id(ch)),
-            _ => return None,
-        };
-        Some(endpoint)
-    }
-}
-
-/// A request that passed validation, ready to execute.
-enum Command {
-    CreatePaymentIntent(NewPaymentIntent),
-    RetrievePaymentIntent(String),
-    ConfirmPaymentIntent(String, Option<String>),
-    CapturePaymentIntent(String, Option<i64>),
-    CancelPaymentIntent(String, Option<String>),
-    CreateRefund(NewRefund),
-    RetrieveRefund(String),
-    RetrieveCharge(String),
-}
-
-impl Command {
-    /// Parameter checks that need no state: failures here are never saved for a key.
-    fn validate(endpoint: Endpoint, params: &Params) -> Result<Self, StripeError> {
-        Ok(match endpoint {
-            Endpoint::CreatePaymentIntent => {
-                Self::CreatePaymentIntent(payment_intents::validate_create(params)?)
-            }
-            Endpoint::ConfirmPaymentIntent(id) => {
-                Self::ConfirmPaymentIntent(id, payment_intents::validate_confirm(params)?)
-            }
-            Endpoint::CapturePaymentIntent(id) => {
-                Self::CapturePaymentIntent(id, payment_intents::validate_capture(params)?)
-            }
-            Endpoint::CancelPaymentIntent(id) => {
-                Self::CancelPaymentIntent(id, payment_intents::validate_cancel(params)?)
-            }
-            Endpoint::CreateRefund => Self::CreateRefund(refunds::validate_create(params)?),
-            Endpoint::RetrievePaymentIntent(id) => {
-                params.allow_only(&[])?;
-                Self::RetrievePaymentIntent(id)
-            }
-            Endpoint::RetrieveRefund(id) => {
-                params.allow_only(&[])?;
-                Self::RetrieveRefund(id)
-            }
-            Endpoint::RetrieveCharge(id) => {
-                params.allow_only(&[])?;
-                Self::RetrieveCharge(id)
-            }
-        })
-    }
-
-    fn execute(self, account: &mut Account, expand: &[String]) -> Result<Value, StripeError> {
-        match self {
-            Self::CreatePaymentIntent(new) => {
-                let id = payment_intents::create(account, new)?;
-                Ok(account.payment_intent_json(&id, expand))
-            }
-            Self::RetrievePaymentIntent(id) => payment_intents::retrieve(account, &id, expand),
-            Self::ConfirmPaymentIntent(id, payment_method) => {
-                payment_intents::confirm(account, &id, payment_method, expand)?;
-                Ok(account.payment_intent_json(&id, expand))
-            }
-            Self::CapturePaymentIntent(id, amount) => {
-                payment_intents::capture(account, &id, amount)?;
-                Ok(account.payment_intent_json(&id, expand))
-            }
-            Self::CancelPaymentIntent(id, reason) => {
-                payment_intents::cancel(account, &id, reason)?;
-                Ok(account.payment_intent_json(&id, expand))
-            }
-            Self::CreateRefund(new) => {
-                let id = refunds::create(account, new)?;
-                refunds::retrieve(account, &id)
-            }
-            Self::RetrieveRefund(id) => refunds::retrieve(account, &id),
-            Self::RetrieveCharge(id) => refunds::retrieve_charge(account, &id),
-        }
-    }
+/// What the connection does with a request's outcome.
+enum Reply {
+    Send(SimResponse),
+    /// Close the connection unanswered.
+    Drop,
 }
 
 /// The secret key of the request: `Bearer sk_test_…`, or Basic with the key as user.
@@ -159,10 +60,10 @@ fn authenticate(headers: &HeaderMap) -> Result<String, StripeError> {
     };
     match key.strip_prefix("sk_test_") {
         Some(rest) if !rest.is_empty() => Ok(key),
-        // Like Stripe, name only the key's edges.
         _ if key.starts_with("sk_live_") => Err(StripeError::authentication(
             "stripe-sim accepts test keys (sk_test_…) only.",
         )),
+        // Like Stripe, name only the key's last characters.
         _ => {
             let tail: String = key
                 .chars()
@@ -179,7 +80,7 @@ fn authenticate(headers: &HeaderMap) -> Result<String, StripeError> {
     }
 }
 
-fn record(request: &axum::http::request::Parts, body: &[u8]) -> RecordedRequest {
+fn record(request: &Parts, body: &[u8]) -> RecordedRequest {
     let mut headers = std::collections::BTreeMap::<String, String>::new();
     for (name, value) in &request.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -226,26 +127,48 @@ pub async fn stripe(State(sim): State<Arc<Sim>>, request: Request) -> Response {
             .into_response();
     };
     sim.record(record(&parts, &body));
-    let response = answer(&sim, &parts, &body, kill).await;
-    tracing::info!(method = %parts.method, path = %parts.uri.path(), status = response.status().as_u16(), "stripe request");
+    let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
+    // Its own task: dropping this handler (the client hung up) does not stop it.
+    let reply = tokio::spawn(answer(sim, parts, body)).await;
+    let response = match reply {
+        Ok(Reply::Send(response)) => response.into_response(),
+        Ok(Reply::Drop) => return drop_connection(kill).await,
+        Err(err) => {
+            tracing::error!(error = %err, "request task failed");
+            StripeError::api_error("stripe-sim failed to answer.")
+                .response()
+                .into_response()
+        }
+    };
+    tracing::info!(%method, %path, status = response.status().as_u16(), "stripe request");
     response
 }
 
-async fn answer(
-    sim: &Arc<Sim>,
-    parts: &axum::http::request::Parts,
-    body: &[u8],
-    kill: Option<ConnectionKill>,
-) -> Response {
+fn staged_status(fault_id: u64, status: u16) -> SimResponse {
+    SimResponse::new(
+        status,
+        serde_json::json!({"error": {"type": if status >= 500 { "api_error" } else { "invalid_request_error" },
+            "message": format!("stripe-sim staged fault {fault_id}")}}),
+    )
+}
+
+async fn answer(sim: Arc<Sim>, parts: Parts, body: Bytes) -> Reply {
+    let refuse = |err: StripeError| Reply::Send(err.response());
     let secret = match authenticate(&parts.headers) {
         Ok(secret) => secret,
-        Err(err) => return err.response().into_response(),
+        Err(err) => return refuse(err),
+    };
+    let version = parts
+        .headers
+        .get("stripe-version")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let version = match ApiVersion::from_header(version) {
+        Ok(version) => version,
+        Err(err) => return refuse(err),
     };
     let path = parts.uri.path();
     let Some(endpoint) = Endpoint::route(&parts.method, path) else {
-        return StripeError::unrecognized_url(parts.method.as_str(), path)
-            .response()
-            .into_response();
+        return refuse(StripeError::unrecognized_url(parts.method.as_str(), path));
     };
     let is_form = parts
         .headers
@@ -258,10 +181,10 @@ async fn answer(
     // Stripe reads GET parameters from the query and POST ones from a form body; a JSON body is not read.
     let params = match parts.method {
         Method::GET => Params::parse(parts.uri.query().unwrap_or("").as_bytes()),
-        _ if is_form => Params::parse(body),
+        _ if is_form => Params::parse(&body),
         _ => Params::default(),
     };
-    let expand = params.expand();
+    let ctx = sim.ctx(version);
 
     let idempotency_key = parts
         .headers
@@ -270,83 +193,68 @@ async fn answer(
     let claim = match (&parts.method, idempotency_key) {
         (&Method::POST, Some(key)) => {
             let fingerprint = format!("{} {path} {}", parts.method, params.fingerprint());
-            match sim.claim(&secret, key, &fingerprint) {
-                Claim::Fresh(guard) => Some(guard),
-                Claim::Replay(saved) => return saved.into_response(),
-                Claim::Mismatch => {
-                    return StripeError::idempotency_mismatch()
-                        .response()
-                        .into_response();
-                }
-                Claim::InFlight => {
-                    return StripeError::idempotency_in_flight()
-                        .response()
-                        .into_response();
-                }
-            }
+            Some(sim.claim(&secret, key, &fingerprint, ctx.now_ms))
         }
         _ => None,
     };
 
-    let mut drop_after_commit = false;
+    // Faults apply to every matching request, replays and conflicts included.
+    let mut drop_after = false;
     if let Some(fault) = sim.take_fault(parts.method.as_str(), path) {
         tracing::info!(fault = fault.id, kind = ?fault.spec.kind, %path, "staged fault applied");
         match fault.spec.kind {
             FaultKind::Delay => tokio::time::sleep(fault.delay()).await,
             FaultKind::Status => {
-                let status = fault.spec.status.unwrap_or(500);
-                let mut response = SimResponse::new(
-                    status,
-                    serde_json::json!({"error": {"type": if status >= 500 { "api_error" } else { "invalid_request_error" },
-                        "message": format!("stripe-sim staged fault {}", fault.id)}}),
-                );
+                let mut response = staged_status(fault.id, fault.spec.status.unwrap_or(500));
                 response.should_retry = fault.spec.should_retry;
                 response.retry_after = fault.spec.retry_after;
-                return response.into_response();
+                return Reply::Send(response);
             }
-            FaultKind::DropBeforeCommit => return drop_connection(kill).await,
-            FaultKind::DropAfterCommit => drop_after_commit = true,
+            FaultKind::ErrorWhileExecuting => {
+                let mut response = staged_status(fault.id, fault.spec.status.unwrap_or(500));
+                // Stripe: a saved 500 would only replay, so retrying it is no use.
+                response.should_retry = Some(false);
+                if let Some(Claim::Fresh(guard)) = claim {
+                    guard.complete(&response);
+                }
+                return Reply::Send(response);
+            }
+            FaultKind::DropBeforeCommit => return Reply::Drop,
+            FaultKind::DropAfterCommit => drop_after = true,
         }
     }
-
-    let command = match Command::validate(endpoint, &params) {
-        Ok(command) => command,
-        Err(err) => return err.response().into_response(),
+    let then = |response: SimResponse| {
+        if drop_after {
+            Reply::Drop
+        } else {
+            Reply::Send(response)
+        }
     };
-    let response = match sim.with_account(&secret, |account| command.execute(account, &expand)) {
+
+    let guard = match claim {
+        None => None,
+        Some(Claim::Fresh(guard)) => Some(guard),
+        Some(Claim::Replay(saved)) => return then(saved),
+        Some(Claim::Mismatch) => return then(StripeError::idempotency_mismatch().response()),
+        Some(Claim::InFlight) => return then(StripeError::idempotency_in_flight().response()),
+    };
+    let command = match Command::validate(endpoint, params, &ctx) {
+        Ok(command) => command,
+        Err(err) => return refuse(err),
+    };
+    let response = match sim.with_account(&secret, |account| command.execute(account, &ctx)) {
         Ok(body) => SimResponse::ok(body),
         Err(err) => err.response(),
     };
-    if let Some(guard) = claim {
+    if let Some(guard) = guard {
         guard.complete(&response);
     }
-    if drop_after_commit {
-        return drop_connection(kill).await;
-    }
-    response.into_response()
+    then(response)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn routes_stripe_paths() {
-        assert_eq!(
-            Endpoint::route(&Method::POST, "/v1/payment_intents"),
-            Some(Endpoint::CreatePaymentIntent)
-        );
-        assert_eq!(
-            Endpoint::route(&Method::POST, "/v1/payment_intents/pi_1/capture"),
-            Some(Endpoint::CapturePaymentIntent("pi_1".into()))
-        );
-        assert_eq!(
-            Endpoint::route(&Method::GET, "/v1/charges/ch_1"),
-            Some(Endpoint::RetrieveCharge("ch_1".into()))
-        );
-        assert_eq!(Endpoint::route(&Method::GET, "/v1/payment_intents"), None);
-        assert_eq!(Endpoint::route(&Method::DELETE, "/v1/refunds/re_1"), None);
-    }
 
     #[test]
     fn authenticates_bearer_and_basic_test_keys_only() {

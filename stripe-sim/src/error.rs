@@ -47,6 +47,22 @@ impl StripeError {
         Self::new(401, "authentication_error", None, message)
     }
 
+    /// 400 `invalid_request_error` with no code: Stripe's answer to an unknown
+    /// `Stripe-Version`, a `return_url` a confirmation needs, and the like.
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        Self::new(400, "invalid_request_error", None, message)
+    }
+
+    /// 400 naming `param`, with no code.
+    pub fn invalid_request_param(param: &str, message: impl Into<String>) -> Self {
+        Self::invalid_request(message).with_param(param)
+    }
+
+    /// 500 `api_error`: a failure while executing (a staged `fail_while_executing`).
+    pub fn api_error(message: impl Into<String>) -> Self {
+        Self::new(500, "api_error", None, message)
+    }
+
     /// 400 `parameter_missing`.
     pub fn missing(param: &str) -> Self {
         Self::new(
@@ -137,9 +153,15 @@ impl StripeError {
         error
     }
 
-    /// 402 `card_declined` with its decline code and the PaymentIntent.
-    pub fn card_declined(decline_code: &'static str, message: &str, payment_intent: Value) -> Self {
-        let mut error = Self::new(402, "card_error", Some("card_declined"), message);
+    /// 402 `card_error` (`card_declined`, `expired_card`, `authentication_required`, …)
+    /// with its decline code and the PaymentIntent.
+    pub fn card_error(
+        code: &'static str,
+        decline_code: &'static str,
+        message: &str,
+        payment_intent: Value,
+    ) -> Self {
+        let mut error = Self::new(402, "card_error", Some(code), message);
         error.0.decline_code = Some(decline_code);
         error.0.payment_intent = Some(payment_intent);
         error

@@ -18,6 +18,9 @@ pub enum FaultKind {
     DropAfterCommit,
     /// Close the connection with no response, executing nothing.
     DropBeforeCommit,
+    /// Begin executing, fail with `status` (default 500) and commit nothing:
+    /// as on Stripe, that answer is saved for the idempotency key and replayed.
+    ErrorWhileExecuting,
 }
 
 /// A fault as the control API takes it (`POST /_sim/faults`).
@@ -30,7 +33,7 @@ pub struct FaultSpec {
     pub path: String,
     /// What happens.
     pub kind: FaultKind,
-    /// With `status`: the status to answer (400–599).
+    /// With `status`: the status to answer (400–599); with `error_while_executing`, 500–599.
     pub status: Option<u16>,
     /// With `delay`: milliseconds to wait.
     pub delay_ms: Option<u64>,
@@ -62,6 +65,13 @@ impl Fault {
         match spec.kind {
             FaultKind::Status if !spec.status.is_some_and(|s| (400..=599).contains(&s)) => {
                 return Err("a status fault needs status from 400 to 599".to_owned());
+            }
+            FaultKind::ErrorWhileExecuting
+                if !spec.status.is_none_or(|s| (500..=599).contains(&s)) =>
+            {
+                return Err(
+                    "an error_while_executing fault needs a status from 500 to 599".to_owned(),
+                );
             }
             FaultKind::Delay if spec.delay_ms.is_none() => {
                 return Err("a delay fault needs delay_ms".to_owned());

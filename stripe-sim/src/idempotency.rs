@@ -1,13 +1,18 @@
 //! `Idempotency-Key` as Stripe (API v1) keeps it: the first request's result
-//! is saved once execution begins, errors included, and replayed for the same
-//! key and parameters; other parameters are an `idempotency_error`; a key
-//! whose first request still runs is a 409. Requests refused before executing
-//! (validation, staged faults) are not saved. Keys are scoped per secret.
+//! is saved once execution begins, errors included (a 500 raised while
+//! executing too), and replayed for the same key and parameters; other
+//! parameters are an `idempotency_error`; a key whose first request still
+//! runs is a 409. Requests refused before executing (validation, staged
+//! `status` faults) are not saved. Keys are scoped per secret and expire 24
+//! hours after first use (by the simulator's clock, which `/_sim/clock` moves).
 
 use std::sync::Arc;
 
 use crate::response::SimResponse;
 use crate::state::Sim;
+
+/// How long a key is remembered after its first use: 24 hours.
+pub const KEY_LIFETIME_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// What the simulator knows of one idempotency key.
 #[derive(Debug, Clone)]
@@ -16,6 +21,8 @@ pub enum IdempotencyEntry {
     InFlight {
         /// Method, path and parameters of that request.
         fingerprint: String,
+        /// When it arrived (simulator clock, unix ms).
+        first_used_ms: i64,
     },
     /// The first request finished with `response`.
     Done {
@@ -23,6 +30,8 @@ pub enum IdempotencyEntry {
         fingerprint: String,
         /// Its answer, replayed to repeats.
         response: SimResponse,
+        /// When the key was first used (simulator clock, unix ms).
+        first_used_ms: i64,
     },
 }
 
@@ -48,16 +57,24 @@ pub struct ClaimGuard {
     secret: String,
     key: String,
     fingerprint: String,
+    first_used_ms: i64,
     saved: bool,
 }
 
 impl ClaimGuard {
-    pub(crate) fn new(sim: Arc<Sim>, secret: &str, key: &str, fingerprint: &str) -> Self {
+    pub(crate) fn new(
+        sim: Arc<Sim>,
+        secret: &str,
+        key: &str,
+        fingerprint: &str,
+        first_used_ms: i64,
+    ) -> Self {
         Self {
             sim,
             secret: secret.to_owned(),
             key: key.to_owned(),
             fingerprint: fingerprint.to_owned(),
+            first_used_ms,
             saved: false,
         }
     }
@@ -71,6 +88,7 @@ impl ClaimGuard {
                 IdempotencyEntry::Done {
                     fingerprint,
                     response: response.clone(),
+                    first_used_ms: self.first_used_ms,
                 },
             );
         });

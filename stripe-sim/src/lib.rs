@@ -1,17 +1,24 @@
 //! stripe-sim: a Stripe API simulator for tests and the local stack.
 //!
-//! It speaks Stripe's API where Keylease depends on it: form-encoded
-//! PaymentIntents and refunds, test payment methods that succeed or decline,
-//! Stripe's error envelope, and `Idempotency-Key` replay, on which
-//! exactly-once charges rest. A test-only control API under `/_sim` stages
+//! It behaves as Stripe does for any client (Stripe's official Python library
+//! runs against it in `contract/`): form-encoded PaymentIntents and refunds
+//! with every parameter Stripe's own definitions list (`reference/`), objects
+//! with every field of Stripe's example objects, `Stripe-Version` and the
+//! rules that change with it, Stripe's test payment methods (declines, 3-D
+//! Secure, a bank debit that stays `processing`), list and search, Stripe's
+//! error envelope, and `Idempotency-Key` replay, on which exactly-once
+//! charges rest. A test-only control API under `/_sim` stages
 //! faults (error statuses, delays, and responses lost before or after the
 //! operation commits) and shows what the simulator holds and was sent.
 //! State is in memory and scoped per secret key, as on Stripe.
 //!
 //! Modules:
-//! - [`api`]: the Stripe endpoints and the order a request goes through.
-//! - [`payment_intents`], [`refunds`]: the objects' rules; [`objects`] their shapes.
-//! - [`params`]: bracket-nested form parameters.
+//! - [`api`]: the order a request goes through; [`routes`]: the endpoints.
+//! - [`payment_intents`], [`attempts`], [`pi_changes`], [`refunds`]: the objects' rules;
+//!   [`objects`] their shapes; [`cards`] the test payment methods.
+//! - [`listing`], [`search`]: list endpoints and the search query language.
+//! - [`params`], [`reference`]: form parameters, and which ones Stripe takes.
+//! - [`version`], the API version a request is served at (`Stripe-Version`).
 //! - [`idempotency`]: saving and replaying answers by key.
 //! - [`faults`], [`control`]: staged faults and the `/_sim` API.
 //! - [`server`]: the accept loop that can drop a connection unanswered.
@@ -19,21 +26,30 @@
 
 pub mod account;
 pub mod api;
+pub mod attempts;
+pub mod cards;
 pub mod control;
 pub mod error;
 pub mod faults;
 pub mod idempotency;
 pub mod ids;
+pub mod listing;
 pub mod objects;
 pub mod params;
 pub mod payment_intents;
+pub mod pi_changes;
+pub mod reference;
 pub mod refunds;
 pub mod response;
+pub mod routes;
+pub mod search;
 pub mod server;
 pub mod state;
+pub mod version;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -51,6 +67,13 @@ pub fn app(sim: Arc<Sim>) -> Router {
                 .delete(control::clear_faults),
         )
         .route("/_sim/payment_intents", get(control::payment_intents))
+        .route(
+            "/_sim/payment_intents/{id}/authenticate",
+            post(control::authenticate),
+        )
+        .route("/_sim/payment_intents/{id}/settle", post(control::settle))
+        .route("/_sim/clock", post(control::advance_clock))
+        .route("/_sim/config", post(control::config))
         .route("/_sim/charges", get(control::charges))
         .route("/_sim/refunds", get(control::refunds))
         .route("/_sim/requests", get(control::requests))
@@ -64,5 +87,14 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    server::serve(listener, app(Arc::new(Sim::default())), shutdown).await
+    run_with(listener, Duration::ZERO, shutdown).await
+}
+
+/// [`run`], with new PaymentIntents out of search results for `search_delay`.
+pub async fn run_with(
+    listener: TcpListener,
+    search_delay: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::serve(listener, app(Arc::new(Sim::new(search_delay))), shutdown).await
 }

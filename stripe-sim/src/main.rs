@@ -13,6 +13,10 @@ struct Cli {
     /// Address to listen on.
     #[arg(long, env = "STRIPE_SIM_LISTEN", default_value = "127.0.0.1:12111")]
     listen: SocketAddr,
+    /// How long a new PaymentIntent stays out of search results (Stripe's
+    /// search is eventually consistent), e.g. `2s`.
+    #[arg(long, env = "STRIPE_SIM_SEARCH_INDEXING_DELAY", value_parser = humantime::parse_duration, default_value = "0s")]
+    search_indexing_delay: std::time::Duration,
     /// Log line format.
     #[arg(long, env = "KEYLEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     log_format: LogFormat,
@@ -39,7 +43,7 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     tracing::info!(address = %listener.local_addr()?, "stripe-sim listening");
-    stripe_sim::run(listener, shutdown_signal()).await?;
+    stripe_sim::run_with(listener, cli.search_indexing_delay, shutdown_signal()).await?;
     tracing::info!("stripe-sim stopped");
     Ok(())
 }

@@ -32,16 +32,63 @@ impl Params {
         Value::Object(self.0.clone()).to_string()
     }
 
-    /// Refuses any parameter outside `allowed` (plus `expand`).
-    pub fn allow_only(&self, allowed: &[&str]) -> Result<(), StripeError> {
-        match self
-            .0
-            .keys()
-            .find(|k| k.as_str() != "expand" && !allowed.contains(&k.as_str()))
-        {
-            Some(unknown) => Err(StripeError::unknown(unknown)),
-            None => Ok(()),
+    /// The top-level parameter names.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
+    }
+
+    /// The raw value of `name`, for parameters the simulator stores as given.
+    pub fn raw(&self, name: &str) -> Option<&Value> {
+        self.0.get(name)
+    }
+
+    /// Nested parameters (`automatic_payment_methods[enabled]=true`), refusing
+    /// names outside `allowed` as Stripe does (`automatic_payment_methods[x]`).
+    pub fn nested(&self, name: &str, allowed: &[&str]) -> Result<Option<Params>, StripeError> {
+        match self.0.get(name) {
+            None => Ok(None),
+            Some(Value::Object(map)) => {
+                if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+                    return Err(StripeError::unknown(&format!("{name}[{unknown}]")));
+                }
+                Ok(Some(Self(map.clone())))
+            }
+            Some(_) => Err(StripeError::invalid(
+                name,
+                format!("Invalid object: {name} must be a hash"),
+            )),
         }
+    }
+
+    /// A list parameter: `a[]=x&a[]=y` or, as Stripe's libraries send it, `a[0]=x&a[1]=y`.
+    pub fn list(&self, name: &str) -> Result<Option<Vec<String>>, StripeError> {
+        let invalid = || {
+            StripeError::invalid(
+                name,
+                format!("Invalid array: {name} must be a list of strings"),
+            )
+        };
+        let items: Vec<&Value> = match self.0.get(name) {
+            None => return Ok(None),
+            Some(Value::Array(items)) => items.iter().collect(),
+            Some(Value::String(one)) if one.is_empty() => Vec::new(),
+            Some(one @ Value::String(_)) => vec![one],
+            Some(Value::Object(indexed)) => {
+                let mut pairs = indexed
+                    .iter()
+                    .map(|(k, v)| k.parse::<usize>().map(|i| (i, v)))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| invalid())?;
+                pairs.sort_by_key(|(i, _)| *i);
+                pairs.into_iter().map(|(_, v)| v).collect()
+            }
+            Some(_) => return Err(invalid()),
+        };
+        items
+            .into_iter()
+            .map(|v| v.as_str().map(str::to_owned).ok_or_else(invalid))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
     }
 
     /// An optional string parameter.
@@ -123,15 +170,8 @@ impl Params {
     }
 
     /// The `expand[]` list.
-    pub fn expand(&self) -> Vec<String> {
-        match self.0.get("expand") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Some(Value::String(one)) => vec![one.clone()],
-            _ => Vec::new(),
-        }
+    pub fn expand(&self) -> Result<Vec<String>, StripeError> {
+        Ok(self.list("expand")?.unwrap_or_default())
     }
 }
 
@@ -148,13 +188,24 @@ mod tests {
             p.metadata().unwrap().get("order_id").map(String::as_str),
             Some("o1")
         );
-        assert_eq!(p.expand(), ["latest_charge"]);
+        assert_eq!(p.expand().unwrap(), ["latest_charge"]);
         assert_eq!(p.boolean("confirm").unwrap(), Some(true));
+    }
+
+    #[test]
+    fn reads_lists_as_stripes_libraries_send_them() {
+        let indexed = Params::parse(b"expand%5B1%5D=b&expand%5B0%5D=a&t%5B0%5D=card");
+        assert_eq!(indexed.expand().unwrap(), ["a", "b"]);
+        assert_eq!(indexed.list("t").unwrap().unwrap(), ["card"]);
+        let nested = Params::parse(b"apm%5Benabled%5D=true&apm%5Bcolour%5D=red");
+        let refused = nested.nested("apm", &["enabled"]).unwrap_err().response();
+        assert_eq!(refused.body["error"]["param"], "apm[colour]");
         assert!(
-            p.allow_only(&["amount", "currency", "metadata", "confirm"])
-                .is_ok()
+            nested
+                .nested("apm", &["enabled", "colour"])
+                .unwrap()
+                .is_some()
         );
-        assert!(p.allow_only(&["amount"]).is_err());
     }
 
     #[test]

@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::account::Account;
 use crate::error::StripeError;
-use crate::ids::{new_id, now};
+use crate::ids::new_id;
 use crate::objects::Refund;
 use crate::params::Params;
+use crate::state::Ctx;
 
 /// What a refund is against.
 #[derive(Debug, Clone)]
@@ -30,7 +31,6 @@ pub struct NewRefund {
 
 /// Validates `POST /v1/refunds`.
 pub fn validate_create(params: &Params) -> Result<NewRefund, StripeError> {
-    params.allow_only(&["payment_intent", "charge", "amount", "reason", "metadata"])?;
     let target = match (params.string("payment_intent")?, params.string("charge")?) {
         (Some(pi), None) => RefundTarget::PaymentIntent(pi),
         (None, Some(charge)) => RefundTarget::Charge(charge),
@@ -68,7 +68,7 @@ pub fn validate_create(params: &Params) -> Result<NewRefund, StripeError> {
 }
 
 /// Refunds `amount` (default: all that remains) of a captured charge.
-pub fn create(account: &mut Account, new: NewRefund) -> Result<String, StripeError> {
+pub fn create(account: &mut Account, new: NewRefund, ctx: &Ctx) -> Result<String, StripeError> {
     let charge_id = match &new.target {
         RefundTarget::Charge(id) => id.clone(),
         RefundTarget::PaymentIntent(pi_id) => {
@@ -87,7 +87,7 @@ pub fn create(account: &mut Account, new: NewRefund) -> Result<String, StripeErr
         }
     };
     let charge = account.charge_mut(&charge_id, "charge")?;
-    if !charge.captured {
+    if !charge.captured || charge.status != "succeeded" {
         return Err(StripeError::invalid_with_code(
             "charge_not_refundable",
             Some("charge"),
@@ -118,35 +118,25 @@ pub fn create(account: &mut Account, new: NewRefund) -> Result<String, StripeErr
         id: new_id("re"),
         object: "refund",
         amount,
+        balance_transaction: None,
         charge: charge_id,
-        created: now(),
+        created: ctx.now(),
         currency: charge.currency.clone(),
+        customer: charge.customer.clone(),
+        customer_account: None,
+        destination_details: Some(
+            json!({ "type": "card", "card": { "reference": null, "reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund" } }),
+        ),
         metadata: new.metadata,
         payment_intent: charge.payment_intent.clone(),
+        payment_method: Some(charge.payment_method.clone()),
         reason: new.reason,
+        receipt_number: None,
+        source_transfer_reversal: None,
         status: "succeeded",
+        transfer_reversal: None,
     };
     let id = refund.id.clone();
     account.refunds.push(refund);
     Ok(id)
-}
-
-/// The refund's JSON, or 404.
-pub fn retrieve(account: &Account, id: &str) -> Result<Value, StripeError> {
-    account
-        .refunds
-        .iter()
-        .find(|r| r.id == id)
-        .map(|r| json!(r))
-        .ok_or_else(|| StripeError::resource_missing("refund", "refund", id))
-}
-
-/// The charge's JSON, or 404.
-pub fn retrieve_charge(account: &Account, id: &str) -> Result<Value, StripeError> {
-    account
-        .charges
-        .iter()
-        .find(|c| c.id == id)
-        .map(|c| json!(c))
-        .ok_or_else(|| StripeError::resource_missing("charge", "charge", id))
 }

@@ -2,12 +2,32 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::account::Account;
 use crate::faults::{Fault, FaultSpec};
-use crate::idempotency::{Claim, ClaimGuard, IdempotencyEntry};
+use crate::idempotency::{Claim, ClaimGuard, IdempotencyEntry, KEY_LIFETIME_MS};
+use crate::version::ApiVersion;
+
+/// What a request executes with: the simulator's clock and the API version.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx {
+    /// The simulator's clock, unix milliseconds.
+    pub now_ms: i64,
+    /// The request's `Stripe-Version`.
+    pub version: ApiVersion,
+    /// How long a new object stays out of search results.
+    pub search_delay_ms: i64,
+}
+
+impl Ctx {
+    /// The simulator's clock, unix seconds, as Stripe's `created`.
+    pub fn now(&self) -> i64 {
+        self.now_ms.div_euclid(1000)
+    }
+}
 
 /// A request as the simulator received it, for tests to inspect.
 #[derive(Debug, Clone, Serialize)]
@@ -30,15 +50,63 @@ struct SimState {
     faults: Vec<Fault>,
     next_fault_id: u64,
     requests: Vec<RecordedRequest>,
+    /// How far `/_sim/clock` moved the clock ahead of the machine's.
+    clock_offset_ms: i64,
+    search_delay_ms: i64,
 }
 
 /// The whole simulator state, shared by every connection.
 #[derive(Debug, Default)]
 pub struct Sim {
     state: Mutex<SimState>,
+    /// The search indexing delay a reset returns to.
+    initial_search_delay: Duration,
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn machine_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(millis)
+        .unwrap_or(0)
 }
 
 impl Sim {
+    /// A simulator whose search index lags `search_delay` behind writes.
+    pub fn new(search_delay: Duration) -> Self {
+        let sim = Self {
+            state: Mutex::default(),
+            initial_search_delay: search_delay,
+        };
+        sim.lock().search_delay_ms = millis(search_delay);
+        sim
+    }
+
+    /// The context a request executes in, at `version`.
+    pub fn ctx(&self, version: ApiVersion) -> Ctx {
+        let state = self.lock();
+        Ctx {
+            now_ms: machine_ms() + state.clock_offset_ms,
+            version,
+            search_delay_ms: state.search_delay_ms,
+        }
+    }
+
+    /// Moves the simulator's clock ahead; returns the new time (unix ms).
+    pub fn advance_clock(&self, by: Duration) -> i64 {
+        let mut state = self.lock();
+        state.clock_offset_ms = state.clock_offset_ms.saturating_add(millis(by));
+        machine_ms() + state.clock_offset_ms
+    }
+
+    /// Sets the search indexing delay for objects created from now on.
+    pub fn set_search_delay(&self, delay: Duration) {
+        self.lock().search_delay_ms = millis(delay);
+    }
+
     fn lock(&self) -> MutexGuard<'_, SimState> {
         // A panic while holding the lock leaves plain data; keep serving.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -47,6 +115,11 @@ impl Sim {
     /// Runs `f` on the account of `secret`, creating it on first use.
     pub fn with_account<T>(&self, secret: &str, f: impl FnOnce(&mut Account) -> T) -> T {
         f(self.lock().accounts.entry(secret.to_owned()).or_default())
+    }
+
+    /// The secrets that have an account.
+    pub fn secrets(&self) -> Vec<String> {
+        self.lock().accounts.keys().cloned().collect()
     }
 
     /// Runs `f` on every account.
@@ -65,11 +138,31 @@ impl Sim {
     }
 
     /// Claims an idempotency key for a request with `fingerprint`.
-    pub fn claim(self: &Arc<Self>, secret: &str, key: &str, fingerprint: &str) -> Claim {
+    /// Keys expire 24 hours after first use, by the simulator's clock.
+    pub fn claim(
+        self: &Arc<Self>,
+        secret: &str,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+    ) -> Claim {
         let claim = self.with_account(secret, |account| match account.idempotency.get(key) {
+            Some(IdempotencyEntry::Done { first_used_ms, .. })
+                if now_ms - first_used_ms >= KEY_LIFETIME_MS =>
+            {
+                account.idempotency.insert(
+                    key.to_owned(),
+                    IdempotencyEntry::InFlight {
+                        fingerprint: fingerprint.to_owned(),
+                        first_used_ms: now_ms,
+                    },
+                );
+                None
+            }
             Some(IdempotencyEntry::Done {
                 fingerprint: first,
                 response,
+                ..
             }) if first == fingerprint => {
                 let mut replay = response.clone();
                 replay.replayed = true;
@@ -82,13 +175,20 @@ impl Sim {
                     key.to_owned(),
                     IdempotencyEntry::InFlight {
                         fingerprint: fingerprint.to_owned(),
+                        first_used_ms: now_ms,
                     },
                 );
                 None
             }
         });
         claim.unwrap_or_else(|| {
-            Claim::Fresh(ClaimGuard::new(self.clone(), secret, key, fingerprint))
+            Claim::Fresh(ClaimGuard::new(
+                self.clone(),
+                secret,
+                key,
+                fingerprint,
+                now_ms,
+            ))
         })
     }
 
@@ -124,8 +224,12 @@ impl Sim {
         Some(taken)
     }
 
-    /// Forgets everything: objects, keys, faults and recorded requests.
+    /// Forgets everything: objects, keys, faults, recorded requests, the
+    /// clock's advance and a changed search delay.
     pub fn reset(&self) {
-        *self.lock() = SimState::default();
+        *self.lock() = SimState {
+            search_delay_ms: millis(self.initial_search_delay),
+            ..SimState::default()
+        };
     }
 }

@@ -11,6 +11,8 @@ const CHARGE: &[(&str, &str)] = &[
     ("currency", "usd"),
     ("payment_method", "pm_card_visa"),
     ("confirm", "true"),
+    ("automatic_payment_methods[enabled]", "true"),
+    ("automatic_payment_methods[allow_redirects]", "never"),
 ];
 
 #[tokio::test]
@@ -178,5 +180,70 @@ async fn requests_are_recorded_and_reset_forgets_everything() {
     assert!(
         fresh.header("idempotent-replayed").is_none(),
         "idempotency keys are forgotten too"
+    );
+}
+
+#[tokio::test]
+async fn a_request_whose_client_hangs_up_still_commits() {
+    let sim = TestSim::spawn().await;
+    sim.fault(
+        json!({"method": "POST", "path": "/v1/payment_intents", "kind": "delay", "delay_ms": 800}),
+    )
+    .await;
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let lost = impatient
+        .post(sim.url("/v1/payment_intents"))
+        .bearer_auth(&sim.secret)
+        .header("Idempotency-Key", "gone-1")
+        .form(CHARGE)
+        .send()
+        .await;
+    assert!(lost.is_err(), "the client gave up: {lost:?}");
+    crate::helpers::eventually(Duration::from_secs(5), || async {
+        sim.held("payment_intents").await.len() == 1
+    })
+    .await;
+    let retry = sim.post_idem("/v1/payment_intents", CHARGE, "gone-1").await;
+    assert_eq!(
+        retry.header("idempotent-replayed"),
+        Some("true"),
+        "the charge it left behind is the one a retry finds"
+    );
+    assert_eq!(sim.held("payment_intents").await.len(), 1);
+}
+
+#[tokio::test]
+async fn faults_apply_to_idempotent_replays_too() {
+    let sim = TestSim::spawn().await;
+    sim.fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 3})).await;
+    for attempt in 0..3 {
+        let lost = sim
+            .try_post("/v1/payment_intents", CHARGE, Some("order-79"))
+            .await;
+        assert!(lost.is_err(), "attempt {attempt} lost its answer: {lost:?}");
+    }
+    assert_eq!(
+        sim.held("payment_intents").await.len(),
+        1,
+        "executed once, replayed twice"
+    );
+    let fourth = sim
+        .post_idem("/v1/payment_intents", CHARGE, "order-79")
+        .await;
+    assert_eq!(fourth.header("idempotent-replayed"), Some("true"));
+
+    sim.fault(
+        json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 503}),
+    )
+    .await;
+    let refused_replay = sim
+        .post_idem("/v1/payment_intents", CHARGE, "order-79")
+        .await;
+    assert_eq!(
+        refused_replay.status, 503,
+        "a replay meets a staged status too"
     );
 }

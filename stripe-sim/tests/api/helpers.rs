@@ -93,6 +93,23 @@ impl TestSim {
         Ok(Self::answer(request.send().await?).await)
     }
 
+    /// A form POST at API version `version`.
+    pub async fn post_version(&self, path: &str, form: &[(&str, &str)], version: &str) -> Answer {
+        let request = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.secret)
+            .header("Stripe-Version", version)
+            .form(form);
+        Self::answer(request.send().await.unwrap()).await
+    }
+
+    /// A control call (`/_sim/…`) with a JSON body.
+    pub async fn control(&self, path: &str, body: Value) -> Answer {
+        let url = format!("{}?secret={}", self.url(path), self.secret);
+        Self::answer(self.http.post(url).json(&body).send().await.unwrap()).await
+    }
+
     pub async fn post(&self, path: &str, form: &[(&str, &str)]) -> Answer {
         self.try_post(path, form, None).await.unwrap()
     }
@@ -123,6 +140,8 @@ impl TestSim {
                     ("currency", "usd"),
                     ("payment_method", "pm_card_visa"),
                     ("confirm", "true"),
+                    ("automatic_payment_methods[enabled]", "true"),
+                    ("automatic_payment_methods[allow_redirects]", "never"),
                 ],
             )
             .await;

@@ -11,6 +11,8 @@ const CHARGE: &[(&str, &str)] = &[
     ("currency", "usd"),
     ("payment_method", "pm_card_visa"),
     ("confirm", "true"),
+    ("automatic_payment_methods[enabled]", "true"),
+    ("automatic_payment_methods[allow_redirects]", "never"),
 ];
 
 #[tokio::test]
@@ -70,6 +72,8 @@ async fn errors_after_execution_are_saved_and_validation_failures_are_not() {
         ("currency", "usd"),
         ("payment_method", "pm_card_chargeDeclined"),
         ("confirm", "true"),
+        ("automatic_payment_methods[enabled]", "true"),
+        ("automatic_payment_methods[allow_redirects]", "never"),
     ];
     let first = sim
         .post_idem("/v1/payment_intents", declined, "declined-1")
@@ -138,5 +142,73 @@ async fn keys_are_scoped_per_secret() {
     assert_eq!(theirs.status, 200);
     assert!(theirs.header("idempotent-replayed").is_none());
     assert_ne!(theirs.body["id"], mine.body["id"]);
+    assert_eq!(sim.held("payment_intents").await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_500_raised_while_executing_is_saved_and_replayed() {
+    let sim = TestSim::spawn().await;
+    let staged = sim.fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "error_while_executing"})).await;
+    assert_eq!(staged.status, 201);
+    let first = sim.post_idem("/v1/payment_intents", CHARGE, "boom-1").await;
+    assert_eq!(
+        (first.status, first.body["error"]["type"].clone()),
+        (500, json!("api_error"))
+    );
+    assert_eq!(
+        first.header("stripe-should-retry"),
+        Some("false"),
+        "a retry would only replay it"
+    );
+    let replay = sim.post_idem("/v1/payment_intents", CHARGE, "boom-1").await;
+    assert_eq!(
+        (replay.status, replay.header("idempotent-replayed")),
+        (500, Some("true"))
+    );
+    assert_eq!(replay.body, first.body);
+    assert!(
+        sim.held("payment_intents").await.is_empty(),
+        "nothing was committed"
+    );
+    let fresh = sim.post_idem("/v1/payment_intents", CHARGE, "boom-2").await;
+    assert_eq!(fresh.status, 200, "another key executes");
+}
+
+#[tokio::test]
+async fn keys_expire_24_hours_after_first_use() {
+    let sim = TestSim::spawn().await;
+    let first = sim.post_idem("/v1/payment_intents", CHARGE, "day-1").await;
+    let advance = |seconds: u64| {
+        let sim = &sim;
+        async move {
+            let answer = sim
+                .http
+                .post(sim.url("/_sim/clock"))
+                .json(&json!({"advance_seconds": seconds}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        }
+    };
+    advance(23 * 3600).await;
+    let within = sim.post_idem("/v1/payment_intents", CHARGE, "day-1").await;
+    assert_eq!(
+        (within.header("idempotent-replayed"), &within.body["id"]),
+        (Some("true"), &first.body["id"])
+    );
+    advance(3600).await;
+    let after = sim.post_idem("/v1/payment_intents", CHARGE, "day-1").await;
+    assert_eq!(after.status, 200);
+    assert!(
+        after.header("idempotent-replayed").is_none(),
+        "an expired key executes afresh"
+    );
+    assert_ne!(after.body["id"], first.body["id"]);
+    assert!(
+        after.body["created"].as_i64().unwrap()
+            >= first.body["created"].as_i64().unwrap() + 24 * 3600,
+        "objects carry the simulator's clock"
+    );
     assert_eq!(sim.held("payment_intents").await.len(), 2);
 }

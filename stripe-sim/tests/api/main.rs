@@ -2,8 +2,14 @@
 //! staged faults, observed through the `/_sim` control API.
 
 mod binary;
+mod contract;
+mod endpoints;
 mod faults;
 mod helpers;
 mod idempotency;
+mod methods;
 mod payment_intents;
 mod refunds;
+mod search;
+mod shapes;
+mod versions;

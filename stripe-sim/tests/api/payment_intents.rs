@@ -22,6 +22,8 @@ async fn create_and_confirm_with_a_good_card_succeeds() {
                 ("currency", "USD"),
                 ("payment_method", "pm_card_visa"),
                 ("confirm", "true"),
+                ("automatic_payment_methods[enabled]", "true"),
+                ("automatic_payment_methods[allow_redirects]", "never"),
                 ("customer", "cus_1"),
                 ("description", "order o1"),
                 ("metadata[order_id]", "o1"),
@@ -94,7 +96,10 @@ async fn statuses_follow_stripes_rules() {
     let confirmed = sim
         .post(
             &format!("/v1/payment_intents/{id}/confirm"),
-            &[("payment_method", "pm_card_visa")],
+            &[
+                ("payment_method", "pm_card_visa"),
+                ("return_url", "https://shop.example/done"),
+            ],
         )
         .await;
     assert_eq!(confirmed.body["status"], "succeeded");
@@ -158,6 +163,8 @@ async fn manual_capture_holds_then_captures_once() {
                 ("currency", "usd"),
                 ("payment_method", "pm_card_visa"),
                 ("confirm", "true"),
+                ("automatic_payment_methods[enabled]", "true"),
+                ("automatic_payment_methods[allow_redirects]", "never"),
                 ("capture_method", "manual"),
             ],
         )
@@ -209,6 +216,8 @@ async fn declined_cards_are_402_with_the_payment_intent() {
                     ("currency", "usd"),
                     ("payment_method", card),
                     ("confirm", "true"),
+                    ("automatic_payment_methods[enabled]", "true"),
+                    ("automatic_payment_methods[allow_redirects]", "never"),
                 ],
             )
             .await;

@@ -97,6 +97,8 @@ async fn only_captured_money_can_be_refunded() {
                 ("currency", "usd"),
                 ("payment_method", "pm_card_visa"),
                 ("confirm", "true"),
+                ("automatic_payment_methods[enabled]", "true"),
+                ("automatic_payment_methods[allow_redirects]", "never"),
                 ("capture_method", "manual"),
             ],
         )

@@ -88,6 +88,16 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
         !requests[0].to_string().contains("vk_"),
         "no vault token reaches Stripe"
     );
+    // The charge pins its API version and confirms as Stripe accepts it without a return_url.
+    assert_eq!(
+        requests[0]["headers"]["stripe-version"],
+        keylease_activities::stripe_client::STRIPE_API_VERSION
+    );
+    let body = requests[0]["body"].as_str().unwrap_or_default();
+    assert!(
+        body.contains("automatic_payment_methods%5Ballow_redirects%5D=never"),
+        "{body}"
+    );
 
     let keys = stack.keys_of(&wf).await;
     assert_eq!(labels(&keys), [format!("temporal-{wf}-charge")]);
