@@ -588,3 +588,36 @@ impl Store {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(created_at: &str, ttl_hours: i64) -> KeyRecord {
+        let created_at: DateTime<Utc> = created_at.parse().unwrap();
+        KeyRecord {
+            id: "key_1".to_owned(),
+            label: "temporal-wf-charge".to_owned(),
+            vendor: "stripe".to_owned(),
+            daily_cap_micros: 0,
+            allowed_endpoints: Vec::new(),
+            metadata: BTreeMap::new(),
+            created_at,
+            expires_at: created_at + chrono::Duration::hours(ttl_hours),
+            revoked_at: None,
+            allowed_objects: Vec::new(),
+            stripe_account: None,
+        }
+    }
+
+    #[test]
+    fn a_key_of_a_day_or_less_gets_no_fresh_cap_at_midnight() {
+        let short = key("2026-11-28T23:59:00Z", 24);
+        let before: DateTime<Utc> = "2026-11-28T23:59:30Z".parse().unwrap();
+        let after: DateTime<Utc> = "2026-11-29T00:00:30Z".parse().unwrap();
+        assert_eq!(short.spend_period(before), short.spend_period(after));
+        let long = key("2026-11-28T23:59:00Z", 48);
+        assert_ne!(long.spend_period(before), long.spend_period(after));
+        assert_eq!(long.spend_period(after), "2026-11-29");
+    }
+}

@@ -4,8 +4,8 @@
 mod attacks;
 mod helpers;
 mod keys;
-mod parsing;
 mod logs;
+mod parsing;
 mod persistence;
 mod proxy;
 mod spend;

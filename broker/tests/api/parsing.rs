@@ -36,8 +36,22 @@ const NAMES: [&str; 22] = [
 ];
 
 const VALUES: [&str; 16] = [
-    "1", "500", "99999999", "0", "-5", "1.5", "", "%31%30", "1%00", "usd", "USD", "eur", "jpy",
-    "%75sd", "1+0", "9999999999999",
+    "1",
+    "500",
+    "99999999",
+    "0",
+    "-5",
+    "1.5",
+    "",
+    "%31%30",
+    "1%00",
+    "usd",
+    "USD",
+    "eur",
+    "jpy",
+    "%75sd",
+    "1+0",
+    "9999999999999",
 ];
 
 fn piece() -> impl Strategy<Value = String> {
@@ -52,13 +66,18 @@ fn body() -> impl Strategy<Value = String> {
     (
         // Half the bodies start as a charge Stripe would take, so both refusals
         // and forwards are exercised.
-        prop::option::of(("[0-9]{1,8}", prop::sample::select(&["usd", "eur", "jpy", "USD"][..]))),
+        prop::option::of((
+            "[0-9]{1,8}",
+            prop::sample::select(&["usd", "eur", "jpy", "USD"][..]),
+        )),
         prop::collection::vec(piece(), 0..5),
         prop::sample::select(&["&", "&", "&", ";", "&&"][..]),
     )
         .prop_map(|(valid, pieces, separator)| {
             let mut all: Vec<String> = valid
-                .map(|(amount, currency)| vec![format!("amount={amount}"), format!("currency={currency}")])
+                .map(|(amount, currency)| {
+                    vec![format!("amount={amount}"), format!("currency={currency}")]
+                })
                 .unwrap_or_default();
             all.extend(pieces);
             all.join(separator)
@@ -85,7 +104,12 @@ async fn check(broker: &TestBroker, key: &Issued, body: String) -> Result<(), Te
     let received = broker.upstream.received();
     let spent = spent_micros(&broker.key(&key.id).await) - spent_before;
     if status != 200 {
-        prop_assert_eq!(received.len(), forwarded_before, "refused {:?} yet forwarded it", body);
+        prop_assert_eq!(
+            received.len(),
+            forwarded_before,
+            "refused {:?} yet forwarded it",
+            body
+        );
         prop_assert_eq!(spent, 0, "refused {:?} yet reserved", body);
         return Ok(());
     }
@@ -129,6 +153,9 @@ fn what_was_valued_is_what_was_forwarded() {
     }
     // The property holds only if both branches were taken.
     let forwarded = broker.upstream.received().len();
-    assert!(forwarded > 10, "only {forwarded} of 300 bodies were forwarded");
+    assert!(
+        forwarded > 10,
+        "only {forwarded} of 300 bodies were forwarded"
+    );
     assert!(forwarded < 290, "{forwarded} of 300 bodies were forwarded");
 }
