@@ -25,5 +25,9 @@ pub mod stripe_client;
 pub mod validate;
 
 pub use broker_client::{BrokerClient, BrokerError};
+
+/// How long an idle connection to the broker is kept for reuse: under the
+/// broker's default header timeout (10 s), after which it closes idle ones.
+pub const BROKER_IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(5);
 pub use payments::PaymentActivities;
 pub use stripe_client::StripeClient;

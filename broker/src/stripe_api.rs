@@ -71,6 +71,35 @@ const UNVALUED: [&str; 21] = [
     "POST /v1/issuing/cards",
 ];
 
+/// POST calls known to move no money. A POST that is neither valued nor
+/// here is refused: the broker forwards a write only when it knows what it
+/// costs, so a new Stripe endpoint, or another spelling of a known one
+/// (`/v1/Payment_Intents/…`, `…/confirm.`), can never move money uncounted.
+const NO_MONEY: [&str; 22] = [
+    "POST /v1/payment_intents/{id}/cancel",
+    "POST /v1/refunds",
+    "POST /v1/refunds/{id}",
+    "POST /v1/refunds/{id}/cancel",
+    "POST /v1/charges/{id}",
+    "POST /v1/customers",
+    "POST /v1/customers/{id}",
+    "POST /v1/payment_methods",
+    "POST /v1/payment_methods/{id}",
+    "POST /v1/payment_methods/{id}/attach",
+    "POST /v1/payment_methods/{id}/detach",
+    "POST /v1/setup_intents",
+    "POST /v1/setup_intents/{id}",
+    "POST /v1/setup_intents/{id}/confirm",
+    "POST /v1/setup_intents/{id}/cancel",
+    "POST /v1/products",
+    "POST /v1/products/{id}",
+    "POST /v1/prices",
+    "POST /v1/prices/{id}",
+    "POST /v1/tokens",
+    "POST /v1/ephemeral_keys",
+    "POST /v1/disputes/{id}",
+];
+
 /// First path segments (after `/v1`) that group resources: the object id comes one segment later.
 const NAMESPACES: [&str; 17] = [
     "apps",
@@ -152,9 +181,12 @@ pub fn valuation(method: &str, path: &str) -> Option<Valuation> {
         .map(|(_, valuation)| *valuation)
 }
 
-/// Whether `method path` moves money in a way the broker cannot value.
+/// Whether `method path` moves money in a way the broker cannot value, or
+/// is a write the broker does not know to be free of money.
 pub fn is_unvalued(method: &str, path: &str) -> bool {
+    let known_free = |path: &str| NO_MONEY.iter().any(|template| fits(template, method, path));
     UNVALUED.iter().any(|template| fits(template, method, path))
+        || (method == "POST" && valuation(method, path).is_none() && !known_free(path))
 }
 
 /// The unvalued money-moving calls an allowlist could reach, as templates.
@@ -248,5 +280,16 @@ mod tests {
         );
         assert!(is_unvalued("POST", "/v1/invoices/in_9/pay"));
         assert!(!is_unvalued("GET", "/v1/invoices/in_9"));
+        assert!(!is_unvalued("POST", "/v1/refunds"));
+        assert!(!is_unvalued("POST", "/v1/payment_intents/pi_1/cancel"));
+        assert!(!is_unvalued("DELETE", "/v1/customers/cus_1"));
+        for spelling in [
+            "/v1/Payment_Intents/pi_1/confirm",
+            "/v1/payment_intents/pi_1/confirm.",
+            "/v1/payment_intents/pi_1/CONFIRM",
+            "/v1/some_new_money_endpoint",
+        ] {
+            assert!(is_unvalued("POST", spelling), "{spelling}");
+        }
     }
 }

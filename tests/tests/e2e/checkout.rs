@@ -80,9 +80,13 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
         requests[0]["headers"]["authorization"],
         format!("Bearer {STRIPE_SECRET}")
     );
+    // The broker puts the activity's idempotency key in its label's namespace.
     assert_eq!(
         requests[0]["headers"]["idempotency-key"],
-        format!("keylease:charge:{wf}:charge:order-happy")
+        keylease_broker::routes::proxy::namespaced_idempotency_key(
+            &format!("temporal-{wf}-charge"),
+            &format!("keylease:charge:{wf}:charge:order-happy")
+        )
     );
     assert!(
         !requests[0].to_string().contains("vk_"),

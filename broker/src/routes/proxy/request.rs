@@ -57,7 +57,7 @@ pub fn check_endpoint(key: &KeyRecord, method: &str, path: &str) -> Result<(), A
     }
     if is_unvalued(method, path) {
         return Err(ApiError::EndpointNotAllowed(format!(
-            "{method} {} moves money the broker cannot value",
+            "{method} {} may move money the broker cannot value",
             bounded(path, ECHO_LIMIT)
         )));
     }
