@@ -233,6 +233,11 @@ async fn a_failed_fulfilment_refunds_with_a_refund_only_key() {
         serde_json::json!(["POST /v1/refunds"])
     );
     assert_eq!(refund_key["daily_usd_cap"], 0.0);
+    assert_eq!(
+        refund_key["allowed_objects"],
+        serde_json::json!([payment_intent_id]),
+        "the refund key reaches the one PaymentIntent it refunds"
+    );
     assert_eq!(keys.len(), 2, "{:?}", labels(&keys));
     assert!(keys.iter().all(|k| k["status"] == "revoked"));
     let status = handle
