@@ -23,7 +23,8 @@ pub enum FormError {
     BadName(String),
     /// The same scalar given more than once.
     Repeated(String),
-    /// One name used both as a value and as a hash or list (`a=1&a[b]=2`).
+    /// One name used both as a value and as a hash or list (`a=1&a[b]=2`), or
+    /// index keys that are not a dense list (`a[5]=x`).
     Conflict(String),
 }
 
@@ -38,7 +39,7 @@ impl fmt::Display for FormError {
             Self::Repeated(name) => write!(f, "parameter `{name}` is given more than once"),
             Self::Conflict(name) => write!(
                 f,
-                "parameter `{name}` is given both as a value and as a hash or list"
+                "parameter `{name}` is given in shapes parsers read differently (a value and a hash, a list and a hash, or list indexes not 0, 1, 2… in order)"
             ),
         }
     }
@@ -107,6 +108,27 @@ enum Shape {
     Hash(BTreeMap<String, Shape>),
 }
 
+/// Whether a bracket key is a list index (`0`, `17`), as some parsers read it.
+fn is_index(key: &str) -> bool {
+    !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `key` may join `children`: index keys are read as a list by some
+/// parsers and as hash keys by others, so they are taken only when both
+/// readings agree: `0`, `1`, `2`… in order, without gaps or leading zeros,
+/// and never mixed with other keys.
+fn joins(children: &BTreeMap<String, Shape>, key: &str) -> bool {
+    if children.contains_key(key) {
+        return true;
+    }
+    let indexes = children.keys().filter(|k| is_index(k)).count();
+    match (is_index(key), indexes == children.len()) {
+        (true, true) => key == indexes.to_string(),
+        (false, _) => indexes == 0,
+        (true, false) => false,
+    }
+}
+
 impl Shape {
     /// Records `keys` below this node; `Err` when they clash with what is there.
     fn insert(slot: &mut Option<Shape>, keys: &[String]) -> Result<(), ()> {
@@ -121,7 +143,7 @@ impl Shape {
                 Ok(())
             }
             (Some((key, [])), Some(Shape::List)) if key.is_empty() => Ok(()),
-            (Some((key, rest)), None) if !key.is_empty() => {
+            (Some((key, rest)), None) if !key.is_empty() && joins(&BTreeMap::new(), key) => {
                 let mut children = BTreeMap::new();
                 let mut child = None;
                 Shape::insert(&mut child, rest)?;
@@ -129,7 +151,9 @@ impl Shape {
                 *slot = Some(Shape::Hash(children));
                 Ok(())
             }
-            (Some((key, rest)), Some(Shape::Hash(children))) if !key.is_empty() => {
+            (Some((key, rest)), Some(Shape::Hash(children)))
+                if !key.is_empty() && joins(children, key) =>
+            {
                 let mut child = children.remove(key);
                 let result = Shape::insert(&mut child, rest);
                 if let Some(child) = child {
@@ -328,6 +352,22 @@ mod tests {
             );
         }
         assert!(parse("expand[]=a&expand[]=b&metadata[a]=1&metadata[b]=2").is_ok());
+    }
+
+    #[test]
+    fn index_keys_are_taken_only_as_a_dense_list() {
+        assert!(parse("expand[0]=a&expand[1]=b").is_ok());
+        assert!(parse("items[0][price]=p&items[0][quantity]=1&items[1][price]=q").is_ok());
+        for text in [
+            "metadata[5]=x",
+            "metadata[0]=x&metadata[2]=y",
+            "expand[1]=b&expand[0]=a",
+            "expand[00]=a",
+            "metadata[0]=x&metadata[a]=y",
+            "metadata[a]=y&metadata[0]=x",
+        ] {
+            assert!(matches!(parse(text), Err(FormError::Conflict(_))), "{text}");
+        }
     }
 
     #[test]

@@ -97,6 +97,15 @@ pub async fn run(
     config.check_upstream().map_err(BrokerError::Config)?;
     let store = Store::connect(config.database_url.expose_secret()).await?;
     let state = AppState::new(&config, store)?;
-    server::serve(listener, app(state), config.header_timeout, shutdown).await?;
+    server::serve(
+        listener,
+        app(state.clone()),
+        config.header_timeout,
+        shutdown,
+    )
+    .await?;
+    // Connections are closed; requests already forwarded still finish, settle and are audited.
+    state.in_flight().close();
+    state.in_flight().wait().await;
     Ok(())
 }

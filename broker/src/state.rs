@@ -8,6 +8,7 @@ use crate::metrics::BrokerMetrics;
 use crate::store::Store;
 use crate::vendor::Vendor;
 use secrecy::SecretString;
+use tokio_util::task::TaskTracker;
 
 /// Shared, cheaply cloned state of a running broker.
 #[derive(Debug, Clone)]
@@ -25,6 +26,7 @@ struct Inner {
     upstream: reqwest::Client,
     body_timeout: Duration,
     metrics: BrokerMetrics,
+    in_flight: TaskTracker,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
                 upstream,
                 body_timeout: config.body_timeout,
                 metrics: BrokerMetrics::default(),
+                in_flight: TaskTracker::new(),
             }),
         })
     }
@@ -92,6 +95,13 @@ impl AppState {
     /// The broker's Prometheus metrics.
     pub fn metrics(&self) -> &BrokerMetrics {
         &self.inner.metrics
+    }
+
+    /// The proxied requests being handled: a stopping broker waits for them
+    /// all, so a forwarded request is settled and audited even after its
+    /// connection was closed.
+    pub fn in_flight(&self) -> &TaskTracker {
+        &self.inner.in_flight
     }
 
     /// How long a request body may take to arrive.

@@ -75,7 +75,11 @@ const UNVALUED: [&str; 21] = [
 /// here is refused: the broker forwards a write only when it knows what it
 /// costs, so a new Stripe endpoint, or another spelling of a known one
 /// (`/v1/Payment_Intents/…`, `…/confirm.`), can never move money uncounted.
-const NO_MONEY: [&str; 22] = [
+const NO_MONEY: [&str; 26] = [
+    "DELETE /v1/customers/{id}",
+    "DELETE /v1/customers/{id}/discount",
+    "DELETE /v1/products/{id}",
+    "DELETE /v1/invoiceitems/{id}",
     "POST /v1/payment_intents/{id}/cancel",
     "POST /v1/refunds",
     "POST /v1/refunds/{id}",
@@ -124,8 +128,67 @@ const NAMESPACES: [&str; 17] = [
 /// Segments where an id would stand that name a route, not an object.
 const STATIC_ROUTES: [&str; 4] = ["search", "upcoming", "upcoming_lines", "create_preview"];
 
-/// Top-level parameters whose value names an object the key must own.
-pub const OBJECT_PARAMS: [&str; 3] = ["payment_intent", "charge", "customer"];
+/// Parameters whose value names an object the key must own (or, for
+/// accounts, be issued for): what it pays with, whom it charges, where the
+/// money goes.
+pub const OBJECT_PARAMS: [&str; 10] = [
+    "payment_intent",
+    "charge",
+    "customer",
+    "payment_method",
+    "source",
+    "mandate",
+    "setup_intent",
+    "on_behalf_of",
+    "destination",
+    "transfer_data[destination]",
+];
+
+/// Creates whose answer names an object the key's label then owns: the
+/// collection, the object type Stripe answers with, and its id prefix. An id
+/// of another shape (a product's caller-chosen id) is never taken as owned.
+const CREATES: [(&str, &str, &str); 8] = [
+    ("/v1/payment_intents", "payment_intent", "pi_"),
+    ("/v1/charges", "charge", "ch_"),
+    ("/v1/refunds", "refund", "re_"),
+    ("/v1/customers", "customer", "cus_"),
+    ("/v1/payment_methods", "payment_method", "pm_"),
+    ("/v1/setup_intents", "setup_intent", "seti_"),
+    ("/v1/products", "product", "prod_"),
+    ("/v1/prices", "price", "price_"),
+];
+
+/// The object type and id prefix a create at `path` answers with.
+pub fn created_kind(path: &str) -> Option<(&'static str, &'static str)> {
+    CREATES
+        .iter()
+        .find(|(collection, _, _)| *collection == path)
+        .map(|(_, object, prefix)| (*object, *prefix))
+}
+
+/// Stripe's documented test payment methods (`pm_card_visa`, …): nobody's object.
+pub fn is_test_payment_method(id: &str) -> bool {
+    id.strip_prefix("pm_card_")
+        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// Whether a path segment is a Stripe object id: a lowercase prefix and `_`,
+/// then a random part with a digit or a capital (`pi_3MtwBw…`, `cus_Q1`).
+/// Route words (`search`, `history`, `external_accounts`) are not.
+pub fn looks_like_id(segment: &str) -> bool {
+    let Some((prefix, random)) = segment.rsplit_once('_') else {
+        return false;
+    };
+    prefix.starts_with(|c: char| c.is_ascii_lowercase())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !random.is_empty()
+        && random.bytes().all(|b| b.is_ascii_alphanumeric())
+        && random
+            .bytes()
+            .any(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+}
 
 /// The index, among a path's segments, where its object id stands.
 fn id_index(segments: &[&str]) -> usize {
@@ -143,7 +206,7 @@ pub fn object_in_path(path: &str) -> Option<&str> {
     segments
         .get(id_index(&segments))
         .copied()
-        .filter(|segment| !STATIC_ROUTES.contains(segment))
+        .filter(|segment| !STATIC_ROUTES.contains(segment) && looks_like_id(segment))
 }
 
 /// The path that reads the object a path names: `/v1/payment_intents/pi_1/confirm` → `/v1/payment_intents/pi_1`.
@@ -166,7 +229,7 @@ fn fits(template: &str, method: &str, path: &str) -> bool {
     wanted.len() == got.len()
         && wanted.iter().zip(&got).all(|(w, g)| {
             if *w == "{id}" {
-                !g.is_empty() && !STATIC_ROUTES.contains(g)
+                looks_like_id(g) && !STATIC_ROUTES.contains(g)
             } else {
                 w == g
             }
@@ -185,8 +248,10 @@ pub fn valuation(method: &str, path: &str) -> Option<Valuation> {
 /// is a write the broker does not know to be free of money.
 pub fn is_unvalued(method: &str, path: &str) -> bool {
     let known_free = |path: &str| NO_MONEY.iter().any(|template| fits(template, method, path));
+    // A DELETE can move money too (a subscription cancelled with `invoice_now`).
+    let writes = method == "POST" || method == "DELETE";
     UNVALUED.iter().any(|template| fits(template, method, path))
-        || (method == "POST" && valuation(method, path).is_none() && !known_free(path))
+        || (writes && valuation(method, path).is_none() && !known_free(path))
 }
 
 /// The unvalued money-moving calls an allowlist could reach, as templates.
@@ -198,7 +263,7 @@ pub fn unvalued_reachable(rules: &[EndpointRule]) -> Vec<&'static str> {
         .iter()
         .filter(|template| {
             let (method, path) = template.split_once(' ').unwrap_or_default();
-            ["x_1", "pi_1", "in_1", "sub_1", "qt_1", "cus_1", "id"]
+            ["x_1", "pi_1", "in_1", "sub_1", "qt_1", "cus_1", "id_1"]
                 .iter()
                 .any(|id| {
                     let sample = path.replace("{id}", id);
@@ -253,6 +318,12 @@ mod tests {
         assert_eq!(object_in_path("/v1/payment_intents/search"), None);
         assert_eq!(object_in_path("/v1/checkout/sessions/cs_1"), Some("cs_1"));
         assert_eq!(object_in_path("/v1/checkout/sessions"), None);
+        assert_eq!(object_in_path("/v1/balance/history"), None);
+        assert_eq!(object_in_path("/v1/account/external_accounts"), None);
+        assert!(looks_like_id("pi_3MtwBwLkdIwHu7ix28a3tqPa") && looks_like_id("cs_test_a1"));
+        assert!(!looks_like_id("pm_card_visa") && !looks_like_id("prod_custom"));
+        assert!(is_test_payment_method("pm_card_visa"));
+        assert!(!is_test_payment_method("pm_1AbC") && !is_test_payment_method("pm_card_"));
         assert_eq!(
             object_path("/v1/payment_intents/pi_1/confirm").as_deref(),
             Some("/v1/payment_intents/pi_1")
@@ -283,6 +354,7 @@ mod tests {
         assert!(!is_unvalued("POST", "/v1/refunds"));
         assert!(!is_unvalued("POST", "/v1/payment_intents/pi_1/cancel"));
         assert!(!is_unvalued("DELETE", "/v1/customers/cus_1"));
+        assert!(is_unvalued("DELETE", "/v1/subscriptions/sub_1"));
         for spelling in [
             "/v1/Payment_Intents/pi_1/confirm",
             "/v1/payment_intents/pi_1/confirm.",

@@ -440,14 +440,14 @@ pub async fn unvalued_money_endpoints_are_out_of_reach(backend: Backend) {
     let key = broker
         .issue_with(
             "temporal-pay-invoice",
-            &["POST /v1/invoices/in_real/pay"],
+            &["POST /v1/invoices/in_1Real/pay"],
             5.0,
-            json!({"allowed_objects": ["in_real"]}),
+            json!({"allowed_objects": ["in_1Real"]}),
         )
         .await;
     let (status, body) = json_of(
         broker
-            .stripe_post(&key.token, "/v1/invoices/in_real/pay", &[])
+            .stripe_post(&key.token, "/v1/invoices/in_1Real/pay", &[])
             .await,
     )
     .await;
@@ -661,4 +661,235 @@ pub async fn unauthenticated_traffic_cannot_grow_state(backend: Backend) {
     for record in records {
         assert!(record["path"].as_str().unwrap().len() <= 256, "{record}");
     }
+}
+
+/// Review finding: `metadata[5]=x` is a hash key to one parser and a list
+/// index to another (stripe-sim dropped the whole update), so an update
+/// valued at one cent left a $5 PaymentIntent to confirm for free.
+pub async fn index_keys_parsers_read_differently_are_refused(backend: Backend) {
+    let (broker, sim) = broker_on_sim(backend).await;
+    let label = "temporal-index-charge";
+    let key = broker
+        .issue(
+            label,
+            &[
+                "POST /v1/payment_intents",
+                "POST /v1/payment_intents/*/confirm",
+            ],
+            5.0,
+            json!(60),
+        )
+        .await;
+    for _ in 0..3 {
+        let (status, declined) = post_form(
+            &broker,
+            &key.token,
+            "/v1/payment_intents",
+            "amount=500&currency=usd&confirm=true&payment_method=pm_card_chargeDeclined",
+        )
+        .await;
+        if status == 429 {
+            break;
+        }
+        let id = declined["error"]["payment_intent"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let updater = broker
+            .issue(
+                label,
+                &[&format!("POST /v1/payment_intents/{id}")],
+                5.0,
+                json!(60),
+            )
+            .await;
+        for form in [
+            "amount=1&metadata[5]=x",
+            "amount=1&metadata[0]=x&metadata[2]=y",
+        ] {
+            let (status, body) = post_form(
+                &broker,
+                &updater.token,
+                &format!("/v1/payment_intents/{id}"),
+                form,
+            )
+            .await;
+            assert_eq!(
+                (status, code(&body)),
+                (400, "invalid_request"),
+                "{form}: {body}"
+            );
+        }
+        post_form(
+            &broker,
+            &key.token,
+            &format!("/v1/payment_intents/{id}/confirm"),
+            "payment_method=pm_card_visa",
+        )
+        .await;
+    }
+    assert_eq!(
+        succeeded_cents(&sim).await,
+        500,
+        "stripe-sim moved $5 and no more"
+    );
+}
+
+/// Review finding: a create whose answer carries a caller-chosen id (a
+/// product's) must not make the label the owner of that id, nor turn a
+/// route word into an "object".
+pub async fn a_created_object_of_another_kind_claims_nothing(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue(
+            "temporal-claim-charge",
+            &["POST /v1/products", "GET /v1/*", "POST /v1/refunds"],
+            0.0,
+            json!(60),
+        )
+        .await;
+    for claimed in ["pi_Victim1", "history"] {
+        broker.upstream.script([crate::helpers::Reply {
+            body: json!({"id": claimed, "object": "product"}),
+            ..crate::helpers::Reply::status(200)
+        }]);
+        let (status, _) = json_of(
+            broker
+                .stripe_post(
+                    &key.token,
+                    "/v1/products",
+                    &[("name", "x"), ("id", claimed)],
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = json_of(
+        broker
+            .stripe_get(&key.token, "/v1/payment_intents/pi_Victim1")
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "object_not_allowed"));
+    let (status, body) = json_of(
+        broker
+            .stripe_post(
+                &key.token,
+                "/v1/refunds",
+                &[("payment_intent", "pi_Victim1")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "object_not_allowed"));
+    let (status, body) = json_of(broker.stripe_get(&key.token, "/v1/balance/history").await).await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "endpoint_not_allowed"),
+        "a list stays a list"
+    );
+    assert_eq!(
+        broker.upstream.received().len(),
+        2,
+        "only the two creates were forwarded"
+    );
+}
+
+/// Review finding: what a charge pays with, and where its money goes, are
+/// objects too: another label's payment method, or any connected account
+/// the key was not issued for, is refused.
+pub async fn objects_named_in_any_money_parameter_are_checked(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let owner = broker
+        .issue(
+            "temporal-pm-owner",
+            &["POST /v1/payment_methods"],
+            0.0,
+            json!(60),
+        )
+        .await;
+    broker.upstream.script([crate::helpers::Reply {
+        body: json!({"id": "pm_1OwnedByA", "object": "payment_method"}),
+        ..crate::helpers::Reply::status(200)
+    }]);
+    let (status, _) = json_of(
+        broker
+            .stripe_post(&owner.token, "/v1/payment_methods", &[("type", "card")])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let key = broker
+        .issue(
+            "temporal-pm-thief",
+            &["POST /v1/payment_intents"],
+            50.0,
+            json!(60),
+        )
+        .await;
+    for extra in [
+        ("payment_method", "pm_1OwnedByA"),
+        ("transfer_data[destination]", "acct_1Elsewhere"),
+        ("on_behalf_of", "acct_1Elsewhere"),
+        ("source", "src_1Other"),
+    ] {
+        let (status, body) = json_of(
+            broker
+                .stripe_post(
+                    &key.token,
+                    "/v1/payment_intents",
+                    &[("amount", "100"), ("currency", "usd"), extra],
+                )
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "object_not_allowed"),
+            "{extra:?}"
+        );
+    }
+    let (status, _) = json_of(
+        broker
+            .stripe_post(
+                &key.token,
+                "/v1/payment_intents",
+                &[
+                    ("amount", "100"),
+                    ("currency", "usd"),
+                    ("payment_method", "pm_card_visa"),
+                ],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "Stripe's test payment methods are nobody's objects"
+    );
+    let sub = broker
+        .issue_with(
+            "temporal-sub-cancel",
+            &["DELETE /v1/subscriptions/*"],
+            0.0,
+            json!({"allowed_objects": ["sub_1Owned"]}),
+        )
+        .await;
+    let (status, body) = json_of(
+        broker
+            .http
+            .delete(broker.url("/stripe/v1/subscriptions/sub_1Owned?invoice_now=true"))
+            .bearer_auth(&sub.token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "endpoint_not_allowed"),
+        "a DELETE can charge"
+    );
+    assert_eq!(broker.upstream.received().len(), 2);
 }

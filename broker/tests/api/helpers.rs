@@ -390,6 +390,79 @@ pub async fn raw_status(addr: SocketAddr, method: &str, path: &str, token: &str)
     response.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
+/// The broker binary, run as an operator runs it, with its JSON log collected.
+pub struct BrokerProcess {
+    pub child: tokio::process::Child,
+    pub base: String,
+    pub log: Arc<Mutex<String>>,
+    pub reader: JoinHandle<()>,
+}
+
+impl BrokerProcess {
+    /// Starts `keylease-broker` on a free port at trace level, in front of `upstream`.
+    pub async fn spawn(upstream: &TestUpstream, database_url: &str) -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keylease-broker"))
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .env("RUST_LOG", "trace")
+            .env("KEYLEASE_BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
+            .env("KEYLEASE_STRIPE_SECRET_KEY", STRIPE_SECRET)
+            .env(
+                "KEYLEASE_STRIPE_API_BASE",
+                format!("http://{}", upstream.addr),
+            )
+            .env("KEYLEASE_BROKER_DATABASE_URL", database_url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (address_tx, address_rx) = oneshot::channel::<String>();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let collected = log.clone();
+        let reader = tokio::spawn(async move {
+            let mut address_tx = Some(address_tx);
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Ok(entry) = serde_json::from_str::<Value>(&line)
+                    && let Some(address) = entry["fields"]["address"].as_str()
+                    && let Some(tx) = address_tx.take()
+                {
+                    tx.send(address.to_owned()).unwrap();
+                }
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let address = tokio::time::timeout(Duration::from_secs(30), address_rx)
+            .await
+            .unwrap()
+            .unwrap();
+        Self {
+            child,
+            base: format!("http://{address}"),
+            log,
+            reader,
+        }
+    }
+
+    /// Sends SIGTERM and waits (up to 30 s) for the process to exit.
+    pub async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
+        let pid = child.id().unwrap().to_string();
+        let killed = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(killed.success());
+        tokio::time::timeout(Duration::from_secs(30), child.wait())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
 /// Polls `check` until it returns true or `deadline` passes.
 pub async fn eventually<F, Fut>(deadline: Duration, mut check: F)
 where

@@ -1,61 +1,22 @@
 //! The binary: JSON logs at trace level hold no secret, and SIGTERM stops it cleanly.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
-use tokio::sync::oneshot;
+use serde_json::json;
 
-use crate::helpers::{ADMIN_TOKEN, STRIPE_SECRET, TestUpstream, json_of};
+use crate::helpers::{ADMIN_TOKEN, BrokerProcess, STRIPE_SECRET, TestUpstream, json_of};
 
 #[tokio::test]
 async fn a_whole_run_logs_no_secret_and_stops_on_sigterm() {
     let upstream = TestUpstream::spawn().await;
     let db_dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keylease-broker"))
-        .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-        .env("RUST_LOG", "trace")
-        .env("KEYLEASE_BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("KEYLEASE_STRIPE_SECRET_KEY", STRIPE_SECRET)
-        .env(
-            "KEYLEASE_STRIPE_API_BASE",
-            format!("http://{}", upstream.addr),
-        )
-        .env(
-            "KEYLEASE_BROKER_DATABASE_URL",
-            format!("sqlite://{}/b.db", db_dir.path().display()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-
-    let log = Arc::new(Mutex::new(String::new()));
-    let (address_tx, address_rx) = oneshot::channel::<String>();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let collected = log.clone();
-    let reader = tokio::spawn(async move {
-        let mut address_tx = Some(address_tx);
-        while let Some(line) = lines.next_line().await.unwrap() {
-            if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                && let Some(address) = entry["fields"]["address"].as_str()
-                && let Some(tx) = address_tx.take()
-            {
-                tx.send(address.to_owned()).unwrap();
-            }
-            collected.lock().unwrap().push_str(&line);
-            collected.lock().unwrap().push('\n');
-        }
-    });
-    let address = tokio::time::timeout(Duration::from_secs(30), address_rx)
-        .await
-        .unwrap()
-        .unwrap();
-    let base = format!("http://{address}");
+    let database_url = format!("sqlite://{}/b.db", db_dir.path().display());
+    let BrokerProcess {
+        mut child,
+        base,
+        log,
+        reader,
+    } = BrokerProcess::spawn(&upstream, &database_url).await;
     let http = reqwest::Client::new();
 
     // Every path that handles a secret: issue, proxy, refusals, revocations.
@@ -107,17 +68,7 @@ async fn a_whole_run_logs_no_secret_and_stops_on_sigterm() {
     assert_eq!(revoked.status(), 204);
     assert_eq!(charge("1").await.unwrap().status(), 401);
 
-    let pid = child.id().unwrap().to_string();
-    let killed = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(killed.success());
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    let exit = BrokerProcess::terminate(&mut child).await;
     assert!(exit.success(), "SIGTERM is a clean stop: {exit:?}");
     reader.await.unwrap();
 
@@ -135,4 +86,88 @@ async fn a_whole_run_logs_no_secret_and_stops_on_sigterm() {
     }
     // The token's random part, in case something printed it without its prefix.
     assert!(!log.contains(&token[3..]));
+}
+
+/// Review finding: a request still upstream when the broker is stopped was
+/// never audited and its object never recorded. The broker now waits for
+/// every forwarded request, even after closing its connection.
+#[tokio::test]
+async fn a_stopping_broker_finishes_and_records_what_it_forwarded() {
+    let upstream = TestUpstream::spawn().await;
+    let db_dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/b.db", db_dir.path().display());
+    let mut broker = BrokerProcess::spawn(&upstream, &database_url).await;
+    let http = reqwest::Client::new();
+    let issue = |base: String| {
+        let http = http.clone();
+        async move {
+            let (status, issued) = json_of(
+                http.post(format!("{base}/v1/keys"))
+                    .bearer_auth(ADMIN_TOKEN)
+                    .json(&json!({"label": "temporal-stop-charge", "vendor": "stripe",
+                        "daily_usd_cap": 5, "expires_in": 60,
+                        "allowed_endpoints": ["POST /v1/payment_intents", "GET /v1/payment_intents/*"]}))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            assert_eq!(status, 201, "{issued}");
+            issued
+        }
+    };
+    let key = issue(broker.base.clone()).await;
+    upstream.script([crate::helpers::Reply {
+        delay: Duration::from_secs(2),
+        body: json!({"id": "pi_1Late", "object": "payment_intent", "amount": 300, "currency": "usd"}),
+        ..crate::helpers::Reply::status(200)
+    }]);
+    let gone = http
+        .post(format!("{}/stripe/v1/payment_intents", broker.base))
+        .bearer_auth(key["token"].as_str().unwrap())
+        .form(&[("amount", "300"), ("currency", "usd")])
+        .timeout(Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the client left before the answer");
+    assert_eq!(upstream.received().len(), 1, "the charge is upstream");
+    let exit = BrokerProcess::terminate(&mut broker.child).await;
+    assert!(exit.success(), "{exit:?}");
+
+    let restarted = BrokerProcess::spawn(&upstream, &database_url).await;
+    let (_, audit) = json_of(
+        http.get(format!(
+            "{}/v1/audit?label_prefix=temporal-stop-",
+            restarted.base
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    let records = audit["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{audit}");
+    assert_eq!(
+        (
+            records[0]["status"].as_u64(),
+            records[0]["reserved_usd"].as_f64()
+        ),
+        (Some(200), Some(3.0))
+    );
+    let retry = issue(restarted.base.clone()).await;
+    let read = http
+        .get(format!(
+            "{}/stripe/v1/payment_intents/pi_1Late",
+            restarted.base
+        ))
+        .bearer_auth(retry["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        read.status(),
+        200,
+        "the next attempt reaches what the stopped broker forwarded"
+    );
 }

@@ -59,4 +59,7 @@ on_both_backends! {
     attacks::a_key_revoked_while_its_body_arrives_forwards_nothing,
     attacks::a_vanished_client_still_leaves_a_record,
     attacks::unauthenticated_traffic_cannot_grow_state,
+    attacks::index_keys_parsers_read_differently_are_refused,
+    attacks::a_created_object_of_another_kind_claims_nothing,
+    attacks::objects_named_in_any_money_parameter_are_checked,
 }

@@ -56,7 +56,8 @@ struct Trail {
 /// finishes the upstream call, settles the reservation and writes the audit
 /// record even if the client disconnects and its connection is dropped.
 pub async fn proxy(State(state): State<AppState>, request: Request) -> Response {
-    match tokio::spawn(handle(state, request)).await {
+    let tracker = state.in_flight().clone();
+    match tracker.spawn(handle(state, request)).await {
         Ok(response) => response,
         Err(err) => ApiError::internal(err).into_response(),
     }

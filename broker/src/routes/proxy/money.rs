@@ -17,7 +17,7 @@ use crate::form::FormParams;
 use crate::money::{ValuationError, usd_micros};
 use crate::state::AppState;
 use crate::store::{KeyRecord, KeyStatus, ObjectRecord, Reservation};
-use crate::stripe_api::{Valuation, object_in_path, object_path, valuation};
+use crate::stripe_api::{Valuation, created_kind, object_in_path, object_path, valuation};
 use crate::vendor::Vendor;
 
 use super::upstream::{Upstream, UpstreamFailure, fetch_object};
@@ -195,38 +195,49 @@ pub async fn reserve(
     }
 }
 
-/// Objects an answer shows were made under the key's label: the created
-/// object (or, in a decline, the PaymentIntent or Charge it left), and the
-/// Charge a PaymentIntent made.
-fn made_objects(body: &Value) -> Vec<(String, ObjectRecord)> {
-    let mut made = Vec::new();
-    let mut push = |object: &Value| {
-        if let Some(id) = object["id"].as_str() {
-            made.push((
-                id.to_owned(),
-                ObjectRecord {
-                    label: String::new(),
-                    amount: object["amount"].as_i64(),
-                    currency: object["currency"].as_str().map(str::to_ascii_lowercase),
-                    held_micros: 0,
-                },
-            ));
-        }
-        if let Some(charge) = object["latest_charge"].as_str() {
-            made.push((charge.to_owned(), ObjectRecord::unpriced()));
-        }
-    };
-    let error = &body["error"];
-    if error.is_object() {
-        push(&error["payment_intent"]);
-        if let Some(charge) = error["charge"].as_str() {
-            made.push((charge.to_owned(), ObjectRecord::unpriced()));
-        }
-    } else if body["object"]
+/// A Charge id, as a PaymentIntent's `latest_charge` or a decline's `charge` names it.
+fn charge_id(value: &Value) -> Option<&str> {
+    value
         .as_str()
-        .is_some_and(|o| o != "list" && o != "search_result")
+        .filter(|id| id.starts_with("ch_") || id.starts_with("py_"))
+}
+
+/// Objects an answer shows were made under the key's label.
+///
+/// For a create (`kind`: the object type and id prefix Stripe answers that
+/// create with), the object created, or in a decline the PaymentIntent or
+/// Charge it left; an answer of another type, or an id of another shape,
+/// is not taken (a caller may choose some objects' ids). For a request on an
+/// object the label owns (`kind` is `None`), the Charge a PaymentIntent made.
+fn made_objects(body: &Value, kind: Option<(&str, &str)>) -> Vec<(String, ObjectRecord)> {
+    let mut made = Vec::new();
+    let error = &body["error"];
+    let created = if error.is_object() {
+        if let Some(charge) = charge_id(&error["charge"]) {
+            made.push((charge.to_owned(), ObjectRecord::unpriced()));
+        }
+        &error["payment_intent"]
+    } else {
+        body
+    };
+    if let Some((object, prefix)) = kind
+        && created["object"] == object
+        && let Some(id) = created["id"].as_str().filter(|id| id.starts_with(prefix))
     {
-        push(body);
+        made.push((
+            id.to_owned(),
+            ObjectRecord {
+                label: String::new(),
+                amount: created["amount"].as_i64(),
+                currency: created["currency"].as_str().map(str::to_ascii_lowercase),
+                held_micros: 0,
+            },
+        ));
+    }
+    if created["object"] == "payment_intent"
+        && let Some(charge) = charge_id(&created["latest_charge"])
+    {
+        made.push((charge.to_owned(), ObjectRecord::unpriced()));
     }
     made
 }
@@ -300,17 +311,22 @@ async fn record(
         return Ok(());
     };
     let store = state.store();
-    let acted_on = object_in_path(path);
-    // Objects made by a create, or by a request on an object this label owns.
-    let owns_target = match acted_on {
-        None => method == "POST",
-        Some(id) => store
-            .object(vendor.name, id)
-            .await?
-            .is_some_and(|object| object.label == key.label),
+    // Objects made by a known create, or by a request on an object this label owns.
+    let (owns_target, kind) = match object_in_path(path) {
+        None => (
+            method == "POST" && created_kind(path).is_some(),
+            created_kind(path),
+        ),
+        Some(id) => (
+            store
+                .object(vendor.name, id)
+                .await?
+                .is_some_and(|object| object.label == key.label),
+            None,
+        ),
     };
     if owns_target {
-        for (id, mut object) in made_objects(&body) {
+        for (id, mut object) in made_objects(&body, kind) {
             object.label = key.label.clone();
             store
                 .record_object(vendor.name, &id, &object, Utc::now())

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 use crate::form::FormParams;
 use crate::store::KeyRecord;
-use crate::stripe_api::{OBJECT_PARAMS, is_unvalued, object_in_path};
+use crate::stripe_api::{OBJECT_PARAMS, is_test_payment_method, is_unvalued, object_in_path};
 
 /// Longest idempotency key Stripe takes.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -225,6 +225,7 @@ pub fn named_objects<'a>(path: &'a str, params: &'a FormParams) -> Result<Vec<&'
     let mut named: Vec<&str> = object_in_path(path).into_iter().collect();
     for name in OBJECT_PARAMS {
         match params.scalar(name) {
+            Some(id) if name == "payment_method" && is_test_payment_method(id) => {}
             Some(id) => named.push(id),
             None if params.has(name) => {
                 return Err(ApiError::BadParameter(format!(
