@@ -74,6 +74,35 @@ pub async fn post_form(broker: &TestBroker, token: &str, path: &str, form: &str)
     .await
 }
 
+/// The allowlist of a key that charges and confirms.
+const CHARGE_AND_CONFIRM: [&str; 2] = [
+    "POST /v1/payment_intents",
+    "POST /v1/payment_intents/*/confirm",
+];
+
+/// Creates a $`cents` PaymentIntent with a declining card; its id, or `None` at the cap.
+async fn declined(broker: &TestBroker, token: &str, cents: u32) -> Option<String> {
+    let form =
+        format!("amount={cents}&currency=usd&confirm=true&payment_method=pm_card_chargeDeclined");
+    let (status, body) = post_form(broker, token, "/v1/payment_intents", &form).await;
+    if status == 429 {
+        return None;
+    }
+    assert_eq!(status, 402, "{body}");
+    Some(
+        body["error"]["payment_intent"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    )
+}
+
+/// Confirms PaymentIntent `id` with a good card.
+async fn confirm(broker: &TestBroker, token: &str, id: &str) -> (u16, Value) {
+    let path = format!("/v1/payment_intents/{id}/confirm");
+    post_form(broker, token, &path, "payment_method=pm_card_visa").await
+}
+
 /// The published attack: the query says one cent, a bracketed body name says
 /// $99,999.99. Refused, and nothing reaches Stripe.
 pub async fn cap_is_not_bypassed_by_parameter_spelling(backend: Backend) {
@@ -136,44 +165,17 @@ pub async fn cap_is_not_bypassed_by_parameter_spelling(backend: Backend) {
 pub async fn declined_create_then_confirm_is_counted(backend: Backend) {
     let (broker, sim) = broker_on_sim(backend).await;
     let key = broker
-        .issue(
-            "temporal-decl-charge",
-            &[
-                "POST /v1/payment_intents",
-                "POST /v1/payment_intents/*/confirm",
-            ],
-            5.0,
-            json!(60),
-        )
+        .issue("temporal-decl-charge", &CHARGE_AND_CONFIRM, 5.0, json!(60))
         .await;
     let mut confirmed = 0;
     for _ in 0..4 {
-        let (status, declined) = post_form(
-            &broker,
-            &key.token,
-            "/v1/payment_intents",
-            "amount=500&currency=usd&confirm=true&payment_method=pm_card_chargeDeclined",
-        )
-        .await;
-        if status == 429 {
+        let Some(id) = declined(&broker, &key.token, 500).await else {
             break;
-        }
-        assert_eq!(status, 402, "{declined}");
-        let id = declined["error"]["payment_intent"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let (status, body) = post_form(
-            &broker,
-            &key.token,
-            &format!("/v1/payment_intents/{id}/confirm"),
-            "payment_method=pm_card_visa",
-        )
-        .await;
-        match status {
-            200 => confirmed += 1,
-            429 => assert_eq!(code(&body), "cap_exhausted"),
-            other => panic!("confirm answered {other}: {body}"),
+        };
+        match confirm(&broker, &key.token, &id).await {
+            (200, _) => confirmed += 1,
+            (429, body) => assert_eq!(code(&body), "cap_exhausted"),
+            (other, body) => panic!("confirm answered {other}: {body}"),
         }
     }
     assert_eq!(confirmed, 1, "one $5 confirm fits a $5 cap");
@@ -190,41 +192,16 @@ pub async fn declined_create_then_confirm_is_counted(backend: Backend) {
 pub async fn fifty_concurrent_sequences_never_pass_the_cap(backend: Backend) {
     let (broker, sim) = broker_on_sim(backend).await;
     let key = broker
-        .issue(
-            "temporal-race-seq",
-            &[
-                "POST /v1/payment_intents",
-                "POST /v1/payment_intents/*/confirm",
-            ],
-            23.0,
-            json!(60),
-        )
+        .issue("temporal-race-seq", &CHARGE_AND_CONFIRM, 23.0, json!(60))
         .await;
     let sequences = (0..50).map(|n| {
         let (broker, token) = (&broker, key.token.clone());
         async move {
-            let card = if n % 2 == 0 {
-                "pm_card_chargeDeclined"
-            } else {
-                "pm_card_visa"
-            };
-            let (status, body) = post_form(
-                broker,
-                &token,
-                "/v1/payment_intents",
-                &format!("amount=300&currency=usd&confirm=true&payment_method={card}"),
-            )
-            .await;
-            if status == 402
-                && let Some(id) = body["error"]["payment_intent"]["id"].as_str()
-            {
-                post_form(
-                    broker,
-                    &token,
-                    &format!("/v1/payment_intents/{id}/confirm"),
-                    "payment_method=pm_card_visa",
-                )
-                .await;
+            if n % 2 == 1 {
+                let form = "amount=300&currency=usd&confirm=true&payment_method=pm_card_visa";
+                post_form(broker, &token, "/v1/payment_intents", form).await;
+            } else if let Some(id) = declined(broker, &token, 300).await {
+                confirm(broker, &token, &id).await;
             }
         }
     });
@@ -670,63 +647,28 @@ pub async fn index_keys_parsers_read_differently_are_refused(backend: Backend) {
     let (broker, sim) = broker_on_sim(backend).await;
     let label = "temporal-index-charge";
     let key = broker
-        .issue(
-            label,
-            &[
-                "POST /v1/payment_intents",
-                "POST /v1/payment_intents/*/confirm",
-            ],
-            5.0,
-            json!(60),
-        )
+        .issue(label, &CHARGE_AND_CONFIRM, 5.0, json!(60))
         .await;
     for _ in 0..3 {
-        let (status, declined) = post_form(
-            &broker,
-            &key.token,
-            "/v1/payment_intents",
-            "amount=500&currency=usd&confirm=true&payment_method=pm_card_chargeDeclined",
-        )
-        .await;
-        if status == 429 {
+        let Some(id) = declined(&broker, &key.token, 500).await else {
             break;
-        }
-        let id = declined["error"]["payment_intent"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        };
+        let update = format!("/v1/payment_intents/{id}");
         let updater = broker
-            .issue(
-                label,
-                &[&format!("POST /v1/payment_intents/{id}")],
-                5.0,
-                json!(60),
-            )
+            .issue(label, &[&format!("POST {update}")], 5.0, json!(60))
             .await;
         for form in [
             "amount=1&metadata[5]=x",
             "amount=1&metadata[0]=x&metadata[2]=y",
         ] {
-            let (status, body) = post_form(
-                &broker,
-                &updater.token,
-                &format!("/v1/payment_intents/{id}"),
-                form,
-            )
-            .await;
+            let (status, body) = post_form(&broker, &updater.token, &update, form).await;
             assert_eq!(
                 (status, code(&body)),
                 (400, "invalid_request"),
                 "{form}: {body}"
             );
         }
-        post_form(
-            &broker,
-            &key.token,
-            &format!("/v1/payment_intents/{id}/confirm"),
-            "payment_method=pm_card_visa",
-        )
-        .await;
+        confirm(&broker, &key.token, &id).await;
     }
     assert_eq!(
         succeeded_cents(&sim).await,
