@@ -185,17 +185,14 @@ async fn forward(
         forward_headers.headers,
     )
     .await;
-    trail.reserved_micros = money::settle(
-        state,
-        &vendor,
-        &key,
+    let forwarded = money::Forwarded {
+        vendor: &vendor,
+        key: &key,
         method,
         path,
-        valued.as_ref(),
-        reservation.as_ref(),
-        &outcome,
-    )
-    .await;
+        valued: valued.as_ref(),
+    };
+    trail.reserved_micros = money::settle(state, &forwarded, reservation.as_ref(), &outcome).await;
     outcome
         .map(|answer| answer.into_response_for(forward_headers.client_idempotency_key))
         .map_err(|failure| failure.error)

@@ -242,19 +242,28 @@ fn made_objects(body: &Value, kind: Option<(&str, &str)>) -> Vec<(String, Object
     made
 }
 
+/// A forwarded request, as settling it needs to know it.
+pub struct Forwarded<'a> {
+    /// Where it went.
+    pub vendor: &'a Vendor,
+    /// With which key.
+    pub key: &'a KeyRecord,
+    /// `GET`, `POST` or `DELETE`.
+    pub method: &'a str,
+    /// Below the vendor segment.
+    pub path: &'a str,
+    /// What it could move, if it moves money.
+    pub valued: Option<&'a Valued>,
+}
+
 /// Keeps or releases the reservation, and records what upstream made.
 ///
 /// Released when upstream refused the request (4xx) or was never reached;
 /// kept on success and on every ambiguous outcome (timeout, dropped
 /// connection, 5xx), where the money may have moved.
-#[allow(clippy::too_many_arguments)]
 pub async fn settle(
     state: &AppState,
-    vendor: &Vendor,
-    key: &KeyRecord,
-    method: &str,
-    path: &str,
-    valued: Option<&Valued>,
+    request: &Forwarded<'_>,
     reservation: Option<&Reservation>,
     outcome: &Result<Upstream, UpstreamFailure>,
 ) -> i64 {
@@ -275,17 +284,7 @@ pub async fn settle(
         }
     }
     if let Ok(upstream) = outcome
-        && let Err(err) = record(
-            state,
-            vendor,
-            key,
-            method,
-            path,
-            valued,
-            status,
-            &upstream.body,
-        )
-        .await
+        && let Err(err) = record(state, request, status, &upstream.body).await
     {
         // The answer stands; without the record the label cannot reach the object later.
         tracing::error!(error = %err, "failed to record objects of an answer");
@@ -293,17 +292,19 @@ pub async fn settle(
     held
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn record(
     state: &AppState,
-    vendor: &Vendor,
-    key: &KeyRecord,
-    method: &str,
-    path: &str,
-    valued: Option<&Valued>,
+    request: &Forwarded<'_>,
     status: Option<StatusCode>,
     body: &[u8],
 ) -> Result<(), sqlx::Error> {
+    let Forwarded {
+        vendor,
+        key,
+        method,
+        path,
+        valued,
+    } = *request;
     let Some(status) = status.filter(|s| s.is_success() || s.is_client_error()) else {
         return Ok(());
     };
