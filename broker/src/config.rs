@@ -7,7 +7,30 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use url::Url;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Shortest admin token the broker accepts.
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// Parts of the example tokens in `.env.example` and the README; a token holding one was
+/// copied, not made. The worker keeps the same list for its broker token.
+const PLACEHOLDER_MARKERS: [&str; 5] = [
+    "replace-with",
+    "replace_me",
+    "replace-me",
+    "change-me",
+    "changeme",
+];
+
+/// A setting the broker refuses to start with. The message names the setting, never its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The admin token is an example value or too short to resist guessing.
+    #[error(
+        "KEYLEASE_BROKER_ADMIN_TOKEN (--admin-token) {0}; make one with `openssl rand -hex 32`"
+    )]
+    WeakAdminToken(&'static str),
+}
 
 /// Everything the broker needs to run. `keylease-broker --help` prints it.
 #[derive(Debug, Clone, Args)]
@@ -26,7 +49,8 @@ pub struct BrokerConfig {
     )]
     pub database_url: SecretString,
 
-    /// Bearer token required by the admin API (`/v1/...`). Never logged.
+    /// Bearer token required by the admin API (`/v1/...`): at least 32 characters, not
+    /// an example value. Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: SecretString,
 
@@ -78,6 +102,27 @@ impl BrokerConfig {
             log_format: LogFormat::Pretty,
         }
     }
+
+    /// Refuses settings the broker must not run with: a weak admin token (an admin API
+    /// anyone can guess issues keys that spend real money).
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(why) = weak_token(self.admin_token.expose_secret()) {
+            return Err(ConfigError::WeakAdminToken(why));
+        }
+        Ok(())
+    }
+}
+
+/// Why `token` is too weak to guard an admin API, if it is.
+fn weak_token(token: &str) -> Option<&'static str> {
+    let lowercase = token.to_ascii_lowercase();
+    if PLACEHOLDER_MARKERS.iter().any(|m| lowercase.contains(m)) {
+        Some("is a placeholder from the examples")
+    } else if token.chars().count() < MIN_TOKEN_LEN {
+        Some("is shorter than 32 characters")
+    } else {
+        None
+    }
 }
 
 /// How log lines are written.
@@ -119,6 +164,35 @@ pub fn parse_usd_rates(text: &str) -> Result<UsdRates, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn config(database_url: &str) -> BrokerConfig {
+        let mut config = BrokerConfig::new(
+            "0123456789abcdef0123456789abcdef".into(),
+            "sk_test_x".into(),
+            "http://127.0.0.1:9".parse().unwrap(),
+        );
+        config.database_url = database_url.into();
+        config
+    }
+
+    #[test]
+    fn weak_admin_tokens_are_refused_without_quoting_them() {
+        for (token, why) in [
+            ("replace-with-a-long-random-token", "placeholder"),
+            ("CHANGE-ME-0123456789abcdef0123456789", "placeholder"),
+            ("change-me", "placeholder"),
+            ("0123456789abcdef0123456789abcde", "shorter than 32"),
+            ("", "shorter than 32"),
+        ] {
+            let mut config = config("sqlite://keys.db");
+            config.admin_token = token.into();
+            let message = config.check().unwrap_err().to_string();
+            assert!(message.contains(why), "{token:?}: {message}");
+            assert!(message.contains("openssl rand -hex 32"), "{message}");
+            assert!(token.is_empty() || !message.contains(token), "{message}");
+        }
+        assert!(config("sqlite://keys.db").check().is_ok());
+    }
 
     #[test]
     fn parses_rates_and_rejects_nonsense() {

@@ -18,7 +18,7 @@ use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::net::TcpListener;
 
-use crate::config::WorkerConfig;
+use crate::config::{WorkerConfig, check_broker_token};
 use crate::connect::temporal_client;
 use crate::error::WorkerError;
 use crate::observe;
@@ -88,7 +88,7 @@ async fn observe(
         .map_err(WorkerError::Run)
 }
 
-/// Connects to Temporal and the broker, then runs the worker until `shutdown`
+/// Refuses a weak broker token, connects to Temporal and the broker, then runs the worker until `shutdown`
 /// completes; running activities then get `shutdown_grace` to finish and
 /// revoke their keys. Must run inside a `tokio::task::LocalSet`: the SDK's
 /// worker is not `Send`.
@@ -96,6 +96,7 @@ pub async fn run_worker(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<(), WorkerError> {
+    check_broker_token(&config.broker_token)?;
     let (broker, activities) = payment_activities(&config)?;
     broker.health(BROKER_PROBE_TIMEOUT).await.map_err(|err| {
         WorkerError::Broker(format!(

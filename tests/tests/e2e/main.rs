@@ -10,3 +10,4 @@ mod observe;
 mod secrets;
 mod shutdown;
 mod sweep;
+mod weak_tokens;
