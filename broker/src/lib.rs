@@ -90,7 +90,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
     config.check()?;
-    let store = Store::connect(config.database_url.expose_secret()).await?;
+    let store = Store::connect(config.database()?.expose_secret()).await?;
     let state = AppState::new(&config, store)?;
     axum::serve(listener, app(state))
         .with_graceful_shutdown(shutdown)

@@ -4,6 +4,7 @@ mod cancellation;
 mod checkout;
 mod commands;
 mod compose;
+mod compose_postgres;
 mod demo;
 mod foreign;
 mod observe;
