@@ -137,6 +137,7 @@ impl Stack {
                 .parse()
                 .expect("proxy url"),
             broker_token: ADMIN_TOKEN.into(),
+            identity: None,
             max_concurrent_activities: 10,
             broker_max_ttl: Duration::from_secs(86_400),
             shutdown_grace: Duration::from_secs(5),

@@ -80,6 +80,10 @@ pub struct WorkerConfig {
     /// value. Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
     pub broker_token: SecretString,
+    /// How this worker appears in Temporal (pollers, activity attempts); default
+    /// `keylease-worker:<pid>@<host name>`, which tells containers (all pid 1) apart.
+    #[arg(long, env = "TEMPORAL_WORKER_IDENTITY")]
+    pub identity: Option<String>,
     /// Most payment activities run at once by this worker.
     #[arg(
         long,

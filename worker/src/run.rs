@@ -19,7 +19,7 @@ use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::net::TcpListener;
 
 use crate::config::{WorkerConfig, check_broker_token};
-use crate::connect::temporal_client;
+use crate::connect::{default_identity, temporal_client_as};
 use crate::error::WorkerError;
 use crate::observe;
 
@@ -104,7 +104,10 @@ pub async fn run_worker(
             config.broker_url
         ))
     })?;
-    let client = temporal_client(&config.temporal).await?;
+    let identity = (config.identity.clone())
+        .filter(|identity| !identity.is_empty())
+        .unwrap_or_else(default_identity);
+    let client = temporal_client_as(&config.temporal, identity).await?;
 
     let runtime_options = match config.metrics_addr {
         Some(addr) => observe(addr, &activities, &client).await?,

@@ -12,3 +12,4 @@ mod secrets;
 mod shutdown;
 mod sweep;
 mod weak_tokens;
+mod worker_identity;
