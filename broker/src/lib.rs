@@ -45,9 +45,9 @@ pub use store::Store;
 /// Why the broker could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
-    /// A setting the broker refuses to run with.
+    /// A setting the broker refuses to run with: a weak admin token, unusable database settings.
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Settings(#[from] config::ConfigError),
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
