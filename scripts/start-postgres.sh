@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure a PostgreSQL server is up on 127.0.0.1:5432 with the role the broker's
-# tests use (keylease/keylease, allowed to create databases). Installs Debian's
+# tests use (keylease/keylease, allowed to create databases), and keylease_hostile, whose
+# password holds every character a URL gives a meaning to (the e2e test
+# compose_postgres logs in with it; it keeps the same password). Installs Debian's
 # postgresql when it is missing (needs root, as on the project's machines). Idempotent.
 set -euo pipefail
 
@@ -26,4 +28,13 @@ fi
 
 su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname = 'keylease'\"" | grep -q 1 \
   || su postgres -c "psql -qc \"CREATE ROLE keylease LOGIN CREATEDB PASSWORD 'keylease'\""
+hostile_password='p@ss:w/rd?#%41 $HOME&y=z'
+su postgres -c "psql -q -v ON_ERROR_STOP=1" >/dev/null <<SQL
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'keylease_hostile') THEN
+    CREATE ROLE keylease_hostile LOGIN CREATEDB;
+  END IF;
+END \$\$;
+ALTER ROLE keylease_hostile PASSWORD '$hostile_password';
+SQL
 echo "postgres://keylease:keylease@127.0.0.1:5432/postgres"

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
 
-const ADMIN: &str = "bench-admin-token";
+const ADMIN: &str = "bench-admin-token-7f3e5a91c2d4b608";
 
 async fn spawn_upstream() -> SocketAddr {
     let app = axum::Router::new().fallback(|| async { axum::Json(json!({"object": "balance"})) });

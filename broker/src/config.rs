@@ -5,9 +5,36 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use url::Url;
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
+
+/// Shortest admin token the broker accepts.
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// Parts of the example tokens in `.env.example` and the README; a token holding one was
+/// copied, not made. The worker keeps the same list for its broker token.
+const PLACEHOLDER_MARKERS: [&str; 5] = [
+    "replace-with",
+    "replace_me",
+    "replace-me",
+    "change-me",
+    "changeme",
+];
+
+/// A setting the broker refuses to start with. The message names the setting, never its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The admin token is an example value or too short to resist guessing.
+    #[error(
+        "KEYLEASE_BROKER_ADMIN_TOKEN (--admin-token) {0}; make one with `openssl rand -hex 32`"
+    )]
+    WeakAdminToken(&'static str),
+    /// The database settings do not make a usable URL.
+    #[error("KEYLEASE_BROKER_DATABASE_URL (--database-url) {0}")]
+    Database(String),
+}
 
 /// Everything the broker needs to run. `keylease-broker --help` prints it.
 #[derive(Debug, Clone, Args)]
@@ -17,7 +44,10 @@ pub struct BrokerConfig {
     pub listen: SocketAddr,
 
     /// Database holding keys, spend and audit records: `sqlite://path` (created if
-    /// missing) or `postgres://user:password@host/db`. Never logged: it may hold a password.
+    /// missing) or `postgres://[user[:password]@][host][:port][/db]`. For PostgreSQL,
+    /// the `PG*` settings fill in the parts the URL leaves out (libpq's rule: the URL
+    /// wins), so `postgres://` with `PGHOST`, `PGUSER`, `PGPASSWORD`... needs no
+    /// percent-encoding. Never logged: it may hold a password.
     #[arg(
         long,
         env = "KEYLEASE_BROKER_DATABASE_URL",
@@ -26,7 +56,29 @@ pub struct BrokerConfig {
     )]
     pub database_url: SecretString,
 
-    /// Bearer token required by the admin API (`/v1/...`). Never logged.
+    /// PostgreSQL host, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGHOST")]
+    pub pg_host: Option<String>,
+
+    /// PostgreSQL port, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGPORT")]
+    pub pg_port: Option<u16>,
+
+    /// PostgreSQL user, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGUSER")]
+    pub pg_user: Option<String>,
+
+    /// PostgreSQL password, when `--database-url` is `postgres://` without one: any
+    /// characters, no encoding. Never logged.
+    #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
+    pub pg_password: Option<SecretString>,
+
+    /// PostgreSQL database, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGDATABASE")]
+    pub pg_database: Option<String>,
+
+    /// Bearer token required by the admin API (`/v1/...`): at least 32 characters, not
+    /// an example value. Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: SecretString,
 
@@ -92,6 +144,11 @@ impl BrokerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: SecretString::from("sqlite://keylease-broker.db"),
+            pg_host: None,
+            pg_port: None,
+            pg_user: None,
+            pg_password: None,
+            pg_database: None,
             admin_token,
             stripe_secret_key,
             stripe_api_base,
@@ -125,6 +182,113 @@ impl BrokerConfig {
             )),
             other => Err(format!("the Stripe API base must be https, not {other}")),
         }
+    }
+
+    /// Refuses settings the broker must not run with: a weak admin token (an admin API
+    /// anyone can guess issues keys that spend real money) or unusable database settings.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if let Some(why) = weak_token(self.admin_token.expose_secret()) {
+            return Err(ConfigError::WeakAdminToken(why));
+        }
+        self.database().map(drop)
+    }
+
+    /// The URL of the database to open: `--database-url`, its PostgreSQL parts left out
+    /// filled in from the `PG*` settings, each percent-encoded.
+    pub fn database(&self) -> Result<SecretString, ConfigError> {
+        let given = self.database_url.expose_secret();
+        if !(given.starts_with("postgres:") || given.starts_with("postgresql:")) {
+            return Ok(self.database_url.clone());
+        }
+        // The parse error text could quote the URL, and with it a password.
+        let url = Url::parse(given)
+            .map_err(|_| ConfigError::Database("is not a valid postgres:// URL".into()))?;
+        let decoded = |part: &str| {
+            percent_encoding::percent_decode_str(part)
+                .decode_utf8()
+                .map(|p| p.into_owned())
+                .map_err(|_| ConfigError::Database("has a part that is not UTF-8".into()))
+        };
+        let user = match url.username() {
+            "" => self.pg_user.clone(),
+            user => Some(decoded(user)?),
+        };
+        let password = match url.password() {
+            None => self
+                .pg_password
+                .as_ref()
+                .map(|p| p.expose_secret().to_owned()),
+            Some(password) => Some(decoded(password)?),
+        };
+        let query_host = url
+            .query_pairs()
+            .any(|(key, _)| key == "host" || key == "hostaddr");
+        let host = match url.host_str() {
+            _ if query_host => None,
+            None | Some("") => self.pg_host.as_deref().map(bracket_ipv6),
+            Some(host) => Some(host.to_owned()),
+        };
+        let port = url.port().or(self.pg_port);
+        let database = match url.path().trim_start_matches('/') {
+            "" => self.pg_database.clone(),
+            database => Some(decoded(database)?),
+        };
+        let encode = |part: &str| utf8_percent_encode(part, NON_ALPHANUMERIC).to_string();
+
+        let mut built = String::from("postgres://");
+        if user.is_some() || password.is_some() {
+            built.push_str(&encode(user.as_deref().unwrap_or_default()));
+            if let Some(password) = &password {
+                built.push(':');
+                built.push_str(&encode(password));
+            }
+            built.push('@');
+        }
+        // A host starting with `/` is a Unix socket folder, as in libpq; sqlx reads it
+        // from the `host` query parameter. Query parameters the URL gives (`host`,
+        // `sslmode`, ...) are kept as they are, and sqlx lets them win.
+        let socket = host.as_deref().filter(|h| h.starts_with('/'));
+        built.push_str(match (&host, socket) {
+            (Some(host), None) => host,
+            _ => "localhost",
+        });
+        if let Some(port) = port {
+            built.push_str(&format!(":{port}"));
+        }
+        if let Some(database) = &database {
+            built.push('/');
+            built.push_str(&encode(database));
+        }
+        let mut query: Vec<String> = url.query().map(str::to_owned).into_iter().collect();
+        if let Some(socket) = socket {
+            query.push(format!("host={}", encode(socket)));
+        }
+        if !query.is_empty() {
+            built.push('?');
+            built.push_str(&query.join("&"));
+        }
+        Ok(SecretString::from(built))
+    }
+}
+
+/// `::1` as `[::1]`, as a URL needs an IPv6 host; any other host as it is.
+fn bracket_ipv6(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// Why `token` is too weak to guard an admin API, if it is.
+fn weak_token(token: &str) -> Option<&'static str> {
+    let lowercase = token.to_ascii_lowercase();
+    if PLACEHOLDER_MARKERS.iter().any(|m| lowercase.contains(m)) {
+        Some("is a placeholder from the examples")
+    } else if token.chars().count() < MIN_TOKEN_LEN {
+        Some("is shorter than 32 characters")
+    } else {
+        None
     }
 }
 
@@ -167,6 +331,93 @@ pub fn parse_usd_rates(text: &str) -> Result<UsdRates, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A password with every character a URL gives a meaning to, and an escape.
+    const HOSTILE: &str = "p@ss:w/rd?#%41 $x&y=z";
+
+    fn config(database_url: &str) -> BrokerConfig {
+        let mut config = BrokerConfig::new(
+            "0123456789abcdef0123456789abcdef".into(),
+            "sk_test_x".into(),
+            "http://127.0.0.1:9".parse().unwrap(),
+        );
+        config.database_url = database_url.into();
+        config
+    }
+
+    fn database(config: &BrokerConfig) -> String {
+        config.database().unwrap().expose_secret().to_owned()
+    }
+
+    #[test]
+    fn pg_settings_fill_in_what_the_url_leaves_out_encoded() {
+        let mut config = config("postgres://");
+        config.pg_host = Some("postgresql".into());
+        config.pg_port = Some(5433);
+        config.pg_user = Some("temporal".into());
+        config.pg_password = Some(HOSTILE.into());
+        config.pg_database = Some("keylease".into());
+        let url = database(&config);
+        assert_eq!(
+            url,
+            "postgres://temporal:p%40ss%3Aw%2Frd%3F%23%2541%20%24x%26y%3Dz@postgresql:5433/keylease"
+        );
+        let parsed = Url::parse(&url).unwrap();
+        let password = percent_encoding::percent_decode_str(parsed.password().unwrap());
+        assert_eq!(password.decode_utf8().unwrap(), HOSTILE);
+        assert_eq!(parsed.host_str(), Some("postgresql"));
+    }
+
+    #[test]
+    fn the_url_wins_over_pg_settings() {
+        let mut config = config("postgres://alice:s%40cret@db.internal:6000/app?sslmode=require");
+        config.pg_host = Some("elsewhere".into());
+        config.pg_port = Some(5432);
+        config.pg_user = Some("bob".into());
+        config.pg_password = Some("other".into());
+        config.pg_database = Some("other".into());
+        assert_eq!(
+            database(&config),
+            "postgres://alice:s%40cret@db.internal:6000/app?sslmode=require"
+        );
+    }
+
+    #[test]
+    fn sqlite_urls_and_sockets_and_ipv6_hosts() {
+        let mut sqlite = config("sqlite://keys.db");
+        sqlite.pg_host = Some("ignored".into());
+        assert_eq!(database(&sqlite), "sqlite://keys.db");
+
+        let mut socket = config("postgresql:///keylease");
+        socket.pg_host = Some("/var/run/postgresql".into());
+        assert_eq!(
+            database(&socket),
+            "postgres://localhost/keylease?host=%2Fvar%2Frun%2Fpostgresql"
+        );
+
+        let mut ipv6 = config("postgres://");
+        ipv6.pg_host = Some("::1".into());
+        assert_eq!(database(&ipv6), "postgres://[::1]");
+    }
+
+    #[test]
+    fn weak_admin_tokens_are_refused_without_quoting_them() {
+        for (token, why) in [
+            ("replace-with-a-long-random-token", "placeholder"),
+            ("CHANGE-ME-0123456789abcdef0123456789", "placeholder"),
+            ("change-me", "placeholder"),
+            ("0123456789abcdef0123456789abcde", "shorter than 32"),
+            ("", "shorter than 32"),
+        ] {
+            let mut config = config("sqlite://keys.db");
+            config.admin_token = token.into();
+            let message = config.check().unwrap_err().to_string();
+            assert!(message.contains(why), "{token:?}: {message}");
+            assert!(message.contains("openssl rand -hex 32"), "{message}");
+            assert!(token.is_empty() || !message.contains(token), "{message}");
+        }
+        assert!(config("sqlite://keys.db").check().is_ok());
+    }
 
     #[test]
     fn parses_rates_and_rejects_nonsense() {

@@ -51,6 +51,9 @@ pub use store::Store;
 /// Why the broker could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
+    /// A setting the broker refuses to run with: a weak admin token, unusable database settings.
+    #[error(transparent)]
+    Settings(#[from] config::ConfigError),
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
@@ -88,14 +91,16 @@ async fn healthz() -> axum::Json<serde_json::Value> {
     axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
-/// Opens the database of `config` and serves on `listener` until `shutdown` completes.
+/// Refuses a weak admin token, opens the database of `config` and serves on
+/// `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
     config.check_upstream().map_err(BrokerError::Config)?;
-    let store = Store::connect(config.database_url.expose_secret()).await?;
+    config.check()?;
+    let store = Store::connect(config.database()?.expose_secret()).await?;
     let state = AppState::new(&config, store)?;
     server::serve(
         listener,

@@ -18,6 +18,8 @@ struct Cli {
 async fn main() -> anyhow::Result<()> {
     let Cli { config } = Cli::parse();
     init_tracing(config.log_format);
+    // `run` checks too; checking first refuses before the port is taken or anything logged.
+    config.check()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

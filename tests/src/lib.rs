@@ -6,7 +6,9 @@
 //! - [`stack`]: [`Stack`], a broker, a stripe-sim and a worker for one test.
 //! - [`local`]: free ports and the workspace's built binaries.
 //! - [`logs`]: every log line the in-process parts write, for secret checks.
+//! - [`compose`]: `docker-compose.yml` and `.env.example` as the tests read them.
 
+pub mod compose;
 pub mod local;
 pub mod logs;
 pub mod stack;

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 use crate::temporal::{DevServer, dev_server};
 
 /// The broker's admin token, which the worker uses as its broker token.
-pub const ADMIN_TOKEN: &str = "e2e-admin-token-5b1c";
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-5b1c-9e4f07a2c3d8";
 /// The Stripe secret only the broker holds.
 pub const STRIPE_SECRET: &str = "sk_test_e2e_secret_9d2f";
 
@@ -137,6 +137,7 @@ impl Stack {
                 .parse()
                 .expect("proxy url"),
             broker_token: ADMIN_TOKEN.into(),
+            identity: None,
             max_concurrent_activities: 10,
             broker_max_ttl: Duration::from_secs(86_400),
             shutdown_grace: Duration::from_secs(5),

@@ -3,8 +3,41 @@
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
+
+use crate::error::WorkerError;
+
+/// Shortest broker token the worker accepts: the broker refuses shorter admin tokens.
+pub const MIN_TOKEN_LEN: usize = 32;
+
+/// Parts of the example tokens in `.env.example` and the README; the broker refuses the
+/// same ones (`keylease_broker::config`), and the e2e test `weak_tokens` runs both binaries.
+const PLACEHOLDER_MARKERS: [&str; 5] = [
+    "replace-with",
+    "replace_me",
+    "replace-me",
+    "change-me",
+    "changeme",
+];
+
+/// Refuses a broker token copied from the examples or shorter than 32 characters: the
+/// message says what is wrong and how to make one, never the token.
+pub fn check_broker_token(token: &SecretString) -> Result<(), WorkerError> {
+    let token = token.expose_secret();
+    let lowercase = token.to_ascii_lowercase();
+    let why = if PLACEHOLDER_MARKERS.iter().any(|m| lowercase.contains(m)) {
+        "is a placeholder from the examples"
+    } else if token.chars().count() < MIN_TOKEN_LEN {
+        "is shorter than 32 characters"
+    } else {
+        return Ok(());
+    };
+    Err(WorkerError::Config(format!(
+        "KEYLEASE_BROKER_TOKEN (--broker-token) {why}; make one with `openssl rand -hex 32` \
+         and give the broker the same as KEYLEASE_BROKER_ADMIN_TOKEN"
+    )))
+}
 
 /// Where Temporal is and which queue to use.
 #[derive(Debug, Clone, Args)]
@@ -43,9 +76,14 @@ pub struct WorkerConfig {
     /// The broker's Stripe proxy, e.g. `http://127.0.0.1:8080/stripe`.
     #[arg(long, env = "KEYLEASE_PROXY_URL")]
     pub proxy_url: Url,
-    /// Bearer token of the broker's key API. Never logged.
+    /// Bearer token of the broker's key API: at least 32 characters, not an example
+    /// value. Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
     pub broker_token: SecretString,
+    /// How this worker appears in Temporal (pollers, activity attempts); default
+    /// `keylease-worker:<pid>@<host name>`, which tells containers (all pid 1) apart.
+    #[arg(long, env = "TEMPORAL_WORKER_IDENTITY")]
+    pub identity: Option<String>,
     /// Most payment activities run at once by this worker.
     #[arg(
         long,

@@ -18,8 +18,8 @@ use temporalio_sdk::runtime::worker_tuner::{FixedSizeSlotSupplier, TunerHolder};
 use temporalio_sdk::{Runtime, Worker, WorkerOptions};
 use tokio::net::TcpListener;
 
-use crate::config::WorkerConfig;
-use crate::connect::temporal_client;
+use crate::config::{WorkerConfig, check_broker_token};
+use crate::connect::{default_identity, temporal_client_as};
 use crate::error::WorkerError;
 use crate::observe;
 
@@ -88,7 +88,7 @@ async fn observe(
         .map_err(WorkerError::Run)
 }
 
-/// Connects to Temporal and the broker, then runs the worker until `shutdown`
+/// Refuses a weak broker token, connects to Temporal and the broker, then runs the worker until `shutdown`
 /// completes; running activities then get `shutdown_grace` to finish and
 /// revoke their keys. Must run inside a `tokio::task::LocalSet`: the SDK's
 /// worker is not `Send`.
@@ -96,6 +96,7 @@ pub async fn run_worker(
     config: WorkerConfig,
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<(), WorkerError> {
+    check_broker_token(&config.broker_token)?;
     let (broker, activities) = payment_activities(&config)?;
     broker.health(BROKER_PROBE_TIMEOUT).await.map_err(|err| {
         WorkerError::Broker(format!(
@@ -103,7 +104,10 @@ pub async fn run_worker(
             config.broker_url
         ))
     })?;
-    let client = temporal_client(&config.temporal).await?;
+    let identity = (config.identity.clone())
+        .filter(|identity| !identity.is_empty())
+        .unwrap_or_else(default_identity);
+    let client = temporal_client_as(&config.temporal, identity).await?;
 
     let runtime_options = match config.metrics_addr {
         Some(addr) => observe(addr, &activities, &client).await?,

@@ -27,7 +27,8 @@ pub struct SweepArgs {
     /// The broker's key API.
     #[arg(long, env = "KEYLEASE_BROKER_URL")]
     pub broker_url: Url,
-    /// Bearer token of the broker's key API. Never logged.
+    /// Bearer token of the broker's key API: at least 32 characters, not an example
+    /// value. Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
     pub broker_token: SecretString,
     /// Revoke the orphaned keys; without it, only list them.
@@ -86,6 +87,7 @@ async fn closed(
 
 /// Lists the orphaned keys and, with `apply`, revokes them; returns them.
 pub async fn sweep(args: &SweepArgs) -> Result<Vec<Orphan>, WorkerError> {
+    crate::config::check_broker_token(&args.broker_token)?;
     let broker = BrokerClient::new(
         args.broker_url.clone(),
         args.broker_token.clone(),

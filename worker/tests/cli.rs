@@ -38,11 +38,14 @@ fn error_lines(output: &Output) -> Vec<String> {
         .collect()
 }
 
+/// A broker token the worker (and the broker) accept.
+const TOKEN: &str = "cli-test-token-0d5e9a7c41f2b3e8a6";
+
 /// A broker in this process, for the tests that need one reachable.
 async fn broker() -> (String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = keylease_broker::BrokerConfig::new(
-        "admin".into(),
+        TOKEN.into(),
         "sk_test_x".into(),
         "http://127.0.0.1:9".parse().unwrap(),
     );
@@ -73,7 +76,7 @@ async fn an_unreachable_broker_is_one_line_and_a_failure() {
     let envs = [
         ("KEYLEASE_BROKER_URL", url.clone()),
         ("KEYLEASE_PROXY_URL", format!("{url}/stripe")),
-        ("KEYLEASE_BROKER_TOKEN", "broker-token-77".to_owned()),
+        ("KEYLEASE_BROKER_TOKEN", TOKEN.to_owned()),
     ];
     let output = worker(&["run"], &envs).await;
     assert_eq!(output.status.code(), Some(1));
@@ -85,7 +88,7 @@ async fn an_unreachable_broker_is_one_line_and_a_failure() {
         lines[0]
     );
     assert!(
-        !String::from_utf8_lossy(&output.stderr).contains("broker-token-77"),
+        !String::from_utf8_lossy(&output.stderr).contains(TOKEN),
         "the token is never printed"
     );
 }
@@ -97,7 +100,7 @@ async fn an_unreachable_temporal_is_one_line_and_a_failure() {
     let envs = [
         ("KEYLEASE_BROKER_URL", broker.clone()),
         ("KEYLEASE_PROXY_URL", format!("{broker}/stripe")),
-        ("KEYLEASE_BROKER_TOKEN", "admin".to_owned()),
+        ("KEYLEASE_BROKER_TOKEN", TOKEN.to_owned()),
         ("TEMPORAL_ADDRESS", temporal.clone()),
     ];
     let output = worker(&["run"], &envs).await;

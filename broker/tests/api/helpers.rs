@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub const ADMIN_TOKEN: &str = "admin-test-token-3f9a";
+pub const ADMIN_TOKEN: &str = "admin-test-token-3f9a-0c6e8d21b7a4";
 
 /// The PostgreSQL server the tests create their databases on (`scripts/start-postgres.sh` starts it).
 const DEFAULT_POSTGRES_URL: &str = "postgres://keylease:keylease@127.0.0.1:5432/postgres";
