@@ -247,6 +247,13 @@ impl FormParams {
         self.pairs.is_empty()
     }
 
+    /// Every parameter as `(full name, value)`, in the order given.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+    }
+
     /// The first parameter's full name, for an error that names it.
     pub fn first_name(&self) -> Option<&str> {
         self.pairs.first().map(|(name, _)| name.as_str())

@@ -697,16 +697,27 @@ pub async fn a_created_object_of_another_kind_claims_nothing(backend: Backend) {
         }]);
         let (status, _) = json_of(
             broker
-                .stripe_post(
-                    &key.token,
-                    "/v1/products",
-                    &[("name", "x"), ("id", claimed)],
-                )
+                .stripe_post(&key.token, "/v1/products", &[("name", "x")])
                 .await,
         )
         .await;
-        assert_eq!(status, 200);
+        assert_eq!(status, 200, "the answer names {claimed}: it claims nothing");
     }
+    let (status, body) = json_of(
+        broker
+            .stripe_post(
+                &key.token,
+                "/v1/products",
+                &[("name", "x"), ("id", "pi_Victim1")],
+            )
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "object_not_allowed"),
+        "an id-shaped value is an object the key must own"
+    );
     let (status, body) = json_of(
         broker
             .stripe_get(&key.token, "/v1/payment_intents/pi_Victim1")
@@ -775,6 +786,12 @@ pub async fn objects_named_in_any_money_parameter_are_checked(backend: Backend) 
         ("transfer_data[destination]", "acct_1Elsewhere"),
         ("on_behalf_of", "acct_1Elsewhere"),
         ("source", "src_1Other"),
+        ("confirmation_token", "ctoken_1VictimOfA"),
+        ("customer_account", "acct_1VictimOfA"),
+        (
+            "payment_method_options[card][mandate_options][reference]",
+            "pm_1OwnedByA",
+        ),
     ] {
         let (status, body) = json_of(
             broker
@@ -834,4 +851,42 @@ pub async fn objects_named_in_any_money_parameter_are_checked(backend: Backend) 
         "a DELETE can charge"
     );
     assert_eq!(broker.upstream.received().len(), 2);
+}
+
+/// Review finding: a declined PaymentIntent's `client_secret` (its hold
+/// released) could be confirmed straight at Stripe with the publishable key,
+/// moving money no cap counts; an ephemeral key would give the same reach.
+pub async fn client_secrets_never_leave_the_broker(backend: Backend) {
+    let (broker, _sim) = broker_on_sim(backend).await;
+    let key = broker
+        .issue(
+            "temporal-secret-charge",
+            &CHARGE_AND_CONFIRM,
+            50.0,
+            json!(60),
+        )
+        .await;
+    let form = "amount=500&currency=usd&confirm=true&payment_method=pm_card_chargeDeclined";
+    let (status, declined) = post_form(&broker, &key.token, "/v1/payment_intents", form).await;
+    assert_eq!(status, 402, "{declined}");
+    let intent = &declined["error"]["payment_intent"];
+    assert!(intent["id"].is_string(), "{declined}");
+    assert_eq!(intent["client_secret"], Value::Null, "{declined}");
+    let form = "amount=500&currency=usd&metadata[ref]=pi_1NotAnObjectHere&description=order_7";
+    let (status, created) = post_form(&broker, &key.token, "/v1/payment_intents", form).await;
+    assert_eq!(
+        status, 200,
+        "metadata and free text are not objects: {created}"
+    );
+    assert!(created.get("client_secret").is_some() && created["client_secret"].is_null());
+    let (status, body) = broker
+        .issue_raw(
+            json!({"label": "temporal-ek", "vendor": "stripe", "daily_usd_cap": 0,
+            "allowed_endpoints": ["POST /v1/ephemeral_keys"], "expires_in": 60}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let token = body["token"].as_str().unwrap();
+    let (status, body) = post_form(&broker, token, "/v1/ephemeral_keys", "customer=cus_1X").await;
+    assert_eq!((status, code(&body)), (403, "endpoint_not_allowed"));
 }

@@ -62,4 +62,5 @@ on_both_backends! {
     attacks::index_keys_parsers_read_differently_are_refused,
     attacks::a_created_object_of_another_kind_claims_nothing,
     attacks::objects_named_in_any_money_parameter_are_checked,
+    attacks::client_secrets_never_leave_the_broker,
 }

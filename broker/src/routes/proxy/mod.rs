@@ -224,7 +224,9 @@ async fn check_object(
     key: &KeyRecord,
     id: &str,
 ) -> Result<(), ApiError> {
-    if key.allowed_objects.iter().any(|allowed| allowed == id) {
+    if key.allowed_objects.iter().any(|allowed| allowed == id)
+        || key.stripe_account.as_deref() == Some(id)
+    {
         return Ok(());
     }
     let owned = state

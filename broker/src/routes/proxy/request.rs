@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 use crate::form::FormParams;
 use crate::store::KeyRecord;
-use crate::stripe_api::{OBJECT_PARAMS, is_test_payment_method, is_unvalued, object_in_path};
+use crate::stripe_api::{
+    OBJECT_PARAMS, is_test_payment_method, is_unvalued, looks_like_id, object_in_path,
+};
 
 /// Longest idempotency key Stripe takes.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
@@ -220,9 +222,40 @@ fn is_form(headers: &HeaderMap) -> bool {
     })
 }
 
-/// The objects a request names: in its path, and in the parameters that name one.
+/// Parameters of free text, never an object: a value there may look like an id.
+const FREE_TEXT: [&str; 12] = [
+    "description",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_group",
+    "shipping",
+    "return_url",
+    "receipt_email",
+    "name",
+    "email",
+    "phone",
+    "address",
+    "reason",
+];
+
+/// Whether a parameter holds the caller's own text: `metadata[…]` at any depth, or free text.
+fn is_free_text(name: &str) -> bool {
+    let base = name.split('[').next().unwrap_or(name);
+    name.starts_with("metadata[") || name.contains("[metadata]") || FREE_TEXT.contains(&base)
+}
+
+/// The objects a request names: in its path, in the parameters that always
+/// name one, and any other parameter (metadata aside) whose value is shaped
+/// like a Stripe id: a confirmation token, an account, a card, a default
+/// payment method nested in settings are all objects too, and a list of
+/// every such parameter would always be missing the next one.
 pub fn named_objects<'a>(path: &'a str, params: &'a FormParams) -> Result<Vec<&'a str>, ApiError> {
     let mut named: Vec<&str> = object_in_path(path).into_iter().collect();
+    for (name, value) in params.pairs() {
+        if !is_free_text(name) && looks_like_id(value) && !is_test_payment_method(value) {
+            named.push(value);
+        }
+    }
     for name in OBJECT_PARAMS {
         match params.scalar(name) {
             Some(id) if name == "payment_method" && is_test_payment_method(id) => {}

@@ -35,9 +35,10 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// The answer for the client, with the client's own idempotency key put back.
+    /// The answer for the client, with the client's own idempotency key put
+    /// back and every `client_secret` blanked (see [`without_client_secrets`]).
     pub fn into_response_for(self, client_idempotency_key: Option<HeaderValue>) -> Response {
-        let mut response = Response::new(Body::from(self.body));
+        let mut response = Response::new(Body::from(without_client_secrets(self.body)));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();
         for (name, value) in &self.headers {
@@ -57,6 +58,46 @@ impl Upstream {
 impl IntoResponse for Upstream {
     fn into_response(self) -> Response {
         self.into_response_for(None)
+    }
+}
+
+/// The answer with every `client_secret` set to null.
+///
+/// A PaymentIntent's or SetupIntent's client secret lets anyone with the
+/// account's publishable key confirm it straight at Stripe: a declined
+/// PaymentIntent (its hold released) confirmed that way would move money no
+/// cap counts and no audit row records. A key holder never needs it: the
+/// broker is the only way its payments move.
+fn without_client_secrets(body: Bytes) -> Bytes {
+    fn blank(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                for (name, field) in fields.iter_mut() {
+                    if name == "client_secret" {
+                        *field = serde_json::Value::Null;
+                    } else {
+                        blank(field);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(blank),
+            _ => {}
+        }
+    }
+    const NAME: &[u8] = b"client_secret";
+    if !body.windows(NAME.len()).any(|w| w == NAME) {
+        return body;
+    }
+    match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(mut value) => {
+            blank(&mut value);
+            serde_json::to_vec(&value)
+                .map(Bytes::from)
+                .unwrap_or_default()
+        }
+        // Not JSON: nothing a client could parse a secret out of as a field;
+        // refuse to pass it on rather than guess.
+        Err(_) => Bytes::new(),
     }
 }
 
