@@ -70,7 +70,16 @@ pub fn test_policy() -> CheckoutPolicy {
     };
     CheckoutPolicy {
         charge: activity.clone(),
-        refund: activity,
+        refund: activity.clone(),
+        reconcile: ActivityPolicy {
+            retry: RetrySettings {
+                maximum_attempts: 0,
+                ..activity.retry
+            },
+            ..activity
+        },
+        // stripe-sim indexes at once unless a test says otherwise.
+        search_window: Duration::from_secs(3),
     }
 }
 

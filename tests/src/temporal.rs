@@ -44,7 +44,7 @@ fn start() -> DevServer {
     // is gone, so no server outlives the tests, however they end.
     let script = format!(
         "'{bin}' server start-dev --headless --ip 127.0.0.1 --port {port} --http-port {http_port} \
-         --metrics-port {metrics_port} --log-level error & server=$!; \
+         --metrics-port {metrics_port} --search-attribute OrderId=Keyword --log-level error & server=$!; \
          while kill -0 {test_pid} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 1; done; \
          kill $server 2>/dev/null; wait $server",
         bin = bin.display(),

@@ -25,7 +25,11 @@ pub(crate) async fn wait_for_step(
     .await;
 }
 
-async fn fulfil(handle: &keylease_tests::stack::CheckoutHandle, ok: bool, reason: Option<&str>) {
+pub(crate) async fn fulfil(
+    handle: &keylease_tests::stack::CheckoutHandle,
+    ok: bool,
+    reason: Option<&str>,
+) {
     let fulfilment = Fulfilment {
         ok,
         reason: reason.map(str::to_owned),
@@ -33,14 +37,14 @@ async fn fulfil(handle: &keylease_tests::stack::CheckoutHandle, ok: bool, reason
     handle
         .signal(
             CheckoutWorkflow::fulfilment,
-            fulfilment,
+            fulfilment.into(),
             WorkflowSignalOptions::default(),
         )
         .await
         .expect("signal");
 }
 
-async fn outcome(handle: &keylease_tests::stack::CheckoutHandle) -> CheckoutOutcome {
+pub(crate) async fn outcome(handle: &keylease_tests::stack::CheckoutHandle) -> CheckoutOutcome {
     handle
         .get_result(WorkflowGetResultOptions::default())
         .await

@@ -20,7 +20,7 @@ async fn crashed_attempt_key(stack: &Stack, workflow_id: &str, run_id: &str) -> 
             "daily_usd_cap": 10,
             "allowed_endpoints": ["POST /v1/payment_intents"],
             "expires_in": "1h",
-            "metadata": {"workflow_id": workflow_id, "run_id": run_id, "activity_id": "charge", "attempt": "1", "activity_type": "charge"},
+            "metadata": {"workflow_id": workflow_id, "run_id": run_id, "activity_id": "charge", "attempt": "1", "activity_type": "charge", "namespace": "default"},
         }))
         .send()
         .await
