@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::local::free_port;
 
-/// A running dev server.
+/// A running dev server, with the search attribute `OrderId` (Keyword) that checkouts set.
 #[derive(Debug)]
 pub struct DevServer {
     /// `127.0.0.1:port` of its frontend.
@@ -18,7 +18,7 @@ pub struct DevServer {
 }
 
 /// The Temporal CLI: `KEYLEASE_TEMPORAL_BIN`, else the project-local install.
-fn temporal_bin() -> PathBuf {
+pub fn temporal_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("KEYLEASE_TEMPORAL_BIN") {
         return PathBuf::from(path);
     }
