@@ -81,7 +81,7 @@ async fn follow(
         let id = id.to_owned();
         move |error| AttemptFailure::AfterCreate {
             payment_intent_id: id,
-            error,
+            error: Box::new(error),
         }
     };
     loop {

@@ -22,8 +22,8 @@ pub enum AttemptFailure {
     AfterCreate {
         /// The PaymentIntent created.
         payment_intent_id: String,
-        /// What failed.
-        error: ProxyError,
+        /// What failed (boxed: it is the largest variant by far).
+        error: Box<ProxyError>,
     },
     /// The PaymentIntent needs 3-D Secure; it was cancelled.
     AuthenticationRequired {
@@ -331,11 +331,11 @@ mod tests {
         }
         let after = AttemptFailure::AfterCreate {
             payment_intent_id: "pi_1".into(),
-            error: ProxyError::Broker {
+            error: Box::new(ProxyError::Broker {
                 status: 403,
                 code: "object_not_allowed".into(),
                 message: String::new(),
-            },
+            }),
         };
         row(after, "StripeUnavailable", true);
     }
