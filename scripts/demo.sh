@@ -58,8 +58,9 @@ wait_for_port() {
   exit 1
 }
 
+# Checkouts set the OrderId search attribute; a namespace without it stalls them before they charge.
 "$temporal" server start-dev --ip 127.0.0.1 --port "$temporal_port" --ui-port "$ui_port" \
-  --db-filename "$state/temporal.db" --log-level error >"$state/temporal.log" 2>&1 &
+  --db-filename "$state/temporal.db" --search-attribute OrderId=Keyword --log-level error >"$state/temporal.log" 2>&1 &
 pids+=($!)
 
 admin_token=$(python3 -c 'import secrets; print(secrets.token_hex(24))')

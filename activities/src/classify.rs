@@ -1,6 +1,6 @@
 //! The one place where a failed attempt becomes a Temporal retry decision.
 
-use keylease_workflows::contract::error_types;
+use keylease_workflows::contract::{NotSentDetails, error_types};
 use serde_json::json;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::ActivityError;
@@ -17,50 +17,134 @@ pub enum AttemptFailure {
     KeyIssue(BrokerError),
     /// The Stripe call through the proxy failed.
     Call(ProxyError),
+    /// A call made after Stripe answered the create (a poll, a cancel) failed:
+    /// whatever it was, the create was sent, so it is never "not sent".
+    AfterCreate {
+        /// The PaymentIntent created.
+        payment_intent_id: String,
+        /// What failed (boxed: it is the largest variant by far).
+        error: Box<ProxyError>,
+    },
+    /// The PaymentIntent needs 3-D Secure; it was cancelled.
+    AuthenticationRequired {
+        /// The cancelled PaymentIntent.
+        payment_intent_id: String,
+    },
+    /// The PaymentIntent ended without the money.
+    PaymentFailed {
+        /// The PaymentIntent.
+        payment_intent_id: String,
+        /// Its status.
+        status: String,
+    },
+    /// The PaymentIntent has not settled yet (`processing`, or another state on its way).
+    Unsettled {
+        /// The PaymentIntent.
+        payment_intent_id: String,
+        /// Its status.
+        status: String,
+    },
+    /// Stripe's search found nothing, and its indexing delay has not passed.
+    NotYetIndexed,
 }
 
 /// Maps an attempt's failure to Temporal's retry semantics.
 ///
+/// Failures in `NOT_SENT` (marked †) carry [`NotSentDetails`]: the attempt
+/// number, since on a retry an earlier attempt may have charged.
+///
 /// | outcome | Temporal |
 /// |---|---|
 /// | input refused before any key was issued | non-retryable `InvalidInput` |
-/// | broker 429 `cap_exhausted` | non-retryable `SpendCapExceeded` |
-/// | broker 403 `endpoint_not_allowed`, `currency_not_allowed`, `object_not_allowed`, `account_not_allowed` | non-retryable `KeyScopeViolation` |
-/// | broker 401 `key_expired`, `key_revoked`, `invalid_key` | retryable `KeyUnusable` (the next attempt gets a fresh key) |
+/// | broker 429 `cap_exhausted` | non-retryable `SpendCapExceeded` † |
+/// | broker 403 `endpoint_not_allowed`, `currency_not_allowed`, `object_not_allowed`, `account_not_allowed` | non-retryable `KeyScopeViolation` † |
+/// | broker 401 `key_expired`, `key_revoked`, `invalid_key` | retryable `KeyUnusable` † (the next attempt gets a fresh key) |
 /// | broker 502 `upstream_unavailable`, 504 `upstream_timeout`, other 5xx | retryable `StripeUnavailable` |
-/// | broker's other refusals (`invalid_request`, `invalid_path`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `request_timeout`) | non-retryable `BrokerRejected` |
-/// | key issue: connection error, timeout, 5xx | retryable `BrokerUnavailable` |
-/// | key issue: 4xx | non-retryable `BrokerRejected` |
+/// | broker's other refusals (`invalid_request`, `invalid_path`, `payload_too_large`, `unsupported_media_type`, `method_not_allowed`, `request_timeout`) | non-retryable `BrokerRejected` † |
+/// | key issue: connection error, timeout, 5xx | retryable `BrokerUnavailable` † |
+/// | key issue: 4xx | non-retryable `BrokerRejected` † |
 /// | Stripe 402 `card_error` | non-retryable `CardDeclined`, decline code in details |
 /// | Stripe 400 (`invalid_request_error`, `idempotency_error`) and other 4xx | non-retryable `StripeInvalidRequest` |
 /// | Stripe 409, 429, 5xx; no answer (timeout, connection error) | retryable `StripeUnavailable`; `Stripe-Should-Retry: false` makes it non-retryable; `Retry-After` sets the next delay |
-pub fn classify(failure: &AttemptFailure) -> ActivityError {
+/// | any failure of a call after Stripe answered the create | retryable `StripeUnavailable` |
+/// | `requires_action` (3-D Secure), PaymentIntent cancelled | non-retryable `AuthenticationRequired` |
+/// | PaymentIntent `requires_payment_method`, `canceled`, `requires_confirmation` | non-retryable `PaymentFailed` |
+/// | PaymentIntent still `processing` when the attempt ends | retryable `ChargeProcessing` |
+/// | search finds nothing within Stripe's indexing delay | retryable `NotYetIndexed` |
+pub fn classify(failure: &AttemptFailure, attempt: u32) -> ActivityError {
+    let not_sent = |type_name: &str, message: &str, retryable: bool| {
+        ActivityError::application(
+            ApplicationFailure::builder(message.to_owned())
+                .type_name(type_name.to_owned())
+                .non_retryable(!retryable)
+                .details(NotSentDetails { attempt })
+                .build(),
+        )
+    };
     match failure {
         AttemptFailure::InvalidInput(why) => fail(error_types::INVALID_INPUT, why, false),
-        AttemptFailure::KeyIssue(BrokerError::Unavailable(why)) => fail(
+        AttemptFailure::KeyIssue(BrokerError::Unavailable(why)) => not_sent(
             error_types::BROKER_UNAVAILABLE,
             &format!("key issue failed: {why}"),
             true,
         ),
         AttemptFailure::KeyIssue(err @ BrokerError::Rejected { .. }) => {
-            fail(error_types::BROKER_REJECTED, &err.to_string(), false)
+            not_sent(error_types::BROKER_REJECTED, &err.to_string(), false)
         }
         AttemptFailure::Call(err @ ProxyError::Broker { status, code, .. }) => {
             let message = err.to_string();
             match (*status, code.as_str()) {
-                (429, "cap_exhausted") => fail(error_types::SPEND_CAP_EXCEEDED, &message, false),
+                (429, "cap_exhausted") => {
+                    not_sent(error_types::SPEND_CAP_EXCEEDED, &message, false)
+                }
                 (
                     403,
                     "endpoint_not_allowed"
                     | "currency_not_allowed"
                     | "object_not_allowed"
                     | "account_not_allowed",
-                ) => fail(error_types::KEY_SCOPE_VIOLATION, &message, false),
-                (401, _) => fail(error_types::KEY_UNUSABLE, &message, true),
+                ) => not_sent(error_types::KEY_SCOPE_VIOLATION, &message, false),
+                (401, _) => not_sent(error_types::KEY_UNUSABLE, &message, true),
                 (500.., _) => fail(error_types::STRIPE_UNAVAILABLE, &message, true),
-                _ => fail(error_types::BROKER_REJECTED, &message, false),
+                _ => not_sent(error_types::BROKER_REJECTED, &message, false),
             }
         }
+        AttemptFailure::AfterCreate {
+            payment_intent_id,
+            error,
+        } => fail(
+            error_types::STRIPE_UNAVAILABLE,
+            &format!("{payment_intent_id} was created, then: {error}"),
+            true,
+        ),
+        AttemptFailure::AuthenticationRequired { payment_intent_id } => fail(
+            error_types::AUTHENTICATION_REQUIRED,
+            &format!(
+                "{payment_intent_id} needs 3-D Secure, which nobody can complete for an agent; it was cancelled and nothing was charged"
+            ),
+            false,
+        ),
+        AttemptFailure::PaymentFailed {
+            payment_intent_id,
+            status,
+        } => fail(
+            error_types::PAYMENT_FAILED,
+            &format!("{payment_intent_id} is {status}: nothing was charged"),
+            false,
+        ),
+        AttemptFailure::Unsettled {
+            payment_intent_id,
+            status,
+        } => fail(
+            error_types::CHARGE_PROCESSING,
+            &format!("{payment_intent_id} is still {status}"),
+            true,
+        ),
+        AttemptFailure::NotYetIndexed => fail(
+            error_types::NOT_YET_INDEXED,
+            "Stripe's search finds no PaymentIntent of this checkout yet",
+            true,
+        ),
         AttemptFailure::Call(
             err @ ProxyError::Stripe {
                 status,
@@ -123,7 +207,7 @@ mod tests {
 
     /// Type name, retryability and next delay of a classified failure.
     fn verdict(failure: AttemptFailure) -> (String, bool, Option<Duration>) {
-        match classify(&failure) {
+        match classify(&failure, 1) {
             ActivityError::Application(app) => (
                 app.type_name().unwrap_or_default().to_owned(),
                 !app.is_non_retryable(),
@@ -227,6 +311,61 @@ mod tests {
             message: "label".into(),
         };
         row(AttemptFailure::KeyIssue(rejected), "BrokerRejected", false);
+    }
+
+    #[test]
+    fn refusals_before_forwarding_carry_the_attempt() {
+        // The details themselves are read by the workflow (an outgoing failure's
+        // details are not readable before they are encoded): see the e2e tests.
+        for failure in [
+            broker(429, "cap_exhausted"),
+            broker(403, "endpoint_not_allowed"),
+            broker(401, "key_expired"),
+            broker(422, "invalid_request"),
+        ] {
+            let (type_name, _, _) = verdict(failure);
+            assert!(
+                error_types::NOT_SENT.contains(&type_name.as_str()),
+                "{type_name}"
+            );
+        }
+        let after = AttemptFailure::AfterCreate {
+            payment_intent_id: "pi_1".into(),
+            error: Box::new(ProxyError::Broker {
+                status: 403,
+                code: "object_not_allowed".into(),
+                message: String::new(),
+            }),
+        };
+        row(after, "StripeUnavailable", true);
+    }
+
+    #[test]
+    fn payment_intent_states_map_to_their_types() {
+        row(
+            AttemptFailure::AuthenticationRequired {
+                payment_intent_id: "pi_1".into(),
+            },
+            "AuthenticationRequired",
+            false,
+        );
+        row(
+            AttemptFailure::PaymentFailed {
+                payment_intent_id: "pi_1".into(),
+                status: "canceled".into(),
+            },
+            "PaymentFailed",
+            false,
+        );
+        row(
+            AttemptFailure::Unsettled {
+                payment_intent_id: "pi_1".into(),
+                status: "processing".into(),
+            },
+            "ChargeProcessing",
+            true,
+        );
+        row(AttemptFailure::NotYetIndexed, "NotYetIndexed", true);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! however the attempt ends. The Stripe secret never reaches this crate.
 //!
 //! Modules:
-//! - [`payments`]: [`PaymentActivities`], the `charge` and `refund` activities.
+//! - [`payments`]: [`PaymentActivities`], the `charge`, `refund` and `reconcile` activities.
+//! - [`charge`]: one charge attempt, and what each PaymentIntent status means for it.
+//! - [`reconcile`]: one reconcile attempt, which looks a checkout's charge up in Stripe's search.
 //! - [`lease`]: [`lease::KeyLease`], one attempt's key and its revocation.
 //! - [`scope`]: key labels, TTLs and Stripe idempotency keys.
 //! - [`classify`]: the one mapping from failures to Temporal retry semantics.
@@ -16,10 +18,12 @@
 //! - [`broker_client`], [`stripe_client`]: the HTTP clients of the broker and of Stripe via the proxy.
 
 pub mod broker_client;
+pub mod charge;
 pub mod classify;
 pub mod lease;
 pub mod metrics;
 pub mod payments;
+pub mod reconcile;
 pub mod scope;
 pub mod stripe_client;
 pub mod validate;

@@ -1,5 +1,6 @@
-//! Activities `charge` and `refund`: each attempt issues its own key, calls
-//! Stripe through the proxy with it, and revokes it however the attempt ends.
+//! Activities `charge`, `refund` and `reconcile`: each attempt issues its own
+//! key, calls Stripe through the proxy with it, and revokes it however the
+//! attempt ends.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -7,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use keylease_workflows::contract::{
-    ChargeInput, ChargeOutput, RefundInput, RefundOutput, SCHEDULE_TO_CLOSE_HEADER,
+    ChargeInput, ChargeOutput, ReconcileInput, ReconcileOutput, RefundInput, RefundOutput,
+    SCHEDULE_TO_CLOSE_HEADER,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -34,10 +36,10 @@ const METADATA_VALUE_LIMIT: usize = 500;
 #[derive(Debug)]
 pub struct PaymentActivities {
     broker: BrokerClient,
-    stripe: StripeClient,
-    max_ttl: Duration,
+    pub(crate) stripe: StripeClient,
+    pub(crate) max_ttl: Duration,
     revoke_budget: Duration,
-    metrics: Arc<ActivityMetrics>,
+    pub(crate) metrics: Arc<ActivityMetrics>,
 }
 
 impl PaymentActivities {
@@ -65,16 +67,16 @@ impl PaymentActivities {
 }
 
 /// Who is asking: the attempt's identity, as labels, metadata and idempotency keys need it.
-struct Attempt {
-    workflow_id: String,
-    activity_id: String,
-    attempt: u32,
+pub(crate) struct Attempt {
+    pub(crate) workflow_id: String,
+    pub(crate) activity_id: String,
+    pub(crate) attempt: u32,
     ttl_seconds: u64,
     metadata: BTreeMap<String, String>,
 }
 
 impl Attempt {
-    fn of(
+    pub(crate) fn of(
         ctx: &ActivityContext,
         input_schedule_to_close_ms: Option<u64>,
         max_ttl: Duration,
@@ -107,6 +109,8 @@ impl Attempt {
             ),
             ("attempt".to_owned(), info.attempt.to_string()),
             ("activity_type".to_owned(), info.activity_type.clone()),
+            // `keys sweep` judges only keys of the namespace it runs against.
+            ("namespace".to_owned(), info.namespace.clone()),
         ]);
         // Exact ids for `keys sweep` (a label is percent-encoded and ambiguous),
         // within the broker's 500-character limit on metadata values.
@@ -127,7 +131,7 @@ impl Attempt {
         }
     }
 
-    fn key_request(
+    pub(crate) fn key_request(
         &self,
         daily_usd_cap: f64,
         allowed_endpoints: &[&str],
@@ -155,12 +159,42 @@ fn header_millis(ctx: &ActivityContext) -> Option<u64> {
     }
 }
 
-/// Heartbeats until the activity is cancelled, then returns.
-async fn until_cancelled(ctx: &ActivityContext) {
+/// Runs `call` to its end, heartbeating meanwhile. A cancellation (of the
+/// activity, or of the worker at shutdown) does not drop it: a request may
+/// already be at Stripe, which carries it out whether or not anyone still
+/// listens, and dropping it would leave its outcome unknown. The attempt's
+/// deadline bounds it; after that the next attempt sends the same request
+/// with the same idempotency key, and Stripe replays what it did.
+async fn finish<T>(
+    ctx: &ActivityContext,
+    call: impl Future<Output = Result<T, AttemptFailure>>,
+) -> Result<T, AttemptFailure> {
+    let remaining = ctx
+        .info()
+        .deadline
+        .map(|d| d.duration_since(SystemTime::now()).unwrap_or_default());
+    let bounded = async {
+        match remaining {
+            Some(remaining) => tokio::time::timeout(remaining, call)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(AttemptFailure::Call(ProxyError::Transport {
+                        message: "the attempt's deadline passed before the call ended".to_owned(),
+                    }))
+                }),
+            None => call.await,
+        }
+    };
+    tokio::pin!(bounded);
     let mut beat = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut cancel_seen = false;
     loop {
         tokio::select! {
-            () = ctx.cancelled() => return,
+            result = &mut bounded => return result,
+            () = ctx.cancelled(), if !cancel_seen => {
+                cancel_seen = true;
+                tracing::info!("cancellation requested: finishing the call already made, within the attempt's deadline");
+            }
             _ = beat.tick() => {
                 if let Err(err) = ctx.record_heartbeat(()).await {
                     tracing::debug!(error = %err, "heartbeat not recorded");
@@ -171,9 +205,9 @@ async fn until_cancelled(ctx: &ActivityContext) {
 }
 
 impl PaymentActivities {
-    /// Issues a key for `request`, runs `call` with its token unless the
-    /// activity is cancelled first, and revokes the key either way.
-    async fn with_key<T, F, Fut>(
+    /// Issues a key for `request`, runs `call` with its token to its end
+    /// (see [`finish`]), and revokes the key however the call ended.
+    pub(crate) async fn with_key<T, F, Fut>(
         &self,
         ctx: &ActivityContext,
         request: KeyRequest,
@@ -181,9 +215,10 @@ impl PaymentActivities {
     ) -> Result<(T, String), ActivityError>
     where
         F: FnOnce(SecretString) -> Fut,
-        Fut: Future<Output = Result<T, ProxyError>>,
+        Fut: Future<Output = Result<T, AttemptFailure>>,
     {
         let info = ctx.info();
+        let attempt_number = info.attempt;
         // Every line of the attempt carries who it is for, and its key once issued.
         let span = tracing::info_span!(
             "attempt",
@@ -201,36 +236,23 @@ impl PaymentActivities {
                 self.revoke_budget,
             )
             .await
-            .map_err(|err| classify(&AttemptFailure::KeyIssue(err)))?;
+            .map_err(|err| classify(&AttemptFailure::KeyIssue(err), attempt_number))?;
             let key_id = lease.id().to_owned();
             let current = tracing::Span::current();
             current.record("key_id", key_id.as_str());
             current.record("label", lease.label());
             tracing::info!(ttl_seconds = lease.ttl().num_seconds(), "key issued");
-            let outcome = tokio::select! {
-                result = call(lease.token().clone()) => result.map_err(|err| {
-                    tracing::warn!(error = %err, "stripe call failed");
-                    classify(&AttemptFailure::Call(err))
-                }),
-                () = until_cancelled(ctx) => {
-                    tracing::info!("activity cancelled");
-                    Err(ActivityError::cancelled())
-                }
-            };
+            let outcome = finish(ctx, call(lease.token().clone()))
+                .await
+                .map_err(|failure| {
+                    tracing::warn!(failure = ?failure, "attempt failed");
+                    classify(&failure, attempt_number)
+                });
             lease.revoke().await;
             outcome.map(|value| (value, key_id))
         };
         attempt.instrument(span).await
     }
-}
-
-/// The fields of a PaymentIntent the activity returns.
-#[derive(Debug, Deserialize)]
-struct PaymentIntent {
-    id: String,
-    status: String,
-    amount: i64,
-    currency: String,
 }
 
 /// The fields of a Refund the activity returns.
@@ -246,8 +268,9 @@ struct Refund {
 // it generates for the method, which cannot carry docs of its own.
 #[activities]
 impl PaymentActivities {
-    /// Creates and confirms a PaymentIntent with a key that may create and read
-    /// PaymentIntents and move this charge's money, nothing more.
+    /// Creates and confirms a PaymentIntent with a key that may create, read
+    /// and cancel PaymentIntents and move this charge's money, nothing more;
+    /// follows it until it holds the money or never will (see [`crate::charge`]).
     #[allow(missing_docs)]
     #[activity(name = "charge")]
     pub async fn charge(
@@ -272,55 +295,30 @@ impl PaymentActivities {
         self.metrics.record_outcome("refund", &result);
         result
     }
+
+    /// Looks up, with a read-only key, what a checkout's charge did at Stripe
+    /// (see [`crate::reconcile`]).
+    #[allow(missing_docs)]
+    #[activity(name = "reconcile")]
+    pub async fn reconcile(
+        self: Arc<Self>,
+        ctx: ActivityContext,
+        input: ReconcileInput,
+    ) -> Result<ReconcileOutput, ActivityError> {
+        let result = self.reconcile_attempt(&ctx, input).await;
+        self.metrics.record_outcome("reconcile", &result);
+        result
+    }
 }
 
 impl PaymentActivities {
-    async fn charge_attempt(
-        &self,
-        ctx: &ActivityContext,
-        input: ChargeInput,
-    ) -> Result<ChargeOutput, ActivityError> {
-        let charge =
-            validate::charge(&input).map_err(|why| classify(&AttemptFailure::InvalidInput(why)))?;
-        let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
-        // The customer charged is the one object the key may name that it does not create.
-        let request = attempt.key_request(
-            charge.cap_usd,
-            &["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
-            input.customer.iter().cloned().collect(),
-        );
-        let form = charge.form(&attempt.workflow_id);
-        let key = idempotency_key(
-            "charge",
-            &attempt.workflow_id,
-            &attempt.activity_id,
-            &input.order_id,
-        );
-        let stripe = self.stripe.clone();
-        let (intent, key_id): (PaymentIntent, String) = self
-            .with_key(ctx, request, |token| async move {
-                stripe
-                    .post_form(&token, "/v1/payment_intents", &form, &key)
-                    .await
-            })
-            .await?;
-        tracing::info!(payment_intent_id = %intent.id, status = %intent.status, key_id = %key_id, "charged");
-        Ok(ChargeOutput {
-            payment_intent_id: intent.id,
-            status: intent.status,
-            amount: intent.amount,
-            currency: intent.currency,
-            key_id,
-            attempt: attempt.attempt,
-        })
-    }
-
     async fn refund_attempt(
         &self,
         ctx: &ActivityContext,
         input: RefundInput,
     ) -> Result<RefundOutput, ActivityError> {
-        validate::refund(&input).map_err(|why| classify(&AttemptFailure::InvalidInput(why)))?;
+        validate::refund(&input)
+            .map_err(|why| classify(&AttemptFailure::InvalidInput(why), ctx.info().attempt))?;
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
         // Refunds move money back, never out: no spend is needed. The key
         // reaches the one PaymentIntent it refunds, nothing else.
@@ -330,8 +328,10 @@ impl PaymentActivities {
             vec![input.payment_intent_id.clone()],
         );
         let form = validate::refund_form(&input, &attempt.workflow_id);
+        // The PaymentIntent id is unique per charge: no checkout id is needed.
         let key = idempotency_key(
             "refund",
+            None,
             &attempt.workflow_id,
             &attempt.activity_id,
             &format!("{}:{}", input.order_id, input.payment_intent_id),
@@ -339,7 +339,10 @@ impl PaymentActivities {
         let stripe = self.stripe.clone();
         let (refund, key_id): (Refund, String) = self
             .with_key(ctx, request, |token| async move {
-                stripe.post_form(&token, "/v1/refunds", &form, &key).await
+                stripe
+                    .post_form(&token, "/v1/refunds", &form, &key)
+                    .await
+                    .map_err(AttemptFailure::Call)
             })
             .await?;
         tracing::info!(refund_id = %refund.id, payment_intent_id = %refund.payment_intent, key_id = %key_id, "refunded");

@@ -88,22 +88,66 @@ pub fn key_ttl(
     }
 }
 
+/// Bytes an `Idempotency-Key` cannot carry as they are: the broker takes
+/// printable ASCII without spaces, and a control character would make the
+/// header invalid. `%` is not among them, so that keys issued before this
+/// encoding existed (all printable) come out exactly as they did.
+const OUTSIDE_HEADER: &AsciiSet = &CONTROLS.add(b' ');
+
+/// In a per-checkout key, `%` and `:` are encoded too, so that the parts read one way.
+const OUTSIDE_KEY_PART: &AsciiSet = &OUTSIDE_HEADER.add(b'%').add(b':');
+
 /// The Stripe `Idempotency-Key` of an activity's request: the same on every
-/// attempt and every run of the workflow (no run id: a reset must not charge
-/// again), different per activity and order. Hashed when past 255 characters.
+/// attempt, different per activity and order, and always printable ASCII
+/// (anything else percent-encoded; hashed past 255 characters).
+///
+/// With a `checkout_id` (the checkout workflow's first-execution run id) it
+/// is also different per checkout: a new checkout that reuses a workflow id
+/// never gets an earlier checkout's PaymentIntent back, while a reset or
+/// continue-as-new of the same checkout keeps the key and cannot charge
+/// twice. Without one (callers that predate it), the key is what it always was.
 pub fn idempotency_key(
     activity_type: &str,
+    checkout_id: Option<&str>,
     workflow_id: &str,
     activity_id: &str,
     order_id: &str,
 ) -> String {
-    let key = format!("keylease:{activity_type}:{workflow_id}:{activity_id}:{order_id}");
+    let key = match checkout_id {
+        Some(checkout) => {
+            let part = |text: &str| utf8_percent_encode(text, OUTSIDE_KEY_PART).to_string();
+            format!(
+                "keylease:{activity_type}:c:{}:{}:{}:{}",
+                part(checkout),
+                part(workflow_id),
+                part(activity_id),
+                part(order_id)
+            )
+        }
+        None => {
+            let raw = format!("keylease:{activity_type}:{workflow_id}:{activity_id}:{order_id}");
+            utf8_percent_encode(&raw, OUTSIDE_HEADER).to_string()
+        }
+    };
     if key.len() <= MAX_IDEMPOTENCY_KEY {
         return key;
     }
     format!(
         "keylease:{activity_type}:sha256:{}",
         hex::encode(Sha256::digest(key.as_bytes()))
+    )
+}
+
+/// A key for a further request of the same attempt (e.g. `cancel`),
+/// derived from the attempt's key: stable, and still within 255 characters.
+pub fn derived_key(key: &str, suffix: &str) -> String {
+    let derived = format!("{key}:{suffix}");
+    if derived.len() <= MAX_IDEMPOTENCY_KEY {
+        return derived;
+    }
+    format!(
+        "keylease:{suffix}:sha256:{}",
+        hex::encode(Sha256::digest(derived.as_bytes()))
     )
 }
 
@@ -165,18 +209,50 @@ mod tests {
     #[test]
     fn idempotency_keys_are_stable_and_bounded() {
         assert_eq!(
-            idempotency_key("charge", "wf", "charge", "o1"),
-            "keylease:charge:wf:charge:o1"
+            idempotency_key("charge", None, "wf", "charge", "o1"),
+            "keylease:charge:wf:charge:o1",
+            "the key of callers without a checkout id is unchanged"
         );
         assert_ne!(
-            idempotency_key("charge", "wf", "charge", "o1"),
-            idempotency_key("refund", "wf", "refund", "o1")
+            idempotency_key("charge", None, "wf", "charge", "o1"),
+            idempotency_key("refund", None, "wf", "refund", "o1")
         );
-        let long = idempotency_key("charge", &"w".repeat(300), "charge", "o1");
+        let long = idempotency_key("charge", None, &"w".repeat(300), "charge", "o1");
         assert!(long.len() <= 255 && long.starts_with("keylease:charge:sha256:"));
         assert_eq!(
             long,
-            idempotency_key("charge", &"w".repeat(300), "charge", "o1")
+            idempotency_key("charge", None, &"w".repeat(300), "charge", "o1")
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_differ_per_checkout() {
+        let first = idempotency_key("charge", Some("run-1"), "wf", "charge", "o1");
+        assert_eq!(first, "keylease:charge:c:run-1:wf:charge:o1");
+        assert_ne!(
+            first,
+            idempotency_key("charge", Some("run-2"), "wf", "charge", "o1")
+        );
+        assert_ne!(
+            idempotency_key("charge", Some("r"), "a:b", "charge", "c"),
+            idempotency_key("charge", Some("r"), "a", "charge", "b:c"),
+            "parts cannot run into each other"
+        );
+    }
+
+    #[test]
+    fn idempotency_keys_are_printable_ascii() {
+        for id in ["ordé-1", "订单-7", "tab\there", "sp ace", "50%:off"] {
+            for checkout in [None, Some("run-1")] {
+                let key = idempotency_key("charge", checkout, id, "charge", id);
+                assert!(key.bytes().all(|b| b.is_ascii_graphic()), "{key:?}");
+                assert_eq!(key, idempotency_key("charge", checkout, id, "charge", id));
+            }
+        }
+        assert_ne!(
+            idempotency_key("charge", Some("r"), "wf", "charge", "a\tb"),
+            idempotency_key("charge", Some("r"), "wf", "charge", "a%09b"),
+            "an encoded id and its encoding differ"
         );
     }
 }

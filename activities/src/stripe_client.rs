@@ -105,16 +105,41 @@ impl StripeClient {
             .send()
             .await
             .map_err(transport)?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport)?;
-        if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|err| ProxyError::Transport {
-                message: format!("unreadable Stripe object: {err}"),
-            });
-        }
-        Err(error_of(status.as_u16(), &headers, &body))
+        read(response).await
     }
+
+    /// A GET with query parameters, answered by a Stripe object.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        token: &SecretString,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ProxyError> {
+        let url = crate::broker_client::url_below(&self.proxy_base, path);
+        let response = self
+            .http
+            .get(url)
+            .query(query)
+            .bearer_auth(token.expose_secret())
+            .header("Stripe-Version", STRIPE_API_VERSION)
+            .send()
+            .await
+            .map_err(transport)?;
+        read(response).await
+    }
+}
+
+/// The Stripe object of a 2xx answer, or the error of any other.
+async fn read<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, ProxyError> {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await.map_err(transport)?;
+    if status.is_success() {
+        return serde_json::from_slice(&body).map_err(|err| ProxyError::Transport {
+            message: format!("unreadable Stripe object: {err}"),
+        });
+    }
+    Err(error_of(status.as_u16(), &headers, &body))
 }
 
 fn transport(err: reqwest::Error) -> ProxyError {

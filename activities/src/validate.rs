@@ -4,10 +4,10 @@ use keylease_workflows::contract::{CaptureMode, ChargeInput, RefundInput};
 
 /// Largest amount Stripe takes, in minor units.
 const MAX_AMOUNT: i64 = 99_999_999;
-/// Stripe allows 50 metadata pairs; two are ours.
-const MAX_METADATA_PAIRS: usize = 48;
+/// Stripe allows 50 metadata pairs; three are ours.
+const MAX_METADATA_PAIRS: usize = 47;
 /// Metadata keys Keylease sets itself.
-const RESERVED_METADATA: [&str; 2] = ["order_id", "workflow_id"];
+const RESERVED_METADATA: [&str; 3] = ["order_id", "workflow_id", "checkout_id"];
 
 /// A charge that passed validation.
 #[derive(Debug, Clone)]
@@ -34,6 +34,11 @@ fn check_amount(amount: i64) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether `id` is in Stripe's id alphabet: 1-255 of `[A-Za-z0-9_]`.
+fn is_stripe_id(id: &str) -> bool {
+    (1..=255).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Checks a charge and settles its spend cap.
 pub fn charge(input: &ChargeInput) -> Result<ValidCharge, String> {
     check_id("order_id", &input.order_id)?;
@@ -41,8 +46,22 @@ pub fn charge(input: &ChargeInput) -> Result<ValidCharge, String> {
     if input.currency.len() != 3 || !input.currency.bytes().all(|b| b.is_ascii_lowercase()) {
         return Err("currency must be a lowercase ISO 4217 code, e.g. usd".to_owned());
     }
-    if input.payment_method.is_empty() || input.payment_method.chars().any(char::is_whitespace) {
-        return Err("payment_method must be a Stripe PaymentMethod id".to_owned());
+    // The key is issued naming these objects; the broker takes only Stripe's id alphabet.
+    if !is_stripe_id(&input.payment_method) {
+        return Err("payment_method must be a Stripe PaymentMethod id ([A-Za-z0-9_])".to_owned());
+    }
+    if input.customer.as_deref().is_some_and(|c| !is_stripe_id(c)) {
+        return Err("customer must be a Stripe Customer id ([A-Za-z0-9_])".to_owned());
+    }
+    if let Some(checkout_id) = &input.checkout_id {
+        let fits = !checkout_id.is_empty()
+            && checkout_id.len() <= 100
+            && checkout_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !fits {
+            return Err("checkout_id must be 1-100 letters, digits, '-' or '_'".to_owned());
+        }
     }
     if input.metadata.len() > MAX_METADATA_PAIRS {
         return Err(format!("metadata holds at most {MAX_METADATA_PAIRS} pairs"));
@@ -109,6 +128,13 @@ impl ValidCharge {
             ("metadata[order_id]".to_owned(), input.order_id.clone()),
             ("metadata[workflow_id]".to_owned(), workflow_id.to_owned()),
         ];
+        // What `reconcile` searches by when the charge's outcome is unknown.
+        form.extend(
+            input
+                .checkout_id
+                .iter()
+                .map(|c| ("metadata[checkout_id]".to_owned(), c.clone())),
+        );
         if let Some(customer) = &input.customer {
             // A saved customer's card is charged with nobody present to authenticate.
             form.push(("customer".to_owned(), customer.clone()));
@@ -180,6 +206,7 @@ mod tests {
             max_spend_usd: None,
             capture: CaptureMode::Automatic,
             schedule_to_close_ms: None,
+            checkout_id: None,
         }
     }
 

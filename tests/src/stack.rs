@@ -70,7 +70,16 @@ pub fn test_policy() -> CheckoutPolicy {
     };
     CheckoutPolicy {
         charge: activity.clone(),
-        refund: activity,
+        refund: activity.clone(),
+        reconcile: ActivityPolicy {
+            retry: RetrySettings {
+                maximum_attempts: 0,
+                ..activity.retry
+            },
+            ..activity
+        },
+        // stripe-sim indexes at once unless a test says otherwise.
+        search_window: Duration::from_secs(3),
     }
 }
 
@@ -217,6 +226,34 @@ impl Stack {
             .await
             .expect("sim json");
         body["data"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// `POST` to stripe-sim's control API (`/_sim/config`, `/_sim/payment_intents/{id}/settle`).
+    pub async fn sim_control(&self, path: &str, body: Value) -> Value {
+        self.http
+            .post(format!("http://{}{path}", self.sim))
+            .json(&body)
+            .send()
+            .await
+            .expect("sim control")
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
+
+    /// Runs the Temporal CLI against the dev server; returns its exit status and output.
+    pub fn temporal_cli(&self, args: &[&str]) -> (bool, String) {
+        let output = std::process::Command::new(crate::temporal::temporal_bin())
+            .args(args)
+            .args(["--address", &self.temporal.address])
+            .output()
+            .expect("run the Temporal CLI");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
     }
 
     /// Stages a stripe-sim fault.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::local::free_port;
 
-/// A running dev server.
+/// A running dev server, with the search attribute `OrderId` (Keyword) that checkouts set.
 #[derive(Debug)]
 pub struct DevServer {
     /// `127.0.0.1:port` of its frontend.
@@ -18,7 +18,7 @@ pub struct DevServer {
 }
 
 /// The Temporal CLI: `KEYLEASE_TEMPORAL_BIN`, else the project-local install.
-fn temporal_bin() -> PathBuf {
+pub fn temporal_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("KEYLEASE_TEMPORAL_BIN") {
         return PathBuf::from(path);
     }
@@ -44,7 +44,7 @@ fn start() -> DevServer {
     // is gone, so no server outlives the tests, however they end.
     let script = format!(
         "'{bin}' server start-dev --headless --ip 127.0.0.1 --port {port} --http-port {http_port} \
-         --metrics-port {metrics_port} --log-level error & server=$!; \
+         --metrics-port {metrics_port} --search-attribute OrderId=Keyword --log-level error & server=$!; \
          while kill -0 {test_pid} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 1; done; \
          kill $server 2>/dev/null; wait $server",
         bin = bin.display(),

@@ -15,4 +15,7 @@ pub enum WorkerError {
     /// The worker failed while running.
     #[error("worker: {0}")]
     Run(String),
+    /// A checkout refused what was asked of it, and why.
+    #[error("refused: {0}")]
+    Refused(String),
 }

@@ -26,7 +26,9 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Run(config) => keylease_worker::run_worker(*config, shutdown_signal()).await,
             Command::Checkout(args) => checkout(*args).await,
-            Command::Fulfil(args) => keylease_worker::start::fulfil(args).await,
+            Command::Fulfil(args) => keylease_worker::start::fulfil(args)
+                .await
+                .map(|receipt| println!("{receipt}")),
             Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
             Command::Keys(KeysCommand::Sweep(args)) => sweep(&args).await,
         }

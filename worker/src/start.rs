@@ -1,8 +1,15 @@
-//! `keylease-worker checkout` and `fulfil`: start a checkout and signal it.
+//! `keylease-worker checkout` and `fulfil`: start a checkout, and tell it
+//! whether its order was fulfilled.
 
 use clap::Args;
-use keylease_workflows::{CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment};
-use temporalio_client::{WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions};
+use keylease_workflows::{
+    CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment, FulfilmentRequest,
+};
+use temporalio_client::errors::{WorkflowInteractionError, WorkflowUpdateError};
+use temporalio_client::{
+    Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowExecutionStatus,
+    WorkflowGetResultOptions, WorkflowStartOptions,
+};
 
 use crate::config::TemporalArgs;
 use crate::connect::temporal_client;
@@ -67,6 +74,66 @@ pub struct FulfilArgs {
     pub reason: Option<String>,
 }
 
+/// How the latest checkout under `workflow_id` ended, if it has.
+async fn ended(
+    client: &Client,
+    workflow_id: &str,
+) -> Result<Option<(WorkflowExecutionStatus, Option<CheckoutOutcome>)>, WorkerError> {
+    let handle = client.get_workflow_handle::<CheckoutWorkflow>(workflow_id.to_owned());
+    let status = match handle.describe(WorkflowDescribeOptions::default()).await {
+        Ok(description) => description.status(),
+        Err(WorkflowInteractionError::NotFound(_)) => return Ok(None),
+        Err(err) => {
+            return Err(WorkerError::Temporal(format!(
+                "cannot describe {workflow_id}: {err}"
+            )));
+        }
+    };
+    match status {
+        WorkflowExecutionStatus::Running | WorkflowExecutionStatus::Unspecified => Ok(None),
+        WorkflowExecutionStatus::Completed => {
+            let outcome = handle
+                .get_result(WorkflowGetResultOptions::default())
+                .await
+                .map_err(|err| {
+                    WorkerError::Temporal(format!(
+                        "cannot read the outcome of {workflow_id}: {err}"
+                    ))
+                })?;
+            Ok(Some((status, Some(outcome))))
+        }
+        _ => Ok(Some((status, None))),
+    }
+}
+
+/// Refuses a workflow id whose last checkout may have taken money: a new
+/// checkout under it would charge the order again. Only a checkout that
+/// failed with nothing charged may be tried again under its id (a new card
+/// after a decline); anything else needs a new id, on purpose.
+async fn refuse_reuse(client: &Client, workflow_id: &str) -> Result<(), WorkerError> {
+    let why = match ended(client, workflow_id).await? {
+        None | Some((_, Some(CheckoutOutcome::Failed { .. }))) => return Ok(()),
+        Some((_, Some(CheckoutOutcome::Completed { payment_intent_id }))) => {
+            format!("it completed, charged by {payment_intent_id}")
+        }
+        Some((
+            _,
+            Some(CheckoutOutcome::Compensated {
+                payment_intent_id,
+                refund_id,
+                ..
+            }),
+        )) => format!("it was compensated: {payment_intent_id} refunded by {refund_id}"),
+        Some((status, None)) => {
+            format!("it ended {status:?} and may have charged; check Stripe for its order first")
+        }
+    };
+    Err(WorkerError::Refused(format!(
+        "workflow id {workflow_id} belongs to an earlier checkout ({why}); \
+         pass --workflow-id to start a separate checkout"
+    )))
+}
+
 /// Starts a checkout; returns its workflow id.
 pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
     let policy = args.policy.load()?;
@@ -75,6 +142,7 @@ pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
         .workflow_id
         .clone()
         .unwrap_or_else(|| format!("checkout-{}", args.order_id));
+    refuse_reuse(&client, &workflow_id).await?;
     let input = CheckoutInput {
         order_id: args.order_id,
         amount: args.amount,
@@ -110,23 +178,45 @@ pub async fn outcome(
         .map_err(|err| WorkerError::Temporal(format!("{workflow_id} did not complete: {err}")))
 }
 
-/// Sends the `fulfilment` signal.
-pub async fn fulfil(args: FulfilArgs) -> Result<(), WorkerError> {
+/// Sends the `fulfil` Update; returns the checkout's receipt. A refusal (a
+/// malformed or second fulfilment, or one that comes after the outcome was
+/// decided) is [`WorkerError::Refused`] with the checkout's reason.
+pub async fn fulfil(args: FulfilArgs) -> Result<String, WorkerError> {
     let client = temporal_client(&args.temporal).await?;
-    let handle = client.get_workflow_handle::<CheckoutWorkflow>(args.workflow_id.clone());
-    let fulfilment = Fulfilment {
+    let workflow_id = args.workflow_id.clone();
+    let handle = client.get_workflow_handle::<CheckoutWorkflow>(workflow_id.clone());
+    let request = FulfilmentRequest::from(Fulfilment {
         ok: args.ok,
         reason: args.reason,
-    };
-    handle
-        .signal(
-            CheckoutWorkflow::fulfilment,
-            fulfilment,
-            WorkflowSignalOptions::default(),
+    });
+    let err = match handle
+        .execute_update(
+            CheckoutWorkflow::fulfil,
+            request,
+            WorkflowExecuteUpdateOptions::default(),
         )
         .await
-        .map_err(|err| {
-            WorkerError::Temporal(format!("cannot signal {}: {err}", args.workflow_id))
-        })?;
-    Ok(())
+    {
+        Ok(receipt) => return Ok(receipt),
+        Err(WorkflowUpdateError::Failed(failure)) => {
+            return Err(WorkerError::Refused(format!(
+                "{workflow_id}: {}",
+                failure.message
+            )));
+        }
+        Err(err) => err,
+    };
+    // A checkout that has ended takes no Update: say how it ended instead.
+    match ended(&client, &workflow_id).await {
+        Ok(Some((_, Some(outcome)))) => Err(WorkerError::Refused(format!(
+            "{workflow_id}: too late, the checkout already ended: {}",
+            serde_json::to_string(&outcome).unwrap_or_default()
+        ))),
+        Ok(Some((status, None))) => Err(WorkerError::Refused(format!(
+            "{workflow_id}: too late, the checkout already ended {status:?}"
+        ))),
+        _ => Err(WorkerError::Temporal(format!(
+            "cannot fulfil {workflow_id}: {err}"
+        ))),
+    }
 }

@@ -1,6 +1,11 @@
 //! `keylease-worker keys sweep`: find (and with `--apply`, revoke) active
 //! `temporal-*` keys whose workflow run is closed — keys a crashed worker
 //! never revoked, still live until their TTL.
+//!
+//! It judges only keys whose metadata names the namespace it runs against:
+//! a workflow of another namespace is "not found" in this one, and its live
+//! keys must not be revoked for that. Keys without a namespace (issued before
+//! the activities recorded it) are left to their TTL.
 
 use std::time::Duration;
 
@@ -57,6 +62,10 @@ async fn closed(
         // Not issued by Keylease's activities (or an id too long to record): leave it to its TTL.
         return Ok(None);
     };
+    if key.metadata.get("namespace").map(String::as_str) != Some(namespace) {
+        // Another namespace's (or of unknown namespace): not this sweep's to judge.
+        return Ok(None);
+    }
     let run_id = key
         .metadata
         .get("run_id")

@@ -1,20 +1,34 @@
 //! The checkout saga: charge, wait for fulfilment, refund when it fails.
+//!
+//! Changes to what the workflow does ship behind the SDK's patching API
+//! ([`WorkflowContext::patched`]): a run recorded before a change replays
+//! along the old path, so a deploy never breaks a checkout in flight.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ActivityExecutionError, ApplicationFailure, RetryState, SyncWorkflowContext, TimerResult,
-    WorkflowCancellationToken, WorkflowContext, WorkflowContextView, WorkflowResult,
-    WorkflowTermination,
+    SyncWorkflowContext, TimerResult, WorkflowCancellationToken, WorkflowContext,
+    WorkflowContextView, WorkflowResult,
 };
 
-use crate::contract::{
-    CaptureMode, Charge, ChargeInput, ChargeOutput, Refund, RefundInput, error_types,
-};
+use crate::charging;
+use crate::contract::{Refund, RefundInput, error_types};
+use crate::fulfilment::{Fulfilment, FulfilmentRequest};
 use crate::policy::CheckoutPolicy;
+use temporalio_sdk::ApplicationFailure;
+
+/// Patch: the checkout sets its `OrderId` search attribute first.
+pub const ORDER_ID_PATCH: &str = "order-id-search-attribute";
+
+/// The Keyword search attribute every checkout sets to its order id, so that
+/// `temporal workflow list --query 'OrderId="o-1"'` finds it. The namespace
+/// must have it registered, or the checkout's first task fails (before any
+/// money moves) until it is.
+pub const ORDER_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("OrderId");
 
 fn default_fulfilment_timeout() -> Duration {
     Duration::from_secs(3600)
@@ -44,16 +58,6 @@ pub struct CheckoutInput {
     /// How long to wait for the `fulfilment` signal before refunding (default 1h).
     #[serde(default = "default_fulfilment_timeout", with = "humantime_serde")]
     pub fulfilment_timeout: Duration,
-}
-
-/// Signal `fulfilment`: whether the order was fulfilled.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Fulfilment {
-    /// True when fulfilled; false refunds the charge.
-    pub ok: bool,
-    /// Why it failed.
-    #[serde(default)]
-    pub reason: Option<String>,
 }
 
 /// Result of workflow `checkout`.
@@ -90,6 +94,8 @@ pub enum CheckoutStep {
     /// Running `charge`.
     #[default]
     Charging,
+    /// The charge's outcome was unknown: running `reconcile`.
+    Reconciling,
     /// Charged; waiting for `fulfilment`.
     AwaitingFulfilment,
     /// Running `refund`.
@@ -111,13 +117,16 @@ pub struct CheckoutStatus {
     pub payment_intent_id: Option<String>,
     /// Set once refunded.
     pub refund_id: Option<String>,
+    /// Why the charge is being (or was) refunded.
+    #[serde(default)]
+    pub refund_reason: Option<String>,
 }
 
 /// Workflow type `checkout`.
 #[workflow]
 #[derive(Default)]
 pub struct CheckoutWorkflow {
-    status: CheckoutStatus,
+    pub(crate) status: CheckoutStatus,
     fulfilment: Option<Fulfilment>,
 }
 
@@ -125,6 +134,44 @@ pub struct CheckoutWorkflow {
 enum Decision {
     Fulfilled,
     Failed(String),
+}
+
+impl CheckoutWorkflow {
+    /// Why a fulfilment can no longer be taken, if it cannot.
+    fn refusal(&self) -> Option<String> {
+        let status = &self.status;
+        let payment_intent = status.payment_intent_id.as_deref().unwrap_or("-");
+        let reason = status.refund_reason.as_deref().unwrap_or("-");
+        match status.step {
+            _ if self.fulfilment.is_some() => Some(format!(
+                "a fulfilment was already received (ok: {})",
+                self.fulfilment.as_ref().is_some_and(|f| f.ok)
+            )),
+            CheckoutStep::Charging
+            | CheckoutStep::Reconciling
+            | CheckoutStep::AwaitingFulfilment => None,
+            CheckoutStep::Refunding => Some(format!(
+                "too late: the checkout is refunding {payment_intent} ({reason})"
+            )),
+            CheckoutStep::Compensated => Some(format!(
+                "too late: the checkout was compensated by refund {} of {payment_intent} ({reason})",
+                status.refund_id.as_deref().unwrap_or("-")
+            )),
+            CheckoutStep::Completed => Some("the checkout already completed".to_owned()),
+            CheckoutStep::Failed => {
+                Some("the charge failed: there is nothing to fulfil".to_owned())
+            }
+        }
+    }
+
+    /// The fulfilment in `request`, if it is well formed and still counts.
+    fn accept(&self, request: &FulfilmentRequest) -> Result<Fulfilment, String> {
+        let fulfilment = request.parse()?;
+        match self.refusal() {
+            Some(refusal) => Err(refusal),
+            None => Ok(fulfilment),
+        }
+    }
 }
 
 // Each `allow(missing_docs)` below is copied by the macro onto the constant
@@ -139,32 +186,46 @@ impl CheckoutWorkflow {
         input: CheckoutInput,
     ) -> WorkflowResult<CheckoutOutcome> {
         let policy = input.policy.clone().unwrap_or_default();
-        let charged = match Self::charge(ctx, &input, &policy).await? {
-            Ok(charged) => charged,
+        if ctx.patched(ORDER_ID_PATCH) {
+            ctx.upsert_search_attributes([ORDER_ID.value_set(input.order_id.clone())]);
+        }
+        let safe = ctx.patched(charging::SAFE_CHARGE_PATCH);
+        let charged = if safe {
+            charging::charge(ctx, &input, &policy).await?
+        } else {
+            charging::charge_v1(ctx, &input, &policy).await?
+        };
+        let payment_intent_id = match charged {
+            Ok(payment_intent_id) => payment_intent_id,
             Err(failed) => {
                 ctx.state_mut(|s| s.status.step = CheckoutStep::Failed);
                 return Ok(failed);
             }
         };
-        let payment_intent_id = charged.payment_intent_id;
         ctx.state_mut(|s| {
             s.status.step = CheckoutStep::AwaitingFulfilment;
             s.status.payment_intent_id = Some(payment_intent_id.clone());
         });
 
-        let decision = select! {
-            waited = ctx.wait_condition(|s| s.fulfilment.is_some()) => match waited {
-                Ok(()) => match ctx.state(|s| s.fulfilment.clone()) {
-                    Some(Fulfilment { ok: true, .. }) => Decision::Fulfilled,
-                    Some(Fulfilment { reason, .. }) => Decision::Failed(reason.unwrap_or_else(|| "fulfilment failed".to_owned())),
-                    None => Decision::Failed("fulfilment failed".to_owned()),
+        // A cancel that came during the charge waited for its outcome: refund now.
+        let cancelled_while_charging = safe && ctx.cancellation_token().is_cancelled();
+        let decision = if cancelled_while_charging {
+            Decision::Failed("workflow cancelled".to_owned())
+        } else {
+            select! {
+                waited = ctx.wait_condition(|s| s.fulfilment.is_some()) => match waited {
+                    Ok(()) => match ctx.state(|s| s.fulfilment.clone()) {
+                        Some(Fulfilment { ok: true, .. }) => Decision::Fulfilled,
+                        Some(Fulfilment { reason, .. }) => Decision::Failed(reason.unwrap_or_else(|| "fulfilment failed".to_owned())),
+                        None => Decision::Failed("fulfilment failed".to_owned()),
+                    },
+                    Err(_) => Decision::Failed("workflow cancelled".to_owned()),
                 },
-                Err(_) => Decision::Failed("workflow cancelled".to_owned()),
-            },
-            fired = ctx.timer(input.fulfilment_timeout) => match fired {
-                TimerResult::Cancelled => Decision::Failed("workflow cancelled".to_owned()),
-                _ => Decision::Failed("fulfilment timed out".to_owned()),
-            },
+                fired = ctx.timer(input.fulfilment_timeout) => match fired {
+                    TimerResult::Cancelled => Decision::Failed("workflow cancelled".to_owned()),
+                    _ => Decision::Failed("fulfilment timed out".to_owned()),
+                },
+            }
         };
         let reason = match decision {
             Decision::Fulfilled => {
@@ -174,7 +235,10 @@ impl CheckoutWorkflow {
             Decision::Failed(reason) => reason,
         };
 
-        ctx.state_mut(|s| s.status.step = CheckoutStep::Refunding);
+        ctx.state_mut(|s| {
+            s.status.step = CheckoutStep::Refunding;
+            s.status.refund_reason = Some(reason.clone());
+        });
         let refund = RefundInput {
             order_id: input.order_id.clone(),
             payment_intent_id: payment_intent_id.clone(),
@@ -209,58 +273,51 @@ impl CheckoutWorkflow {
         }
     }
 
-    /// Runs `charge`. `Ok(Err(outcome))` is a charge that failed for good;
-    /// a charge whose outcome is unknown (retries exhausted, timed out) fails
-    /// the workflow so that an operator reconciles it.
-    async fn charge(
-        ctx: &mut WorkflowContext<Self>,
-        input: &CheckoutInput,
-        policy: &CheckoutPolicy,
-    ) -> WorkflowResult<Result<ChargeOutput, CheckoutOutcome>> {
-        let charge = ChargeInput {
-            order_id: input.order_id.clone(),
-            amount: input.amount,
-            currency: input.currency.clone(),
-            payment_method: input.payment_method.clone(),
-            customer: input.customer.clone(),
-            description: None,
-            metadata: Default::default(),
-            max_spend_usd: input.max_spend_usd,
-            capture: CaptureMode::Automatic,
-            schedule_to_close_ms: None,
-        };
-        match ctx.execute_activity(Charge, charge, policy.charge.options("charge", None)).await {
-            Ok(charged) => Ok(Ok(charged)),
-            Err(ActivityExecutionError::Failed(failure)) if failure.retry_state() == RetryState::NonRetryableFailure => {
-                let (error_type, message) = match failure.cause() {
-                    Some(temporalio_common::error::IncomingError::Application(app)) => (
-                        app.type_name().unwrap_or("Unknown").to_owned(),
-                        app.source_error().to_string(),
-                    ),
-                    _ => ("Unknown".to_owned(), failure.to_string()),
-                };
-                Ok(Err(CheckoutOutcome::Failed { error_type, message }))
+    /// Signal `fulfilment`, kept for existing callers; the first one that
+    /// counts wins. Its payload never fails decoding: a malformed or late
+    /// one is logged and ignored (the `fulfil` Update says why to its caller).
+    #[allow(missing_docs)]
+    #[signal(name = "fulfilment")]
+    pub fn fulfilment(&mut self, ctx: &mut SyncWorkflowContext<Self>, request: FulfilmentRequest) {
+        match self.accept(&request) {
+            Ok(fulfilment) => self.fulfilment = Some(fulfilment),
+            Err(why) => {
+                if !ctx.is_replaying() {
+                    tracing::warn!(workflow_id = %ctx.workflow_id(), %why, "fulfilment signal ignored");
+                }
             }
-            Err(ActivityExecutionError::Failed(failure)) => Err(ApplicationFailure::builder(format!(
-                "charge for order {} ended with its outcome unknown ({:?}); reconcile with Stripe",
-                input.order_id,
-                failure.retry_state()
-            ))
-            .type_name(error_types::CHARGE_OUTCOME_UNKNOWN.to_owned())
-            .non_retryable(true)
-            .details(input.order_id.clone())
-            .build()
-            .into()),
-            Err(ActivityExecutionError::Cancelled(_)) => Err(WorkflowTermination::cancelled()),
-            Err(err) => Err(err.into()),
         }
     }
 
-    /// Signal `fulfilment`; the first one counts.
+    /// Update `fulfil`: records whether the order was fulfilled. Refused (by
+    /// its validator, before anything is written to history) when malformed,
+    /// when a fulfilment was already received, or once the outcome is decided.
     #[allow(missing_docs)]
-    #[signal(name = "fulfilment")]
-    pub fn fulfilment(&mut self, _ctx: &mut SyncWorkflowContext<Self>, fulfilment: Fulfilment) {
-        self.fulfilment.get_or_insert(fulfilment);
+    #[update(name = "fulfil")]
+    pub fn fulfil(
+        &mut self,
+        _ctx: &mut SyncWorkflowContext<Self>,
+        request: FulfilmentRequest,
+    ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        let fulfilment = self.accept(&request)?;
+        let said = if fulfilment.ok {
+            "fulfilled"
+        } else {
+            "failed: the charge will be refunded"
+        };
+        self.fulfilment = Some(fulfilment);
+        Ok(format!("recorded: order {said}"))
+    }
+
+    /// Refuses a `fulfil` the checkout cannot take, with the reason.
+    #[allow(missing_docs)]
+    #[update_validator(fulfil)]
+    pub fn validate_fulfil(
+        &self,
+        _ctx: &WorkflowContextView,
+        request: &FulfilmentRequest,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.accept(request).map(drop).map_err(Into::into)
     }
 
     /// Query `status`: the current step and the ids so far.

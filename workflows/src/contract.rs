@@ -37,8 +37,50 @@ pub mod error_types {
     pub const STRIPE_UNAVAILABLE: &str = "StripeUnavailable";
     /// The checkout workflow's refund ran out of retries; the PaymentIntent id is in the details.
     pub const COMPENSATION_FAILED: &str = "CompensationFailed";
-    /// The charge ran out of retries with its outcome unknown; the order id is in the details.
+    /// The charge ran out of retries with its outcome unknown and Stripe could
+    /// not tell either (see `reconcile`); the order id is in the details.
     pub const CHARGE_OUTCOME_UNKNOWN: &str = "ChargeOutcomeUnknown";
+    /// The card needs 3-D Secure, which nobody can complete for an agent: the
+    /// PaymentIntent was cancelled, nothing was charged. Not retryable.
+    pub const AUTHENTICATION_REQUIRED: &str = "AuthenticationRequired";
+    /// The PaymentIntent ended without the money (a failed debit, a cancelled
+    /// or unconfirmable PaymentIntent); nothing was charged. Not retryable.
+    pub const PAYMENT_FAILED: &str = "PaymentFailed";
+    /// The PaymentIntent was still `processing` when the attempt ended. Retryable:
+    /// the next attempt replays the create and polls on.
+    pub const CHARGE_PROCESSING: &str = "ChargeProcessing";
+    /// `reconcile` found nothing yet, within Stripe's search delay. Retryable.
+    pub const NOT_YET_INDEXED: &str = "NotYetIndexed";
+
+    /// Failure types of `charge` that are Stripe's own answer for the charge's
+    /// idempotency key (every attempt sends the same one, and Stripe replays
+    /// the first outcome), or that stop the charge before any key is issued:
+    /// when the last attempt ends with one of them, nothing was charged.
+    pub const NOTHING_CHARGED: [&str; 5] = [
+        INVALID_INPUT,
+        CARD_DECLINED,
+        STRIPE_INVALID_REQUEST,
+        AUTHENTICATION_REQUIRED,
+        PAYMENT_FAILED,
+    ];
+
+    /// Failure types the broker or the worker gives before a request is
+    /// forwarded to Stripe. On the charge's first attempt nothing was sent;
+    /// on a later one, an earlier attempt may have charged.
+    pub const NOT_SENT: [&str; 5] = [
+        SPEND_CAP_EXCEEDED,
+        KEY_SCOPE_VIOLATION,
+        KEY_UNUSABLE,
+        BROKER_UNAVAILABLE,
+        BROKER_REJECTED,
+    ];
+}
+
+/// Details of a failure in [`error_types::NOT_SENT`]: which attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotSentDetails {
+    /// The attempt that failed, from 1.
+    pub attempt: u32,
 }
 
 /// How the charge is captured.
@@ -82,6 +124,12 @@ pub struct ChargeInput {
     /// The activity's schedule-to-close timeout, when the header cannot be set.
     #[serde(default)]
     pub schedule_to_close_ms: Option<u64>,
+    /// The checkout this charge belongs to (the checkout workflow passes its
+    /// first-execution run id): part of the idempotency key and set as
+    /// metadata `checkout_id`. A new checkout under a reused workflow id
+    /// gets a new key; a reset or continue-as-new of the same checkout keeps it.
+    #[serde(default)]
+    pub checkout_id: Option<String>,
 }
 
 /// Output of activity `charge`.
@@ -137,6 +185,41 @@ pub struct RefundOutput {
     pub attempt: u32,
 }
 
+/// Input of activity `reconcile`: find what a charge whose outcome is unknown did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileInput {
+    /// The caller's order id, for the log.
+    pub order_id: String,
+    /// The `checkout_id` the charge set as metadata.
+    pub checkout_id: String,
+    /// How long after `reconcile` was first scheduled a PaymentIntent may
+    /// still be missing from Stripe's search (its indexing delay, plus a
+    /// request still in flight): until then, finding nothing is retried.
+    pub search_window_ms: u64,
+    /// The activity's schedule-to-close timeout, when the header cannot be set.
+    #[serde(default)]
+    pub schedule_to_close_ms: Option<u64>,
+}
+
+/// What Stripe holds for a checkout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum ReconcileOutput {
+    /// A PaymentIntent of the checkout holds the money (`succeeded` or `requires_capture`).
+    Charged {
+        /// `pi_…`.
+        payment_intent_id: String,
+        /// Its status.
+        status: String,
+    },
+    /// No PaymentIntent of the checkout holds money, and none can any more.
+    NotCharged {
+        /// Each PaymentIntent found, with its status (none: nothing reached Stripe).
+        found: Vec<(String, String)>,
+    },
+}
+
 /// Activity type `charge`, for workflows that schedule it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Charge;
@@ -147,6 +230,19 @@ impl ActivityDefinition for Charge {
 
     fn name(&self) -> &str {
         "charge"
+    }
+}
+
+/// Activity type `reconcile`, for workflows that schedule it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Reconcile;
+
+impl ActivityDefinition for Reconcile {
+    type Input = ReconcileInput;
+    type Output = ReconcileOutput;
+
+    fn name(&self) -> &str {
+        "reconcile"
     }
 }
 

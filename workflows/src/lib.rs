@@ -5,21 +5,27 @@
 //! types and the schedule-to-close header.
 //!
 //! Modules:
-//! - [`contract`]: `charge` and `refund`, their inputs, outputs and failure types, the task queue.
+//! - [`contract`]: `charge`, `refund` and `reconcile`, their inputs, outputs and failure types, the task queue.
 //! - [`checkout`]: [`CheckoutWorkflow`], the charge → fulfilment → refund saga.
+//! - [`charging`]: its charge step, and the reconciliation of an unknown outcome.
+//! - [`fulfilment`]: the `fulfilment` signal's and `fulfil` Update's payload.
 //! - [`policy`]: per-activity timeouts and retry policy.
 //! - [`interceptor`]: [`ScheduleToCloseHeader`], which tells each activity its schedule-to-close timeout.
 
+pub mod charging;
 pub mod checkout;
 pub mod contract;
+pub mod fulfilment;
 pub mod interceptor;
 pub mod policy;
 
 pub use checkout::{
-    CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep, CheckoutWorkflow, Fulfilment,
+    CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep, CheckoutWorkflow, ORDER_ID,
 };
 pub use contract::{
-    Charge, ChargeInput, ChargeOutput, Refund, RefundInput, RefundOutput, TASK_QUEUE,
+    Charge, ChargeInput, ChargeOutput, Reconcile, ReconcileInput, ReconcileOutput, Refund,
+    RefundInput, RefundOutput, TASK_QUEUE,
 };
+pub use fulfilment::{Fulfilment, FulfilmentRequest};
 pub use interceptor::ScheduleToCloseHeader;
 pub use policy::{ActivityPolicy, CheckoutPolicy, RetrySettings};

@@ -99,12 +99,48 @@ impl ActivityPolicy {
     }
 }
 
-/// Policies of the checkout's two activities.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Policies of the checkout's activities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CheckoutPolicy {
     /// For `charge`.
     pub charge: ActivityPolicy,
     /// For `refund`, the compensation.
     pub refund: ActivityPolicy,
+    /// For `reconcile`, which looks up a charge whose outcome is unknown.
+    pub reconcile: ActivityPolicy,
+    /// How long Stripe's search may lag behind a charge (Stripe: "under a
+    /// minute" normally); `reconcile` concludes "not charged" only after it.
+    #[serde(with = "humantime_serde")]
+    pub search_window: Duration,
+}
+
+impl Default for CheckoutPolicy {
+    fn default() -> Self {
+        Self {
+            charge: ActivityPolicy::default(),
+            refund: ActivityPolicy::default(),
+            reconcile: ActivityPolicy::reconcile(),
+            search_window: Duration::from_secs(90),
+        }
+    }
+}
+
+impl ActivityPolicy {
+    /// `reconcile`'s default: retried every few seconds for ten minutes,
+    /// since finding nothing is retried until the search window has passed.
+    pub fn reconcile() -> Self {
+        Self {
+            schedule_to_close: Duration::from_secs(10 * 60),
+            start_to_close: Duration::from_secs(30),
+            heartbeat: None,
+            retry: RetrySettings {
+                initial_interval: Duration::from_secs(2),
+                backoff_coefficient: 1.5,
+                maximum_interval: Duration::from_secs(10),
+                maximum_attempts: 0,
+                non_retryable_error_types: RetrySettings::default().non_retryable_error_types,
+            },
+        }
+    }
 }

@@ -1,6 +1,10 @@
 //! Replays histories recorded from real runs (`tests/histories/*.json`,
 //! written by the end-to-end tests with `KEYLEASE_RECORD_HISTORIES` set)
 //! against today's workflow code: a change that is not replay-safe fails here.
+//! `completed`, `compensated` and `declined` predate the patches of
+//! `checkout.rs`/`charging.rs` and replay along the old path; the others were
+//! recorded with them. Never re-record the old three: they are what runs in
+//! flight during a deploy look like.
 
 use std::path::PathBuf;
 
@@ -36,8 +40,16 @@ async fn recorded_checkouts_replay_deterministically() {
         .collect();
     assert_eq!(
         names,
-        ["compensated.json", "completed.json", "declined.json"],
-        "the recorded set"
+        [
+            "cancelled-during-charge.json",
+            "compensated.json",
+            "compensation-failed.json",
+            "completed.json",
+            "declined.json",
+            "fulfilment-timed-out.json",
+            "reconciled.json",
+        ],
+        "the recorded set: three from before the charge-per-checkout patch, four after"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

@@ -25,7 +25,11 @@ pub(crate) async fn wait_for_step(
     .await;
 }
 
-async fn fulfil(handle: &keylease_tests::stack::CheckoutHandle, ok: bool, reason: Option<&str>) {
+pub(crate) async fn fulfil(
+    handle: &keylease_tests::stack::CheckoutHandle,
+    ok: bool,
+    reason: Option<&str>,
+) {
     let fulfilment = Fulfilment {
         ok,
         reason: reason.map(str::to_owned),
@@ -33,14 +37,14 @@ async fn fulfil(handle: &keylease_tests::stack::CheckoutHandle, ok: bool, reason
     handle
         .signal(
             CheckoutWorkflow::fulfilment,
-            fulfilment,
+            fulfilment.into(),
             WorkflowSignalOptions::default(),
         )
         .await
         .expect("signal");
 }
 
-async fn outcome(handle: &keylease_tests::stack::CheckoutHandle) -> CheckoutOutcome {
+pub(crate) async fn outcome(handle: &keylease_tests::stack::CheckoutHandle) -> CheckoutOutcome {
     handle
         .get_result(WorkflowGetResultOptions::default())
         .await
@@ -80,12 +84,16 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
         requests[0]["headers"]["authorization"],
         format!("Bearer {STRIPE_SECRET}")
     );
-    // The broker puts the activity's idempotency key in its label's namespace.
+    // The broker namespaces the key by label; inside it, the checkout (its first run id).
+    let run_id = stack.keys_of(&wf).await[0]["metadata"]["run_id"]
+        .as_str()
+        .expect("the run the key was issued for")
+        .to_owned();
     assert_eq!(
         requests[0]["headers"]["idempotency-key"],
         keylease_broker::routes::proxy::namespaced_idempotency_key(
             &format!("temporal-{wf}-charge"),
-            &format!("keylease:charge:{wf}:charge:order-happy")
+            &format!("keylease:charge:c:{run_id}:{wf}:charge:order-happy")
         )
     );
     assert!(
@@ -115,7 +123,12 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
     );
     assert_eq!(
         key["allowed_endpoints"],
-        serde_json::json!(["POST /v1/payment_intents", "GET /v1/payment_intents/*"])
+        serde_json::json!(keylease_activities::charge::CHARGE_ENDPOINTS)
+    );
+    assert_eq!(
+        intents[0]["metadata"]["checkout_id"],
+        run_id.as_str(),
+        "what reconcile searches by"
     );
     assert_eq!(
         key["daily_usd_cap"], 42.0,
@@ -124,6 +137,7 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
     assert_eq!(key["metadata"]["attempt"], "1");
     assert_eq!(key["metadata"]["workflow_id"], wf.as_str());
     assert_eq!(key["metadata"]["activity_id"], "charge");
+    assert_eq!(key["metadata"]["namespace"], "default");
     assert!(
         key["metadata"]["run_id"]
             .as_str()
@@ -307,5 +321,26 @@ async fn a_cap_below_the_amount_fails_without_charging() {
     assert_eq!(keys.len(), 1, "not retried");
     assert_eq!(keys[0]["daily_usd_cap"], 10.0);
     assert_eq!(keys[0]["status"], "revoked");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refund_stripe_refuses_fails_the_checkout_for_an_operator() {
+    let stack = Stack::spawn("compfail").await;
+    stack.fault(serde_json::json!({"method": "POST", "path": "/v1/refunds", "kind": "status", "status": 400})).await;
+    let wf = unique("compfail");
+    let handle = stack
+        .start(&wf, checkout("order-compfail", 1600, "pm_card_visa"))
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    fulfil(&handle, false, Some("cancelled by customer")).await;
+    let result = handle.get_result(WorkflowGetResultOptions::default()).await;
+    let error = format!("{result:?}");
+    assert!(
+        result.is_err() && error.contains("CompensationFailed"),
+        "{error}"
+    );
+    stack.record_history(&handle, "compensation-failed").await;
+    assert!(stack.sim_held("refunds").await.is_empty());
     stack.stop().await;
 }

@@ -116,6 +116,7 @@ async fn ttl_for(
             max_spend_usd: None,
             capture: Default::default(),
             schedule_to_close_ms: input_schedule_to_close_ms,
+            checkout_id: None,
         },
         keylease_task_queue: stack.task_queue.clone(),
         schedule_to_close_ms,

@@ -51,7 +51,8 @@ async fn the_worker_reports_keys_outcomes_sdk_metrics_and_health() {
         Fulfilment {
             ok: true,
             reason: None,
-        },
+        }
+        .into(),
         WorkflowSignalOptions::default(),
     )
     .await

@@ -21,7 +21,7 @@ async fn history_and_logs_hold_no_secret() {
     handle
         .signal(
             CheckoutWorkflow::fulfilment,
-            failed,
+            failed.into(),
             WorkflowSignalOptions::default(),
         )
         .await

@@ -10,6 +10,16 @@ use temporalio_client::{WorkflowStartOptions, WorkflowTerminateOptions};
 
 /// A key as a worker that crashed mid-attempt leaves it: issued for the run, never revoked.
 async fn crashed_attempt_key(stack: &Stack, workflow_id: &str, run_id: &str) -> String {
+    crashed_attempt_key_in(stack, "default", workflow_id, run_id).await
+}
+
+/// The same, issued by a worker of `namespace`.
+async fn crashed_attempt_key_in(
+    stack: &Stack,
+    namespace: &str,
+    workflow_id: &str,
+    run_id: &str,
+) -> String {
     let response = stack
         .http
         .post(format!("http://{}/v1/keys", stack.broker))
@@ -20,7 +30,7 @@ async fn crashed_attempt_key(stack: &Stack, workflow_id: &str, run_id: &str) -> 
             "daily_usd_cap": 10,
             "allowed_endpoints": ["POST /v1/payment_intents"],
             "expires_in": "1h",
-            "metadata": {"workflow_id": workflow_id, "run_id": run_id, "activity_id": "charge", "attempt": "1", "activity_type": "charge"},
+            "metadata": {"workflow_id": workflow_id, "run_id": run_id, "activity_id": "charge", "attempt": "1", "activity_type": "charge", "namespace": namespace},
         }))
         .send()
         .await
@@ -53,6 +63,9 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
         handles.push(handle);
     }
     let (live_key, dead_key) = (&keys[0], &keys[1]);
+    // A live key of a running workflow in another namespace: "not found" in this one.
+    let other_namespace_key =
+        crashed_attempt_key_in(&stack, "other-ns", &unique("elsewhere"), "run-elsewhere").await;
     handles[1]
         .terminate(
             WorkflowTerminateOptions::builder()
@@ -98,6 +111,11 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
         status(live_key.clone()).await,
         "active",
         "a running workflow's key is left alone"
+    );
+    assert_eq!(
+        status(other_namespace_key.clone()).await,
+        "active",
+        "another namespace's key is not this sweep's to judge"
     );
     assert!(
         sweep(&args).await.unwrap().is_empty(),

@@ -1,0 +1,178 @@
+//! One attempt of `charge`: create and confirm the PaymentIntent, then follow
+//! it until it holds the money or never will.
+//!
+//! | status after the create | the attempt |
+//! |---|---|
+//! | `succeeded`, `requires_capture` | succeeds: charged |
+//! | `processing` | polls it with the same key until it settles, is cancelled, or the attempt nears its deadline (then `ChargeProcessing`, retried) |
+//! | `requires_action` (3-D Secure) | cancels the PaymentIntent and fails `AuthenticationRequired`: nobody can authenticate for an agent |
+//! | `requires_payment_method`, `canceled`, `requires_confirmation` | fails `PaymentFailed`: nothing charged |
+
+use std::time::{Duration, SystemTime};
+
+use keylease_workflows::contract::{ChargeInput, ChargeOutput};
+use secrecy::SecretString;
+use serde::Deserialize;
+use temporalio_sdk::activities::{ActivityContext, ActivityError};
+
+use crate::classify::{AttemptFailure, classify};
+use crate::payments::{Attempt, PaymentActivities};
+use crate::scope::{derived_key, idempotency_key};
+use crate::stripe_client::StripeClient;
+use crate::validate;
+
+/// What the charge key may call: create, read (to poll) and cancel (a 3-D
+/// Secure PaymentIntent) PaymentIntents. The broker lets it reach only those
+/// its own label created.
+pub const CHARGE_ENDPOINTS: [&str; 3] = [
+    "POST /v1/payment_intents",
+    "GET /v1/payment_intents/*",
+    "POST /v1/payment_intents/*/cancel",
+];
+
+/// How often a `processing` PaymentIntent is read again.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+
+/// The fields of a PaymentIntent the activity reads.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PaymentIntent {
+    pub(crate) id: String,
+    pub(crate) status: String,
+    pub(crate) amount: i64,
+    pub(crate) currency: String,
+}
+
+/// Where a charge stands, by its PaymentIntent's status.
+enum Standing {
+    Charged,
+    Processing,
+    NeedsAuthentication,
+    NotCharged,
+}
+
+fn standing(status: &str) -> Standing {
+    match status {
+        "succeeded" | "requires_capture" => Standing::Charged,
+        "requires_action" => Standing::NeedsAuthentication,
+        "requires_payment_method" | "canceled" | "requires_confirmation" => Standing::NotCharged,
+        // `processing`, and any status Stripe may add: not settled, so never "not charged".
+        _ => Standing::Processing,
+    }
+}
+
+/// Whether the attempt has time for one more poll before its deadline.
+fn time_for_another_poll(ctx: &ActivityContext) -> bool {
+    ctx.info().deadline.is_none_or(|deadline| {
+        deadline
+            .duration_since(SystemTime::now())
+            .is_ok_and(|left| left > POLL_EVERY * 3)
+    })
+}
+
+/// Follows a created PaymentIntent until it holds the money or never will.
+async fn follow(
+    stripe: &StripeClient,
+    token: &SecretString,
+    ctx: &ActivityContext,
+    mut intent: PaymentIntent,
+    idempotency_key: &str,
+) -> Result<PaymentIntent, AttemptFailure> {
+    let after_create = |id: &str| {
+        let id = id.to_owned();
+        move |error| AttemptFailure::AfterCreate {
+            payment_intent_id: id,
+            error: Box::new(error),
+        }
+    };
+    loop {
+        match standing(&intent.status) {
+            Standing::Charged => return Ok(intent),
+            Standing::NotCharged => {
+                return Err(AttemptFailure::PaymentFailed {
+                    payment_intent_id: intent.id,
+                    status: intent.status,
+                });
+            }
+            Standing::NeedsAuthentication => {
+                let path = format!("/v1/payment_intents/{}/cancel", intent.id);
+                let cancel_key = derived_key(idempotency_key, "cancel");
+                let cancelled: PaymentIntent = stripe
+                    .post_form(token, &path, &[], &cancel_key)
+                    .await
+                    .map_err(after_create(&intent.id))?;
+                tracing::info!(payment_intent_id = %cancelled.id, status = %cancelled.status, "3-D Secure required: PaymentIntent cancelled");
+                return Err(AttemptFailure::AuthenticationRequired {
+                    payment_intent_id: cancelled.id,
+                });
+            }
+            Standing::Processing => {
+                // A cancelled attempt stops polling (a GET changes nothing); so does one near its end.
+                if ctx.is_cancelled() || !time_for_another_poll(ctx) {
+                    return Err(AttemptFailure::Unsettled {
+                        payment_intent_id: intent.id,
+                        status: intent.status,
+                    });
+                }
+                tokio::time::sleep(POLL_EVERY).await;
+                let path = format!("/v1/payment_intents/{}", intent.id);
+                intent = stripe
+                    .get(token, &path, &[])
+                    .await
+                    .map_err(after_create(&intent.id))?;
+            }
+        }
+    }
+}
+
+impl PaymentActivities {
+    pub(crate) async fn charge_attempt(
+        &self,
+        ctx: &ActivityContext,
+        input: ChargeInput,
+    ) -> Result<ChargeOutput, ActivityError> {
+        let charge = validate::charge(&input)
+            .map_err(|why| classify(&AttemptFailure::InvalidInput(why), ctx.info().attempt))?;
+        let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
+        // The customer charged is the one object the key may name that it does not create.
+        // The customer charged and the payment method it pays with are the
+        // objects the key may name that it does not create (the broker refuses
+        // any other; Stripe's `pm_card_…` test methods are nobody's).
+        let request = attempt.key_request(
+            charge.cap_usd,
+            &CHARGE_ENDPOINTS,
+            input
+                .customer
+                .iter()
+                .chain(std::iter::once(&input.payment_method))
+                .cloned()
+                .collect(),
+        );
+        let form = charge.form(&attempt.workflow_id);
+        let key = idempotency_key(
+            "charge",
+            input.checkout_id.as_deref(),
+            &attempt.workflow_id,
+            &attempt.activity_id,
+            &input.order_id,
+        );
+        let stripe = self.stripe.clone();
+        let (intent, key_id): (PaymentIntent, String) = self
+            .with_key(ctx, request, |token| async move {
+                let created: PaymentIntent = stripe
+                    .post_form(&token, "/v1/payment_intents", &form, &key)
+                    .await
+                    .map_err(AttemptFailure::Call)?;
+                follow(&stripe, &token, ctx, created, &key).await
+            })
+            .await?;
+        tracing::info!(payment_intent_id = %intent.id, status = %intent.status, key_id = %key_id, "charged");
+        Ok(ChargeOutput {
+            payment_intent_id: intent.id,
+            status: intent.status,
+            amount: intent.amount,
+            currency: intent.currency,
+            key_id,
+            attempt: attempt.attempt,
+        })
+    }
+}

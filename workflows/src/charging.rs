@@ -1,0 +1,196 @@
+//! The checkout's charge step: `charge`, and `reconcile` when its outcome is unknown.
+//!
+//! Two versions, chosen by [`SAFE_CHARGE_PATCH`]: runs recorded before it
+//! replay [`charge_v1`]; every new run takes [`charge`].
+
+use temporalio_common::error::IncomingError;
+use temporalio_sdk::{
+    ActivityExecutionError, ApplicationFailure, RetryState, WorkflowCancellationToken,
+    WorkflowContext, WorkflowResult, WorkflowTermination,
+};
+
+use crate::checkout::{CheckoutInput, CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
+use crate::contract::{
+    CaptureMode, Charge, ChargeInput, NotSentDetails, Reconcile, ReconcileInput, ReconcileOutput,
+    error_types,
+};
+use crate::policy::CheckoutPolicy;
+
+/// Patch: the charge is per checkout (its first-execution run id is in the
+/// idempotency key), runs where the workflow's cancellation cannot reach it,
+/// and an unknown outcome is reconciled with Stripe.
+pub const SAFE_CHARGE_PATCH: &str = "charge-per-checkout-uncancellable-reconciled";
+
+/// The PaymentIntent charged, or the outcome of a checkout that charged nothing.
+pub type Charged = Result<String, CheckoutOutcome>;
+
+/// What a failed charge says about the money.
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    /// Nothing was charged: Stripe's own answer for the charge's idempotency
+    /// key, or a refusal before the first attempt sent anything.
+    NothingCharged,
+    /// An attempt may have charged: ask Stripe.
+    Unknown,
+}
+
+/// The failure's type and message, as the activity reported them.
+fn describe(err: &ActivityExecutionError) -> (String, String) {
+    match err.cause() {
+        Some(IncomingError::Application(app)) => (
+            app.type_name().unwrap_or("Unknown").to_owned(),
+            app.source_error().to_string(),
+        ),
+        Some(other) => ("Unknown".to_owned(), other.to_string()),
+        None => ("Unknown".to_owned(), err.to_string()),
+    }
+}
+
+/// Judges a charge failure by what its last attempt reported, never by the
+/// retry state alone: a broker refusal on a retry says nothing of what an
+/// earlier, ambiguous attempt did.
+fn judge(err: &ActivityExecutionError) -> Verdict {
+    let ActivityExecutionError::Failed(_) = err else {
+        return Verdict::Unknown;
+    };
+    let Some(IncomingError::Application(app)) = err.cause() else {
+        return Verdict::Unknown;
+    };
+    let type_name = app.type_name().unwrap_or_default();
+    if error_types::NOTHING_CHARGED.contains(&type_name) {
+        return Verdict::NothingCharged;
+    }
+    let first_attempt = matches!(
+        app.details::<NotSentDetails>(),
+        Ok(Some(NotSentDetails { attempt: 1 }))
+    );
+    if error_types::NOT_SENT.contains(&type_name) && first_attempt {
+        return Verdict::NothingCharged;
+    }
+    Verdict::Unknown
+}
+
+/// The non-retryable workflow failure of a charge nobody can settle.
+fn outcome_unknown(order_id: &str, what: String) -> WorkflowTermination {
+    ApplicationFailure::builder(format!(
+        "charge for order {order_id} ended with its outcome unknown ({what}); reconcile with Stripe"
+    ))
+    .type_name(error_types::CHARGE_OUTCOME_UNKNOWN.to_owned())
+    .non_retryable(true)
+    .details(order_id.to_owned())
+    .build()
+    .into()
+}
+
+fn charge_input(input: &CheckoutInput, checkout_id: Option<String>) -> ChargeInput {
+    ChargeInput {
+        order_id: input.order_id.clone(),
+        amount: input.amount,
+        currency: input.currency.clone(),
+        payment_method: input.payment_method.clone(),
+        customer: input.customer.clone(),
+        description: None,
+        metadata: Default::default(),
+        max_spend_usd: input.max_spend_usd,
+        capture: CaptureMode::Automatic,
+        schedule_to_close_ms: None,
+        checkout_id,
+    }
+}
+
+/// Runs `charge` out of the workflow's cancellation's reach (a cancel waits
+/// for its outcome, and the caller refunds), and `reconcile` when its outcome
+/// is unknown. Fails the workflow `ChargeOutcomeUnknown` only when Stripe
+/// cannot tell either.
+pub async fn charge(
+    ctx: &mut WorkflowContext<CheckoutWorkflow>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+) -> WorkflowResult<Charged> {
+    let checkout_id = ctx.info().first_execution_run_id().to_owned();
+    let charge = charge_input(input, Some(checkout_id.clone()));
+    let options = policy
+        .charge
+        .options("charge", Some(WorkflowCancellationToken::new()));
+    let err = match ctx.execute_activity(Charge, charge, options).await {
+        Ok(charged) => return Ok(Ok(charged.payment_intent_id)),
+        Err(err) => err,
+    };
+    let (error_type, message) = describe(&err);
+    if judge(&err) == Verdict::NothingCharged {
+        return Ok(Err(CheckoutOutcome::Failed {
+            error_type,
+            message,
+        }));
+    }
+
+    ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
+    let reconcile = ReconcileInput {
+        order_id: input.order_id.clone(),
+        checkout_id,
+        search_window_ms: u64::try_from(policy.search_window.as_millis()).unwrap_or(u64::MAX),
+        schedule_to_close_ms: None,
+    };
+    let options = policy
+        .reconcile
+        .options("reconcile", Some(WorkflowCancellationToken::new()));
+    match ctx.execute_activity(Reconcile, reconcile, options).await {
+        Ok(ReconcileOutput::Charged {
+            payment_intent_id, ..
+        }) => Ok(Ok(payment_intent_id)),
+        Ok(ReconcileOutput::NotCharged { found }) => Ok(Err(CheckoutOutcome::Failed {
+            error_type,
+            message: format!(
+                "{message} (Stripe holds no charge for this checkout: {} PaymentIntent(s) found, none charged)",
+                found.len()
+            ),
+        })),
+        Err(reconcile_err) => {
+            let (reconcile_type, reconcile_message) = describe(&reconcile_err);
+            Err(outcome_unknown(
+                &input.order_id,
+                format!(
+                    "charge: {error_type}: {message}; reconcile: {reconcile_type}: {reconcile_message}"
+                ),
+            ))
+        }
+    }
+}
+
+/// The charge as it ran before [`SAFE_CHARGE_PATCH`], for runs recorded
+/// then: `Ok(Err(outcome))` is a charge that failed for good; an outcome
+/// unknown fails the workflow so that an operator reconciles it.
+pub async fn charge_v1(
+    ctx: &mut WorkflowContext<CheckoutWorkflow>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+) -> WorkflowResult<Charged> {
+    let charge = charge_input(input, None);
+    match ctx
+        .execute_activity(Charge, charge, policy.charge.options("charge", None))
+        .await
+    {
+        Ok(charged) => Ok(Ok(charged.payment_intent_id)),
+        Err(ActivityExecutionError::Failed(failure))
+            if failure.retry_state() == RetryState::NonRetryableFailure =>
+        {
+            let (error_type, message) = match failure.cause() {
+                Some(IncomingError::Application(app)) => (
+                    app.type_name().unwrap_or("Unknown").to_owned(),
+                    app.source_error().to_string(),
+                ),
+                _ => ("Unknown".to_owned(), failure.to_string()),
+            };
+            Ok(Err(CheckoutOutcome::Failed {
+                error_type,
+                message,
+            }))
+        }
+        Err(ActivityExecutionError::Failed(failure)) => Err(outcome_unknown(
+            &input.order_id,
+            format!("{:?}", failure.retry_state()),
+        )),
+        Err(ActivityExecutionError::Cancelled(_)) => Err(WorkflowTermination::cancelled()),
+        Err(err) => Err(err.into()),
+    }
+}
