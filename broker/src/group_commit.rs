@@ -239,3 +239,73 @@ async fn alone(pool: &AnyPool, unit: &[Statement]) -> Result<Vec<u64>, sqlx::Err
     transaction.commit().await?;
     Ok(rows)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::migrate::MigrateDatabase;
+
+    async fn sqlite_pool(dir: &tempfile::TempDir) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}/g.db", dir.path().display());
+        Any::create_database(&url).await.unwrap();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool
+    }
+
+    fn insert(n: i64) -> Statement {
+        Statement::new("INSERT INTO t (n) VALUES (?1)".to_owned(), vec![n.into()])
+    }
+
+    async fn rows(pool: &AnyPool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Units that share a transaction must not share a failure: a unit the
+    /// database refuses fails alone, whole, and its neighbours commit.
+    #[tokio::test]
+    async fn a_refused_unit_fails_alone_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = sqlite_pool(&dir).await;
+        let writer = Writer::batched(pool.clone());
+        assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
+        // Queued together, so most land in one batch; every fifth repeats n = 0,
+        // in a unit whose first statement alone would have succeeded.
+        let units = (1..=40).map(|n| {
+            let writer = writer.clone();
+            async move {
+                let unit = if n % 5 == 0 {
+                    vec![insert(1000 + n), insert(0)]
+                } else {
+                    vec![insert(n), insert(100 + n)]
+                };
+                (n, writer.write(unit).await)
+            }
+        });
+        for (n, result) in futures::future::join_all(units).await {
+            if n % 5 == 0 {
+                assert!(result.is_err(), "unit {n} should have been refused");
+            } else {
+                assert_eq!(result.unwrap(), vec![1, 1], "unit {n}");
+            }
+        }
+        let expected: Vec<i64> = std::iter::once(0)
+            .chain((1..=40).filter(|n| n % 5 != 0))
+            .chain((1..=40).filter(|n| n % 5 != 0).map(|n| 100 + n))
+            .collect();
+        let mut expected = expected;
+        expected.sort_unstable();
+        assert_eq!(rows(&pool).await, expected);
+    }
+}
