@@ -247,11 +247,12 @@ fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
                     // WAL lets readers run beside the single writer, and
-                    // `synchronous` stays at its default, FULL: every commit
-                    // is fsynced before it returns. The busy timeout covers
-                    // the migrations and any other process on the file.
+                    // `synchronous = FULL` (SQLite's default, said outright)
+                    // fsyncs every commit before it returns, so what the
+                    // broker has answered survives a power loss. The busy
+                    // timeout covers the migrations and any other process.
                     connection
-                        .execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
                         .await?;
                 }
                 Ok(())
