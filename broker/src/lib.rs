@@ -14,6 +14,7 @@
 //! - [`form`]: Stripe's form parameters, parsed as Stripe parses them and re-encoded.
 //! - [`stripe_api`]: which Stripe calls move money, how each is valued, and where objects are named.
 //! - [`store`]: keys, spend and audit records in SQLite or PostgreSQL.
+//! - [`group_commit`]: the store's writes, committed durably, many requests to one fsync.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`server`]: the HTTP/1.1 accept loop, with header and body read timeouts.
 //! - [`token`]: vault tokens and key ids, stored only as hashes.
@@ -25,6 +26,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod form;
+pub mod group_commit;
 pub mod metrics;
 pub mod money;
 pub mod new_key;

@@ -12,6 +12,7 @@ use sqlx::migrate::MigrateDatabase;
 use sqlx::{Any, AnyPool, Executor, Row};
 
 use crate::allowlist::EndpointRule;
+use crate::group_commit::{Arg, Statement, Writer};
 use crate::new_key::NewKey;
 
 /// Whether a key can still be used.
@@ -187,8 +188,10 @@ impl Backend {
 /// The broker's database.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads. Writes on SQLite go through the writer's own connection.
     pool: AnyPool,
     backend: Backend,
+    writer: Writer,
 }
 
 const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at, allowed_objects, stripe_account";
@@ -236,6 +239,27 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
     })
 }
 
+/// Pool settings for `backend`, at most `connections` connections.
+fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .after_connect(move |connection, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the single writer, and
+                    // `synchronous = FULL` (SQLite's default, said outright)
+                    // fsyncs every commit before it returns, so what the
+                    // broker has answered survives a power loss. The busy
+                    // timeout covers the migrations and any other process.
+                    connection
+                        .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+}
+
 impl Store {
     /// Opens the database at `url` (a SQLite file is created if missing) and applies the embedded migrations.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
@@ -244,27 +268,43 @@ impl Store {
         if backend == Backend::Sqlite && !Any::database_exists(url).await? {
             Any::create_database(url).await?;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .after_connect(move |connection, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the single writer; the busy
-                        // timeout queues concurrent writers instead of failing them.
-                        connection
-                            .execute("PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(url)
-            .await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
-        Ok(Self { pool, backend })
+        let pool = pool_options(backend, 8).connect(url).await?;
+        let writer = match backend {
+            Backend::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                Writer::batched(pool_options(backend, 1).connect(url).await?)
+            }
+            Backend::Postgres => {
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                Writer::direct(pool.clone())
+            }
+        };
+        Ok(Self {
+            pool,
+            backend,
+            writer,
+        })
+    }
+
+    /// `sql` in this backend's syntax with `args`, to be committed by [`Store::write`].
+    fn statement(&self, sql: &str, args: Vec<Arg>) -> Statement {
+        Statement::new(self.sql(sql).0, args)
+    }
+
+    /// Commits `unit` (group-committed with other requests' writes on SQLite):
+    /// all of it or none, and durable before this returns. The rows each statement affected.
+    pub async fn write(&self, unit: Vec<Statement>) -> Result<Vec<u64>, sqlx::Error> {
+        self.writer.write(unit).await
+    }
+
+    /// Commits one statement; the rows it affected.
+    async fn write_one(&self, statement: Statement) -> Result<u64, sqlx::Error> {
+        Ok(self
+            .write(vec![statement])
+            .await?
+            .first()
+            .copied()
+            .unwrap_or(0))
     }
 
     /// `statement` in this backend's placeholder syntax.
@@ -289,20 +329,23 @@ impl Store {
         let endpoints = serde_json::to_string(&key.allowed_endpoints).map_err(decode_err)?;
         let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
         let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
-        sqlx::query(self.sql("INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"))
-        .bind(id)
-        .bind(token_hash)
-        .bind(&key.label)
-        .bind(&key.vendor)
-        .bind(key.daily_cap_micros)
-        .bind(endpoints)
-        .bind(metadata)
-        .bind(millis(now))
-        .bind(millis(expires_at))
-        .bind(objects)
-        .bind(&key.stripe_account)
-        .execute(&self.pool)
+        self.write_one(self.statement(
+            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            vec![
+                id.into(),
+                token_hash.into(),
+                key.label.as_str().into(),
+                key.vendor.as_str().into(),
+                key.daily_cap_micros.into(),
+                endpoints.as_str().into(),
+                metadata.as_str().into(),
+                millis(now).into(),
+                millis(expires_at).into(),
+                objects.as_str().into(),
+                key.stripe_account.as_deref().into(),
+            ],
+        ))
         .await?;
         Ok(KeyRecord {
             id: id.to_owned(),
@@ -329,17 +372,28 @@ impl Store {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    /// The key whose token hashes to `token_hash`.
+    /// The key whose token hashes to `token_hash`, and in the same read the
+    /// label of the `(vendor, id)` object a request names in its path, when
+    /// the broker has seen that object (a label never changes once recorded).
     pub async fn key_by_token_hash(
         &self,
         token_hash: &str,
-    ) -> Result<Option<KeyRecord>, sqlx::Error> {
-        let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE token_hash = ?1");
+        path_object: Option<(&str, &str)>,
+    ) -> Result<Option<(KeyRecord, Option<String>)>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS},
+               (SELECT label FROM objects WHERE vendor = ?2 AND object_id = ?3) AS path_object_label
+             FROM keys WHERE token_hash = ?1"
+        );
         let row = sqlx::query(self.sql(&sql))
             .bind(token_hash)
+            .bind(path_object.map(|(vendor, _)| vendor))
+            .bind(path_object.map(|(_, id)| id))
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref().map(key_from_row).transpose()
+        row.as_ref()
+            .map(|row| Ok((key_from_row(row)?, row.try_get("path_object_label")?)))
+            .transpose()
     }
 
     /// Keys matching `filter`, newest first, each with what it has spent in its period at `now`.
@@ -377,14 +431,13 @@ impl Store {
     /// Revokes one key: `None` if there is no such key, else whether this call
     /// revoked it (`false`: it already was, and keeps its first revocation time).
     pub async fn revoke(&self, id: &str, now: DateTime<Utc>) -> Result<Option<bool>, sqlx::Error> {
-        let revoked = sqlx::query(
-            self.sql("UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL"),
-        )
-        .bind(id)
-        .bind(millis(now))
-        .execute(&self.pool)
-        .await?;
-        if revoked.rows_affected() > 0 {
+        let revoked = self
+            .write_one(self.statement(
+                "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                vec![id.into(), millis(now).into()],
+            ))
+            .await?;
+        if revoked > 0 {
             return Ok(Some(true));
         }
         Ok(self.key(id).await?.map(|_| false))
@@ -396,15 +449,12 @@ impl Store {
         prefix: &str,
         now: DateTime<Utc>,
     ) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query(self.sql(
+        self.write_one(self.statement(
             "UPDATE keys SET revoked_at = ?1
              WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2",
+            vec![millis(now).into(), prefix.into()],
         ))
-        .bind(millis(now))
-        .bind(prefix)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .await
     }
 
     /// What `key` has spent (or holds in flight) in its period at `now`, in micro-dollars.
@@ -431,37 +481,38 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<Reservation>, sqlx::Error> {
         let day = key.spend_period(now);
-        let reserved = sqlx::query(self.sql(
-            "INSERT INTO spend (key_id, day, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
-               AND EXISTS (SELECT 1 FROM keys WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?5)
-             ON CONFLICT (key_id, day) DO UPDATE SET micros = spend.micros + excluded.micros
-             WHERE spend.micros + excluded.micros <= ?4",
-        ))
-        .bind(&key.id)
-        .bind(&day)
-        .bind(micros)
-        .bind(key.daily_cap_micros)
-        .bind(millis(now))
-        .execute(&self.pool)
-        .await?;
-        Ok((reserved.rows_affected() == 1).then(|| Reservation {
+        let reserved = self
+            .write_one(self.statement(
+                "INSERT INTO spend (key_id, day, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
+                   AND EXISTS (SELECT 1 FROM keys WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?5)
+                 ON CONFLICT (key_id, day) DO UPDATE SET micros = spend.micros + excluded.micros
+                 WHERE spend.micros + excluded.micros <= ?4",
+                vec![
+                    key.id.as_str().into(),
+                    day.as_str().into(),
+                    micros.into(),
+                    key.daily_cap_micros.into(),
+                    millis(now).into(),
+                ],
+            ))
+            .await?;
+        Ok((reserved == 1).then(|| Reservation {
             key_id: key.id.clone(),
             day,
             micros,
         }))
     }
 
-    /// Gives a reservation back, for a request upstream refused.
-    pub async fn release(&self, reservation: &Reservation) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            self.sql("UPDATE spend SET micros = micros - ?3 WHERE key_id = ?1 AND day = ?2"),
+    /// Gives a reservation back, for a request upstream refused: a statement for [`Store::write`].
+    pub fn release(&self, reservation: &Reservation) -> Statement {
+        self.statement(
+            "UPDATE spend SET micros = micros - ?3 WHERE key_id = ?1 AND day = ?2",
+            vec![
+                reservation.key_id.as_str().into(),
+                reservation.day.as_str().into(),
+                reservation.micros.into(),
+            ],
         )
-        .bind(&reservation.key_id)
-        .bind(&reservation.day)
-        .bind(reservation.micros)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
     }
 
     /// The object `id` of `vendor`, if the broker has seen it.
@@ -496,67 +547,75 @@ impl Store {
         object: &ObjectRecord,
         now: DateTime<Utc>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(self.sql(
-            "INSERT INTO objects (vendor, object_id, label, amount, currency, held_micros, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (vendor, object_id) DO NOTHING",
-        ))
-        .bind(vendor)
-        .bind(id)
-        .bind(&object.label)
-        .bind(object.amount)
-        .bind(&object.currency)
-        .bind(object.held_micros)
-        .bind(millis(now))
-        .execute(&self.pool)
-        .await?;
+        self.write_one(self.record_object_statement(vendor, id, object, now))
+            .await?;
         Ok(())
     }
 
+    /// [`Store::record_object`] as a statement for [`Store::write`].
+    pub fn record_object_statement(
+        &self,
+        vendor: &str,
+        id: &str,
+        object: &ObjectRecord,
+        now: DateTime<Utc>,
+    ) -> Statement {
+        self.statement(
+            "INSERT INTO objects (vendor, object_id, label, amount, currency, held_micros, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (vendor, object_id) DO NOTHING",
+            vec![
+                vendor.into(),
+                id.into(),
+                object.label.as_str().into(),
+                object.amount.into(),
+                object.currency.as_deref().into(),
+                object.held_micros.into(),
+                millis(now).into(),
+            ],
+        )
+    }
+
     /// After upstream accepted a valued request: the object now holds `add_micros`
-    /// more against the cap, and is worth `amount` of `currency`.
-    pub async fn hold_for_object(
+    /// more against the cap, and is worth `amount` of `currency`. A statement for [`Store::write`].
+    pub fn hold_for_object(
         &self,
         vendor: &str,
         id: &str,
         add_micros: i64,
         amount: i64,
         currency: &str,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(self.sql(
+    ) -> Statement {
+        self.statement(
             "UPDATE objects SET held_micros = held_micros + ?3, amount = ?4, currency = ?5
              WHERE vendor = ?1 AND object_id = ?2",
-        ))
-        .bind(vendor)
-        .bind(id)
-        .bind(add_micros)
-        .bind(amount)
-        .bind(currency)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+            vec![
+                vendor.into(),
+                id.into(),
+                add_micros.into(),
+                amount.into(),
+                currency.into(),
+            ],
+        )
     }
 
-    /// Appends one audit record.
-    pub async fn record_audit(
-        &self,
-        record: &AuditRecord,
-        reserved_micros: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(self.sql("INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"))
-        .bind(millis(record.at))
-        .bind(&record.key_id)
-        .bind(&record.label)
-        .bind(&record.vendor)
-        .bind(&record.method)
-        .bind(&record.path)
-        .bind(i64::from(record.status))
-        .bind(&record.code)
-        .bind(reserved_micros)
-        .bind(record.latency_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Appends one audit record: a statement for [`Store::write`].
+    pub fn record_audit(&self, record: &AuditRecord, reserved_micros: i64) -> Statement {
+        self.statement(
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            vec![
+                millis(record.at).into(),
+                record.key_id.as_deref().into(),
+                record.label.as_deref().into(),
+                record.vendor.as_str().into(),
+                record.method.as_str().into(),
+                record.path.as_str().into(),
+                i64::from(record.status).into(),
+                record.code.as_deref().into(),
+                reserved_micros.into(),
+                record.latency_ms.into(),
+            ],
+        )
     }
 
     /// Audit records matching `filter` (key id, label prefix), newest first.

@@ -380,3 +380,48 @@ pub async fn every_proxied_request_is_audited(backend: Backend) {
         "the unknown-token request is audited too"
     );
 }
+
+/// Two brokers on one PostgreSQL database: once `DELETE` on one returns, the
+/// other forwards nothing more for the key, reads and charges alike, even
+/// right after it served the key.
+#[tokio::test]
+async fn a_revocation_on_one_broker_holds_on_another_before_delete_returns() {
+    let broker = TestBroker::spawn(Backend::Postgres).await;
+    let other = broker.sibling().await;
+    let key = broker
+        .issue(
+            "temporal-two-brokers-charge",
+            &["GET /v1/balance", "POST /v1/payment_intents"],
+            100.0,
+            json!(60),
+        )
+        .await;
+    let get = || {
+        broker
+            .http
+            .get(format!("http://{other}/stripe/v1/balance"))
+            .bearer_auth(&key.token)
+            .send()
+    };
+    let charge = || {
+        broker
+            .http
+            .post(format!("http://{other}/stripe/v1/payment_intents"))
+            .bearer_auth(&key.token)
+            .form(&[("amount", "100"), ("currency", "usd")])
+            .send()
+    };
+    assert_eq!(get().await.unwrap().status(), 200);
+    assert_eq!(charge().await.unwrap().status(), 200);
+    let forwarded = broker.upstream.received().len();
+
+    let (status, _) = broker
+        .admin(Method::DELETE, &format!("/v1/keys/{}", key.id), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = json_of(get().await.unwrap()).await;
+    assert_eq!((status, code(&body)), (401, "key_revoked"));
+    let (status, body) = json_of(charge().await.unwrap()).await;
+    assert_eq!((status, code(&body)), (401, "key_revoked"));
+    assert_eq!(broker.upstream.received().len(), forwarded);
+}

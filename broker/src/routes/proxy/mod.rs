@@ -6,7 +6,14 @@
 //! form body, read within the body timeout), the objects the parameters
 //! name, then the key's state again together with the reservation of what
 //! the request could move. Only then is it forwarded, re-encoded from what
-//! was checked. Every request, refused or not, leaves one audit record.
+//! was checked. Every request, refused or not, leaves one audit record,
+//! committed with the settlement of its reservation before it is answered.
+//!
+//! Round trips to the database: the token lookup also reads the label of
+//! the object the path names; a request with no body that moves no money
+//! needs no second look at the key, since its one lookup came after its
+//! (empty) body had arrived; and the settlement and the audit row are one
+//! write, group-committed with other requests' on SQLite.
 
 mod money;
 mod request;
@@ -14,7 +21,7 @@ mod upstream;
 
 use std::time::Instant;
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
@@ -24,6 +31,7 @@ use chrono::Utc;
 use crate::allowlist::check_path;
 use crate::auth::bearer;
 use crate::error::ApiError;
+use crate::group_commit::Statement;
 use crate::metrics::{ProxyLabels, VendorLabels};
 use crate::state::AppState;
 use crate::store::{AuditRecord, KeyRecord, KeyStatus};
@@ -47,7 +55,12 @@ struct Trail {
     method: String,
     path: String,
     key: Option<KeyRecord>,
+    /// Held once `settlement` commits.
     reserved_micros: i64,
+    /// Held if `settlement` does not commit (its release with it).
+    held_without_settlement: i64,
+    /// What the answer changes in the store, committed with the audit row.
+    settlement: Vec<Statement>,
 }
 
 /// The proxy handler (the router's fallback).
@@ -72,6 +85,8 @@ async fn handle(state: AppState, request: Request) -> Response {
         path: String::new(),
         key: None,
         reserved_micros: 0,
+        held_without_settlement: 0,
+        settlement: Vec::new(),
     };
     let (response, code) = match forward(&state, request, &mut trail).await {
         Ok(response) => (response, None),
@@ -121,12 +136,21 @@ async fn handle(state: AppState, request: Request) -> Response {
         metrics.cap_exhausted.inc();
     }
     // The upstream call has happened either way: a lost audit row is logged, not answered.
-    if let Err(err) = state
-        .store()
-        .record_audit(&record, trail.reserved_micros)
-        .await
-    {
-        tracing::error!(error = %err, "failed to write audit record");
+    let store = state.store();
+    let settled = !trail.settlement.is_empty();
+    let mut unit = trail.settlement;
+    unit.push(store.record_audit(&record, trail.reserved_micros));
+    if let Err(err) = store.write(unit).await {
+        if settled {
+            // Erring on the side of the cap: without its release the amount stays held.
+            tracing::error!(error = %err, "failed to settle a request; recording it alone");
+            let alone = store.record_audit(&record, trail.held_without_settlement);
+            if let Err(err) = store.write(vec![alone]).await {
+                tracing::error!(error = %err, "failed to write audit record");
+            }
+        } else {
+            tracing::error!(error = %err, "failed to write audit record");
+        }
     }
     response
 }
@@ -148,7 +172,10 @@ async fn forward(
     let method = request::method(&parts.method)?;
     check_path(raw_path).map_err(ApiError::InvalidPath)?;
 
-    let key = authenticate(state, &parts.headers).await?;
+    // Known before the lookup: a request without a body has all of it already.
+    let bodiless = body.is_end_stream();
+    let path_object = crate::stripe_api::object_in_path(path);
+    let (key, path_owner) = authenticate(state, &parts.headers, vendor.name, path_object).await?;
     trail.key = Some(key.clone());
     if key.vendor != vendor.name {
         return Err(ApiError::EndpointNotAllowed(format!(
@@ -162,19 +189,25 @@ async fn forward(
         KeyStatus::Expired => return Err(ApiError::KeyExpired),
     }
     request::check_endpoint(&key, method, path)?;
-    if let Some(id) = crate::stripe_api::object_in_path(path) {
-        check_object(state, &vendor, &key, id).await?;
+    if let Some(id) = path_object {
+        check_object_owner(&key, id, path_owner.as_deref())?;
     }
     let forward_headers = request::forward_headers(&key, &parts.headers)?;
 
     let body = read_body(state, body).await?;
     let params = request::params(method, parts.uri.query(), &parts.headers, &body)?;
     for id in request::named_objects(path, &params)? {
-        check_object(state, &vendor, &key, id).await?;
+        // The path's object was checked above, and its owner cannot change.
+        if Some(id) != path_object {
+            check_object(state, &vendor, &key, id).await?;
+        }
     }
     let valued = money::value(state, &vendor, &key, method, path, &params).await?;
-    let reservation = money::reserve(state, &key, valued.as_ref()).await?;
+    // Time passed since the lookup only if a body arrived or a price was read upstream.
+    let checked_since_lookup = bodiless && valued.is_none();
+    let reservation = money::reserve(state, &key, valued.as_ref(), checked_since_lookup).await?;
     trail.reserved_micros = reservation.as_ref().map_or(0, |r| r.micros());
+    trail.held_without_settlement = trail.reserved_micros;
 
     let outcome = upstream::send(
         state,
@@ -185,14 +218,19 @@ async fn forward(
         forward_headers.headers,
     )
     .await;
-    let forwarded = money::Forwarded {
-        vendor: &vendor,
-        key: &key,
+    let settlement = money::settle(
+        state,
+        &vendor,
+        &key,
         method,
         path,
-        valued: valued.as_ref(),
-    };
-    trail.reserved_micros = money::settle(state, &forwarded, reservation.as_ref(), &outcome).await;
+        path_owner.as_deref(),
+        valued.as_ref(),
+        reservation.as_ref(),
+        &outcome,
+    );
+    trail.reserved_micros = settlement.held;
+    trail.settlement = settlement.writes;
     outcome
         .map(|answer| answer.into_response_for(forward_headers.client_idempotency_key))
         .map_err(|failure| failure.error)
@@ -207,11 +245,17 @@ fn split_vendor(raw_path: &str) -> (&str, &str) {
     }
 }
 
-async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<KeyRecord, ApiError> {
+/// The key the bearer token names, and the label that owns the object the path names.
+async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    vendor: &str,
+    path_object: Option<&str>,
+) -> Result<(KeyRecord, Option<String>), ApiError> {
     let token = bearer(headers).ok_or(ApiError::InvalidKey)?;
     state
         .store()
-        .key_by_token_hash(&token_hash(token))
+        .key_by_token_hash(&token_hash(token), path_object.map(|id| (vendor, id)))
         .await?
         .ok_or(ApiError::InvalidKey)
 }
@@ -229,12 +273,17 @@ async fn check_object(
     {
         return Ok(());
     }
-    let owned = state
+    let owner = state
         .store()
         .object(vendor.name, id)
         .await?
-        .is_some_and(|object| object.label == key.label);
-    if owned {
+        .map(|o| o.label);
+    check_object_owner(key, id, owner.as_deref())
+}
+
+/// [`check_object`] with the object's owning label (`None`: never seen) already read.
+fn check_object_owner(key: &KeyRecord, id: &str, owner: Option<&str>) -> Result<(), ApiError> {
+    if key.allowed_objects.iter().any(|allowed| allowed == id) || owner == Some(&key.label) {
         return Ok(());
     }
     Err(ApiError::ObjectNotAllowed(format!(

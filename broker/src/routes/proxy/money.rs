@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::error::ApiError;
 use crate::form::FormParams;
+use crate::group_commit::Statement;
 use crate::money::{ValuationError, usd_micros};
 use crate::state::AppState;
 use crate::store::{KeyRecord, KeyStatus, ObjectRecord, Reservation};
@@ -167,18 +168,25 @@ pub async fn value(
 }
 
 /// Reserves what `valued` needs, in the same statement that checks the key is
-/// still live; with nothing to reserve, checks the key again. Either way a
-/// key revoked while the body arrived forwards nothing.
+/// still live; with nothing to reserve, checks the key again unless
+/// `checked_since_lookup` (no body arrived and nothing was read upstream
+/// since the key was looked up, so that lookup is as fresh as a second).
+/// Either way a key revoked while the body arrived forwards nothing.
 pub async fn reserve(
     state: &AppState,
     key: &KeyRecord,
     valued: Option<&Valued>,
+    checked_since_lookup: bool,
 ) -> Result<Option<Reservation>, ApiError> {
     let now = Utc::now();
+    let need = valued.is_some_and(|v| v.need_micros > 0);
     if let Some(valued) = valued.filter(|v| v.need_micros > 0)
         && let Some(reservation) = state.store().reserve(key, valued.need_micros, now).await?
     {
         return Ok(Some(reservation));
+    }
+    if !need && checked_since_lookup {
+        return Ok(None);
     }
     let current = state
         .store()
@@ -188,9 +196,9 @@ pub async fn reserve(
     match current.status(now) {
         KeyStatus::Revoked => Err(ApiError::KeyRevoked),
         KeyStatus::Expired => Err(ApiError::KeyExpired),
-        KeyStatus::Active if valued.is_some_and(|v| v.need_micros > 0) => Err(
-            ApiError::CapExhausted("request would pass the key's spend cap".to_owned()),
-        ),
+        KeyStatus::Active if need => Err(ApiError::CapExhausted(
+            "request would pass the key's spend cap".to_owned(),
+        )),
         KeyStatus::Active => Ok(None),
     }
 }
@@ -242,74 +250,81 @@ fn made_objects(body: &Value, kind: Option<(&str, &str)>) -> Vec<(String, Object
     made
 }
 
-/// A forwarded request, as settling it needs to know it.
-pub struct Forwarded<'a> {
-    /// Where it went.
-    pub vendor: &'a Vendor,
-    /// With which key.
-    pub key: &'a KeyRecord,
-    /// `GET`, `POST` or `DELETE`.
-    pub method: &'a str,
-    /// Below the vendor segment.
-    pub path: &'a str,
-    /// What it could move, if it moves money.
-    pub valued: Option<&'a Valued>,
+/// What an answer changes in the store, to be committed with its audit row.
+pub struct Settlement {
+    /// Micro-dollars the request holds once `writes` commit.
+    pub held: i64,
+    /// The release, the objects the answer made, the new hold of its object.
+    pub writes: Vec<Statement>,
 }
 
 /// Keeps or releases the reservation, and records what upstream made.
 ///
 /// Released when upstream refused the request (4xx) or was never reached;
 /// kept on success and on every ambiguous outcome (timeout, dropped
-/// connection, 5xx), where the money may have moved.
-pub async fn settle(
+/// connection, 5xx), where the money may have moved. `path_owner` is the
+/// label that owned the path's object when the key was looked up.
+#[allow(clippy::too_many_arguments)]
+pub fn settle(
     state: &AppState,
-    request: &Forwarded<'_>,
+    vendor: &Vendor,
+    key: &KeyRecord,
+    method: &str,
+    path: &str,
+    path_owner: Option<&str>,
+    valued: Option<&Valued>,
     reservation: Option<&Reservation>,
     outcome: &Result<Upstream, UpstreamFailure>,
-) -> i64 {
-    let status = match outcome {
-        Ok(upstream) => Some(upstream.status),
-        Err(_) => None,
-    };
+) -> Settlement {
     let release = match outcome {
         Ok(upstream) => upstream.status.is_client_error(),
         Err(failure) => !failure.maybe_delivered,
     };
-    let mut held = reservation.map_or(0, Reservation::micros);
+    let mut settlement = Settlement {
+        held: reservation.map_or(0, Reservation::micros),
+        writes: Vec::new(),
+    };
     if let (true, Some(reservation)) = (release, reservation) {
-        match state.store().release(reservation).await {
-            Ok(()) => held = 0,
-            // Erring on the side of the cap: the amount stays held.
-            Err(err) => tracing::error!(error = %err, "failed to release a spend reservation"),
-        }
+        settlement.writes.push(state.store().release(reservation));
+        settlement.held = 0;
     }
-    if let Ok(upstream) = outcome
-        && let Err(err) = record(state, request, status, &upstream.body).await
-    {
-        // The answer stands; without the record the label cannot reach the object later.
-        tracing::error!(error = %err, "failed to record objects of an answer");
+    if let Ok(upstream) = outcome {
+        let owns_target = path_owner == Some(key.label.as_str());
+        settlement.writes.extend(record(
+            state,
+            vendor,
+            key,
+            method,
+            path,
+            owns_target,
+            valued,
+            upstream.status,
+            &upstream.body,
+        ));
     }
-    held
+    settlement
 }
 
-async fn record(
+/// The objects an answer shows were made under the key's label, and the new
+/// hold of the object a valued request acted on.
+#[allow(clippy::too_many_arguments)]
+fn record(
     state: &AppState,
-    request: &Forwarded<'_>,
-    status: Option<StatusCode>,
+    vendor: &Vendor,
+    key: &KeyRecord,
+    method: &str,
+    path: &str,
+    owns_path_object: bool,
+    valued: Option<&Valued>,
+    status: StatusCode,
     body: &[u8],
-) -> Result<(), sqlx::Error> {
-    let Forwarded {
-        vendor,
-        key,
-        method,
-        path,
-        valued,
-    } = *request;
-    let Some(status) = status.filter(|s| s.is_success() || s.is_client_error()) else {
-        return Ok(());
-    };
+) -> Vec<Statement> {
+    let mut writes = Vec::new();
+    if !(status.is_success() || status.is_client_error()) {
+        return writes;
+    }
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return Ok(());
+        return writes;
     };
     let store = state.store();
     // Objects made by a known create, or by a request on an object this label owns.
@@ -318,20 +333,12 @@ async fn record(
             method == "POST" && created_kind(path).is_some(),
             created_kind(path),
         ),
-        Some(id) => (
-            store
-                .object(vendor.name, id)
-                .await?
-                .is_some_and(|object| object.label == key.label),
-            None,
-        ),
+        Some(_) => (owns_path_object, None),
     };
     if owns_target {
         for (id, mut object) in made_objects(&body, kind) {
             object.label = key.label.clone();
-            store
-                .record_object(vendor.name, &id, &object, Utc::now())
-                .await?;
+            writes.push(store.record_object_statement(vendor.name, &id, &object, Utc::now()));
         }
     }
     if let Some(valued) = valued.filter(|_| status.is_success()) {
@@ -341,16 +348,14 @@ async fn record(
             None => body["id"].as_str().map(str::to_owned),
         };
         if let Some(id) = id {
-            store
-                .hold_for_object(
-                    vendor.name,
-                    &id,
-                    valued.need_micros,
-                    valued.amount,
-                    &valued.currency,
-                )
-                .await?;
+            writes.push(store.hold_for_object(
+                vendor.name,
+                &id,
+                valued.need_micros,
+                valued.amount,
+                &valued.currency,
+            ));
         }
     }
-    Ok(())
+    writes
 }

@@ -1,0 +1,339 @@
+//! Broker throughput and latency against stripe-sim, side by side with the
+//! same calls made to stripe-sim directly in the same run:
+//! `cargo bench -p keylease-broker --bench throughput`.
+//!
+//! stripe-sim and the release `keylease-broker` binary each run as a process
+//! of their own; this process is the load generator (closed loop, one
+//! kept-alive connection per client, as `wrk` is), so all three share the
+//! machine's cores. Each backend (SQLite in the target directory, on disk;
+//! PostgreSQL on the tests' server) gets a fresh database and broker.
+//!
+//! Settings (environment): `BENCH_SECONDS` (measured seconds per figure,
+//! default 5), `BENCH_WARMUP_SECONDS` (default 1), `BENCH_BACKENDS`
+//! (default `sqlite,postgres`), `KEYLEASE_TEST_POSTGRES_URL`.
+
+mod load;
+mod procs;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use load::{Op, Stats};
+use procs::{ADMIN_TOKEN, STRIPE_SECRET};
+
+/// What every key of the bench may do: create PaymentIntents and read its own.
+fn key_request(label: &str) -> Value {
+    json!({
+        "label": label,
+        "vendor": "stripe",
+        "daily_usd_cap": 1_000_000_000,
+        "allowed_endpoints": ["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
+        "expires_in": 3600,
+    })
+}
+
+/// A money-moving create: one $1.00 reservation each.
+const CREATE_FORM: &str = "amount=100&currency=usd";
+
+struct Setup {
+    http: reqwest::Client,
+    sim: SocketAddr,
+    broker: SocketAddr,
+}
+
+impl Setup {
+    async fn reset_sim(&self) {
+        let reset = self
+            .http
+            .post(format!("http://{}/_sim/reset", self.sim))
+            .send()
+            .await;
+        assert!(reset.expect("reset stripe-sim").status().is_success());
+    }
+
+    async fn issue(&self, label: &str) -> String {
+        let issued: Value = self
+            .http
+            .post(format!("http://{}/v1/keys", self.broker))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&key_request(label))
+            .send()
+            .await
+            .expect("issue a key")
+            .error_for_status()
+            .expect("key issued")
+            .json()
+            .await
+            .expect("issued key");
+        issued["token"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates a PaymentIntent at `base` (`http://sim` or `http://broker/stripe`) with `token`.
+    async fn create(&self, base: &str, token: &str) -> String {
+        let created: Value = self
+            .http
+            .post(format!("{base}/v1/payment_intents"))
+            .bearer_auth(token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(CREATE_FORM)
+            .send()
+            .await
+            .expect("create a PaymentIntent")
+            .error_for_status()
+            .expect("PaymentIntent created")
+            .json()
+            .await
+            .expect("PaymentIntent");
+        created["id"].as_str().expect("id").to_owned()
+    }
+
+    /// One GET of its own PaymentIntent per connection: directly, or through a key each.
+    async fn get_ops(&self, connections: usize, through_broker: bool) -> Vec<Op> {
+        self.reset_sim().await;
+        let mut ops = Vec::new();
+        for i in 0..connections {
+            let (base, token, prefix) = if through_broker {
+                let token = self.issue(&format!("temporal-bench-get-{i}")).await;
+                (format!("http://{}/stripe", self.broker), token, "/stripe")
+            } else {
+                (format!("http://{}", self.sim), STRIPE_SECRET.to_owned(), "")
+            };
+            let id = self.create(&base, &token).await;
+            ops.push(Op::Request {
+                method: Method::GET,
+                path: format!("{prefix}/v1/payment_intents/{id}"),
+                token,
+                form: None,
+                expect: StatusCode::OK,
+            });
+        }
+        ops
+    }
+
+    /// One money-moving create after another per connection, each on a key of its own.
+    async fn post_ops(&self, connections: usize, through_broker: bool) -> Vec<Op> {
+        self.reset_sim().await;
+        let mut ops = Vec::new();
+        for i in 0..connections {
+            let (path, token) = if through_broker {
+                let token = self.issue(&format!("temporal-bench-post-{i}")).await;
+                ("/stripe/v1/payment_intents", token)
+            } else {
+                ("/v1/payment_intents", STRIPE_SECRET.to_owned())
+            };
+            ops.push(Op::Request {
+                method: Method::POST,
+                path: path.to_owned(),
+                token,
+                form: Some(CREATE_FORM.to_owned()),
+                expect: StatusCode::OK,
+            });
+        }
+        ops
+    }
+
+    fn issue_revoke_ops(connections: usize) -> Vec<Op> {
+        (0..connections)
+            .map(|i| Op::IssueRevoke {
+                admin: ADMIN_TOKEN.to_owned(),
+                key: key_request(&format!("temporal-bench-lease-{i}")).to_string(),
+            })
+            .collect()
+    }
+}
+
+/// One figure: the broker's, and stripe-sim's for the same calls when there is one.
+struct Row {
+    name: &'static str,
+    connections: usize,
+    direct: Option<Stats>,
+    broker: Stats,
+}
+
+struct Timing {
+    warmup: Duration,
+    measure: Duration,
+}
+
+async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec<Row> {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("bench dir");
+    let database = procs::fresh_database(backend, dir.path()).await;
+    let broker = procs::spawn_broker(&database, sim).await;
+    let setup = Setup {
+        http: reqwest::Client::new(),
+        sim,
+        broker: broker.addr,
+    };
+    let run = |addr, ops| load::run(addr, ops, timing.warmup, timing.measure);
+    let mut rows = Vec::new();
+    for (name, connections) in [("GET one PaymentIntent", 32), ("GET one PaymentIntent", 1)] {
+        let direct = run(sim, setup.get_ops(connections, false).await).await;
+        let brokered = run(broker.addr, setup.get_ops(connections, true).await).await;
+        rows.push(Row {
+            name,
+            connections,
+            direct: Some(direct),
+            broker: brokered,
+        });
+    }
+    for (name, connections) in [
+        ("POST create PaymentIntent (a reservation)", 32),
+        ("POST create PaymentIntent (a reservation)", 1),
+    ] {
+        let direct = run(sim, setup.post_ops(connections, false).await).await;
+        let brokered = run(broker.addr, setup.post_ops(connections, true).await).await;
+        rows.push(Row {
+            name,
+            connections,
+            direct: Some(direct),
+            broker: brokered,
+        });
+    }
+    for connections in [1, 16] {
+        let brokered = run(broker.addr, Setup::issue_revoke_ops(connections)).await;
+        rows.push(Row {
+            name: "key issue + revoke (pairs)",
+            connections,
+            direct: None,
+            broker: brokered,
+        });
+    }
+    drop(broker);
+    procs::drop_database(backend).await;
+    rows
+}
+
+fn print_table(backend: &str, rows: &[Row]) {
+    println!("\n### {backend}\n");
+    println!(
+        "| call | conns | direct /s | broker /s | broker ÷ direct | direct p50 | broker p50 | added p50 | direct p99 | broker p99 | errors |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        let b = &row.broker;
+        let (d_rate, ratio, d50, added, d99) = match &row.direct {
+            Some(d) => (
+                format!("{:.0}", d.rate()),
+                format!("{:.3}", b.rate() / d.rate()),
+                format!("{:.2} ms", d.quantile_ms(0.5)),
+                format!("{:+.2} ms", b.quantile_ms(0.5) - d.quantile_ms(0.5)),
+                format!("{:.2} ms", d.quantile_ms(0.99)),
+            ),
+            None => ("–".into(), "–".into(), "–".into(), "–".into(), "–".into()),
+        };
+        let errors = b.errors + row.direct.as_ref().map_or(0, |d| d.errors);
+        println!(
+            "| {} | {} | {d_rate} | {:.0} | {ratio} | {d50} | {:.2} ms | {added} | {d99} | {:.2} ms | {errors} |",
+            row.name,
+            row.connections,
+            b.rate(),
+            b.quantile_ms(0.5),
+            b.quantile_ms(0.99),
+        );
+    }
+}
+
+/// The 1-, 5- and 15-minute load averages.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|_| "unknown".to_owned())
+}
+
+/// Median time of a one-row durable commit in SQLite as the broker opens it
+/// (WAL, `synchronous` at its default FULL) where the bench's SQLite file lives:
+/// the floor of a request that waits for its audit row.
+async fn sqlite_commit_median_ms(dir: &std::path::Path) -> f64 {
+    use sqlx::{ConnectOptions, Executor};
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join("commit-probe.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .expect("commit probe");
+    connection
+        .execute("CREATE TABLE probe (n INTEGER)")
+        .await
+        .expect("probe table");
+    let mut times = Vec::new();
+    for n in 0..200 {
+        let started = Instant::now();
+        sqlx::query("INSERT INTO probe (n) VALUES (?1)")
+            .bind(n)
+            .execute(&mut connection)
+            .await
+            .expect("probe insert");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, name)| name.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{cores} cores ({cpu})")
+}
+
+fn seconds(var: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(var)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+fn main() {
+    if std::env::var(procs::ROLE_VAR).is_ok_and(|role| role == "stripe-sim") {
+        procs::serve_stripe_sim();
+        return;
+    }
+    let timing = Timing {
+        warmup: seconds("BENCH_WARMUP_SECONDS", 1),
+        measure: seconds("BENCH_SECONDS", 5),
+    };
+    let backends = std::env::var("BENCH_BACKENDS").unwrap_or_else(|_| "sqlite,postgres".to_owned());
+    // The load generator takes at most two threads, as `wrk -t2` would.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    println!("machine: {}", machine());
+    let probe_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("probe dir");
+    let commit_ms = runtime.block_on(sqlite_commit_median_ms(probe_dir.path()));
+    println!(
+        "durable SQLite commit (WAL, synchronous FULL) on the bench's disk: {commit_ms:.2} ms median"
+    );
+    println!("broker binary: {}", procs::broker_binary());
+    let sim = procs::spawn_stripe_sim();
+    for backend in backends.split(',').map(str::trim).filter(|b| !b.is_empty()) {
+        let before = load_average();
+        let rows = runtime.block_on(measure_backend(backend, sim.addr, &timing));
+        print_table(backend, &rows);
+        println!(
+            "\nload average before: {before}; after: {}; {}s measured per figure after {}s warm-up",
+            load_average(),
+            timing.measure.as_secs(),
+            timing.warmup.as_secs()
+        );
+    }
+}

@@ -1,0 +1,311 @@
+//! Group commit: the writes of concurrent requests share one transaction,
+//! so one fsync makes many of them durable.
+//!
+//! A write is a *unit*: the statements of one request (a reservation; the
+//! settlement of an answer with its audit row; a key issued or revoked),
+//! answered with each statement's affected-row count only once the
+//! transaction holding it has committed. Nothing is acknowledged that a
+//! crash could undo, so a request never forwards on a reservation, nor
+//! answers with an audit row, that is not on disk.
+//!
+//! On SQLite every write goes through one writer task and one connection.
+//! The writer takes whatever units have queued, runs them in one
+//! transaction and commits: the first unit of an idle broker is committed at
+//! once (there is no timer), and under load the units that arrive during one
+//! commit share the next. SQLite has one writer at a time anyway, so this
+//! serializes nothing that was not serialized, and no connection ever waits
+//! on the file lock. A reservation's conditional upsert runs in the writer
+//! like any statement, so it still checks and adds in one step.
+//!
+//! On PostgreSQL each unit commits in a transaction of its own on the pool:
+//! the server already lets concurrent commits share a WAL flush, and a
+//! transaction that holds only its own request's rows can never deadlock
+//! with another broker's, as a batch of many requests' row locks could.
+
+use sqlx::any::AnyArguments;
+use sqlx::{Any, AnyConnection, AnyPool};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most units in one transaction: bounds how long one commit holds the writer.
+const MAX_BATCH: usize = 256;
+
+/// Units waiting for the writer beyond which writers wait to enqueue.
+const QUEUE_DEPTH: usize = 4096;
+
+/// A bound parameter of a [`Statement`].
+#[derive(Debug, Clone)]
+pub enum Arg {
+    /// An integer or NULL.
+    Int(Option<i64>),
+    /// A string or NULL.
+    Text(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(value: i64) -> Self {
+        Self::Int(Some(value))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(value: Option<i64>) -> Self {
+        Self::Int(value)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(value: &str) -> Self {
+        Self::Text(Some(value.to_owned()))
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(value: Option<&str>) -> Self {
+        Self::Text(value.map(str::to_owned))
+    }
+}
+
+/// One write statement with its parameters, in its backend's placeholder syntax.
+#[derive(Debug, Clone)]
+pub struct Statement {
+    sql: String,
+    args: Vec<Arg>,
+}
+
+impl Statement {
+    /// `sql` (already in the backend's syntax) with `args` bound in order.
+    pub fn new(sql: String, args: Vec<Arg>) -> Self {
+        Self { sql, args }
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments> {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(self.sql.as_str()));
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(value) => query.bind(*value),
+                Arg::Text(value) => query.bind(value.as_deref()),
+            };
+        }
+        query
+    }
+}
+
+/// The statements of one unit and where its answer goes.
+struct Job {
+    unit: Vec<Statement>,
+    reply: oneshot::Sender<Result<Vec<u64>, sqlx::Error>>,
+}
+
+/// Where the broker's writes go.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    mode: Mode,
+}
+
+#[derive(Debug, Clone)]
+enum Mode {
+    /// SQLite: to the one writer task.
+    Batched(mpsc::Sender<Job>),
+    /// PostgreSQL: each unit in its own transaction on the pool.
+    Direct(AnyPool),
+}
+
+impl Writer {
+    /// A writer task owning `pool` (a pool of one connection), batching what queues.
+    pub fn batched(pool: AnyPool) -> Self {
+        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(pool, queue));
+        Self {
+            mode: Mode::Batched(jobs),
+        }
+    }
+
+    /// Each unit committed on its own on `pool`.
+    pub fn direct(pool: AnyPool) -> Self {
+        Self {
+            mode: Mode::Direct(pool),
+        }
+    }
+
+    /// Commits `unit`, all of it or none; the rows each statement affected.
+    pub async fn write(&self, unit: Vec<Statement>) -> Result<Vec<u64>, sqlx::Error> {
+        match &self.mode {
+            Mode::Direct(pool) => alone(pool, &unit).await,
+            Mode::Batched(jobs) => {
+                let (reply, answer) = oneshot::channel();
+                jobs.send(Job { unit, reply })
+                    .await
+                    .map_err(|_| sqlx::Error::WorkerCrashed)?;
+                answer.await.map_err(|_| sqlx::Error::WorkerCrashed)?
+            }
+        }
+    }
+}
+
+/// Why a batch did not commit.
+enum Failure {
+    /// A statement failed: the transaction rolled back and nothing of it was written.
+    RolledBack(sqlx::Error),
+    /// `COMMIT` itself failed: whether it was written is unknown.
+    Commit(sqlx::Error),
+}
+
+async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
+    let mut batch = Vec::new();
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit(&pool, &mut batch).await;
+    }
+}
+
+async fn commit(pool: &AnyPool, batch: &mut Vec<Job>) {
+    match together(pool, batch).await {
+        Ok(results) => {
+            for (job, rows) in batch.drain(..).zip(results) {
+                let _ = job.reply.send(Ok(rows));
+            }
+        }
+        Err(Failure::RolledBack(err)) if batch.len() > 1 => {
+            // One unit's failure must not fail its neighbours: nothing was
+            // written, so each is tried again in a transaction of its own.
+            tracing::warn!(error = %err, units = batch.len(), "a group commit rolled back; committing its units one by one");
+            for job in batch.drain(..) {
+                let result = alone(pool, &job.unit).await;
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(Failure::RolledBack(err)) => {
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(sqlx::Error::Protocol(err.to_string())));
+            }
+        }
+        Err(Failure::Commit(err)) => {
+            // Not retried: a unit run twice could release a hold twice.
+            tracing::error!(error = %err, units = batch.len(), "a group commit failed");
+            for job in batch.drain(..) {
+                let _ = job
+                    .reply
+                    .send(Err(sqlx::Error::Protocol(format!("commit failed: {err}"))));
+            }
+        }
+    }
+}
+
+async fn execute(
+    connection: &mut AnyConnection,
+    unit: &[Statement],
+) -> Result<Vec<u64>, sqlx::Error> {
+    let mut rows = Vec::with_capacity(unit.len());
+    for statement in unit {
+        rows.push(
+            statement
+                .query()
+                .execute(&mut *connection)
+                .await?
+                .rows_affected(),
+        );
+    }
+    Ok(rows)
+}
+
+async fn together(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failure> {
+    let mut transaction = pool.begin().await.map_err(Failure::RolledBack)?;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        results.push(
+            execute(&mut transaction, &job.unit)
+                .await
+                .map_err(Failure::RolledBack)?,
+        );
+    }
+    transaction.commit().await.map_err(Failure::Commit)?;
+    Ok(results)
+}
+
+/// One unit in a transaction of its own (a single statement needs none).
+async fn alone(pool: &AnyPool, unit: &[Statement]) -> Result<Vec<u64>, sqlx::Error> {
+    if let [statement] = unit {
+        let done = statement.query().execute(pool).await?;
+        return Ok(vec![done.rows_affected()]);
+    }
+    let mut transaction = pool.begin().await?;
+    let rows = execute(&mut transaction, unit).await?;
+    transaction.commit().await?;
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::migrate::MigrateDatabase;
+
+    async fn sqlite_pool(dir: &tempfile::TempDir) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}/g.db", dir.path().display());
+        Any::create_database(&url).await.unwrap();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool
+    }
+
+    fn insert(n: i64) -> Statement {
+        Statement::new("INSERT INTO t (n) VALUES (?1)".to_owned(), vec![n.into()])
+    }
+
+    async fn rows(pool: &AnyPool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Units that share a transaction must not share a failure: a unit the
+    /// database refuses fails alone, whole, and its neighbours commit.
+    #[tokio::test]
+    async fn a_refused_unit_fails_alone_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = sqlite_pool(&dir).await;
+        let writer = Writer::batched(pool.clone());
+        assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
+        // Queued together, so most land in one batch; every fifth repeats n = 0,
+        // in a unit whose first statement alone would have succeeded.
+        let units = (1..=40).map(|n| {
+            let writer = writer.clone();
+            async move {
+                let unit = if n % 5 == 0 {
+                    vec![insert(1000 + n), insert(0)]
+                } else {
+                    vec![insert(n), insert(100 + n)]
+                };
+                (n, writer.write(unit).await)
+            }
+        });
+        for (n, result) in futures::future::join_all(units).await {
+            if n % 5 == 0 {
+                assert!(result.is_err(), "unit {n} should have been refused");
+            } else {
+                assert_eq!(result.unwrap(), vec![1, 1], "unit {n}");
+            }
+        }
+        let expected: Vec<i64> = std::iter::once(0)
+            .chain((1..=40).filter(|n| n % 5 != 0))
+            .chain((1..=40).filter(|n| n % 5 != 0).map(|n| 100 + n))
+            .collect();
+        let mut expected = expected;
+        expected.sort_unstable();
+        assert_eq!(rows(&pool).await, expected);
+    }
+}
