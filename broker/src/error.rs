@@ -67,6 +67,9 @@ pub enum ApiError {
     /// Upstream could not be reached.
     #[error("upstream is unavailable")]
     UpstreamUnavailable,
+    /// The request's audit record could not be written, so its answer is withheld.
+    #[error("the broker could not record this request; retry it with the same Idempotency-Key")]
+    AuditUnavailable,
     /// Anything the caller cannot fix; the cause is logged, never sent.
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -95,6 +98,7 @@ impl ApiError {
             Self::AccountNotAllowed(_) => "account_not_allowed",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::AuditUnavailable => "audit_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -119,6 +123,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

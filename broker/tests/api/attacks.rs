@@ -890,3 +890,47 @@ pub async fn client_secrets_never_leave_the_broker(backend: Backend) {
     let (status, body) = post_form(&broker, token, "/v1/ephemeral_keys", "customer=cus_1X").await;
     assert_eq!((status, code(&body)), (403, "endpoint_not_allowed"));
 }
+
+/// Review finding: when the audit row could not be written, the answer went
+/// out anyway. Now it is withheld (503) and the client retries.
+#[tokio::test]
+async fn an_answer_whose_audit_row_cannot_be_written_is_withheld() {
+    use sqlx::Connection;
+    let broker = TestBroker::spawn(Backend::Sqlite).await;
+    let key = broker
+        .issue_with(
+            "temporal-audit-charge",
+            &["GET /v1/payment_intents/*"],
+            0.0,
+            json!({"allowed_objects": ["pi_1Poison", "pi_1Fine"]}),
+        )
+        .await;
+    let mut db = sqlx::SqliteConnection::connect(&broker.database_url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit WHEN NEW.path LIKE '%Poison%'
+         BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let (status, body) = json_of(
+        broker
+            .stripe_get(&key.token, "/v1/payment_intents/pi_1Poison")
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (503, "audit_unavailable"), "{body}");
+    let (status, _) = json_of(
+        broker
+            .stripe_get(&key.token, "/v1/payment_intents/pi_1Fine")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "a recorded request is answered");
+    let (_, audit) = broker
+        .admin(Method::GET, &format!("/v1/audit?key_id={}", key.id), None)
+        .await;
+    assert_eq!(audit["records"].as_array().unwrap().len(), 1, "{audit}");
+}

@@ -135,24 +135,25 @@ async fn handle(state: AppState, request: Request) -> Response {
     if record.code.as_deref() == Some("cap_exhausted") {
         metrics.cap_exhausted.inc();
     }
-    // The upstream call has happened either way: a lost audit row is logged, not answered.
+    // Every answer a client sees has its audit row: when the row cannot be
+    // written, the upstream answer is withheld and the client told to retry.
+    // A retry with the same Idempotency-Key replays what upstream did.
     let store = state.store();
     let settled = !trail.settlement.is_empty();
     let mut unit = trail.settlement;
     unit.push(store.record_audit(&record, trail.reserved_micros));
-    if let Err(err) = store.write(unit).await {
-        if settled {
-            // Erring on the side of the cap: without its release the amount stays held.
-            tracing::error!(error = %err, "failed to settle a request; recording it alone");
-            let alone = store.record_audit(&record, trail.held_without_settlement);
-            if let Err(err) = store.write(vec![alone]).await {
-                tracing::error!(error = %err, "failed to write audit record");
-            }
-        } else {
-            tracing::error!(error = %err, "failed to write audit record");
+    let Err(err) = store.write(unit).await else {
+        return response;
+    };
+    if settled {
+        // Erring on the side of the cap: without its release the amount stays held.
+        tracing::error!(error = %err, "failed to settle a request; recording it alone");
+        let alone = store.record_audit(&record, trail.held_without_settlement);
+        if store.write(vec![alone]).await.is_ok() {
+            return response;
         }
     }
-    response
+    ApiError::AuditUnavailable.into_response()
 }
 
 async fn forward(
