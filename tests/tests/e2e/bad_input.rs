@@ -21,9 +21,12 @@ use tokio::process::Command;
 // The tables
 // ---------------------------------------------------------------------------
 
+/// A flag and its value; `None` leaves the flag out.
+type Flag = (&'static str, Option<&'static str>);
+
 /// `keylease-worker checkout`: (case, flags replacing or added to a good checkout's, text the error names).
 #[rustfmt::skip]
-const CHECKOUT_FLAGS: &[(&str, &[(&str, Option<&str>)], &str)] = &[
+const CHECKOUT_FLAGS: &[(&str, &[Flag], &str)] = &[
     ("amount zero", &[("--amount", Some("0"))], "amount must be"),
     ("amount negative", &[("--amount", Some("-5"))], "amount must be"),
     ("amount above Stripe's maximum", &[("--amount", Some("100000000"))], "amount must be"),
