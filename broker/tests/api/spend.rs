@@ -188,6 +188,16 @@ async fn a_hundred_charges_across_two_brokers_on_postgres_forward_exactly_the_ca
 #[tokio::test]
 async fn a_hundred_charges_across_two_brokers_on_sqlite_forward_exactly_the_cap() {
     let broker = TestBroker::spawn(Backend::Sqlite).await;
+    // SQLite has no migration lock: a second broker may start only once the
+    // first has migrated, which an answer from it proves (its listener is
+    // bound before it migrates, so the request waits rather than failing).
+    let health = broker
+        .http
+        .get(broker.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
     let other = broker.sibling().await;
     charges_race_one_cap(&broker, &[broker.addr, other], 100, 333.0).await;
 }
