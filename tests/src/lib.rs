@@ -6,11 +6,15 @@
 //! - [`stack`]: [`Stack`], a broker, a stripe-sim and a worker for one test.
 //! - [`local`]: free ports and the workspace's built binaries.
 //! - [`logs`]: every log line the in-process parts write, for secret checks.
+//! - [`process`]: the worker binary as a child process to kill; a fault switch on the key API.
+//! - [`raw`]: a foreign workflow that schedules Keylease's activities with raw JSON.
 //! - [`compose`]: `docker-compose.yml` and `.env.example` as the tests read them.
 
 pub mod compose;
 pub mod local;
 pub mod logs;
+pub mod process;
+pub mod raw;
 pub mod stack;
 pub mod temporal;
 

@@ -39,6 +39,17 @@ pub fn check_broker_token(token: &SecretString) -> Result<(), WorkerError> {
     )))
 }
 
+/// Parses a broker URL: `http://` or `https://` with a host, so that a
+/// scheme-less `broker:8080` (which parses as a URL of scheme `broker`) is
+/// refused at start, naming the flag, rather than on the first key issue.
+pub fn http_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|err| format!("not a URL: {err}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("must be an http:// or https:// URL with a host".to_owned());
+    }
+    Ok(url)
+}
+
 /// Where Temporal is and which queue to use.
 #[derive(Debug, Clone, Args)]
 pub struct TemporalArgs {
@@ -71,10 +82,10 @@ pub struct WorkerConfig {
     #[command(flatten)]
     pub temporal: TemporalArgs,
     /// The broker's vault-key API (issue and revoke), e.g. `http://127.0.0.1:8080`.
-    #[arg(long, env = "KEYLEASE_BROKER_URL")]
+    #[arg(long, env = "KEYLEASE_BROKER_URL", value_parser = http_url)]
     pub broker_url: Url,
     /// The broker's Stripe proxy, e.g. `http://127.0.0.1:8080/stripe`.
-    #[arg(long, env = "KEYLEASE_PROXY_URL")]
+    #[arg(long, env = "KEYLEASE_PROXY_URL", value_parser = http_url)]
     pub proxy_url: Url,
     /// Bearer token of the broker's key API: at least 32 characters, not an example
     /// value. Never logged.

@@ -69,6 +69,9 @@ impl PolicyArgs {
             self.refund_start_to_close,
             self.refund_max_attempts,
         );
+        policy
+            .check()
+            .map_err(|why| WorkerError::Config(format!("policy: {why}")))?;
         Ok(policy)
     }
 }

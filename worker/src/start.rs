@@ -3,7 +3,7 @@
 
 use clap::Args;
 use keylease_workflows::{
-    CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment, FulfilmentRequest,
+    ChargeInput, CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment, FulfilmentRequest,
 };
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowUpdateError};
 use temporalio_client::{
@@ -137,6 +137,8 @@ async fn refuse_reuse(client: &Client, workflow_id: &str) -> Result<(), WorkerEr
 /// Starts a checkout; returns its workflow id.
 pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
     let policy = args.policy.load()?;
+    // The charge would refuse this input anyway; refusing it here starts no workflow.
+    check_charge(&args).map_err(WorkerError::Config)?;
     let client = temporal_client(&args.temporal).await?;
     let workflow_id = args
         .workflow_id
@@ -163,6 +165,24 @@ pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
         .await
         .map_err(|err| WorkerError::Temporal(format!("cannot start {workflow_id}: {err}")))?;
     Ok(workflow_id)
+}
+
+/// The charge's own input checks ([`keylease_activities::validate::charge`]), on the flags.
+fn check_charge(args: &CheckoutArgs) -> Result<(), String> {
+    let charge = ChargeInput {
+        order_id: args.order_id.clone(),
+        amount: args.amount,
+        currency: args.currency.clone(),
+        payment_method: args.payment_method.clone(),
+        customer: args.customer.clone(),
+        description: None,
+        metadata: Default::default(),
+        max_spend_usd: args.max_spend_usd,
+        capture: Default::default(),
+        schedule_to_close_ms: None,
+        checkout_id: None,
+    };
+    keylease_activities::validate::charge(&charge).map(drop)
 }
 
 /// Waits for a checkout to end; returns its outcome.

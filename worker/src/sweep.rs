@@ -30,7 +30,7 @@ pub struct SweepArgs {
     #[command(flatten)]
     pub temporal: TemporalArgs,
     /// The broker's key API.
-    #[arg(long, env = "KEYLEASE_BROKER_URL")]
+    #[arg(long, env = "KEYLEASE_BROKER_URL", value_parser = crate::config::http_url)]
     pub broker_url: Url,
     /// Bearer token of the broker's key API: at least 32 characters, not an example
     /// value. Never logged.

@@ -71,6 +71,47 @@ impl Default for ActivityPolicy {
     }
 }
 
+impl RetrySettings {
+    /// Refuses settings Temporal would reject when the activity is scheduled,
+    /// which would fail the workflow's task on every retry instead of the caller's request.
+    fn check(&self, field: &str) -> Result<(), String> {
+        if self.initial_interval.is_zero() {
+            return Err(format!("{field}.retry.initial_interval must be above 0"));
+        }
+        if !self.backoff_coefficient.is_finite() || self.backoff_coefficient < 1.0 {
+            return Err(format!(
+                "{field}.retry.backoff_coefficient must be a number of at least 1"
+            ));
+        }
+        if self.maximum_interval < self.initial_interval {
+            return Err(format!(
+                "{field}.retry.maximum_interval must be at least initial_interval"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ActivityPolicy {
+    /// Refuses a policy Temporal cannot schedule: `field` names it in the message.
+    pub fn check(&self, field: &str) -> Result<(), String> {
+        if self.start_to_close.is_zero() {
+            return Err(format!("{field}.start_to_close must be above 0"));
+        }
+        self.retry.check(field)
+    }
+}
+
+impl CheckoutPolicy {
+    /// Refuses a policy Temporal cannot schedule, naming the field, so that
+    /// a checkout carrying it is never started.
+    pub fn check(&self) -> Result<(), String> {
+        self.charge.check("charge")?;
+        self.refund.check("refund")?;
+        self.reconcile.check("reconcile")
+    }
+}
+
 impl ActivityPolicy {
     /// Temporal's activity options for this policy under an explicit activity id.
     pub fn options(

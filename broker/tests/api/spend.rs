@@ -174,13 +174,54 @@ async fn two_brokers_on_one_postgres_database_share_the_cap() {
     twenty_charges_on_a_cap_for_seven(&broker, &[broker.addr, other]).await;
 }
 
+/// A hundred concurrent $10 charges on a $333 cap, alternating between two
+/// brokers on one PostgreSQL database: exactly ⌊333/10⌋ = 33 are forwarded.
+#[tokio::test]
+async fn a_hundred_charges_across_two_brokers_on_postgres_forward_exactly_the_cap() {
+    let broker = TestBroker::spawn(Backend::Postgres).await;
+    let other = broker.sibling().await;
+    charges_race_one_cap(&broker, &[broker.addr, other], 100, 333.0).await;
+}
+
+/// The same race across two brokers on one SQLite file: SQLite's single
+/// writer serialises the conditional upserts, so the cap holds there too.
+#[tokio::test]
+async fn a_hundred_charges_across_two_brokers_on_sqlite_forward_exactly_the_cap() {
+    let broker = TestBroker::spawn(Backend::Sqlite).await;
+    // SQLite has no migration lock: a second broker may start only once the
+    // first has migrated, which an answer from it proves (its listener is
+    // bound before it migrates, so the request waits rather than failing).
+    let health = broker
+        .http
+        .get(broker.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let other = broker.sibling().await;
+    charges_race_one_cap(&broker, &[broker.addr, other], 100, 333.0).await;
+}
+
 /// Sends 20 concurrent $10 charges on a new $70-cap key, the i-th to
 /// `brokers[i % n]`: exactly 7 may pass and reach upstream, 13 are refused.
 async fn twenty_charges_on_a_cap_for_seven(broker: &TestBroker, brokers: &[std::net::SocketAddr]) {
+    charges_race_one_cap(broker, brokers, 20, 70.0).await;
+}
+
+/// Sends `n` concurrent $10 charges on a new key capped at `cap_usd`, the
+/// i-th to `brokers[i % brokers.len()]`: exactly ⌊cap/10⌋ pass and reach
+/// upstream, the rest are refused 429, and the key has spent exactly that.
+async fn charges_race_one_cap(
+    broker: &TestBroker,
+    brokers: &[std::net::SocketAddr],
+    n: usize,
+    cap_usd: f64,
+) {
+    let allowed = (cap_usd / 10.0).floor() as usize;
     let key = broker
-        .issue("temporal-race-charge", CHARGE, 70.0, json!(60))
+        .issue("temporal-race-charge", CHARGE, cap_usd, json!(60))
         .await;
-    let charges = (0..20).map(|i| {
+    let charges = (0..n).map(|i| {
         broker
             .http
             .post(format!(
@@ -198,14 +239,17 @@ async fn twenty_charges_on_a_cap_for_seven(broker: &TestBroker, brokers: &[std::
         .collect();
     assert_eq!(
         statuses.iter().filter(|s| **s == 200).count(),
-        7,
+        allowed,
         "{statuses:?}"
     );
     assert_eq!(
         statuses.iter().filter(|s| **s == 429).count(),
-        13,
+        n - allowed,
         "{statuses:?}"
     );
-    assert_eq!(broker.upstream.received().len(), 7);
-    assert_eq!(broker.key(&key.id).await["spent_usd"], 70.0);
+    assert_eq!(broker.upstream.received().len(), allowed);
+    assert_eq!(
+        broker.key(&key.id).await["spent_usd"],
+        allowed as f64 * 10.0
+    );
 }

@@ -1,11 +1,13 @@
 //! End to end: the Temporal dev server, the broker, stripe-sim and the worker, for real.
 
+mod bad_input;
 mod cancellation;
 mod checkout;
 mod commands;
 mod compose;
 mod compose_postgres;
 mod demo;
+mod faults;
 mod foreign;
 mod fulfilment;
 mod ids;

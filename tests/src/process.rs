@@ -1,0 +1,202 @@
+//! The worker binary as a child process, for tests that kill it, and a
+//! fault switch in front of the broker's key API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use tokio::net::TcpListener;
+use tokio::process::{Child, Command};
+
+use crate::local::{bin_dir, free_port};
+use crate::stack::{ADMIN_TOKEN, Stack};
+
+/// `keylease-worker run` on a task queue of the test's, logging JSON to a file.
+pub struct WorkerProcess {
+    child: Child,
+    /// Its `/metrics`.
+    pub metrics: SocketAddr,
+    /// Its stdout and stderr.
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl WorkerProcess {
+    /// Starts the binary against the stack's dev server; `broker_url` is the
+    /// key API (the stack's broker, or a [`FaultyKeyApi`] in front of it).
+    pub fn spawn(stack: &Stack, task_queue: &str, broker_url: &str, env: &[(&str, &str)]) -> Self {
+        let bin = bin_dir().join("keylease-worker");
+        assert!(
+            bin.exists(),
+            "no {}: run `cargo build --workspace`",
+            bin.display()
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("worker.log");
+        let file = std::fs::File::create(&log).expect("worker log");
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let child = Command::new(bin)
+            .arg("run")
+            .env_clear()
+            .env("TEMPORAL_ADDRESS", &stack.temporal.address)
+            .env("KEYLEASE_TASK_QUEUE", task_queue)
+            .env("KEYLEASE_BROKER_URL", broker_url)
+            .env(
+                "KEYLEASE_PROXY_URL",
+                format!("http://{}/stripe", stack.broker),
+            )
+            .env("KEYLEASE_BROKER_TOKEN", ADMIN_TOKEN)
+            .env("KEYLEASE_METRICS_ADDR", metrics.to_string())
+            .env("KEYLEASE_LOG_FORMAT", "json")
+            .env(
+                "RUST_LOG",
+                "info,keylease_activities=debug,keylease_worker=debug",
+            )
+            .envs(env.iter().copied())
+            .stdout(file.try_clone().expect("log handle"))
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start keylease-worker");
+        Self {
+            child,
+            metrics,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// `kill -9`: the process gets no chance to revoke or report anything.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.expect("kill -9 the worker");
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+        }
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait()).await;
+    }
+
+    /// Everything it has logged so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One value of its `/metrics`, 0 when absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = reqwest::get(format!("http://{}/metrics", self.metrics))
+            .await
+            .expect("worker metrics")
+            .text()
+            .await
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|line| {
+                let (metric, value) = line.split_once(' ')?;
+                (metric == name).then(|| value.trim().parse().ok())?
+            })
+            .unwrap_or(0.0)
+    }
+}
+
+/// An HTTP relay in front of the broker's key API that answers
+/// `DELETE /v1/keys/…` itself with a 503 while failing: the broker's revoke
+/// endpoint refusing, as an outage in front of it would. Every other call is
+/// passed to the broker as it came.
+pub struct FaultyKeyApi {
+    /// Where the worker should send key API calls.
+    pub addr: SocketAddr,
+    relay: Arc<Relay>,
+}
+
+struct Relay {
+    broker: SocketAddr,
+    http: reqwest::Client,
+    failing: AtomicBool,
+    refused: AtomicUsize,
+}
+
+impl FaultyKeyApi {
+    /// Starts relaying to `broker`.
+    pub async fn spawn(broker: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind relay");
+        let addr = listener.local_addr().expect("relay address");
+        let relay = Arc::new(Relay {
+            broker,
+            http: reqwest::Client::new(),
+            failing: AtomicBool::new(false),
+            refused: AtomicUsize::new(0),
+        });
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(relay.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, relay }
+    }
+
+    /// Starts or stops refusing revocations.
+    pub fn fail_revocations(&self, on: bool) {
+        self.relay.failing.store(on, Ordering::SeqCst);
+    }
+
+    /// Revocations refused so far.
+    pub fn refused(&self) -> usize {
+        self.relay.refused.load(Ordering::SeqCst)
+    }
+}
+
+async fn forward(
+    axum::extract::State(relay): axum::extract::State<Arc<Relay>>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    if relay.failing.load(Ordering::SeqCst)
+        && parts.method == axum::http::Method::DELETE
+        && parts.uri.path().starts_with("/v1/keys/")
+    {
+        relay.refused.fetch_add(1, Ordering::SeqCst);
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [("content-type", "application/json")],
+            r#"{"error":{"code":"unavailable","message":"revocation refused by the test"}}"#,
+        )
+            .into_response();
+    }
+    let Ok(body) = axum::body::to_bytes(body, 1 << 20).await else {
+        return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let mut upstream = relay
+        .http
+        .request(parts.method, format!("http://{}{path}", relay.broker))
+        .body(body);
+    for name in ["authorization", "content-type"] {
+        if let Some(value) = parts.headers.get(name) {
+            upstream = upstream.header(name, value);
+        }
+    }
+    match upstream.send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let content_type = answer
+                .headers()
+                .get("content-type")
+                .cloned()
+                .unwrap_or(axum::http::HeaderValue::from_static("application/json"));
+            let bytes = answer.bytes().await.unwrap_or_default();
+            (status, [("content-type", content_type)], bytes).into_response()
+        }
+        Err(_) => axum::http::StatusCode::BAD_GATEWAY.into_response(),
+    }
+}

@@ -1,0 +1,339 @@
+//! Faults while checkouts run: the worker killed with `kill -9` mid-charge,
+//! a storm of Stripe 5xx answers, and the broker's revoke endpoint refusing.
+//! After each: every checkout reached its documented outcome, stripe-sim
+//! holds one succeeded PaymentIntent per order and one refund per
+//! compensated one, no key is left active once the workflows are closed and
+//! `keys sweep --apply` has run, and no token is in any log or history.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use keylease_tests::process::{FaultyKeyApi, WorkerProcess};
+use keylease_tests::stack::{
+    ADMIN_TOKEN, CheckoutHandle, STRIPE_SECRET, Stack, checkout, eventually, test_policy, unique,
+};
+use keylease_worker::TemporalArgs;
+use keylease_worker::sweep::{SweepArgs, sweep};
+use keylease_workflows::{CheckoutOutcome, CheckoutPolicy, CheckoutStep, CheckoutWorkflow};
+use serde_json::{Value, json};
+use temporalio_client::WorkflowStartOptions;
+
+use crate::checkout::{fulfil, outcome, wait_for_step};
+
+/// `n` checkouts on `queue`, ids `<prefix>-<i>`, orders `order-<prefix>-<i>`.
+async fn start_checkouts(
+    stack: &Stack,
+    queue: &str,
+    prefix: &str,
+    n: usize,
+    policy: &CheckoutPolicy,
+) -> Vec<(String, CheckoutHandle)> {
+    let mut started = Vec::new();
+    for i in 0..n {
+        let wf = format!("{prefix}-{i}");
+        let mut input = checkout(&format!("order-{wf}"), 1000 + i as i64, "pm_card_visa");
+        input.policy = Some(policy.clone());
+        stack
+            .client
+            .start_workflow(
+                CheckoutWorkflow::run,
+                input,
+                WorkflowStartOptions::new(queue.to_owned(), wf.clone()).build(),
+            )
+            .await
+            .expect("start checkout");
+        started.push((
+            wf.clone(),
+            stack.client.get_workflow_handle::<CheckoutWorkflow>(wf),
+        ));
+    }
+    started
+}
+
+/// Fulfils even-numbered checkouts and fails the others, then returns each outcome.
+async fn settle(checkouts: &[(String, CheckoutHandle)]) -> Vec<CheckoutOutcome> {
+    let each = checkouts
+        .iter()
+        .enumerate()
+        .map(|(i, (_, handle))| async move {
+            wait_for_step(handle, CheckoutStep::AwaitingFulfilment).await;
+            fulfil(handle, i % 2 == 0, Some("out of stock")).await;
+            outcome(handle).await
+        });
+    futures::future::join_all(each).await
+}
+
+/// Each checkout's outcome is the documented one, and stripe-sim holds
+/// exactly one succeeded PaymentIntent per order and one refund per compensated one.
+async fn assert_money(stack: &Stack, prefix: &str, outcomes: &[CheckoutOutcome]) {
+    let mut charged = BTreeMap::new();
+    let mut refunded = Vec::new();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            CheckoutOutcome::Completed { payment_intent_id } if i % 2 == 0 => {
+                charged.insert(format!("order-{prefix}-{i}"), payment_intent_id.clone());
+            }
+            CheckoutOutcome::Compensated {
+                payment_intent_id, ..
+            } if i % 2 == 1 => {
+                charged.insert(format!("order-{prefix}-{i}"), payment_intent_id.clone());
+                refunded.push(payment_intent_id.clone());
+            }
+            other => panic!("checkout {i}: {other:?}"),
+        }
+    }
+    let intents: Vec<Value> = stack
+        .sim_held("payment_intents")
+        .await
+        .into_iter()
+        .filter(|pi| {
+            pi["metadata"]["order_id"]
+                .as_str()
+                .is_some_and(|o| o.starts_with(&format!("order-{prefix}-")))
+        })
+        .collect();
+    let succeeded: BTreeMap<String, String> = intents
+        .iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .map(|pi| {
+            (
+                pi["metadata"]["order_id"].as_str().unwrap().to_owned(),
+                pi["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        intents.len(),
+        outcomes.len(),
+        "one PaymentIntent per order, no double charge: {intents:#?}"
+    );
+    assert_eq!(
+        succeeded, charged,
+        "each order's charge is the one it reports"
+    );
+    let mut refunds: Vec<String> = stack
+        .sim_held("refunds")
+        .await
+        .into_iter()
+        .filter_map(|r| r["payment_intent"].as_str().map(str::to_owned))
+        .filter(|pi| succeeded.values().any(|s| s == pi))
+        .collect();
+    refunds.sort();
+    refunded.sort();
+    assert_eq!(refunds, refunded, "one refund per compensated checkout");
+}
+
+/// Runs `keys sweep --apply` for the stack's broker; returns how many keys it revoked.
+async fn sweep_apply(stack: &Stack, queue: &str) -> usize {
+    let args = SweepArgs {
+        temporal: TemporalArgs {
+            temporal_address: stack.temporal.address.clone(),
+            namespace: "default".to_owned(),
+            task_queue: queue.to_owned(),
+        },
+        broker_url: format!("http://{}", stack.broker).parse().unwrap(),
+        broker_token: ADMIN_TOKEN.into(),
+        apply: true,
+    };
+    sweep(&args).await.expect("keys sweep --apply").len()
+}
+
+/// Active keys whose label starts with `temporal-<prefix>-`.
+async fn active_keys(stack: &Stack, prefix: &str) -> usize {
+    stack
+        .keys_of(prefix)
+        .await
+        .iter()
+        .filter(|k| k["status"] == "active")
+        .count()
+}
+
+/// No broker token, admin token or Stripe secret in the texts (logs, histories).
+fn assert_no_tokens(texts: &[String]) {
+    for text in texts {
+        for secret in [ADMIN_TOKEN, STRIPE_SECRET, "vk_"] {
+            assert!(
+                !text.contains(secret),
+                "{secret:?} appears in a log or history"
+            );
+        }
+    }
+}
+
+async fn histories(stack: &Stack, checkouts: &[(String, CheckoutHandle)]) -> Vec<String> {
+    let mut texts = Vec::new();
+    for (_, handle) in checkouts {
+        texts.push(stack.history_text(handle).await);
+    }
+    texts
+}
+
+/// A policy that retries charges until schedule_to_close rather than
+/// giving up after 4 attempts: a killed worker's attempts time out on heartbeats.
+fn patient_policy() -> CheckoutPolicy {
+    let mut policy = test_policy();
+    policy.charge.retry.maximum_attempts = 0;
+    policy.refund.retry.maximum_attempts = 0;
+    policy
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_of_the_worker_during_twenty_charges_then_a_new_worker_completes_them() {
+    const N: usize = 20;
+    let stack = Stack::spawn("kill-worker").await;
+    let queue = unique("kill-worker-queue");
+    let broker = format!("http://{}", stack.broker);
+    // Every first create waits 4 s inside stripe-sim: the charges are all
+    // "inside Stripe" when the worker dies.
+    stack
+        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "delay", "delay_ms": 4000, "count": N}))
+        .await;
+    let mut first = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
+    let prefix = unique("kill");
+    let checkouts = start_checkouts(&stack, &queue, &prefix, N, &patient_policy()).await;
+    eventually(
+        Duration::from_secs(30),
+        "20 charges held in Stripe calls",
+        || async {
+            let requests = stack.sim_held("requests").await;
+            let creates = requests
+                .iter()
+                .filter(|r| r["method"] == "POST" && r["path"] == "/v1/payment_intents")
+                .count();
+            (creates == N).then_some(())
+        },
+    )
+    .await;
+    first.kill().await;
+    let left = active_keys(&stack, &prefix).await;
+    assert_eq!(left, N, "the killed worker left one live key per charge");
+
+    let second = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
+    let outcomes = settle(&checkouts).await;
+    assert_money(&stack, &prefix, &outcomes).await;
+
+    assert_eq!(
+        sweep_apply(&stack, &queue).await,
+        left,
+        "the sweep revokes exactly the keys the killed worker left"
+    );
+    assert_eq!(active_keys(&stack, &prefix).await, 0);
+    let mut texts = histories(&stack, &checkouts).await;
+    texts.extend([first.log_text(), second.log_text()]);
+    second.stop().await;
+    assert_no_tokens(&texts);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
+    const N: usize = 20;
+    let stack = Stack::spawn("storm").await;
+    let queue = unique("storm-queue");
+    let broker = format!("http://{}", stack.broker);
+    // Half of the first creates answer 503 (not executed) with a short
+    // Retry-After, then a few answer 500 after committing nothing, and one
+    // connection drops after the PaymentIntent was made.
+    stack
+        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 503, "count": N / 2, "should_retry": true, "retry_after": 1}))
+        .await;
+    stack
+        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 502, "count": 3, "should_retry": true}))
+        .await;
+    stack
+        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 2}))
+        .await;
+    let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
+    let prefix = unique("storm");
+    let checkouts = start_checkouts(&stack, &queue, &prefix, N, &patient_policy()).await;
+    let outcomes = settle(&checkouts).await;
+    assert_money(&stack, &prefix, &outcomes).await;
+    let faults: Value = stack
+        .http
+        .get(format!("http://{}/_sim/faults", stack.sim))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        faults["data"].as_array().map(Vec::len),
+        Some(0),
+        "every staged fault was met: {faults}"
+    );
+    let unavailable = worker
+        .metric(
+            r#"keylease_activity_outcomes_total{activity="charge",outcome="StripeUnavailable"}"#,
+        )
+        .await;
+    assert!(
+        unavailable >= (N / 2 + 5) as f64,
+        "each 5xx and dropped answer failed one attempt, which was retried: {unavailable}"
+    );
+    assert_eq!(
+        sweep_apply(&stack, &queue).await,
+        0,
+        "every attempt revoked its key"
+    );
+    assert_eq!(active_keys(&stack, &prefix).await, 0);
+    let mut texts = histories(&stack, &checkouts).await;
+    texts.push(worker.log_text());
+    worker.stop().await;
+    assert_no_tokens(&texts);
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocations_refused_still_complete_the_checkouts_and_keys_expire_by_ttl() {
+    const N: usize = 4;
+    let stack = Stack::spawn("revoke-down").await;
+    let queue = unique("revoke-down-queue");
+    let key_api = FaultyKeyApi::spawn(stack.broker).await;
+    key_api.fail_revocations(true);
+    let worker = WorkerProcess::spawn(
+        &stack,
+        &queue,
+        &format!("http://{}", key_api.addr),
+        &[("KEYLEASE_REVOKE_BUDGET", "300ms")],
+    );
+    // schedule_to_close 5 s: keys live 6 s, so the test sees them expire.
+    let mut policy = test_policy();
+    for activity in [&mut policy.charge, &mut policy.refund] {
+        activity.schedule_to_close = Duration::from_secs(5);
+        activity.start_to_close = Duration::from_secs(5);
+    }
+    let prefix = unique("revoke-down");
+    let checkouts = start_checkouts(&stack, &queue, &prefix, N, &policy).await;
+    let outcomes = settle(&checkouts).await;
+    key_api.fail_revocations(false);
+    assert_money(&stack, &prefix, &outcomes).await;
+
+    // A key per attempt of each charge and refund; none revoked.
+    let keys = stack.keys_of(&prefix).await.len();
+    assert!(keys >= N + N / 2, "a key per charge and per refund: {keys}");
+    assert!(key_api.refused() >= keys, "every revocation was refused");
+    let failures = worker
+        .metric("keylease_key_revocation_failures_total")
+        .await;
+    assert_eq!(failures, keys as f64, "each unrevoked key is counted once");
+    eventually(
+        Duration::from_secs(15),
+        "every key expired by its TTL",
+        || async {
+            let keys = stack.keys_of(&prefix).await;
+            keys.iter().all(|k| k["status"] == "expired").then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        sweep_apply(&stack, &queue).await,
+        0,
+        "nothing left to sweep"
+    );
+    let mut texts = histories(&stack, &checkouts).await;
+    texts.push(worker.log_text());
+    worker.stop().await;
+    assert_no_tokens(&texts);
+    stack.stop().await;
+}
