@@ -20,6 +20,9 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(config.log_format);
     // `run` checks too; checking first refuses before the port is taken or anything logged.
     config.check()?;
+    config
+        .check_upstream()
+        .map_err(keylease_broker::BrokerError::Config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
