@@ -199,9 +199,23 @@ impl Stack {
 
     /// The broker's keys whose label starts with `temporal-<workflow_id>-`.
     pub async fn keys_of(&self, workflow_id: &str) -> Vec<Value> {
-        let body = self
-            .broker_get(&format!("/v1/keys?label_prefix=temporal-{workflow_id}-"))
-            .await;
+        self.keys_at(self.broker, workflow_id).await
+    }
+
+    /// [`Stack::keys_of`], asked of another broker (a [`crate::process::BrokerProcess`]).
+    pub async fn keys_at(&self, broker: SocketAddr, workflow_id: &str) -> Vec<Value> {
+        let body: Value = self
+            .http
+            .get(format!(
+                "http://{broker}/v1/keys?label_prefix=temporal-{workflow_id}-"
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("broker request")
+            .json()
+            .await
+            .expect("broker json");
         body["keys"].as_array().cloned().unwrap_or_default()
     }
 

@@ -4,8 +4,14 @@
 //! holds one succeeded PaymentIntent per order and one refund per
 //! compensated one, no key is left active once the workflows are closed and
 //! `keys sweep --apply` has run, and no token is in any log or history.
+//! The broker killed mid-load is in [`broker_kill`], the Temporal server
+//! restarted mid-load in [`temporal_restart`].
+
+mod broker_kill;
+mod temporal_restart;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use keylease_tests::process::{FaultyKeyApi, WorkerProcess};
@@ -16,13 +22,13 @@ use keylease_worker::TemporalArgs;
 use keylease_worker::sweep::{SweepArgs, sweep};
 use keylease_workflows::{CheckoutOutcome, CheckoutPolicy, CheckoutStep, CheckoutWorkflow};
 use serde_json::{Value, json};
-use temporalio_client::WorkflowStartOptions;
+use temporalio_client::{Client, WorkflowStartOptions};
 
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
 /// `n` checkouts on `queue`, ids `<prefix>-<i>`, orders `order-<prefix>-<i>`.
 async fn start_checkouts(
-    stack: &Stack,
+    client: &Client,
     queue: &str,
     prefix: &str,
     n: usize,
@@ -33,8 +39,7 @@ async fn start_checkouts(
         let wf = format!("{prefix}-{i}");
         let mut input = checkout(&format!("order-{wf}"), 1000 + i as i64, "pm_card_visa");
         input.policy = Some(policy.clone());
-        stack
-            .client
+        client
             .start_workflow(
                 CheckoutWorkflow::run,
                 input,
@@ -44,10 +49,27 @@ async fn start_checkouts(
             .expect("start checkout");
         started.push((
             wf.clone(),
-            stack.client.get_workflow_handle::<CheckoutWorkflow>(wf),
+            client.get_workflow_handle::<CheckoutWorkflow>(wf),
         ));
     }
     started
+}
+
+/// Waits until stripe-sim has received `n` PaymentIntent creates (held there by a delay fault).
+async fn charges_held(stack: &Stack, n: usize) {
+    eventually(
+        Duration::from_secs(30),
+        &format!("{n} charges held in Stripe calls"),
+        || async {
+            let requests = stack.sim_held("requests").await;
+            let creates = requests
+                .iter()
+                .filter(|r| r["method"] == "POST" && r["path"] == "/v1/payment_intents")
+                .count();
+            (creates == n).then_some(())
+        },
+    )
+    .await;
 }
 
 /// Fulfils even-numbered checkouts and fails the others, then returns each outcome.
@@ -123,25 +145,26 @@ async fn assert_money(stack: &Stack, prefix: &str, outcomes: &[CheckoutOutcome])
     assert_eq!(refunds, refunded, "one refund per compensated checkout");
 }
 
-/// Runs `keys sweep --apply` for the stack's broker; returns how many keys it revoked.
-async fn sweep_apply(stack: &Stack, queue: &str) -> usize {
+/// Runs `keys sweep --apply` for `broker` against the Temporal server at
+/// `temporal_address`; returns how many keys it revoked.
+async fn sweep_apply(temporal_address: &str, broker: SocketAddr, queue: &str) -> usize {
     let args = SweepArgs {
         temporal: TemporalArgs {
-            temporal_address: stack.temporal.address.clone(),
+            temporal_address: temporal_address.to_owned(),
             namespace: "default".to_owned(),
             task_queue: queue.to_owned(),
         },
-        broker_url: format!("http://{}", stack.broker).parse().unwrap(),
+        broker_url: format!("http://{broker}").parse().unwrap(),
         broker_token: ADMIN_TOKEN.into(),
         apply: true,
     };
     sweep(&args).await.expect("keys sweep --apply").len()
 }
 
-/// Active keys whose label starts with `temporal-<prefix>-`.
-async fn active_keys(stack: &Stack, prefix: &str) -> usize {
+/// Active keys at `broker` whose label starts with `temporal-<prefix>-`.
+async fn active_keys(stack: &Stack, broker: SocketAddr, prefix: &str) -> usize {
     stack
-        .keys_of(prefix)
+        .keys_at(broker, prefix)
         .await
         .iter()
         .filter(|k| k["status"] == "active")
@@ -190,22 +213,10 @@ async fn kill_9_of_the_worker_during_twenty_charges_then_a_new_worker_completes_
         .await;
     let mut first = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
     let prefix = unique("kill");
-    let checkouts = start_checkouts(&stack, &queue, &prefix, N, &patient_policy()).await;
-    eventually(
-        Duration::from_secs(30),
-        "20 charges held in Stripe calls",
-        || async {
-            let requests = stack.sim_held("requests").await;
-            let creates = requests
-                .iter()
-                .filter(|r| r["method"] == "POST" && r["path"] == "/v1/payment_intents")
-                .count();
-            (creates == N).then_some(())
-        },
-    )
-    .await;
+    let checkouts = start_checkouts(&stack.client, &queue, &prefix, N, &patient_policy()).await;
+    charges_held(&stack, N).await;
     first.kill().await;
-    let left = active_keys(&stack, &prefix).await;
+    let left = active_keys(&stack, stack.broker, &prefix).await;
     assert_eq!(left, N, "the killed worker left one live key per charge");
 
     let second = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
@@ -213,11 +224,11 @@ async fn kill_9_of_the_worker_during_twenty_charges_then_a_new_worker_completes_
     assert_money(&stack, &prefix, &outcomes).await;
 
     assert_eq!(
-        sweep_apply(&stack, &queue).await,
+        sweep_apply(&stack.temporal.address, stack.broker, &queue).await,
         left,
         "the sweep revokes exactly the keys the killed worker left"
     );
-    assert_eq!(active_keys(&stack, &prefix).await, 0);
+    assert_eq!(active_keys(&stack, stack.broker, &prefix).await, 0);
     let mut texts = histories(&stack, &checkouts).await;
     texts.extend([first.log_text(), second.log_text()]);
     second.stop().await;
@@ -245,7 +256,7 @@ async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
         .await;
     let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
     let prefix = unique("storm");
-    let checkouts = start_checkouts(&stack, &queue, &prefix, N, &patient_policy()).await;
+    let checkouts = start_checkouts(&stack.client, &queue, &prefix, N, &patient_policy()).await;
     let outcomes = settle(&checkouts).await;
     assert_money(&stack, &prefix, &outcomes).await;
     let faults: Value = stack
@@ -272,11 +283,11 @@ async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
         "each 5xx and dropped answer failed one attempt, which was retried: {unavailable}"
     );
     assert_eq!(
-        sweep_apply(&stack, &queue).await,
+        sweep_apply(&stack.temporal.address, stack.broker, &queue).await,
         0,
         "every attempt revoked its key"
     );
-    assert_eq!(active_keys(&stack, &prefix).await, 0);
+    assert_eq!(active_keys(&stack, stack.broker, &prefix).await, 0);
     let mut texts = histories(&stack, &checkouts).await;
     texts.push(worker.log_text());
     worker.stop().await;
@@ -304,7 +315,7 @@ async fn revocations_refused_still_complete_the_checkouts_and_keys_expire_by_ttl
         activity.start_to_close = Duration::from_secs(5);
     }
     let prefix = unique("revoke-down");
-    let checkouts = start_checkouts(&stack, &queue, &prefix, N, &policy).await;
+    let checkouts = start_checkouts(&stack.client, &queue, &prefix, N, &policy).await;
     let outcomes = settle(&checkouts).await;
     key_api.fail_revocations(false);
     assert_money(&stack, &prefix, &outcomes).await;
@@ -327,7 +338,7 @@ async fn revocations_refused_still_complete_the_checkouts_and_keys_expire_by_ttl
     )
     .await;
     assert_eq!(
-        sweep_apply(&stack, &queue).await,
+        sweep_apply(&stack.temporal.address, stack.broker, &queue).await,
         0,
         "nothing left to sweep"
     );
