@@ -483,6 +483,22 @@ async fn read_status(stream: &mut TcpStream) -> Option<u16> {
     text.split_whitespace().nth(1).and_then(|s| s.parse().ok())
 }
 
+/// Reads the interim `100 Continue` answer, within 10 s.
+async fn await_continue(stream: &mut TcpStream) {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            seen.push(byte[0]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no 100 Continue within 10 s");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 100"), "{text}");
+}
+
 /// Headers arrive before a revocation, the body after it: the key's state is
 /// checked again once the body is in, and nothing is forwarded.
 pub async fn a_key_revoked_while_its_body_arrives_forwards_nothing(backend: Backend) {
@@ -499,13 +515,15 @@ pub async fn a_key_revoked_while_its_body_arrives_forwards_nothing(backend: Back
     let mut stream = send_head(
         broker.addr,
         &format!(
-            "POST /stripe/v1/payment_intents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            "POST /stripe/v1/payment_intents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
             key.token,
             body.len()
         ),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // `100 Continue` comes when the broker starts reading the body: the key
+    // has passed its first check and the request waits for its body.
+    await_continue(&mut stream).await;
     broker
         .admin(Method::DELETE, &format!("/v1/keys/{}", key.id), None)
         .await;
