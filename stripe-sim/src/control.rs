@@ -123,6 +123,12 @@ fn account_of(sim: &Sim, query: &HashMap<String, String>) -> Option<String> {
     })
 }
 
+/// The `{"succeed": bool}` of a control call; without it, or without a body, `true`.
+fn succeeds(body: Result<Json<Value>, JsonRejection>) -> bool {
+    body.map(|Json(b)| b["succeed"].as_bool().unwrap_or(true))
+        .unwrap_or(true)
+}
+
 /// `POST /_sim/payment_intents/{id}/authenticate` `{"succeed": bool}`: the
 /// customer completes (or fails) 3-D Secure on a `requires_action` PaymentIntent.
 pub async fn authenticate(
@@ -131,9 +137,7 @@ pub async fn authenticate(
     Query(query): Query<HashMap<String, String>>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let succeed = body
-        .map(|Json(b)| b["succeed"].as_bool().unwrap_or(true))
-        .unwrap_or(true);
+    let succeed = succeeds(body);
     change(
         &sim,
         &query,
@@ -150,9 +154,7 @@ pub async fn settle(
     Query(query): Query<HashMap<String, String>>,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Response {
-    let succeed = body
-        .map(|Json(b)| b["succeed"].as_bool().unwrap_or(true))
-        .unwrap_or(true);
+    let succeed = succeeds(body);
     change(
         &sim,
         &query,

@@ -35,39 +35,15 @@ async fn a_malformed_fulfilment_signal_is_ignored_and_the_next_one_counts() {
         .await;
     wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
     // As any caller can send them, through the Temporal CLI: no `ok`, a wrong type, no argument.
-    for input in [r#"{"reason":"x"}"#, r#"{"ok":"yes"}"#, "[true]"] {
-        let (sent, text) = stack.temporal_cli(&[
-            "workflow",
-            "signal",
-            "--workflow-id",
-            &wf,
-            "--name",
-            "fulfilment",
-            "--input",
-            input,
-        ]);
-        assert!(sent, "{text}");
+    for input in [
+        Some(r#"{"reason":"x"}"#),
+        Some(r#"{"ok":"yes"}"#),
+        Some("[true]"),
+        None,
+    ] {
+        signal_fulfilment(&stack, &wf, input);
     }
-    let (sent, text) = stack.temporal_cli(&[
-        "workflow",
-        "signal",
-        "--workflow-id",
-        &wf,
-        "--name",
-        "fulfilment",
-    ]);
-    assert!(sent, "{text}");
-    let (sent, text) = stack.temporal_cli(&[
-        "workflow",
-        "signal",
-        "--workflow-id",
-        &wf,
-        "--name",
-        "fulfilment",
-        "--input",
-        r#"{"ok":false,"reason":"damaged"}"#,
-    ]);
-    assert!(sent, "{text}");
+    signal_fulfilment(&stack, &wf, Some(r#"{"ok":false,"reason":"damaged"}"#));
     let CheckoutOutcome::Compensated { reason, .. } = outcome(&handle).await else {
         panic!("the valid signal after the malformed ones refunds");
     };
@@ -143,4 +119,21 @@ async fn a_late_fulfil_is_refused_with_the_refund_id() {
         other => panic!("a late fulfil must be refused: {other:?}"),
     }
     stack.stop().await;
+}
+
+/// Sends the `fulfilment` signal through the Temporal CLI, as any caller can, with `input` as its JSON.
+fn signal_fulfilment(stack: &Stack, wf: &str, input: Option<&str>) {
+    let mut args = vec![
+        "workflow",
+        "signal",
+        "--workflow-id",
+        wf,
+        "--name",
+        "fulfilment",
+    ];
+    if let Some(input) = input {
+        args.extend(["--input", input]);
+    }
+    let (sent, text) = stack.temporal_cli(&args);
+    assert!(sent, "{text}");
 }
