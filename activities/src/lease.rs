@@ -14,6 +14,8 @@ use crate::metrics::ActivityMetrics;
 #[derive(Debug)]
 pub struct KeyLease {
     key: Option<IssuedKey>,
+    /// How long the issue call took, for the lease's overhead.
+    issued_in: Duration,
     revoker: Revoker,
 }
 
@@ -34,13 +36,13 @@ impl KeyLease {
     ) -> Result<Self, BrokerError> {
         let started = Instant::now();
         let issued = broker.issue(request).await;
-        metrics
-            .issue_seconds
-            .observe(started.elapsed().as_secs_f64());
+        let issued_in = started.elapsed();
+        metrics.issue_seconds.observe(issued_in.as_secs_f64());
         let key = issued?;
         metrics.keys_issued.inc();
         Ok(Self {
             key: Some(key),
+            issued_in,
             revoker: Revoker {
                 broker: broker.clone(),
                 metrics,
@@ -76,9 +78,14 @@ impl KeyLease {
 
     /// Revokes the key, retrying within the revocation budget. Never fails:
     /// a key that cannot be revoked is logged and counted, and expires by its TTL.
+    /// Records the lease's overhead: the issue and revoke calls together.
     pub async fn revoke(mut self) {
         if let Some(key) = self.key.take() {
-            self.revoker.revoke(key.id, key.label).await;
+            let revoked_in = self.revoker.revoke(key.id, key.label).await;
+            self.revoker
+                .metrics
+                .lease_seconds
+                .observe((self.issued_in + revoked_in).as_secs_f64());
         }
     }
 }
@@ -89,7 +96,9 @@ impl Drop for KeyLease {
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let revoker = self.revoker.clone();
-                runtime.spawn(async move { revoker.revoke(key.id, key.label).await });
+                runtime.spawn(async move {
+                    revoker.revoke(key.id, key.label).await;
+                });
             }
             Err(_) => {
                 self.revoker.metrics.revocation_failures.inc();
@@ -100,7 +109,8 @@ impl Drop for KeyLease {
 }
 
 impl Revoker {
-    async fn revoke(&self, key_id: String, label: String) {
+    /// Revokes the key within the budget; returns how long that took.
+    async fn revoke(&self, key_id: String, label: String) -> Duration {
         let started = Instant::now();
         let attempts = async {
             let mut delay = Duration::from_millis(100);
@@ -116,9 +126,10 @@ impl Revoker {
             }
         };
         let revoked = tokio::time::timeout(self.budget, attempts).await.is_ok();
+        let revoked_in = started.elapsed();
         self.metrics
             .revoke_seconds
-            .observe(started.elapsed().as_secs_f64());
+            .observe(revoked_in.as_secs_f64());
         if revoked {
             self.metrics.keys_revoked.inc();
             tracing::info!(key_id = %key_id, label = %label, "key revoked");
@@ -126,5 +137,6 @@ impl Revoker {
             self.metrics.revocation_failures.inc();
             tracing::error!(key_id = %key_id, label = %label, budget = ?self.budget, "key not revoked; its TTL will expire it");
         }
+        revoked_in
     }
 }

@@ -29,17 +29,33 @@ use crate::validate;
 /// reaches an activity only through heartbeat responses.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
+/// The `key_id` an attempt of [`PaymentActivities::keyless_baseline`] reports: it had no key of its own.
+const SHARED_KEY_ID: &str = "shared-secret";
+
 /// Longest metadata value the broker keeps.
 const METADATA_VALUE_LIMIT: usize = 500;
 
-/// What the payment activities need: the broker, the proxy, and limits.
+/// What the payment activities need: where each attempt's credential comes
+/// from, the Stripe client, and limits.
 #[derive(Debug)]
 pub struct PaymentActivities {
-    broker: BrokerClient,
+    credentials: Credentials,
     pub(crate) stripe: StripeClient,
     pub(crate) max_ttl: Duration,
-    revoke_budget: Duration,
     pub(crate) metrics: Arc<ActivityMetrics>,
+}
+
+/// Where an attempt's Stripe credential comes from.
+#[derive(Debug)]
+enum Credentials {
+    /// A key of its own from the broker, revoked when the attempt ends: Keylease.
+    Leased {
+        broker: BrokerClient,
+        revoke_budget: Duration,
+    },
+    /// One Stripe secret shared by every attempt, as agent backends do
+    /// without Keylease: only the benchmark's baseline uses it.
+    Shared(SecretString),
 }
 
 impl PaymentActivities {
@@ -52,10 +68,26 @@ impl PaymentActivities {
         revoke_budget: Duration,
     ) -> Self {
         Self {
-            broker,
+            credentials: Credentials::Leased {
+                broker,
+                revoke_budget,
+            },
             stripe,
             max_ttl,
-            revoke_budget,
+            metrics: Arc::default(),
+        }
+    }
+
+    /// The same activities without Keylease: every attempt calls `stripe`
+    /// (Stripe itself, not the proxy) with one shared `secret`, and issues and
+    /// revokes nothing. This is what Keylease replaces; it exists only so
+    /// `keylease-bench` can measure what per-attempt keys cost against it.
+    /// The worker binary never builds it.
+    pub fn keyless_baseline(stripe: StripeClient, secret: SecretString, max_ttl: Duration) -> Self {
+        Self {
+            credentials: Credentials::Shared(secret),
+            stripe,
+            max_ttl,
             metrics: Arc::default(),
         }
     }
@@ -206,7 +238,8 @@ async fn finish<T>(
 
 impl PaymentActivities {
     /// Issues a key for `request`, runs `call` with its token to its end
-    /// (see [`finish`]), and revokes the key however the call ended.
+    /// (see [`finish`]), and revokes the key however the call ended. The
+    /// keyless baseline runs `call` with its shared secret instead.
     pub(crate) async fn with_key<T, F, Fut>(
         &self,
         ctx: &ActivityContext,
@@ -228,15 +261,28 @@ impl PaymentActivities {
             key_id = tracing::field::Empty,
             label = tracing::field::Empty,
         );
+        let (broker, revoke_budget) = match &self.credentials {
+            Credentials::Leased {
+                broker,
+                revoke_budget,
+            } => (broker, *revoke_budget),
+            Credentials::Shared(secret) => {
+                let attempt = async {
+                    finish(ctx, call(secret.clone()))
+                        .await
+                        .map(|value| (value, SHARED_KEY_ID.to_owned()))
+                        .map_err(|failure| {
+                            tracing::warn!(failure = ?failure, "attempt failed");
+                            classify(&failure, attempt_number)
+                        })
+                };
+                return attempt.instrument(span).await;
+            }
+        };
         let attempt = async {
-            let lease = KeyLease::issue(
-                &self.broker,
-                &request,
-                self.metrics.clone(),
-                self.revoke_budget,
-            )
-            .await
-            .map_err(|err| classify(&AttemptFailure::KeyIssue(err), attempt_number))?;
+            let lease = KeyLease::issue(broker, &request, self.metrics.clone(), revoke_budget)
+                .await
+                .map_err(|err| classify(&AttemptFailure::KeyIssue(err), attempt_number))?;
             let key_id = lease.id().to_owned();
             let current = tracing::Span::current();
             current.record("key_id", key_id.as_str());

@@ -76,6 +76,7 @@ async fn the_worker_reports_keys_outcomes_sdk_metrics_and_health() {
         "keylease_keys_revoked_total 2",
         "keylease_key_revocation_failures_total 0",
         "keylease_key_issue_seconds_count 2",
+        "keylease_key_lease_seconds_count 2",
         r#"keylease_activity_outcomes_total{activity="charge",outcome="CardDeclined"} 1"#,
         r#"keylease_activity_outcomes_total{activity="charge",outcome="succeeded"} 1"#,
     ] {
