@@ -104,6 +104,18 @@ pub async fn run_worker(
             config.broker_url
         ))
     })?;
+    serve(&config, activities, shutdown).await
+}
+
+/// Runs the checkout workflow and `activities` on `config`'s task queue
+/// until `shutdown` completes (see [`run_worker`]). Only `config`'s Temporal,
+/// identity, slot, grace and metrics settings are read: `activities` carry
+/// their own clients. `keylease-bench` serves its keyless baseline with it.
+pub async fn serve(
+    config: &WorkerConfig,
+    activities: PaymentActivities,
+    shutdown: impl Future<Output = ()> + 'static,
+) -> Result<(), WorkerError> {
     let identity = (config.identity.clone())
         .filter(|identity| !identity.is_empty())
         .unwrap_or_else(default_identity);
