@@ -10,13 +10,16 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
-/// `target/debug`, where `cargo test --workspace` has built the binaries.
+/// Where cargo has built the workspace's binaries: `target/debug` for a test
+/// (which runs from `target/debug/deps`), the bench's own directory for `keylease-bench`.
 pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/debug/deps/<test>")
-        .to_path_buf()
+    let exe = std::env::current_exe().expect("the running binary's path");
+    let dir = exe.parent().expect("a binary lives in a directory");
+    match dir.file_name() {
+        Some(name) if name == "deps" => dir.parent().unwrap_or(dir),
+        _ => dir,
+    }
+    .to_path_buf()
 }
 
 /// A new, empty database on the test PostgreSQL server

@@ -27,6 +27,25 @@ impl WorkerProcess {
     /// Starts the binary against the stack's dev server; `broker_url` is the
     /// key API (the stack's broker, or a [`FaultyKeyApi`] in front of it).
     pub fn spawn(stack: &Stack, task_queue: &str, broker_url: &str, env: &[(&str, &str)]) -> Self {
+        let proxy_url = format!("http://{}/stripe", stack.broker);
+        Self::spawn_at(
+            &stack.temporal.address,
+            task_queue,
+            broker_url,
+            &proxy_url,
+            env,
+        )
+    }
+
+    /// Starts the binary against the dev server at `temporal_address`, with
+    /// `broker_url` as its key API and `proxy_url` as its Stripe proxy.
+    pub fn spawn_at(
+        temporal_address: &str,
+        task_queue: &str,
+        broker_url: &str,
+        proxy_url: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let bin = bin_dir().join("keylease-worker");
         assert!(
             bin.exists(),
@@ -40,13 +59,10 @@ impl WorkerProcess {
         let child = Command::new(bin)
             .arg("run")
             .env_clear()
-            .env("TEMPORAL_ADDRESS", &stack.temporal.address)
+            .env("TEMPORAL_ADDRESS", temporal_address)
             .env("KEYLEASE_TASK_QUEUE", task_queue)
             .env("KEYLEASE_BROKER_URL", broker_url)
-            .env(
-                "KEYLEASE_PROXY_URL",
-                format!("http://{}/stripe", stack.broker),
-            )
+            .env("KEYLEASE_PROXY_URL", proxy_url)
             .env("KEYLEASE_BROKER_TOKEN", ADMIN_TOKEN)
             .env("KEYLEASE_METRICS_ADDR", metrics.to_string())
             .env("KEYLEASE_LOG_FORMAT", "json")
@@ -71,6 +87,11 @@ impl WorkerProcess {
     /// `kill -9`: the process gets no chance to revoke or report anything.
     pub async fn kill(&mut self) {
         self.child.kill().await.expect("kill -9 the worker");
+    }
+
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
     }
 
     /// SIGTERM, then waits for the process to exit.
@@ -116,21 +137,28 @@ pub struct BrokerProcess {
     database_url: String,
     upstream: SocketAddr,
     log: PathBuf,
+    log_filter: String,
     _dir: tempfile::TempDir,
 }
 
 impl BrokerProcess {
     /// Starts the binary on a free port and `database_url`, and waits until it serves.
     pub async fn spawn(upstream: SocketAddr, database_url: &str) -> Self {
+        Self::spawn_logging(upstream, database_url, "info,keylease_broker=debug").await
+    }
+
+    /// [`BrokerProcess::spawn`], logging what `log_filter` (a `RUST_LOG` value) lets through.
+    pub async fn spawn_logging(upstream: SocketAddr, database_url: &str, log_filter: &str) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let log = dir.path().join("broker.log");
         let mut broker = Self {
-            child: Self::start(addr, upstream, database_url, &log),
+            child: Self::start(addr, upstream, database_url, &log, log_filter),
             addr,
             database_url: database_url.to_owned(),
             upstream,
             log,
+            log_filter: log_filter.to_owned(),
             _dir: dir,
         };
         broker.ready().await;
@@ -142,6 +170,7 @@ impl BrokerProcess {
         upstream: SocketAddr,
         database_url: &str,
         log: &std::path::Path,
+        log_filter: &str,
     ) -> Child {
         let bin = bin_dir().join("keylease-broker");
         assert!(
@@ -158,7 +187,7 @@ impl BrokerProcess {
         Command::new(bin)
             .args(["--listen", &listen.to_string(), "--log-format", "json"])
             .env_clear()
-            .env("RUST_LOG", "info,keylease_broker=debug")
+            .env("RUST_LOG", log_filter)
             .env("KEYLEASE_BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
             .env("KEYLEASE_STRIPE_SECRET_KEY", STRIPE_SECRET)
             .env("KEYLEASE_STRIPE_API_BASE", format!("http://{upstream}"))
@@ -197,9 +226,20 @@ impl BrokerProcess {
         self.child.kill().await.expect("kill -9 the broker");
     }
 
+    /// Its process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Starts the binary again on the same port and database, and waits until it serves.
     pub async fn restart(&mut self) {
-        self.child = Self::start(self.addr, self.upstream, &self.database_url, &self.log);
+        self.child = Self::start(
+            self.addr,
+            self.upstream,
+            &self.database_url,
+            &self.log,
+            &self.log_filter,
+        );
         self.ready().await;
     }
 
