@@ -1,5 +1,5 @@
 # The README's commands. .ci/run calls `make test` on a fresh machine.
-.PHONY: test demo fmt lint unit tools compose-check
+.PHONY: test demo fmt lint unit tools compose-check bench-checkout
 
 test: fmt lint unit
 
@@ -27,3 +27,9 @@ tools:
 # Validates docker-compose.yml with the example settings (needs docker-compose; no engine).
 compose-check:
 	docker-compose --env-file .env.example -f docker-compose.yml config -q
+
+# Checkout load: N checkouts through Keylease and through a keyless baseline
+# (see BENCHMARKS.md). Flags: BENCH_ARGS="--workflows 500 --concurrency 100".
+bench-checkout: tools
+	cargo build --release -p keylease-worker -p keylease-broker -p stripe-sim -p keylease-bench
+	target/release/keylease-bench $(BENCH_ARGS)

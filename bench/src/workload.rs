@@ -1,0 +1,456 @@
+//! The checkouts: the same workload through Keylease and through the
+//! keyless baseline, on one dev server and one stripe-sim, and what
+//! stripe-sim and the broker hold afterwards.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use clap::Args;
+use futures::{StreamExt, TryStreamExt};
+use keylease_tests::local::free_port;
+use keylease_tests::process::{BrokerProcess, WorkerProcess};
+use keylease_tests::stack::{ADMIN_TOKEN, STRIPE_SECRET, unique};
+use keylease_worker::TemporalArgs;
+use keylease_workflows::{CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment};
+use serde_json::Value;
+use temporalio_client::{
+    Client, WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions,
+};
+
+use crate::parts::{self, Part};
+use crate::report::{self, Lease, Measured};
+
+/// How many checkouts, and how many at once.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Checkouts measured, per worker.
+    #[arg(long, default_value_t = 500)]
+    workflows: usize,
+    /// Checkouts in flight at once.
+    #[arg(long, default_value_t = 100)]
+    concurrency: usize,
+    /// Checkouts run first on each worker and not measured (connections, caches).
+    #[arg(long, default_value_t = 50)]
+    warmup: usize,
+    /// Measure Keylease only, without the baseline.
+    #[arg(long)]
+    no_baseline: bool,
+}
+
+/// Starts the stack, measures both workers, prints the report; fails on a broken check.
+pub fn bench(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    ensure!(args.workflows >= 1, "--workflows must be at least 1");
+    ensure!(args.concurrency >= 1, "--concurrency must be at least 1");
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(args))
+}
+
+/// The running stack both workers share.
+struct Shared {
+    temporal_address: String,
+    client: Client,
+    sim: SocketAddr,
+    sim_part: Part,
+    broker: BrokerProcess,
+    http: reqwest::Client,
+    run: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
+    println!("machine: {}", parts::machine());
+    println!(
+        "workload: {} checkouts per worker at concurrency {} after {} unmeasured; even orders fulfilled (charge), odd ones failed (charge, then refund)",
+        args.workflows, args.concurrency, args.warmup
+    );
+    let shared = Shared::start().await?;
+    let mut rows = vec![measure(&shared, args, Variant::Keylease).await?];
+    if !args.no_baseline {
+        rows.push(measure(&shared, args, Variant::Baseline).await?);
+    }
+    println!("load after the run: {}", parts::load());
+    let ok = report::print(&rows);
+    shared.broker.stop().await;
+    shared.sim_part.stop().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+impl Shared {
+    async fn start() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let temporal_address =
+            tokio::task::spawn_blocking(|| keylease_tests::temporal::dev_server().address.clone())
+                .await?;
+        let (sim_part, sim) = parts::spawn_sim(dir.path()).await?;
+        let database = format!("sqlite://{}/broker.db", dir.path().display());
+        // The broker logs at `info`, as it runs by default.
+        let broker = BrokerProcess::spawn_logging(sim, &database, "info").await;
+        let client =
+            keylease_worker::connect::temporal_client(&temporal_args(&temporal_address, "unused"))
+                .await?;
+        Ok(Self {
+            temporal_address,
+            client,
+            sim,
+            sim_part,
+            broker,
+            http: reqwest::Client::new(),
+            run: unique("bench"),
+            _dir: dir,
+        })
+    }
+
+    /// stripe-sim's control listing of `what` (`payment_intents`, `refunds`).
+    async fn sim_held(&self, what: &str) -> anyhow::Result<Vec<Value>> {
+        let body: Value = self
+            .http
+            .get(format!("http://{}/_sim/{what}", self.sim))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(body["data"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Keys at the broker still active whose label starts with `temporal-<prefix>-`.
+    async fn active_keys(&self, prefix: &str) -> anyhow::Result<usize> {
+        let body: Value = self
+            .http
+            .get(format!(
+                "http://{}/v1/keys?label_prefix=temporal-{prefix}-&status=active&limit=1000",
+                self.broker.addr
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        Ok(body["keys"].as_array().map_or(0, Vec::len))
+    }
+}
+
+fn temporal_args(address: &str, task_queue: &str) -> TemporalArgs {
+    TemporalArgs {
+        temporal_address: address.to_owned(),
+        namespace: "default".to_owned(),
+        task_queue: task_queue.to_owned(),
+    }
+}
+
+/// Which worker serves the checkouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// `keylease-worker`: a key per attempt from the broker, calls through its proxy.
+    Keylease,
+    /// One shared Stripe secret, stripe-sim called directly.
+    Baseline,
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Keylease => "keylease",
+            Self::Baseline => "baseline",
+        }
+    }
+}
+
+/// A worker of either kind, as a process.
+enum Worker {
+    Keylease(WorkerProcess),
+    Baseline(Part, SocketAddr),
+}
+
+impl Worker {
+    fn spawn(
+        shared: &Shared,
+        variant: Variant,
+        queue: &str,
+        dir: &std::path::Path,
+    ) -> anyhow::Result<Self> {
+        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        Ok(match variant {
+            Variant::Keylease => Self::Keylease(WorkerProcess::spawn_at(
+                &shared.temporal_address,
+                queue,
+                &format!("http://{}", shared.broker.addr),
+                &format!("http://{}/stripe", shared.broker.addr),
+                // Logs at `info`, as the worker runs by default.
+                &[("RUST_LOG", "info")],
+            )),
+            Variant::Baseline => {
+                let stripe_url = format!("http://{}", shared.sim);
+                let metrics_addr = metrics.to_string();
+                let part = Part::spawn(
+                    "baseline worker",
+                    "keylease-bench",
+                    &[
+                        "baseline-worker",
+                        "--temporal-address",
+                        &shared.temporal_address,
+                        "--task-queue",
+                        queue,
+                        "--stripe-url",
+                        &stripe_url,
+                        "--metrics-addr",
+                        &metrics_addr,
+                    ],
+                    &[
+                        ("RUST_LOG", "info"),
+                        ("KEYLEASE_BENCH_STRIPE_SECRET", STRIPE_SECRET),
+                    ],
+                    &dir.join("baseline-worker.log"),
+                )?;
+                Self::Baseline(part, metrics)
+            }
+        })
+    }
+
+    fn pid(&self) -> anyhow::Result<u32> {
+        match self {
+            Self::Keylease(worker) => worker.pid().context("the worker has exited"),
+            Self::Baseline(part, _) => part.pid(),
+        }
+    }
+
+    fn metrics(&self) -> SocketAddr {
+        match self {
+            Self::Keylease(worker) => worker.metrics,
+            Self::Baseline(_, metrics) => *metrics,
+        }
+    }
+
+    async fn stop(self) {
+        match self {
+            Self::Keylease(worker) => worker.stop().await,
+            Self::Baseline(part, _) => part.stop().await,
+        }
+    }
+}
+
+/// CPU time of the parts at one moment.
+struct Cpu {
+    worker: Duration,
+    broker: Duration,
+    sim: Duration,
+}
+
+impl Cpu {
+    fn now(shared: &Shared, worker: &Worker) -> anyhow::Result<Self> {
+        Ok(Self {
+            worker: parts::cpu_time(worker.pid()?)?,
+            broker: parts::cpu_time(shared.broker.pid().context("the broker has exited")?)?,
+            sim: parts::cpu_time(shared.sim_part.pid()?)?,
+        })
+    }
+}
+
+/// Runs the warm-up and the measured checkouts on a new worker of `variant`; then checks money and keys.
+async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::Result<Measured> {
+    let prefix = format!("{}-{}", shared.run, variant.name());
+    let queue = format!("{prefix}-queue");
+    let dir = tempfile::tempdir()?;
+    let worker = Worker::spawn(shared, variant, &queue, dir.path())?;
+    let client = &shared.client;
+    // At least one, so the worker is polling before the clock starts.
+    let warmup = args.warmup.max(1);
+    checkouts(
+        client,
+        &queue,
+        &format!("{prefix}-w"),
+        warmup,
+        args.concurrency,
+    )
+    .await
+    .with_context(|| format!("{} warm-up", variant.name()))?;
+
+    let lease_before = report::scrape(&shared.http, worker.metrics()).await?;
+    let cpu_before = Cpu::now(shared, &worker)?;
+    let started = Instant::now();
+    let mut latencies = checkouts(
+        client,
+        &queue,
+        &format!("{prefix}-m"),
+        args.workflows,
+        args.concurrency,
+    )
+    .await
+    .with_context(|| format!("{} run", variant.name()))?;
+    let wall = started.elapsed();
+    let cpu_after = Cpu::now(shared, &worker)?;
+    let lease_after = report::scrape(&shared.http, worker.metrics()).await?;
+    let worker_peak_rss = parts::peak_rss(worker.pid()?)?;
+    latencies.sort();
+
+    let ledger = ledger(shared, &prefix, warmup, args.workflows).await?;
+    let active_keys = match variant {
+        Variant::Keylease => Some(shared.active_keys(&prefix).await?),
+        Variant::Baseline => None,
+    };
+    worker.stop().await;
+    let lease = (variant == Variant::Keylease)
+        .then(|| Lease::between(&lease_before, &lease_after))
+        .flatten();
+    Ok(Measured {
+        variant,
+        workflows: args.workflows,
+        wall,
+        latencies,
+        worker_cpu: cpu_after.worker - cpu_before.worker,
+        broker_cpu: (variant == Variant::Keylease).then(|| cpu_after.broker - cpu_before.broker),
+        sim_cpu: cpu_after.sim - cpu_before.sim,
+        worker_peak_rss,
+        lease,
+        ledger,
+        active_keys,
+    })
+}
+
+/// Runs `n` checkouts `<prefix><i>` on `queue`, `concurrency` at a time;
+/// returns each one's time from start to outcome.
+async fn checkouts(
+    client: &Client,
+    queue: &str,
+    prefix: &str,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    futures::stream::iter(0..n)
+        .map(|i| checkout(client, queue, prefix, i))
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await
+}
+
+/// One checkout: start it, signal its fulfilment at once (even orders
+/// fulfilled, odd ones failed so the charge is refunded), await its outcome.
+async fn checkout(
+    client: &Client,
+    queue: &str,
+    prefix: &str,
+    i: usize,
+) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let workflow_id = format!("{prefix}{i}");
+    let input = CheckoutInput {
+        order_id: format!("order-{workflow_id}"),
+        amount: 1000 + (i % 100) as i64,
+        currency: "usd".to_owned(),
+        payment_method: "pm_card_visa".to_owned(),
+        customer: None,
+        max_spend_usd: None,
+        policy: None,
+        fulfilment_timeout: Duration::from_secs(600),
+    };
+    let handle = client
+        .start_workflow(
+            CheckoutWorkflow::run,
+            input,
+            WorkflowStartOptions::new(queue.to_owned(), workflow_id.clone()).build(),
+        )
+        .await
+        .with_context(|| format!("start {workflow_id}"))?;
+    let fulfilled = i.is_multiple_of(2);
+    let fulfilment = Fulfilment {
+        ok: fulfilled,
+        reason: (!fulfilled).then(|| "out of stock".to_owned()),
+    };
+    handle
+        .signal(
+            CheckoutWorkflow::fulfilment,
+            fulfilment.into(),
+            WorkflowSignalOptions::default(),
+        )
+        .await
+        .with_context(|| format!("signal {workflow_id}"))?;
+    let outcome = handle
+        .get_result(WorkflowGetResultOptions::default())
+        .await
+        .with_context(|| format!("outcome of {workflow_id}"))?;
+    match (&outcome, fulfilled) {
+        (CheckoutOutcome::Completed { .. }, true)
+        | (CheckoutOutcome::Compensated { .. }, false) => Ok(started.elapsed()),
+        _ => bail!("{workflow_id} ended {outcome:?}"),
+    }
+}
+
+/// What stripe-sim holds for the orders `order-<prefix>-…`, against what each should have.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Orders run (warm-up included).
+    pub orders: usize,
+    /// Orders with more than one succeeded PaymentIntent.
+    pub double_charged: usize,
+    /// Orders with none.
+    pub not_charged: usize,
+    /// Failed (odd) orders whose charge was refunded exactly once.
+    pub refunded_once: usize,
+    /// Orders refunded when they should not be, twice, or not when they should.
+    pub refunds_wrong: usize,
+}
+
+impl Ledger {
+    pub fn holds(&self) -> bool {
+        self.double_charged == 0 && self.not_charged == 0 && self.refunds_wrong == 0
+    }
+}
+
+/// Checks the orders `order-<prefix>-w<i>` (i < `warmup`) and `order-<prefix>-m<i>` (i < `measured`).
+async fn ledger(
+    shared: &Shared,
+    prefix: &str,
+    warmup: usize,
+    measured: usize,
+) -> anyhow::Result<Ledger> {
+    let order_prefix = format!("order-{prefix}-");
+    // order id → its succeeded PaymentIntents.
+    let mut charges: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for intent in shared.sim_held("payment_intents").await? {
+        let order = intent["metadata"]["order_id"].as_str().unwrap_or_default();
+        if order.starts_with(&order_prefix) && intent["status"] == "succeeded" {
+            let id = intent["id"].as_str().unwrap_or_default().to_owned();
+            charges.entry(order.to_owned()).or_default().push(id);
+        }
+    }
+    let mut refunds: BTreeMap<String, usize> = BTreeMap::new();
+    for refund in shared.sim_held("refunds").await? {
+        if let Some(intent) = refund["payment_intent"].as_str() {
+            *refunds.entry(intent.to_owned()).or_default() += 1;
+        }
+    }
+    let mut ledger = Ledger::default();
+    // Every order the run started; even ones were fulfilled.
+    let orders = (0..warmup)
+        .map(|i| (format!("{order_prefix}w{i}"), i.is_multiple_of(2)))
+        .chain((0..measured).map(|i| (format!("{order_prefix}m{i}"), i.is_multiple_of(2))));
+    for (order, fulfilled) in orders {
+        ledger.orders += 1;
+        let intents = charges.get(&order).map_or(&[][..], Vec::as_slice);
+        match intents.len() {
+            0 => ledger.not_charged += 1,
+            1 => {}
+            _ => ledger.double_charged += 1,
+        }
+        let refunded: usize = intents
+            .iter()
+            .map(|pi| refunds.get(pi).copied().unwrap_or(0))
+            .sum();
+        match (fulfilled, refunded) {
+            (false, 1) => ledger.refunded_once += 1,
+            (true, 0) => {}
+            _ => ledger.refunds_wrong += 1,
+        }
+    }
+    Ok(ledger)
+}
