@@ -7,17 +7,17 @@ use serde_json::{Value, json};
 
 use crate::error::StripeError;
 use crate::idempotency::IdempotencyEntry;
-use crate::objects::{Charge, PaymentIntent, Refund, list};
+use crate::objects::{Charge, PaymentIntent, Refund, Store, list};
 
 /// Everything created with one secret key.
 #[derive(Debug, Default)]
 pub struct Account {
     /// In creation order.
-    pub payment_intents: Vec<PaymentIntent>,
+    pub payment_intents: Store<PaymentIntent>,
     /// In creation order.
-    pub charges: Vec<Charge>,
+    pub charges: Store<Charge>,
     /// In creation order.
-    pub refunds: Vec<Refund>,
+    pub refunds: Store<Refund>,
     /// Idempotency keys seen with this secret.
     pub idempotency: HashMap<String, IdempotencyEntry>,
 }
@@ -59,16 +59,14 @@ impl Account {
         param: &str,
     ) -> Result<&mut PaymentIntent, StripeError> {
         self.payment_intents
-            .iter_mut()
-            .find(|pi| pi.id == id)
+            .get_mut(id)
             .ok_or_else(|| StripeError::resource_missing(param, "payment_intent", id))
     }
 
     /// The charge `id`, or 404 naming `param`.
     pub fn charge_mut(&mut self, id: &str, param: &str) -> Result<&mut Charge, StripeError> {
         self.charges
-            .iter_mut()
-            .find(|ch| ch.id == id)
+            .get_mut(id)
             .ok_or_else(|| StripeError::resource_missing(param, "charge", id))
     }
 
@@ -76,8 +74,7 @@ impl Account {
     pub fn payment_intent_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
         let pi = self
             .payment_intents
-            .iter()
-            .find(|pi| pi.id == id)
+            .get(id)
             .ok_or_else(|| StripeError::resource_missing("intent", "payment_intent", id))?;
         let mut value = json!(pi);
         if wants(expand, "latest_charge")
@@ -97,8 +94,7 @@ impl Account {
     pub fn charge_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
         let charge = self
             .charges
-            .iter()
-            .find(|c| c.id == id)
+            .get(id)
             .ok_or_else(|| StripeError::resource_missing("charge", "charge", id))?;
         let mut value = json!(charge);
         let refunds: Vec<Value> = self
@@ -119,8 +115,7 @@ impl Account {
     pub fn refund_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
         let refund = self
             .refunds
-            .iter()
-            .find(|r| r.id == id)
+            .get(id)
             .ok_or_else(|| StripeError::resource_missing("refund", "refund", id))?;
         let mut value = json!(refund);
         if wants(expand, "charge") {

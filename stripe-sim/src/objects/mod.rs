@@ -5,10 +5,12 @@
 mod charge;
 mod payment_intent;
 mod refund;
+mod store;
 
 pub use charge::{Charge, card_details, empty_billing_details, outcome};
 pub use payment_intent::{AutomaticPaymentMethods, PaymentIntent};
 pub use refund::Refund;
+pub use store::{Identified, Store};
 
 use serde_json::{Value, json};
 
