@@ -1,5 +1,6 @@
 //! Faults while checkouts run: the worker killed with `kill -9` mid-charge,
-//! a storm of Stripe 5xx answers, and the broker's revoke endpoint refusing.
+//! a storm of Stripe 5xx answers (whose Retry-After each retry waits out),
+//! and the broker's revoke endpoint refusing.
 //! After each: every checkout reached its documented outcome, stripe-sim
 //! holds one succeeded PaymentIntent per order and one refund per
 //! compensated one, no key is left active once the workflows are closed and
@@ -237,21 +238,21 @@ async fn kill_9_of_the_worker_during_twenty_charges_then_a_new_worker_completes_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
+async fn a_storm_of_stripe_5xx_on_half_the_charges_for_10_s_is_retried_after_retry_after() {
     const N: usize = 20;
+    // Above the test policy's retry intervals (200 ms to 1 s), so a retry
+    // that ignored it would come visibly sooner.
+    const RETRY_AFTER_S: u64 = 3;
     let stack = Stack::spawn("storm").await;
     let queue = unique("storm-queue");
     let broker = format!("http://{}", stack.broker);
-    // Half of the first creates answer 503 (not executed) with a short
-    // Retry-After, then a few answer 500 after committing nothing, and one
-    // connection drops after the PaymentIntent was made.
-    stack
-        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 503, "count": N / 2, "should_retry": true, "retry_after": 1}))
+    // For 10 s every second create answers 503 (not executed) with a
+    // Retry-After; of those it passes over, two lose their answer after the
+    // PaymentIntent was made.
+    let storm = stack
+        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 503, "retry_after": RETRY_AFTER_S, "fraction": 0.5, "duration_ms": 10_000}))
         .await;
-    stack
-        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 502, "count": 3, "should_retry": true}))
-        .await;
-    stack
+    let drops = stack
         .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 2}))
         .await;
     let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
@@ -259,29 +260,44 @@ async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
     let checkouts = start_checkouts(&stack.client, &queue, &prefix, N, &patient_policy()).await;
     let outcomes = settle(&checkouts).await;
     assert_money(&stack, &prefix, &outcomes).await;
-    let faults: Value = stack
-        .http
-        .get(format!("http://{}/_sim/faults", stack.sim))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        faults["data"].as_array().map(Vec::len),
-        Some(0),
-        "every staged fault was met: {faults}"
+
+    let creates = creates_by_charge(&stack).await;
+    let hit_by = |fault: &Value| {
+        creates
+            .values()
+            .flatten()
+            .filter(|r| r["fault"] == fault["id"])
+            .count()
+    };
+    let (storm_hits, dropped) = (hit_by(&storm), hit_by(&drops));
+    assert!(
+        storm_hits >= N / 2,
+        "the storm hit at least every second first attempt: {storm_hits}"
     );
+    assert_eq!(dropped, 2, "both lost answers happened");
     let unavailable = worker
         .metric(
             r#"keylease_activity_outcomes_total{activity="charge",outcome="StripeUnavailable"}"#,
         )
         .await;
-    assert!(
-        unavailable >= (N / 2 + 5) as f64,
-        "each 5xx and dropped answer failed one attempt, which was retried: {unavailable}"
+    assert_eq!(
+        unavailable,
+        (storm_hits + dropped) as f64,
+        "each 503 and each lost answer failed one attempt as StripeUnavailable, which was retried"
     );
+    let waits = waits_after(&creates, &storm);
+    assert_eq!(
+        waits.len(),
+        storm_hits,
+        "every charge the storm hit tried again: {waits:?}"
+    );
+    assert!(
+        waits
+            .iter()
+            .all(|wait| *wait >= Duration::from_secs(RETRY_AFTER_S)),
+        "each retry waited out Retry-After: {RETRY_AFTER_S} s: {waits:?}"
+    );
+
     assert_eq!(
         sweep_apply(&stack.temporal.address, stack.broker, &queue).await,
         0,
@@ -293,6 +309,37 @@ async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
     worker.stop().await;
     assert_no_tokens(&texts);
     stack.stop().await;
+}
+
+/// The PaymentIntent creates stripe-sim received, by idempotency key (one
+/// per charge, the same on every attempt), in the order they came.
+async fn creates_by_charge(stack: &Stack) -> BTreeMap<String, Vec<Value>> {
+    let mut creates = BTreeMap::<String, Vec<Value>>::new();
+    for request in stack.sim_held("requests").await {
+        if request["method"] == "POST" && request["path"] == "/v1/payment_intents" {
+            let key = request["headers"]["idempotency-key"]
+                .as_str()
+                .expect("every create carries an idempotency key")
+                .to_owned();
+            creates.entry(key).or_default().push(request);
+        }
+    }
+    creates
+}
+
+/// For each create `fault` hit, how long until the same charge's next create came.
+fn waits_after(creates: &BTreeMap<String, Vec<Value>>, fault: &Value) -> Vec<Duration> {
+    let received = |r: &Value| r["received_at_ms"].as_i64().expect("received_at_ms");
+    creates
+        .values()
+        .flat_map(|attempts| attempts.windows(2))
+        .filter(|pair| pair[0]["fault"] == fault["id"])
+        .map(|pair| {
+            Duration::from_millis(
+                u64::try_from(received(&pair[1]) - received(&pair[0])).unwrap_or(0),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
