@@ -27,7 +27,7 @@ use temporalio_client::{Client, WorkflowStartOptions};
 
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
-/// `n` checkouts on `queue`, ids `<prefix>-<i>`, orders `order-<prefix>-<i>`.
+/// `n` checkouts on `queue`, ids `<prefix>-<i>`, orders `order-<prefix>-<i>`, paid by card.
 async fn start_checkouts(
     client: &Client,
     queue: &str,
@@ -35,10 +35,22 @@ async fn start_checkouts(
     n: usize,
     policy: &CheckoutPolicy,
 ) -> Vec<(String, CheckoutHandle)> {
+    start_checkouts_paying(client, queue, prefix, n, policy, |_| "pm_card_visa").await
+}
+
+/// [`start_checkouts`], checkout `i` paying with the test payment method `card(i)`.
+async fn start_checkouts_paying(
+    client: &Client,
+    queue: &str,
+    prefix: &str,
+    n: usize,
+    policy: &CheckoutPolicy,
+    card: impl Fn(usize) -> &'static str,
+) -> Vec<(String, CheckoutHandle)> {
     let mut started = Vec::new();
     for i in 0..n {
         let wf = format!("{prefix}-{i}");
-        let mut input = checkout(&format!("order-{wf}"), 1000 + i as i64, "pm_card_visa");
+        let mut input = checkout(&format!("order-{wf}"), 1000 + i as i64, card(i));
         input.policy = Some(policy.clone());
         client
             .start_workflow(
@@ -73,34 +85,48 @@ async fn charges_held(stack: &Stack, n: usize) {
     .await;
 }
 
-/// Fulfils even-numbered checkouts and fails the others, then returns each outcome.
+/// Whether checkout `i`'s order is fulfilled; the others are out of stock and refunded.
+fn fulfilled(i: usize) -> bool {
+    i.is_multiple_of(2)
+}
+
+/// Fulfils the checkouts [`fulfilled`] says (fails the others) once each
+/// is charged, then returns each outcome.
 async fn settle(checkouts: &[(String, CheckoutHandle)]) -> Vec<CheckoutOutcome> {
     let each = checkouts
         .iter()
         .enumerate()
         .map(|(i, (_, handle))| async move {
             wait_for_step(handle, CheckoutStep::AwaitingFulfilment).await;
-            fulfil(handle, i % 2 == 0, Some("out of stock")).await;
+            fulfil(handle, fulfilled(i), Some("out of stock")).await;
             outcome(handle).await
         });
     futures::future::join_all(each).await
 }
 
-/// Each checkout's outcome is the documented one, and stripe-sim holds
-/// exactly one succeeded PaymentIntent per order and one refund per compensated one.
+/// Each checkout's outcome is the documented one (completed when
+/// [`fulfilled`], else compensated; failed with `CardDeclined` when its
+/// card is one stripe-sim declines), and stripe-sim holds exactly one
+/// PaymentIntent per order, succeeded unless declined, and one refund per
+/// compensated one.
 async fn assert_money(stack: &Stack, prefix: &str, outcomes: &[CheckoutOutcome]) {
     let mut charged = BTreeMap::new();
     let mut refunded = Vec::new();
+    let mut declined = Vec::new();
     for (i, outcome) in outcomes.iter().enumerate() {
+        let order = format!("order-{prefix}-{i}");
         match outcome {
-            CheckoutOutcome::Completed { payment_intent_id } if i % 2 == 0 => {
-                charged.insert(format!("order-{prefix}-{i}"), payment_intent_id.clone());
+            CheckoutOutcome::Completed { payment_intent_id } if fulfilled(i) => {
+                charged.insert(order, payment_intent_id.clone());
             }
             CheckoutOutcome::Compensated {
                 payment_intent_id, ..
-            } if i % 2 == 1 => {
-                charged.insert(format!("order-{prefix}-{i}"), payment_intent_id.clone());
+            } if !fulfilled(i) => {
+                charged.insert(order, payment_intent_id.clone());
                 refunded.push(payment_intent_id.clone());
+            }
+            CheckoutOutcome::Failed { error_type, .. } if error_type == "CardDeclined" => {
+                declined.push(order);
             }
             other => panic!("checkout {i}: {other:?}"),
         }
@@ -134,6 +160,19 @@ async fn assert_money(stack: &Stack, prefix: &str, outcomes: &[CheckoutOutcome])
         succeeded, charged,
         "each order's charge is the one it reports"
     );
+    for order in &declined {
+        let pi = intents
+            .iter()
+            .find(|pi| pi["metadata"]["order_id"] == order.as_str())
+            .unwrap_or_else(|| panic!("{order} was declined at stripe-sim"));
+        let card = pi["last_payment_error"]["payment_method"]["id"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            pi["status"] == "requires_payment_method" && card.starts_with("pm_card_chargeDeclined"),
+            "{order} failed as declined, and its card is one that declines: {pi}"
+        );
+    }
     let mut refunds: Vec<String> = stack
         .sim_held("refunds")
         .await
@@ -164,12 +203,24 @@ async fn sweep_apply(temporal_address: &str, broker: SocketAddr, queue: &str) ->
 
 /// Active keys at `broker` whose label starts with `temporal-<prefix>-`.
 async fn active_keys(stack: &Stack, broker: SocketAddr, prefix: &str) -> usize {
-    stack
-        .keys_at(broker, prefix)
+    // Asked by status: a listing shows 100 keys unless told more, and a long
+    // run holds more than that, most of them revoked.
+    const MOST: usize = 1000;
+    let body: Value = stack
+        .http
+        .get(format!(
+            "http://{broker}/v1/keys?label_prefix=temporal-{prefix}-&status=active&limit={MOST}"
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
         .await
-        .iter()
-        .filter(|k| k["status"] == "active")
-        .count()
+        .expect("broker request")
+        .json()
+        .await
+        .expect("broker json");
+    let active = body["keys"].as_array().map_or(0, Vec::len);
+    assert!(active < MOST, "more active keys than one listing shows");
+    active
 }
 
 /// No broker token, admin token or Stripe secret in the texts (logs, histories).
