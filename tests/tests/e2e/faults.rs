@@ -6,9 +6,11 @@
 //! compensated one, no key is left active once the workflows are closed and
 //! `keys sweep --apply` has run, and no token is in any log or history.
 //! The broker killed mid-load is in [`broker_kill`], the Temporal server
-//! restarted mid-load in [`temporal_restart`].
+//! restarted mid-load in [`temporal_restart`], a worker and a broker of
+//! three and two killed during 300 checkouts in [`scale_out`].
 
 mod broker_kill;
+mod scale_out;
 mod temporal_restart;
 
 use std::collections::BTreeMap;
