@@ -22,7 +22,7 @@ use crate::params::Params;
 use crate::response::SimResponse;
 use crate::routes::{Command, Endpoint};
 use crate::server::ConnectionKill;
-use crate::state::{RecordedRequest, Sim};
+use crate::state::{RecordedAt, RecordedRequest, Sim};
 use crate::version::ApiVersion;
 
 /// Largest body read.
@@ -98,6 +98,8 @@ fn record(request: &Parts, body: &[u8]) -> RecordedRequest {
         query: request.uri.query().map(str::to_owned),
         headers,
         body: String::from_utf8_lossy(body).into_owned(),
+        received_at_ms: crate::state::machine_ms(),
+        fault: None,
     }
 }
 
@@ -126,10 +128,10 @@ pub async fn stripe(State(sim): State<Arc<Sim>>, request: Request) -> Response {
             .response()
             .into_response();
     };
-    sim.record(record(&parts, &body));
+    let at = sim.record(record(&parts, &body));
     let (method, path) = (parts.method.clone(), parts.uri.path().to_owned());
     // Its own task: dropping this handler (the client hung up) does not stop it.
-    let reply = tokio::spawn(answer(sim, parts, body)).await;
+    let reply = tokio::spawn(answer(sim, parts, body, at)).await;
     let response = match reply {
         Ok(Reply::Send(response)) => response.into_response(),
         Ok(Reply::Drop) => return drop_connection(kill).await,
@@ -152,7 +154,7 @@ fn staged_status(fault_id: u64, status: u16) -> SimResponse {
     )
 }
 
-async fn answer(sim: Arc<Sim>, parts: Parts, body: Bytes) -> Reply {
+async fn answer(sim: Arc<Sim>, parts: Parts, body: Bytes, at: RecordedAt) -> Reply {
     let refuse = |err: StripeError| Reply::Send(err.response());
     let secret = match authenticate(&parts.headers) {
         Ok(secret) => secret,
@@ -200,7 +202,7 @@ async fn answer(sim: Arc<Sim>, parts: Parts, body: Bytes) -> Reply {
 
     // Faults apply to every matching request, replays and conflicts included.
     let mut drop_after = false;
-    if let Some(fault) = sim.take_fault(parts.method.as_str(), path) {
+    if let Some(fault) = sim.take_fault(at, parts.method.as_str(), path) {
         tracing::info!(fault = fault.id, kind = ?fault.spec.kind, %path, "staged fault applied");
         match fault.spec.kind {
             FaultKind::Delay => tokio::time::sleep(fault.delay()).await,

@@ -1,5 +1,6 @@
-//! Staged faults: the next N requests matching a method and path pattern
-//! fail in a chosen way.
+//! Staged faults: requests matching a method and path pattern fail in a
+//! chosen way. A fault hits the next N matching requests, or, for a storm,
+//! a share of them for a while (`fraction`, `duration_ms`).
 
 use std::time::Duration;
 
@@ -37,15 +38,27 @@ pub struct FaultSpec {
     pub status: Option<u16>,
     /// With `delay`: milliseconds to wait.
     pub delay_ms: Option<u64>,
-    /// How many requests it applies to (default 1).
+    /// How many requests it hits (default 1; with `duration_ms`, no limit).
     pub count: Option<u32>,
     /// With `status`: the `Stripe-Should-Retry` header (default: true for 409, 429 and 5xx).
     pub should_retry: Option<bool>,
     /// With `status`: a `Retry-After` header, in seconds.
     pub retry_after: Option<u64>,
+    /// The share of matching requests it hits, from 0.000001 to 1 (default 1).
+    /// Deterministic, so a test run is reproducible: 0.5 hits the 1st, 3rd,
+    /// 5th… matching request. A request it passes over goes on to the next
+    /// staged fault that matches, if any.
+    pub fraction: Option<f64>,
+    /// How long it stays staged, in milliseconds from staging; then it is
+    /// dropped, hits left or not (default: until `count` is used up).
+    pub duration_ms: Option<u64>,
 }
 
-/// A staged fault and how many more requests it will hit.
+/// Shares are counted in millionths, so that which requests a fraction hits
+/// is exact integer arithmetic, the same on every run.
+const MILLIONTHS: u64 = 1_000_000;
+
+/// A staged fault and what it has done so far.
 #[derive(Debug, Clone, Serialize)]
 pub struct Fault {
     /// Its id, in order of staging.
@@ -53,15 +66,23 @@ pub struct Fault {
     /// As staged.
     #[serde(flatten)]
     pub spec: FaultSpec,
-    /// Requests it will still apply to.
-    pub remaining: u32,
+    /// Requests it will still hit; `null` when only its `duration_ms` ends it.
+    pub remaining: Option<u32>,
+    /// Matching requests it has seen, hit or passed over.
+    pub matched: u64,
+    /// Requests it has hit.
+    pub hits: u64,
+    /// When its `duration_ms` ends, unix milliseconds by the machine's clock.
+    pub expires_at_ms: Option<i64>,
+    #[serde(skip)]
+    share: u64,
     #[serde(skip)]
     matcher: WildMatch,
 }
 
 impl Fault {
-    /// Checks `spec` and stages it under `id`.
-    pub fn new(id: u64, spec: FaultSpec) -> Result<Self, String> {
+    /// Checks `spec` and stages it under `id` at `now_ms` (unix milliseconds).
+    pub fn new(id: u64, spec: FaultSpec, now_ms: i64) -> Result<Self, String> {
         match spec.kind {
             FaultKind::Status if !spec.status.is_some_and(|s| (400..=599).contains(&s)) => {
                 return Err("a status fault needs status from 400 to 599".to_owned());
@@ -78,15 +99,37 @@ impl Fault {
             }
             _ => {}
         }
-        let remaining = spec.count.unwrap_or(1);
-        if remaining == 0 {
+        if spec.count == Some(0) {
             return Err("count must be at least 1".to_owned());
         }
+        let fraction = spec.fraction.unwrap_or(1.0);
+        // Written so that NaN fails it too.
+        if !(1.0 / MILLIONTHS as f64..=1.0).contains(&fraction) {
+            return Err(
+                "fraction must be from 0.000001 to 1: the share of matching requests to hit"
+                    .to_owned(),
+            );
+        }
+        if spec.duration_ms == Some(0) {
+            return Err("duration_ms must be at least 1".to_owned());
+        }
+        let remaining = match (spec.count, spec.duration_ms) {
+            (Some(count), _) => Some(count),
+            (None, Some(_)) => None,
+            (None, None) => Some(1),
+        };
+        let expires_at_ms = spec
+            .duration_ms
+            .map(|ms| now_ms.saturating_add(i64::try_from(ms).unwrap_or(i64::MAX)));
         Ok(Self {
             id,
             matcher: WildMatch::new(&spec.path),
+            share: (fraction * MILLIONTHS as f64).round() as u64,
             spec,
             remaining,
+            matched: 0,
+            hits: 0,
+            expires_at_ms,
         })
     }
 
@@ -99,8 +142,113 @@ impl Fault {
             && self.matcher.matches(path)
     }
 
+    /// Counts a matching request; whether the fault hits it. With a share
+    /// of s, the m-th match is hit when ⌈m·s⌉ passes the hits so far, which
+    /// spreads the hits evenly and hits the first match.
+    pub fn take(&mut self) -> bool {
+        self.matched += 1;
+        let due = (self.matched * self.share).div_ceil(MILLIONTHS);
+        if self.hits >= due {
+            return false;
+        }
+        self.hits += 1;
+        if let Some(remaining) = &mut self.remaining {
+            *remaining -= 1;
+        }
+        true
+    }
+
+    /// Whether it has nothing left to do at `now_ms`: its hits used up or its time over.
+    pub fn is_spent(&self, now_ms: i64) -> bool {
+        self.remaining == Some(0) || self.expires_at_ms.is_some_and(|end| now_ms >= end)
+    }
+
     /// How long a delay fault waits.
     pub fn delay(&self) -> Duration {
         Duration::from_millis(self.spec.delay_ms.unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A 503 status fault on PaymentIntent creates with `spec`'s other fields.
+    fn fault(mut spec: serde_json::Value) -> Result<Fault, String> {
+        spec["path"] = json!("/v1/payment_intents");
+        spec["kind"] = json!("status");
+        spec["status"] = json!(503);
+        Fault::new(1, serde_json::from_value(spec).expect("a fault spec"), 0)
+    }
+
+    /// Which of the next `n` matching requests the fault hits.
+    fn pattern(fault: &mut Fault, n: usize) -> Vec<bool> {
+        (0..n).map(|_| fault.take()).collect()
+    }
+
+    #[test]
+    fn a_half_hits_every_second_request_from_the_first() {
+        let mut half = fault(json!({"fraction": 0.5, "count": 3})).unwrap();
+        assert_eq!(pattern(&mut half, 5), [true, false, true, false, true]);
+        assert_eq!((half.matched, half.hits, half.remaining), (5, 3, Some(0)));
+        assert!(half.is_spent(0), "its three hits are used up");
+    }
+
+    #[test]
+    fn shares_spread_their_hits_evenly() {
+        let mut third = fault(json!({"fraction": 0.333333, "count": 3})).unwrap();
+        assert_eq!(
+            pattern(&mut third, 7),
+            [true, false, false, true, false, false, true]
+        );
+        let mut most = fault(json!({"fraction": 0.75, "count": 6})).unwrap();
+        assert_eq!(
+            pattern(&mut most, 8),
+            [true, true, true, false, true, true, true, false]
+        );
+        let mut every = fault(json!({"count": 4})).unwrap();
+        assert_eq!(pattern(&mut every, 4), [true; 4], "the default share is 1");
+    }
+
+    #[test]
+    fn a_window_without_count_hits_until_it_ends() {
+        let mut storm = fault(json!({"fraction": 0.5, "duration_ms": 10_000})).unwrap();
+        assert_eq!(storm.remaining, None, "no limit but its time");
+        assert_eq!(storm.expires_at_ms, Some(10_000));
+        assert_eq!(pattern(&mut storm, 100).iter().filter(|h| **h).count(), 50);
+        assert!(!storm.is_spent(9_999));
+        assert!(storm.is_spent(10_000));
+    }
+
+    #[test]
+    fn count_and_window_end_it_whichever_comes_first() {
+        let mut both = fault(json!({"count": 2, "duration_ms": 1_000})).unwrap();
+        assert!(!both.is_spent(999));
+        assert!(both.is_spent(1_000), "the window ended with hits left");
+        pattern(&mut both, 2);
+        assert!(both.is_spent(0), "the hits ran out inside the window");
+        let without = fault(json!({})).unwrap();
+        assert_eq!(
+            (without.remaining, without.expires_at_ms),
+            (Some(1), None),
+            "by default one hit, no window"
+        );
+    }
+
+    #[test]
+    fn senseless_shares_windows_and_counts_are_refused_by_name() {
+        for (spec, named) in [
+            (json!({"fraction": 0.0}), "fraction"),
+            (json!({"fraction": -0.5}), "fraction"),
+            (json!({"fraction": 1.5}), "fraction"),
+            (json!({"fraction": 0.0000001}), "fraction"),
+            (json!({"duration_ms": 0}), "duration_ms"),
+            (json!({"count": 0, "duration_ms": 100}), "count"),
+        ] {
+            let refused = fault(spec.clone()).expect_err(&spec.to_string());
+            assert!(refused.contains(named), "{spec}: {refused}");
+        }
     }
 }

@@ -9,7 +9,8 @@
 //! error envelope, and `Idempotency-Key` replay, on which exactly-once
 //! charges rest. A test-only control API under `/_sim` stages
 //! faults (error statuses, delays, and responses lost before or after the
-//! operation commits) and shows what the simulator holds and was sent.
+//! operation commits; on the next N requests, or on a share of them for a
+//! while) and shows what the simulator holds and was sent, and when.
 //! State is in memory and scoped per secret key, as on Stripe.
 //!
 //! Modules:

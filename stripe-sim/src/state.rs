@@ -42,6 +42,19 @@ pub struct RecordedRequest {
     pub headers: BTreeMap<String, String>,
     /// Body as text.
     pub body: String,
+    /// When it arrived, unix milliseconds by the machine's clock (which
+    /// `/_sim/clock` does not move): tests measure the time between attempts.
+    pub received_at_ms: i64,
+    /// The staged fault that hit it, if one did.
+    pub fault: Option<u64>,
+}
+
+/// Where [`Sim::record`] put a request, so that a fault taken for it is noted on it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedAt {
+    /// How many resets had happened: after another one, the entry is gone.
+    resets: u64,
+    index: usize,
 }
 
 #[derive(Debug, Default)]
@@ -50,6 +63,8 @@ struct SimState {
     faults: Vec<Fault>,
     next_fault_id: u64,
     requests: Vec<RecordedRequest>,
+    /// Resets so far; kept across them.
+    resets: u64,
     /// How far `/_sim/clock` moved the clock ahead of the machine's.
     clock_offset_ms: i64,
     search_delay_ms: i64,
@@ -67,7 +82,8 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn machine_ms() -> i64 {
+/// The machine's clock, unix milliseconds.
+pub(crate) fn machine_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(millis)
@@ -127,9 +143,14 @@ impl Sim {
         self.lock().accounts.values().flat_map(&mut f).collect()
     }
 
-    /// Keeps a received request.
-    pub fn record(&self, request: RecordedRequest) {
-        self.lock().requests.push(request);
+    /// Keeps a received request; returns where, for [`Sim::take_fault`].
+    pub fn record(&self, request: RecordedRequest) -> RecordedAt {
+        let mut state = self.lock();
+        state.requests.push(request);
+        RecordedAt {
+            resets: state.resets,
+            index: state.requests.len() - 1,
+        }
     }
 
     /// Every request received since the last reset.
@@ -196,14 +217,17 @@ impl Sim {
     pub fn add_fault(&self, spec: FaultSpec) -> Result<Fault, String> {
         let mut state = self.lock();
         state.next_fault_id += 1;
-        let fault = Fault::new(state.next_fault_id, spec)?;
+        let fault = Fault::new(state.next_fault_id, spec, machine_ms())?;
         state.faults.push(fault.clone());
         Ok(fault)
     }
 
     /// The faults still staged.
     pub fn faults(&self) -> Vec<Fault> {
-        self.lock().faults.clone()
+        let now = machine_ms();
+        let mut state = self.lock();
+        state.faults.retain(|f| !f.is_spent(now));
+        state.faults.clone()
     }
 
     /// Drops every staged fault.
@@ -211,15 +235,30 @@ impl Sim {
         self.lock().faults.clear();
     }
 
-    /// Takes one use of the first fault matching `method path`.
-    pub fn take_fault(&self, method: &str, path: &str) -> Option<Fault> {
+    /// The first staged fault that hits the request recorded `at`
+    /// (`method path`), noted on its record. Each matching fault, in staging
+    /// order, counts the request until one hits it: a fault's `fraction`
+    /// passes some over to the faults staged after it.
+    pub fn take_fault(&self, at: RecordedAt, method: &str, path: &str) -> Option<Fault> {
+        let now = machine_ms();
         let mut state = self.lock();
-        let index = state.faults.iter().position(|f| f.matches(method, path))?;
-        let fault = &mut state.faults[index];
-        fault.remaining -= 1;
-        let taken = fault.clone();
-        if fault.remaining == 0 {
+        state.faults.retain(|f| !f.is_spent(now));
+        let mut hit = None;
+        for (index, fault) in state.faults.iter_mut().enumerate() {
+            if fault.matches(method, path) && fault.take() {
+                hit = Some(index);
+                break;
+            }
+        }
+        let index = hit?;
+        let taken = state.faults[index].clone();
+        if taken.is_spent(now) {
             state.faults.remove(index);
+        }
+        if state.resets == at.resets
+            && let Some(request) = state.requests.get_mut(at.index)
+        {
+            request.fault = Some(taken.id);
         }
         Some(taken)
     }
@@ -227,8 +266,10 @@ impl Sim {
     /// Forgets everything: objects, keys, faults, recorded requests, the
     /// clock's advance and a changed search delay.
     pub fn reset(&self) {
-        *self.lock() = SimState {
+        let mut state = self.lock();
+        *state = SimState {
             search_delay_ms: millis(self.initial_search_delay),
+            resets: state.resets + 1,
             ..SimState::default()
         };
     }

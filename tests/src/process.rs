@@ -112,18 +112,26 @@ impl WorkerProcess {
 
     /// One value of its `/metrics`, 0 when absent.
     pub async fn metric(&self, name: &str) -> f64 {
+        let [value] = self.metrics_of([name]).await;
+        value
+    }
+
+    /// Values of its `/metrics` from one scrape, so that they agree; 0 when absent.
+    pub async fn metrics_of<const N: usize>(&self, names: [&str; N]) -> [f64; N] {
         let text = reqwest::get(format!("http://{}/metrics", self.metrics))
             .await
             .expect("worker metrics")
             .text()
             .await
             .unwrap_or_default();
-        text.lines()
-            .find_map(|line| {
-                let (metric, value) = line.split_once(' ')?;
-                (metric == name).then(|| value.trim().parse().ok())?
-            })
-            .unwrap_or(0.0)
+        names.map(|name| {
+            text.lines()
+                .find_map(|line| {
+                    let (metric, value) = line.split_once(' ')?;
+                    (metric == name).then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0.0)
+        })
     }
 }
 

@@ -270,8 +270,8 @@ impl Stack {
         (output.status.success(), text)
     }
 
-    /// Stages a stripe-sim fault.
-    pub async fn fault(&self, spec: Value) {
+    /// Stages a stripe-sim fault; returns it as staged (its `id` names it in `/_sim/requests`).
+    pub async fn fault(&self, spec: Value) -> Value {
         let response = self
             .http
             .post(format!("http://{}/_sim/faults", self.sim))
@@ -280,6 +280,7 @@ impl Stack {
             .await
             .expect("fault");
         assert_eq!(response.status(), 201, "fault refused: {spec}");
+        response.json().await.expect("the staged fault")
     }
 
     /// Saves a workflow's history for the replay test when `KEYLEASE_RECORD_HISTORIES` names a folder.

@@ -2,9 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
-use crate::helpers::TestSim;
+use crate::helpers::{TestSim, eventually};
 
 const CHARGE: &[(&str, &str)] = &[
     ("amount", "4200"),
@@ -77,6 +77,115 @@ async fn faults_match_method_and_path_pattern() {
     ] {
         assert_eq!(sim.fault(bad.clone()).await.status, 400, "{bad}");
     }
+}
+
+#[tokio::test]
+async fn a_storm_hits_a_share_of_requests_and_the_log_says_which() {
+    let sim = TestSim::spawn().await;
+    let storm = sim
+        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 503, "retry_after": 2, "fraction": 0.5, "duration_ms": 60_000}))
+        .await;
+    assert_eq!(storm.status, 201);
+    assert_eq!(
+        storm.body["remaining"],
+        Value::Null,
+        "no limit but its time"
+    );
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let answer = sim
+            .post_idem("/v1/payment_intents", CHARGE, &format!("storm-{i}"))
+            .await;
+        if answer.status == 503 {
+            assert_eq!(answer.header("retry-after"), Some("2"));
+        }
+        statuses.push(answer.status);
+    }
+    assert_eq!(statuses, [503, 200, 503, 200, 503, 200], "every second one");
+    let listed = sim.held("faults").await;
+    assert_eq!(listed.len(), 1, "still staged: its time is not over");
+    assert_eq!(
+        (&listed[0]["matched"], &listed[0]["hits"]),
+        (&json!(6), &json!(3))
+    );
+
+    let requests = sim.held("requests").await;
+    let faults: Vec<&Value> = requests.iter().map(|r| &r["fault"]).collect();
+    let id = &storm.body["id"];
+    assert_eq!(
+        faults,
+        [id, &Value::Null, id, &Value::Null, id, &Value::Null]
+    );
+    let times: Vec<i64> = requests
+        .iter()
+        .map(|r| r["received_at_ms"].as_i64().expect("a receipt time"))
+        .collect();
+    assert!(times.is_sorted(), "{times:?}");
+}
+
+#[tokio::test]
+async fn a_request_a_share_passes_over_meets_the_next_fault() {
+    let sim = TestSim::spawn().await;
+    sim.fault(json!({"path": "/v1/payment_intents", "kind": "status", "status": 503, "fraction": 0.5, "count": 2}))
+        .await;
+    sim.fault(json!({"path": "/v1/payment_intents", "kind": "status", "status": 502}))
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(sim.post("/v1/payment_intents", CHARGE).await.status);
+    }
+    assert_eq!(statuses, [503, 502, 503, 200]);
+    assert!(sim.held("faults").await.is_empty(), "both used up");
+}
+
+#[tokio::test]
+async fn a_storm_ends_when_its_time_is_over() {
+    let sim = TestSim::spawn().await;
+    sim.fault(
+        json!({"path": "/v1/payment_intents", "kind": "status", "status": 500, "duration_ms": 300}),
+    )
+    .await;
+    assert_eq!(sim.post("/v1/payment_intents", CHARGE).await.status, 500);
+    assert_eq!(sim.post("/v1/payment_intents", CHARGE).await.status, 500);
+    eventually(Duration::from_secs(5), || async {
+        sim.held("faults").await.is_empty()
+    })
+    .await;
+    assert_eq!(sim.post("/v1/payment_intents", CHARGE).await.status, 200);
+}
+
+#[tokio::test]
+async fn a_share_or_window_that_makes_no_sense_is_refused_by_name() {
+    let sim = TestSim::spawn().await;
+    for (bad, named) in [
+        (
+            json!({"fraction": 0}),
+            "fraction must be from 0.000001 to 1",
+        ),
+        (
+            json!({"fraction": 2}),
+            "fraction must be from 0.000001 to 1",
+        ),
+        (
+            json!({"fraction": -0.5}),
+            "fraction must be from 0.000001 to 1",
+        ),
+        (json!({"fraction": "half"}), "fraction"),
+        (json!({"duration_ms": 0}), "duration_ms must be at least 1"),
+        (json!({"duration_ms": -1}), "duration_ms"),
+    ] {
+        let mut spec = bad.clone();
+        spec["path"] = json!("/v1/payment_intents");
+        spec["kind"] = json!("status");
+        spec["status"] = json!(503);
+        let refused = sim.fault(spec).await;
+        assert_eq!(refused.status, 400, "{bad}");
+        let message = refused.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(message.contains(named), "{bad}: {message}");
+    }
+    assert!(sim.held("faults").await.is_empty(), "nothing staged");
 }
 
 #[tokio::test]
@@ -202,7 +311,7 @@ async fn a_request_whose_client_hangs_up_still_commits() {
         .send()
         .await;
     assert!(lost.is_err(), "the client gave up: {lost:?}");
-    crate::helpers::eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), || async {
         sim.held("payment_intents").await.len() == 1
     })
     .await;

@@ -1,13 +1,16 @@
 //! Faults while checkouts run: the worker killed with `kill -9` mid-charge,
-//! a storm of Stripe 5xx answers, and the broker's revoke endpoint refusing.
+//! a storm of Stripe 5xx answers (whose Retry-After each retry waits out),
+//! and the broker's revoke endpoint refusing.
 //! After each: every checkout reached its documented outcome, stripe-sim
 //! holds one succeeded PaymentIntent per order and one refund per
 //! compensated one, no key is left active once the workflows are closed and
 //! `keys sweep --apply` has run, and no token is in any log or history.
 //! The broker killed mid-load is in [`broker_kill`], the Temporal server
-//! restarted mid-load in [`temporal_restart`].
+//! restarted mid-load in [`temporal_restart`], a worker and a broker of
+//! three and two killed during 300 checkouts in [`scale_out`].
 
 mod broker_kill;
+mod scale_out;
 mod temporal_restart;
 
 use std::collections::BTreeMap;
@@ -26,7 +29,7 @@ use temporalio_client::{Client, WorkflowStartOptions};
 
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
-/// `n` checkouts on `queue`, ids `<prefix>-<i>`, orders `order-<prefix>-<i>`.
+/// `n` checkouts on `queue`, ids `<prefix>-<i>`, orders `order-<prefix>-<i>`, paid by card.
 async fn start_checkouts(
     client: &Client,
     queue: &str,
@@ -34,10 +37,22 @@ async fn start_checkouts(
     n: usize,
     policy: &CheckoutPolicy,
 ) -> Vec<(String, CheckoutHandle)> {
+    start_checkouts_paying(client, queue, prefix, n, policy, |_| "pm_card_visa").await
+}
+
+/// [`start_checkouts`], checkout `i` paying with the test payment method `card(i)`.
+async fn start_checkouts_paying(
+    client: &Client,
+    queue: &str,
+    prefix: &str,
+    n: usize,
+    policy: &CheckoutPolicy,
+    card: impl Fn(usize) -> &'static str,
+) -> Vec<(String, CheckoutHandle)> {
     let mut started = Vec::new();
     for i in 0..n {
         let wf = format!("{prefix}-{i}");
-        let mut input = checkout(&format!("order-{wf}"), 1000 + i as i64, "pm_card_visa");
+        let mut input = checkout(&format!("order-{wf}"), 1000 + i as i64, card(i));
         input.policy = Some(policy.clone());
         client
             .start_workflow(
@@ -72,34 +87,48 @@ async fn charges_held(stack: &Stack, n: usize) {
     .await;
 }
 
-/// Fulfils even-numbered checkouts and fails the others, then returns each outcome.
+/// Whether checkout `i`'s order is fulfilled; the others are out of stock and refunded.
+fn fulfilled(i: usize) -> bool {
+    i.is_multiple_of(2)
+}
+
+/// Fulfils the checkouts [`fulfilled`] says (fails the others) once each
+/// is charged, then returns each outcome.
 async fn settle(checkouts: &[(String, CheckoutHandle)]) -> Vec<CheckoutOutcome> {
     let each = checkouts
         .iter()
         .enumerate()
         .map(|(i, (_, handle))| async move {
             wait_for_step(handle, CheckoutStep::AwaitingFulfilment).await;
-            fulfil(handle, i % 2 == 0, Some("out of stock")).await;
+            fulfil(handle, fulfilled(i), Some("out of stock")).await;
             outcome(handle).await
         });
     futures::future::join_all(each).await
 }
 
-/// Each checkout's outcome is the documented one, and stripe-sim holds
-/// exactly one succeeded PaymentIntent per order and one refund per compensated one.
+/// Each checkout's outcome is the documented one (completed when
+/// [`fulfilled`], else compensated; failed with `CardDeclined` when its
+/// card is one stripe-sim declines), and stripe-sim holds exactly one
+/// PaymentIntent per order, succeeded unless declined, and one refund per
+/// compensated one.
 async fn assert_money(stack: &Stack, prefix: &str, outcomes: &[CheckoutOutcome]) {
     let mut charged = BTreeMap::new();
     let mut refunded = Vec::new();
+    let mut declined = Vec::new();
     for (i, outcome) in outcomes.iter().enumerate() {
+        let order = format!("order-{prefix}-{i}");
         match outcome {
-            CheckoutOutcome::Completed { payment_intent_id } if i % 2 == 0 => {
-                charged.insert(format!("order-{prefix}-{i}"), payment_intent_id.clone());
+            CheckoutOutcome::Completed { payment_intent_id } if fulfilled(i) => {
+                charged.insert(order, payment_intent_id.clone());
             }
             CheckoutOutcome::Compensated {
                 payment_intent_id, ..
-            } if i % 2 == 1 => {
-                charged.insert(format!("order-{prefix}-{i}"), payment_intent_id.clone());
+            } if !fulfilled(i) => {
+                charged.insert(order, payment_intent_id.clone());
                 refunded.push(payment_intent_id.clone());
+            }
+            CheckoutOutcome::Failed { error_type, .. } if error_type == "CardDeclined" => {
+                declined.push(order);
             }
             other => panic!("checkout {i}: {other:?}"),
         }
@@ -133,6 +162,19 @@ async fn assert_money(stack: &Stack, prefix: &str, outcomes: &[CheckoutOutcome])
         succeeded, charged,
         "each order's charge is the one it reports"
     );
+    for order in &declined {
+        let pi = intents
+            .iter()
+            .find(|pi| pi["metadata"]["order_id"] == order.as_str())
+            .unwrap_or_else(|| panic!("{order} was declined at stripe-sim"));
+        let card = pi["last_payment_error"]["payment_method"]["id"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            pi["status"] == "requires_payment_method" && card.starts_with("pm_card_chargeDeclined"),
+            "{order} failed as declined, and its card is one that declines: {pi}"
+        );
+    }
     let mut refunds: Vec<String> = stack
         .sim_held("refunds")
         .await
@@ -163,12 +205,24 @@ async fn sweep_apply(temporal_address: &str, broker: SocketAddr, queue: &str) ->
 
 /// Active keys at `broker` whose label starts with `temporal-<prefix>-`.
 async fn active_keys(stack: &Stack, broker: SocketAddr, prefix: &str) -> usize {
-    stack
-        .keys_at(broker, prefix)
+    // Asked by status: a listing shows 100 keys unless told more, and a long
+    // run holds more than that, most of them revoked.
+    const MOST: usize = 1000;
+    let body: Value = stack
+        .http
+        .get(format!(
+            "http://{broker}/v1/keys?label_prefix=temporal-{prefix}-&status=active&limit={MOST}"
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
         .await
-        .iter()
-        .filter(|k| k["status"] == "active")
-        .count()
+        .expect("broker request")
+        .json()
+        .await
+        .expect("broker json");
+    let active = body["keys"].as_array().map_or(0, Vec::len);
+    assert!(active < MOST, "more active keys than one listing shows");
+    active
 }
 
 /// No broker token, admin token or Stripe secret in the texts (logs, histories).
@@ -237,21 +291,21 @@ async fn kill_9_of_the_worker_during_twenty_charges_then_a_new_worker_completes_
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
+async fn a_storm_of_stripe_5xx_on_half_the_charges_for_10_s_is_retried_after_retry_after() {
     const N: usize = 20;
+    // Above the test policy's retry intervals (200 ms to 1 s), so a retry
+    // that ignored it would come visibly sooner.
+    const RETRY_AFTER_S: u64 = 3;
     let stack = Stack::spawn("storm").await;
     let queue = unique("storm-queue");
     let broker = format!("http://{}", stack.broker);
-    // Half of the first creates answer 503 (not executed) with a short
-    // Retry-After, then a few answer 500 after committing nothing, and one
-    // connection drops after the PaymentIntent was made.
-    stack
-        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 503, "count": N / 2, "should_retry": true, "retry_after": 1}))
+    // For 10 s every second create answers 503 (not executed) with a
+    // Retry-After; of those it passes over, two lose their answer after the
+    // PaymentIntent was made.
+    let storm = stack
+        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 503, "retry_after": RETRY_AFTER_S, "fraction": 0.5, "duration_ms": 10_000}))
         .await;
-    stack
-        .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "status", "status": 502, "count": 3, "should_retry": true}))
-        .await;
-    stack
+    let drops = stack
         .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 2}))
         .await;
     let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
@@ -259,29 +313,44 @@ async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
     let checkouts = start_checkouts(&stack.client, &queue, &prefix, N, &patient_policy()).await;
     let outcomes = settle(&checkouts).await;
     assert_money(&stack, &prefix, &outcomes).await;
-    let faults: Value = stack
-        .http
-        .get(format!("http://{}/_sim/faults", stack.sim))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        faults["data"].as_array().map(Vec::len),
-        Some(0),
-        "every staged fault was met: {faults}"
+
+    let creates = creates_by_charge(&stack).await;
+    let hit_by = |fault: &Value| {
+        creates
+            .values()
+            .flatten()
+            .filter(|r| r["fault"] == fault["id"])
+            .count()
+    };
+    let (storm_hits, dropped) = (hit_by(&storm), hit_by(&drops));
+    assert!(
+        storm_hits >= N / 2,
+        "the storm hit at least every second first attempt: {storm_hits}"
     );
+    assert_eq!(dropped, 2, "both lost answers happened");
     let unavailable = worker
         .metric(
             r#"keylease_activity_outcomes_total{activity="charge",outcome="StripeUnavailable"}"#,
         )
         .await;
-    assert!(
-        unavailable >= (N / 2 + 5) as f64,
-        "each 5xx and dropped answer failed one attempt, which was retried: {unavailable}"
+    assert_eq!(
+        unavailable,
+        (storm_hits + dropped) as f64,
+        "each 503 and each lost answer failed one attempt as StripeUnavailable, which was retried"
     );
+    let waits = waits_after(&creates, &storm);
+    assert_eq!(
+        waits.len(),
+        storm_hits,
+        "every charge the storm hit tried again: {waits:?}"
+    );
+    assert!(
+        waits
+            .iter()
+            .all(|wait| *wait >= Duration::from_secs(RETRY_AFTER_S)),
+        "each retry waited out Retry-After: {RETRY_AFTER_S} s: {waits:?}"
+    );
+
     assert_eq!(
         sweep_apply(&stack.temporal.address, stack.broker, &queue).await,
         0,
@@ -293,6 +362,37 @@ async fn a_storm_of_stripe_5xx_is_retried_without_double_charges() {
     worker.stop().await;
     assert_no_tokens(&texts);
     stack.stop().await;
+}
+
+/// The PaymentIntent creates stripe-sim received, by idempotency key (one
+/// per charge, the same on every attempt), in the order they came.
+async fn creates_by_charge(stack: &Stack) -> BTreeMap<String, Vec<Value>> {
+    let mut creates = BTreeMap::<String, Vec<Value>>::new();
+    for request in stack.sim_held("requests").await {
+        if request["method"] == "POST" && request["path"] == "/v1/payment_intents" {
+            let key = request["headers"]["idempotency-key"]
+                .as_str()
+                .expect("every create carries an idempotency key")
+                .to_owned();
+            creates.entry(key).or_default().push(request);
+        }
+    }
+    creates
+}
+
+/// For each create `fault` hit, how long until the same charge's next create came.
+fn waits_after(creates: &BTreeMap<String, Vec<Value>>, fault: &Value) -> Vec<Duration> {
+    let received = |r: &Value| r["received_at_ms"].as_i64().expect("received_at_ms");
+    creates
+        .values()
+        .flat_map(|attempts| attempts.windows(2))
+        .filter(|pair| pair[0]["fault"] == fault["id"])
+        .map(|pair| {
+            Duration::from_millis(
+                u64::try_from(received(&pair[1]) - received(&pair[0])).unwrap_or(0),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
