@@ -165,6 +165,16 @@ async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
 }
 
 async fn commit(pool: &AnyPool, batch: &mut Vec<Job>) {
+    // An idle broker's unit is alone: it needs no transaction of the batch's
+    // (a single statement commits on its own, as atomically and durably),
+    // which saves the BEGIN and COMMIT round trips to SQLite's thread.
+    if let [job] = batch.as_slice() {
+        let result = alone(pool, &job.unit).await;
+        if let Some(job) = batch.pop() {
+            let _ = job.reply.send(result);
+        }
+        return;
+    }
     match together(pool, batch).await {
         Ok(results) => {
             for (job, rows) in batch.drain(..).zip(results) {

@@ -243,6 +243,10 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
 fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(connections)
+        // A SQLite connection is a file handle that cannot go stale, so the
+        // ping before each use (one more round trip to its thread) buys
+        // nothing; a PostgreSQL server may have dropped the connection.
+        .test_before_acquire(backend == Backend::Postgres)
         .after_connect(move |connection, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {
