@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use keylease_tests::local::{bin_dir, free_port};
+use keylease_tests::process::terminate;
 use tokio::process::{Child, Command};
 
 /// A process of the bench's own (stripe-sim or the baseline worker),
@@ -57,13 +58,7 @@ impl Part {
 
     /// SIGTERM, then waits up to 30 s for it to exit.
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        terminate(&mut self.child).await;
     }
 }
 

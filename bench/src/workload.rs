@@ -12,13 +12,11 @@ use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use keylease_tests::local::free_port;
 use keylease_tests::process::{BrokerProcess, WorkerProcess};
-use keylease_tests::stack::{ADMIN_TOKEN, STRIPE_SECRET, unique};
+use keylease_tests::stack::{ADMIN_TOKEN, STRIPE_SECRET, signal_fulfilment, unique};
 use keylease_worker::TemporalArgs;
-use keylease_workflows::{CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment};
+use keylease_workflows::{CheckoutInput, CheckoutOutcome, CheckoutWorkflow};
 use serde_json::Value;
-use temporalio_client::{
-    Client, WorkflowGetResultOptions, WorkflowSignalOptions, WorkflowStartOptions,
-};
+use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
 
 use crate::parts::{self, Part};
 use crate::report::{self, Lease, Measured};
@@ -353,7 +351,7 @@ async fn checkout(
         policy: None,
         fulfilment_timeout: Duration::from_secs(600),
     };
-    let handle = client
+    client
         .start_workflow(
             CheckoutWorkflow::run,
             input,
@@ -361,17 +359,10 @@ async fn checkout(
         )
         .await
         .with_context(|| format!("start {workflow_id}"))?;
+    let handle = client.get_workflow_handle::<CheckoutWorkflow>(workflow_id.clone());
     let fulfilled = i.is_multiple_of(2);
-    let fulfilment = Fulfilment {
-        ok: fulfilled,
-        reason: (!fulfilled).then(|| "out of stock".to_owned()),
-    };
-    handle
-        .signal(
-            CheckoutWorkflow::fulfilment,
-            fulfilment.into(),
-            WorkflowSignalOptions::default(),
-        )
+    let reason = (!fulfilled).then_some("out of stock");
+    signal_fulfilment(&handle, fulfilled, reason)
         .await
         .with_context(|| format!("signal {workflow_id}"))?;
     let outcome = handle

@@ -13,6 +13,17 @@ use tokio::process::{Child, Command};
 use crate::local::{bin_dir, free_port};
 use crate::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack};
 
+/// SIGTERM (how compose stops a container), then waits up to 30 s for `child` to exit.
+pub async fn terminate(child: &mut Child) {
+    if let Some(pid) = child.id() {
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await;
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+}
+
 /// `keylease-worker run` on a task queue of the test's, logging JSON to a file.
 pub struct WorkerProcess {
     child: Child,
@@ -96,13 +107,7 @@ impl WorkerProcess {
 
     /// SIGTERM, then waits for the process to exit.
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), self.child.wait()).await;
+        terminate(&mut self.child).await;
     }
 
     /// Everything it has logged so far.
@@ -253,13 +258,7 @@ impl BrokerProcess {
 
     /// SIGTERM, then waits for the process to exit.
     pub async fn stop(mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &pid.to_string()])
-                .status()
-                .await;
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await;
+        terminate(&mut self.child).await;
     }
 
     /// Everything every run of it has logged so far.

@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use keylease_worker::{TemporalArgs, WorkerConfig, WorkerError};
 use keylease_workflows::{
-    ActivityPolicy, CheckoutInput, CheckoutPolicy, CheckoutWorkflow, RetrySettings,
+    ActivityPolicy, CheckoutInput, CheckoutPolicy, CheckoutWorkflow, Fulfilment, RetrySettings,
 };
 use serde_json::Value;
 use temporalio_client::{
-    Client, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowStartOptions,
+    Client, WorkflowFetchHistoryOptions, WorkflowHandle, WorkflowSignalOptions,
+    WorkflowStartOptions,
 };
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -45,6 +46,27 @@ pub struct Stack {
 
 /// A started checkout.
 pub type CheckoutHandle = WorkflowHandle<Client, CheckoutWorkflow>;
+
+/// Signals `fulfilment` to a checkout: fulfilled when `ok`, else failed for
+/// `reason`, and its charge refunded.
+pub async fn signal_fulfilment(
+    handle: &CheckoutHandle,
+    ok: bool,
+    reason: Option<&str>,
+) -> anyhow::Result<()> {
+    let fulfilment = Fulfilment {
+        ok,
+        reason: reason.map(str::to_owned),
+    };
+    handle
+        .signal(
+            CheckoutWorkflow::fulfilment,
+            fulfilment.into(),
+            WorkflowSignalOptions::default(),
+        )
+        .await?;
+    Ok(())
+}
 
 /// A name no other test (or run) shares.
 pub fn unique(name: &str) -> String {

@@ -2,10 +2,12 @@
 
 use std::time::Duration;
 
-use keylease_tests::stack::{STRIPE_SECRET, Stack, checkout, eventually, test_policy, unique};
-use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow, Fulfilment};
+use keylease_tests::stack::{
+    STRIPE_SECRET, Stack, checkout, eventually, signal_fulfilment, test_policy, unique,
+};
+use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
 use serde_json::Value;
-use temporalio_client::{WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowSignalOptions};
+use temporalio_client::{WorkflowGetResultOptions, WorkflowQueryOptions};
 
 pub(crate) async fn wait_for_step(
     handle: &keylease_tests::stack::CheckoutHandle,
@@ -30,18 +32,7 @@ pub(crate) async fn fulfil(
     ok: bool,
     reason: Option<&str>,
 ) {
-    let fulfilment = Fulfilment {
-        ok,
-        reason: reason.map(str::to_owned),
-    };
-    handle
-        .signal(
-            CheckoutWorkflow::fulfilment,
-            fulfilment.into(),
-            WorkflowSignalOptions::default(),
-        )
-        .await
-        .expect("signal");
+    signal_fulfilment(handle, ok, reason).await.expect("signal");
 }
 
 pub(crate) async fn outcome(handle: &keylease_tests::stack::CheckoutHandle) -> CheckoutOutcome {
