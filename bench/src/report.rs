@@ -20,6 +20,8 @@ pub struct Measured {
     pub broker_cpu: Option<Duration>,
     pub sim_cpu: Duration,
     pub worker_peak_rss: u64,
+    /// The broker's peak RSS since it started (Keylease only; it served the warm-ups too).
+    pub broker_peak_rss: Option<u64>,
     pub lease: Option<Lease>,
     pub ledger: Ledger,
     /// Keys left active after the run (Keylease only).
@@ -146,7 +148,7 @@ struct Line {
     compare: Option<fn(&Measured) -> f64>,
 }
 
-const LINES: [Line; 9] = [
+const LINES: [Line; 10] = [
     Line {
         name: "checkouts/s",
         show: |r| format!("{:.1}", r.per_second()),
@@ -190,6 +192,14 @@ const LINES: [Line; 9] = [
         name: "worker peak RSS",
         show: |r| format!("{:.1} MB", r.worker_peak_rss as f64 / 1e6),
         compare: Some(|r| r.worker_peak_rss as f64),
+    },
+    Line {
+        name: "broker peak RSS",
+        show: |r| {
+            r.broker_peak_rss
+                .map_or("–".to_owned(), |b| format!("{:.1} MB", b as f64 / 1e6))
+        },
+        compare: None,
     },
     Line {
         name: "lease overhead per attempt (issue + revoke) p50 / p99 / mean",

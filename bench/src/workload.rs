@@ -289,6 +289,12 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
     let cpu_after = Cpu::now(shared, &worker)?;
     let lease_after = report::scrape(&shared.http, worker.metrics()).await?;
     let worker_peak_rss = parts::peak_rss(worker.pid()?)?;
+    let broker_peak_rss = match variant {
+        Variant::Keylease => Some(parts::peak_rss(
+            shared.broker.pid().context("the broker has exited")?,
+        )?),
+        Variant::Baseline => None,
+    };
     latencies.sort();
 
     let ledger = ledger(shared, &prefix, warmup, args.workflows).await?;
@@ -309,6 +315,7 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
         broker_cpu: (variant == Variant::Keylease).then(|| cpu_after.broker - cpu_before.broker),
         sim_cpu: cpu_after.sim - cpu_before.sim,
         worker_peak_rss,
+        broker_peak_rss,
         lease,
         ledger,
         active_keys,
