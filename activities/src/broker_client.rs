@@ -104,12 +104,7 @@ pub struct BrokerClient {
 impl BrokerClient {
     /// A client for the broker at `base` (e.g. `http://127.0.0.1:8080`).
     pub fn new(base: Url, token: SecretString, timeout: Duration) -> Result<Self, reqwest::Error> {
-        // The broker closes a connection idle for its header timeout (10 s by
-        // default); dropping ours sooner means a POST never races that close.
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_idle_timeout(crate::BROKER_IDLE_CONNECTION)
-            .build()?;
+        let http = crate::broker_http(timeout)?;
         Ok(Self { http, base, token })
     }
 

@@ -43,14 +43,14 @@ pub(crate) struct PaymentIntent {
 }
 
 /// Where a charge stands, by its PaymentIntent's status.
-enum Standing {
+pub(crate) enum Standing {
     Charged,
     Processing,
     NeedsAuthentication,
     NotCharged,
 }
 
-fn standing(status: &str) -> Standing {
+pub(crate) fn standing(status: &str) -> Standing {
     match status {
         "succeeded" | "requires_capture" => Standing::Charged,
         "requires_action" => Standing::NeedsAuthentication,

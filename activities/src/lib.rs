@@ -29,9 +29,19 @@ pub mod stripe_client;
 pub mod validate;
 
 pub use broker_client::{BrokerClient, BrokerError};
+pub use payments::PaymentActivities;
+pub use stripe_client::StripeClient;
 
 /// How long an idle connection to the broker is kept for reuse: under the
 /// broker's default header timeout (10 s), after which it closes idle ones.
 pub const BROKER_IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(5);
-pub use payments::PaymentActivities;
-pub use stripe_client::StripeClient;
+
+/// The HTTP client of the broker's key API and of its proxy. The broker
+/// closes a connection idle for its header timeout; dropping ours sooner
+/// means a POST never races that close.
+fn broker_http(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .pool_idle_timeout(BROKER_IDLE_CONNECTION)
+        .build()
+}

@@ -261,40 +261,37 @@ impl PaymentActivities {
             key_id = tracing::field::Empty,
             label = tracing::field::Empty,
         );
-        let (broker, revoke_budget) = match &self.credentials {
-            Credentials::Leased {
-                broker,
-                revoke_budget,
-            } => (broker, *revoke_budget),
-            Credentials::Shared(secret) => {
-                let attempt = async {
-                    finish(ctx, call(secret.clone()))
-                        .await
-                        .map(|value| (value, SHARED_KEY_ID.to_owned()))
-                        .map_err(|failure| {
-                            tracing::warn!(failure = ?failure, "attempt failed");
-                            classify(&failure, attempt_number)
-                        })
-                };
-                return attempt.instrument(span).await;
-            }
-        };
         let attempt = async {
-            let lease = KeyLease::issue(broker, &request, self.metrics.clone(), revoke_budget)
-                .await
-                .map_err(|err| classify(&AttemptFailure::KeyIssue(err), attempt_number))?;
-            let key_id = lease.id().to_owned();
-            let current = tracing::Span::current();
-            current.record("key_id", key_id.as_str());
-            current.record("label", lease.label());
-            tracing::info!(ttl_seconds = lease.ttl().num_seconds(), "key issued");
-            let outcome = finish(ctx, call(lease.token().clone()))
-                .await
-                .map_err(|failure| {
-                    tracing::warn!(failure = ?failure, "attempt failed");
-                    classify(&failure, attempt_number)
-                });
-            lease.revoke().await;
+            let (token, lease) = match &self.credentials {
+                Credentials::Leased {
+                    broker,
+                    revoke_budget,
+                } => {
+                    let lease =
+                        KeyLease::issue(broker, &request, self.metrics.clone(), *revoke_budget)
+                            .await
+                            .map_err(|err| {
+                                classify(&AttemptFailure::KeyIssue(err), attempt_number)
+                            })?;
+                    let current = tracing::Span::current();
+                    current.record("key_id", lease.id());
+                    current.record("label", lease.label());
+                    tracing::info!(ttl_seconds = lease.ttl().num_seconds(), "key issued");
+                    (lease.token().clone(), Some(lease))
+                }
+                Credentials::Shared(secret) => (secret.clone(), None),
+            };
+            let key_id = lease
+                .as_ref()
+                .map_or(SHARED_KEY_ID, |lease| lease.id())
+                .to_owned();
+            let outcome = finish(ctx, call(token)).await.map_err(|failure| {
+                tracing::warn!(failure = ?failure, "attempt failed");
+                classify(&failure, attempt_number)
+            });
+            if let Some(lease) = lease {
+                lease.revoke().await;
+            }
             outcome.map(|value| (value, key_id))
         };
         attempt.instrument(span).await

@@ -19,8 +19,10 @@ use keylease_workflows::contract::{ReconcileInput, ReconcileOutput};
 use serde::Deserialize;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
+use crate::charge::{Standing, standing};
 use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
+use crate::validate::check_checkout_id;
 
 /// The one endpoint the reconcile key may call.
 pub const SEARCH_ENDPOINT: &str = "GET /v1/payment_intents/search";
@@ -36,20 +38,6 @@ struct SearchResult {
     data: Vec<Found>,
 }
 
-/// A checkout id fits in a search query's quotes as it is (a run id does).
-fn check_checkout_id(checkout_id: &str) -> Result<(), String> {
-    let fits = !checkout_id.is_empty()
-        && checkout_id.len() <= 100
-        && checkout_id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if fits {
-        Ok(())
-    } else {
-        Err("checkout_id must be 1-100 letters, digits, '-' or '_'".to_owned())
-    }
-}
-
 /// What the search results say, given how long ago `reconcile` was scheduled.
 fn verdict(
     found: Vec<Found>,
@@ -58,20 +46,18 @@ fn verdict(
 ) -> Result<ReconcileOutput, AttemptFailure> {
     if let Some(charged) = found
         .iter()
-        .find(|pi| matches!(pi.status.as_str(), "succeeded" | "requires_capture"))
+        .find(|pi| matches!(standing(&pi.status), Standing::Charged))
     {
         return Ok(ReconcileOutput::Charged {
             payment_intent_id: charged.id.clone(),
             status: charged.status.clone(),
         });
     }
-    let settled = |status: &str| {
-        matches!(
-            status,
-            "requires_payment_method" | "canceled" | "requires_confirmation" | "requires_action"
-        )
-    };
-    if let Some(unsettled) = found.iter().find(|pi| !settled(&pi.status)) {
+    // 3-D Secure that was never completed charged nothing, as a failed payment did.
+    if let Some(unsettled) = found
+        .iter()
+        .find(|pi| matches!(standing(&pi.status), Standing::Processing))
+    {
         return Err(AttemptFailure::Unsettled {
             payment_intent_id: unsettled.id.clone(),
             status: unsettled.status.clone(),

@@ -77,12 +77,7 @@ pub struct StripeClient {
 impl StripeClient {
     /// A client for the proxy at `proxy_base`, e.g. `http://127.0.0.1:8080/stripe`.
     pub fn new(proxy_base: Url, timeout: Duration) -> Result<Self, reqwest::Error> {
-        // The broker closes a connection idle for its header timeout (10 s by
-        // default); dropping ours sooner means a POST never races that close.
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .pool_idle_timeout(crate::BROKER_IDLE_CONNECTION)
-            .build()?;
+        let http = crate::broker_http(timeout)?;
         Ok(Self { http, proxy_base })
     }
 

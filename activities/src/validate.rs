@@ -34,6 +34,22 @@ fn check_amount(amount: i64) -> Result<(), String> {
     Ok(())
 }
 
+/// A checkout id fits in a search query's quotes as it is (a run id does):
+/// `charge` writes it into metadata and `reconcile` searches for it, so both
+/// take exactly the same ids.
+pub fn check_checkout_id(checkout_id: &str) -> Result<(), String> {
+    let fits = !checkout_id.is_empty()
+        && checkout_id.len() <= 100
+        && checkout_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if fits {
+        Ok(())
+    } else {
+        Err("checkout_id must be 1-100 letters, digits, '-' or '_'".to_owned())
+    }
+}
+
 /// Whether `id` is in Stripe's id alphabet: 1-255 of `[A-Za-z0-9_]`.
 fn is_stripe_id(id: &str) -> bool {
     (1..=255).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -54,14 +70,7 @@ pub fn charge(input: &ChargeInput) -> Result<ValidCharge, String> {
         return Err("customer must be a Stripe Customer id ([A-Za-z0-9_])".to_owned());
     }
     if let Some(checkout_id) = &input.checkout_id {
-        let fits = !checkout_id.is_empty()
-            && checkout_id.len() <= 100
-            && checkout_id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !fits {
-            return Err("checkout_id must be 1-100 letters, digits, '-' or '_'".to_owned());
-        }
+        check_checkout_id(checkout_id)?;
     }
     if input.metadata.len() > MAX_METADATA_PAIRS {
         return Err(format!("metadata holds at most {MAX_METADATA_PAIRS} pairs"));

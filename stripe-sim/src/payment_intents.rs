@@ -325,7 +325,8 @@ pub fn validate_confirm(
     ))
 }
 
-fn unexpected(pi: &PaymentIntent, message: String) -> StripeError {
+/// 400 `payment_intent_unexpected_state` about `pi`.
+pub(crate) fn unexpected(pi: &PaymentIntent, message: String) -> StripeError {
     StripeError::unexpected_state(message, json!(pi))
 }
 

@@ -10,13 +10,9 @@ use crate::cards::test_method;
 use crate::error::StripeError;
 use crate::params::Params;
 use crate::payment_intents::{
-    check_amount, check_currency, check_payment_method, payment_method_options,
+    check_amount, check_currency, check_payment_method, payment_method_options, unexpected,
 };
 use crate::state::Ctx;
-
-fn unexpected(pi: &crate::objects::PaymentIntent, message: String) -> StripeError {
-    StripeError::unexpected_state(message, json!(pi))
-}
 
 /// Validates `POST /v1/payment_intents/{id}/capture`.
 pub fn validate_capture(params: &Params) -> Result<Option<i64>, StripeError> {

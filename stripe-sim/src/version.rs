@@ -13,6 +13,8 @@ use crate::error::StripeError;
 /// The version served when a request names none: the one Stripe's official
 /// libraries at the time of `reference/params.json` pin.
 pub const DEFAULT_VERSION: &str = "2026-10-28.endive";
+/// [`DEFAULT_VERSION`]'s date: also the latest version the simulator knows.
+const DEFAULT_DATE: (u16, u8, u8) = (2026, 10, 28);
 
 /// Since this version a PaymentIntent created without a method list gets
 /// `automatic_payment_methods[enabled]=true` (Stripe's changelog, 2023-08-16).
@@ -44,9 +46,7 @@ pub struct ApiVersion {
 impl Default for ApiVersion {
     fn default() -> Self {
         // The constant is well formed; the unit test below checks it parses.
-        Self::parse(DEFAULT_VERSION).unwrap_or(Self {
-            date: (2026, 10, 28),
-        })
+        Self::parse(DEFAULT_VERSION).unwrap_or(Self { date: DEFAULT_DATE })
     }
 }
 
@@ -72,7 +72,7 @@ impl ApiVersion {
             return None;
         }
         let date = (year.parse().ok()?, month.parse().ok()?, day.parse().ok()?);
-        if !valid_date(date) || date < (2011, 1, 1) || date > Self::latest() {
+        if !valid_date(date) || date < (2011, 1, 1) || date > DEFAULT_DATE {
             return None;
         }
         let release = RELEASES
@@ -81,10 +81,6 @@ impl ApiVersion {
             .find(|(since, _)| date >= *since)
             .map(|(_, name)| *name);
         (name == release).then_some(Self { date })
-    }
-
-    fn latest() -> (u16, u8, u8) {
-        (2026, 10, 28)
     }
 
     /// Whether PaymentIntents default to automatic payment methods.

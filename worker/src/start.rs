@@ -3,7 +3,7 @@
 
 use clap::Args;
 use keylease_workflows::{
-    ChargeInput, CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment, FulfilmentRequest,
+    CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment, FulfilmentRequest, charging,
 };
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowUpdateError};
 use temporalio_client::{
@@ -137,14 +137,10 @@ async fn refuse_reuse(client: &Client, workflow_id: &str) -> Result<(), WorkerEr
 /// Starts a checkout; returns its workflow id.
 pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
     let policy = args.policy.load()?;
-    // The charge would refuse this input anyway; refusing it here starts no workflow.
-    check_charge(&args).map_err(WorkerError::Config)?;
-    let client = temporal_client(&args.temporal).await?;
     let workflow_id = args
         .workflow_id
         .clone()
         .unwrap_or_else(|| format!("checkout-{}", args.order_id));
-    refuse_reuse(&client, &workflow_id).await?;
     let input = CheckoutInput {
         order_id: args.order_id,
         amount: args.amount,
@@ -155,6 +151,11 @@ pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
         policy: Some(policy),
         fulfilment_timeout: args.fulfilment_timeout,
     };
+    // The charge would refuse this input anyway; refusing it here starts no workflow.
+    keylease_activities::validate::charge(&charging::charge_input(&input, None))
+        .map_err(WorkerError::Config)?;
+    let client = temporal_client(&args.temporal).await?;
+    refuse_reuse(&client, &workflow_id).await?;
     client
         .start_workflow(
             CheckoutWorkflow::run,
@@ -165,24 +166,6 @@ pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
         .await
         .map_err(|err| WorkerError::Temporal(format!("cannot start {workflow_id}: {err}")))?;
     Ok(workflow_id)
-}
-
-/// The charge's own input checks ([`keylease_activities::validate::charge`]), on the flags.
-fn check_charge(args: &CheckoutArgs) -> Result<(), String> {
-    let charge = ChargeInput {
-        order_id: args.order_id.clone(),
-        amount: args.amount,
-        currency: args.currency.clone(),
-        payment_method: args.payment_method.clone(),
-        customer: args.customer.clone(),
-        description: None,
-        metadata: Default::default(),
-        max_spend_usd: args.max_spend_usd,
-        capture: Default::default(),
-        schedule_to_close_ms: None,
-        checkout_id: None,
-    };
-    keylease_activities::validate::charge(&charge).map(drop)
 }
 
 /// Waits for a checkout to end; returns its outcome.

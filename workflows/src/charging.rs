@@ -82,7 +82,8 @@ fn outcome_unknown(order_id: &str, what: String) -> WorkflowTermination {
     .into()
 }
 
-fn charge_input(input: &CheckoutInput, checkout_id: Option<String>) -> ChargeInput {
+/// What the checkout's `charge` activity is given for `input`.
+pub fn charge_input(input: &CheckoutInput, checkout_id: Option<String>) -> ChargeInput {
     ChargeInput {
         order_id: input.order_id.clone(),
         amount: input.amount,
