@@ -4,11 +4,12 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use keylease_tests::local::{bin_dir, free_port};
 use keylease_tests::process::terminate;
+use keylease_tests::stack::eventually;
 use tokio::process::{Child, Command};
 
 /// A process of the bench's own (stripe-sim or the baseline worker),
@@ -75,17 +76,12 @@ pub async fn spawn_sim(dir: &Path) -> anyhow::Result<(Part, SocketAddr)> {
         &dir.join("stripe-sim.log"),
     )?;
     let http = reqwest::Client::new();
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
+    eventually(Duration::from_secs(30), "stripe-sim serving", || async {
         let answer = http.get(format!("http://{addr}/_sim/faults")).send().await;
-        if answer.is_ok_and(|a| a.status().is_success()) {
-            return Ok((sim, addr));
-        }
-        if Instant::now() > until {
-            bail!("stripe-sim at {addr} not serving within 30 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        answer.is_ok_and(|a| a.status().is_success()).then_some(())
+    })
+    .await;
+    Ok((sim, addr))
 }
 
 /// CPU time (user + system, all threads) a process has used so far.

@@ -12,7 +12,7 @@ use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use keylease_tests::local::free_port;
 use keylease_tests::process::{BrokerProcess, WorkerProcess};
-use keylease_tests::stack::{ADMIN_TOKEN, STRIPE_SECRET, signal_fulfilment, unique};
+use keylease_tests::stack::{STRIPE_SECRET, signal_fulfilment, unique};
 use keylease_worker::TemporalArgs;
 use keylease_workflows::{CheckoutInput, CheckoutOutcome, CheckoutWorkflow};
 use serde_json::Value;
@@ -108,33 +108,13 @@ impl Shared {
     }
 
     /// stripe-sim's control listing of `what` (`payment_intents`, `refunds`).
-    async fn sim_held(&self, what: &str) -> anyhow::Result<Vec<Value>> {
-        let body: Value = self
-            .http
-            .get(format!("http://{}/_sim/{what}", self.sim))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(body["data"].as_array().cloned().unwrap_or_default())
+    async fn sim_held(&self, what: &str) -> Vec<Value> {
+        keylease_tests::stack::sim_held(&self.http, self.sim, what).await
     }
 
     /// Keys at the broker still active whose label starts with `temporal-<prefix>-`.
-    async fn active_keys(&self, prefix: &str) -> anyhow::Result<usize> {
-        let body: Value = self
-            .http
-            .get(format!(
-                "http://{}/v1/keys?label_prefix=temporal-{prefix}-&status=active&limit=1000",
-                self.broker.addr
-            ))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(body["keys"].as_array().map_or(0, Vec::len))
+    async fn active_keys(&self, prefix: &str) -> usize {
+        keylease_tests::stack::active_keys(&self.http, self.broker.addr, prefix).await
     }
 }
 
@@ -167,7 +147,7 @@ impl Variant {
 /// A worker of either kind, as a process.
 enum Worker {
     Keylease(WorkerProcess),
-    Baseline(Part, SocketAddr),
+    Baseline(Part),
 }
 
 impl Worker {
@@ -177,7 +157,6 @@ impl Worker {
         queue: &str,
         dir: &std::path::Path,
     ) -> anyhow::Result<Self> {
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
         Ok(match variant {
             Variant::Keylease => Self::Keylease(WorkerProcess::spawn_at(
                 &shared.temporal_address,
@@ -188,6 +167,7 @@ impl Worker {
                 &[("RUST_LOG", "info")],
             )),
             Variant::Baseline => {
+                let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
                 let stripe_url = format!("http://{}", shared.sim);
                 let metrics_addr = metrics.to_string();
                 let part = Part::spawn(
@@ -210,7 +190,7 @@ impl Worker {
                     ],
                     &dir.join("baseline-worker.log"),
                 )?;
-                Self::Baseline(part, metrics)
+                Self::Baseline(part)
             }
         })
     }
@@ -218,21 +198,25 @@ impl Worker {
     fn pid(&self) -> anyhow::Result<u32> {
         match self {
             Self::Keylease(worker) => worker.pid().context("the worker has exited"),
-            Self::Baseline(part, _) => part.pid(),
+            Self::Baseline(part) => part.pid(),
         }
     }
 
-    fn metrics(&self) -> SocketAddr {
+    /// The Keylease worker's lease histogram now; the baseline has none.
+    async fn lease_histogram(
+        &self,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Option<report::Histogram>> {
         match self {
-            Self::Keylease(worker) => worker.metrics,
-            Self::Baseline(_, metrics) => *metrics,
+            Self::Keylease(worker) => Ok(Some(report::scrape(http, worker.metrics).await?)),
+            Self::Baseline(_) => Ok(None),
         }
     }
 
     async fn stop(self) {
         match self {
             Self::Keylease(worker) => worker.stop().await,
-            Self::Baseline(part, _) => part.stop().await,
+            Self::Baseline(part) => part.stop().await,
         }
     }
 }
@@ -273,7 +257,7 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
     .await
     .with_context(|| format!("{} warm-up", variant.name()))?;
 
-    let lease_before = report::scrape(&shared.http, worker.metrics()).await?;
+    let lease_before = worker.lease_histogram(&shared.http).await?;
     let cpu_before = Cpu::now(shared, &worker)?;
     let started = Instant::now();
     let mut latencies = checkouts(
@@ -287,7 +271,7 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
     .with_context(|| format!("{} run", variant.name()))?;
     let wall = started.elapsed();
     let cpu_after = Cpu::now(shared, &worker)?;
-    let lease_after = report::scrape(&shared.http, worker.metrics()).await?;
+    let lease_after = worker.lease_histogram(&shared.http).await?;
     let worker_peak_rss = parts::peak_rss(worker.pid()?)?;
     let broker_peak_rss = match variant {
         Variant::Keylease => Some(parts::peak_rss(
@@ -299,13 +283,13 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
 
     let ledger = ledger(shared, &prefix, warmup, args.workflows).await?;
     let active_keys = match variant {
-        Variant::Keylease => Some(shared.active_keys(&prefix).await?),
+        Variant::Keylease => Some(shared.active_keys(&prefix).await),
         Variant::Baseline => None,
     };
     worker.stop().await;
-    let lease = (variant == Variant::Keylease)
-        .then(|| Lease::between(&lease_before, &lease_after))
-        .flatten();
+    let lease = lease_before
+        .zip(lease_after)
+        .and_then(|(before, after)| Lease::between(&before, &after));
     Ok(Measured {
         variant,
         workflows: args.workflows,
@@ -338,6 +322,11 @@ async fn checkouts(
         .await
 }
 
+/// Whether checkout `i` is fulfilled (even) or fails and is refunded (odd).
+fn fulfilled(i: usize) -> bool {
+    i.is_multiple_of(2)
+}
+
 /// One checkout: start it, signal its fulfilment at once (even orders
 /// fulfilled, odd ones failed so the charge is refunded), await its outcome.
 async fn checkout(
@@ -367,7 +356,7 @@ async fn checkout(
         .await
         .with_context(|| format!("start {workflow_id}"))?;
     let handle = client.get_workflow_handle::<CheckoutWorkflow>(workflow_id.clone());
-    let fulfilled = i.is_multiple_of(2);
+    let fulfilled = fulfilled(i);
     let reason = (!fulfilled).then_some("out of stock");
     signal_fulfilment(&handle, fulfilled, reason)
         .await
@@ -414,7 +403,7 @@ async fn ledger(
     let order_prefix = format!("order-{prefix}-");
     // order id → its succeeded PaymentIntents.
     let mut charges: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for intent in shared.sim_held("payment_intents").await? {
+    for intent in shared.sim_held("payment_intents").await {
         let order = intent["metadata"]["order_id"].as_str().unwrap_or_default();
         if order.starts_with(&order_prefix) && intent["status"] == "succeeded" {
             let id = intent["id"].as_str().unwrap_or_default().to_owned();
@@ -422,7 +411,7 @@ async fn ledger(
         }
     }
     let mut refunds: BTreeMap<String, usize> = BTreeMap::new();
-    for refund in shared.sim_held("refunds").await? {
+    for refund in shared.sim_held("refunds").await {
         if let Some(intent) = refund["payment_intent"].as_str() {
             *refunds.entry(intent.to_owned()).or_default() += 1;
         }
@@ -430,8 +419,8 @@ async fn ledger(
     let mut ledger = Ledger::default();
     // Every order the run started; even ones were fulfilled.
     let orders = (0..warmup)
-        .map(|i| (format!("{order_prefix}w{i}"), i.is_multiple_of(2)))
-        .chain((0..measured).map(|i| (format!("{order_prefix}m{i}"), i.is_multiple_of(2))));
+        .map(|i| (format!("{order_prefix}w{i}"), fulfilled(i)))
+        .chain((0..measured).map(|i| (format!("{order_prefix}m{i}"), fulfilled(i))));
     for (order, fulfilled) in orders {
         ledger.orders += 1;
         let intents = charges.get(&order).map_or(&[][..], Vec::as_slice);

@@ -175,24 +175,20 @@ async fn commit(pool: &AnyPool, batch: &mut Vec<Job>) {
         }
         return;
     }
+    // From here on the batch holds more than one unit.
     match together(pool, batch).await {
         Ok(results) => {
             for (job, rows) in batch.drain(..).zip(results) {
                 let _ = job.reply.send(Ok(rows));
             }
         }
-        Err(Failure::RolledBack(err)) if batch.len() > 1 => {
+        Err(Failure::RolledBack(err)) => {
             // One unit's failure must not fail its neighbours: nothing was
             // written, so each is tried again in a transaction of its own.
             tracing::warn!(error = %err, units = batch.len(), "a group commit rolled back; committing its units one by one");
             for job in batch.drain(..) {
                 let result = alone(pool, &job.unit).await;
                 let _ = job.reply.send(result);
-            }
-        }
-        Err(Failure::RolledBack(err)) => {
-            for job in batch.drain(..) {
-                let _ = job.reply.send(Err(sqlx::Error::Protocol(err.to_string())));
             }
         }
         Err(Failure::Commit(err)) => {

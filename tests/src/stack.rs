@@ -119,6 +119,43 @@ pub fn checkout(order_id: &str, amount: i64, payment_method: &str) -> CheckoutIn
     }
 }
 
+/// `GET` on the admin API of the broker at `broker`.
+pub async fn broker_get(http: &reqwest::Client, broker: SocketAddr, path_and_query: &str) -> Value {
+    http.get(format!("http://{broker}{path_and_query}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("broker request")
+        .json()
+        .await
+        .expect("broker json")
+}
+
+/// How many keys at `broker` are active with a label starting `temporal-<prefix>-`.
+pub async fn active_keys(http: &reqwest::Client, broker: SocketAddr, prefix: &str) -> usize {
+    // Asked by status: a listing shows 100 keys unless told more, and a long
+    // run holds more than that, most of them revoked.
+    const MOST: usize = 1000;
+    let path = format!("/v1/keys?label_prefix=temporal-{prefix}-&status=active&limit={MOST}");
+    let body = broker_get(http, broker, &path).await;
+    let active = body["keys"].as_array().map_or(0, Vec::len);
+    assert!(active < MOST, "more active keys than one listing shows");
+    active
+}
+
+/// The stripe-sim control listing `what` (`payment_intents`, `refunds`, `requests`) of the sim at `sim`.
+pub async fn sim_held(http: &reqwest::Client, sim: SocketAddr, what: &str) -> Vec<Value> {
+    let body: Value = http
+        .get(format!("http://{sim}/_sim/{what}"))
+        .send()
+        .await
+        .expect("sim request")
+        .json()
+        .await
+        .expect("sim json");
+    body["data"].as_array().cloned().unwrap_or_default()
+}
+
 impl Stack {
     /// Starts a broker and a stripe-sim in this runtime and a worker on its own thread.
     pub async fn spawn(name: &str) -> Self {
@@ -208,15 +245,7 @@ impl Stack {
 
     /// `GET` on the broker's admin API.
     pub async fn broker_get(&self, path_and_query: &str) -> Value {
-        self.http
-            .get(format!("http://{}{path_and_query}", self.broker))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("broker request")
-            .json()
-            .await
-            .expect("broker json")
+        broker_get(&self.http, self.broker, path_and_query).await
     }
 
     /// The broker's keys whose label starts with `temporal-<workflow_id>-`.
@@ -226,18 +255,8 @@ impl Stack {
 
     /// [`Stack::keys_of`], asked of another broker (a [`crate::process::BrokerProcess`]).
     pub async fn keys_at(&self, broker: SocketAddr, workflow_id: &str) -> Vec<Value> {
-        let body: Value = self
-            .http
-            .get(format!(
-                "http://{broker}/v1/keys?label_prefix=temporal-{workflow_id}-"
-            ))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .expect("broker request")
-            .json()
-            .await
-            .expect("broker json");
+        let path = format!("/v1/keys?label_prefix=temporal-{workflow_id}-");
+        let body = broker_get(&self.http, broker, &path).await;
         body["keys"].as_array().cloned().unwrap_or_default()
     }
 
@@ -252,29 +271,23 @@ impl Stack {
 
     /// A stripe-sim control listing (`payment_intents`, `refunds`, `requests`).
     pub async fn sim_held(&self, what: &str) -> Vec<Value> {
-        let body: Value = self
-            .http
-            .get(format!("http://{}/_sim/{what}", self.sim))
-            .send()
-            .await
-            .expect("sim request")
-            .json()
-            .await
-            .expect("sim json");
-        body["data"].as_array().cloned().unwrap_or_default()
+        sim_held(&self.http, self.sim, what).await
     }
 
     /// `POST` to stripe-sim's control API (`/_sim/config`, `/_sim/payment_intents/{id}/settle`).
     pub async fn sim_control(&self, path: &str, body: Value) -> Value {
-        self.http
+        let response = self
+            .http
             .post(format!("http://{}{path}", self.sim))
             .json(&body)
             .send()
             .await
-            .expect("sim control")
-            .json()
-            .await
-            .unwrap_or(Value::Null)
+            .expect("sim control");
+        // A refused control call would leave the test checking a setup it never got.
+        let status = response.status();
+        let answer = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path} refused ({status}): {answer}");
+        answer
     }
 
     /// Runs the Temporal CLI against the dev server; returns its exit status and output.

@@ -130,6 +130,10 @@ async fn a_stopping_broker_finishes_and_records_what_it_forwarded() {
         .send()
         .await;
     assert!(gone.is_err(), "the client left before the answer");
+    crate::helpers::eventually(Duration::from_secs(2), || async {
+        upstream.received().len() == 1
+    })
+    .await;
     assert_eq!(upstream.received().len(), 1, "the charge is upstream");
     let exit = BrokerProcess::terminate(&mut broker.child).await;
     assert!(exit.success(), "{exit:?}");

@@ -142,11 +142,8 @@ fn postgres_health_is_asked_over_tcp() {
 #[tokio::test]
 async fn the_namespace_job_ends_when_temporal_never_serves() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cli = root.join(".tools/venv/bin");
-    assert!(
-        cli.join("temporal").exists(),
-        "run scripts/install-temporal.sh (make test does)"
-    );
+    let temporal = keylease_tests::temporal::temporal_bin();
+    let cli = temporal.parent().expect("the CLI's directory");
     let path = format!(
         "{}:{}",
         cli.display(),

@@ -205,24 +205,7 @@ async fn sweep_apply(temporal_address: &str, broker: SocketAddr, queue: &str) ->
 
 /// Active keys at `broker` whose label starts with `temporal-<prefix>-`.
 async fn active_keys(stack: &Stack, broker: SocketAddr, prefix: &str) -> usize {
-    // Asked by status: a listing shows 100 keys unless told more, and a long
-    // run holds more than that, most of them revoked.
-    const MOST: usize = 1000;
-    let body: Value = stack
-        .http
-        .get(format!(
-            "http://{broker}/v1/keys?label_prefix=temporal-{prefix}-&status=active&limit={MOST}"
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .expect("broker request")
-        .json()
-        .await
-        .expect("broker json");
-    let active = body["keys"].as_array().map_or(0, Vec::len);
-    assert!(active < MOST, "more active keys than one listing shows");
-    active
+    keylease_tests::stack::active_keys(&stack.http, broker, prefix).await
 }
 
 /// No broker token, admin token or Stripe secret in the texts (logs, histories).

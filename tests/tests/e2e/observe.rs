@@ -3,8 +3,9 @@
 use std::time::Duration;
 
 use keylease_tests::stack::{Stack, checkout, eventually, unique};
-use keylease_workflows::{CheckoutOutcome, CheckoutWorkflow, Fulfilment};
-use temporalio_client::{WorkflowGetResultOptions, WorkflowSignalOptions};
+use keylease_workflows::CheckoutOutcome;
+
+use crate::checkout::{fulfil, outcome};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_worker_reports_keys_outcomes_sdk_metrics_and_health() {
@@ -35,32 +36,18 @@ async fn the_worker_reports_keys_outcomes_sdk_metrics_and_health() {
             checkout("order-observe", 800, "pm_card_chargeDeclined"),
         )
         .await;
-    let outcome: CheckoutOutcome = handle
-        .get_result(WorkflowGetResultOptions::default())
-        .await
-        .unwrap();
-    assert!(matches!(outcome, CheckoutOutcome::Failed { .. }));
+    assert!(matches!(
+        outcome(&handle).await,
+        CheckoutOutcome::Failed { .. }
+    ));
     let ok = stack
         .start(
             &unique("observe-ok"),
             checkout("order-observe-2", 900, "pm_card_visa"),
         )
         .await;
-    ok.signal(
-        CheckoutWorkflow::fulfilment,
-        Fulfilment {
-            ok: true,
-            reason: None,
-        }
-        .into(),
-        WorkflowSignalOptions::default(),
-    )
-    .await
-    .unwrap();
-    let _: CheckoutOutcome = ok
-        .get_result(WorkflowGetResultOptions::default())
-        .await
-        .unwrap();
+    fulfil(&ok, true, None).await;
+    outcome(&ok).await;
 
     let text = stack
         .http

@@ -88,8 +88,10 @@ async fn a_refusal_before_anything_was_sent_fails_without_reconciling() {
     assert_eq!(error_type, "SpendCapExceeded");
     let keys = stack.keys_of(&wf).await;
     assert!(
-        keys.iter()
-            .all(|k| k["label"] == format!("temporal-{wf}-charge")),
+        !keys.is_empty()
+            && keys
+                .iter()
+                .all(|k| k["label"] == format!("temporal-{wf}-charge")),
         "the first attempt sent nothing: no reconcile"
     );
     stack.stop().await;

@@ -1,10 +1,9 @@
 //! No vault token, admin token or Stripe secret in workflow history or in any log line.
 
 use keylease_tests::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack, checkout, unique};
-use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow, Fulfilment};
-use temporalio_client::{WorkflowGetResultOptions, WorkflowSignalOptions};
+use keylease_workflows::{CheckoutOutcome, CheckoutStep};
 
-use crate::checkout::wait_for_step;
+use crate::checkout::{fulfil, outcome, wait_for_step};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn history_and_logs_hold_no_secret() {
@@ -14,23 +13,11 @@ async fn history_and_logs_hold_no_secret() {
         .start(&wf, checkout("order-secrets", 2000, "pm_card_visa"))
         .await;
     wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
-    let failed = Fulfilment {
-        ok: false,
-        reason: Some("lost in transit".to_owned()),
-    };
-    handle
-        .signal(
-            CheckoutWorkflow::fulfilment,
-            failed.into(),
-            WorkflowSignalOptions::default(),
-        )
-        .await
-        .expect("signal");
-    let outcome: CheckoutOutcome = handle
-        .get_result(WorkflowGetResultOptions::default())
-        .await
-        .expect("result");
-    assert!(matches!(outcome, CheckoutOutcome::Compensated { .. }));
+    fulfil(&handle, false, Some("lost in transit")).await;
+    assert!(matches!(
+        outcome(&handle).await,
+        CheckoutOutcome::Compensated { .. }
+    ));
 
     let keys = stack.keys_of(&wf).await;
     assert_eq!(keys.len(), 2, "a charge key and a refund key");

@@ -5,32 +5,20 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use keylease_tests::local::bin_dir;
-use keylease_tests::stack::{ADMIN_TOKEN, Stack, eventually, unique};
+use keylease_tests::process::WorkerProcess;
+use keylease_tests::stack::{Stack, eventually, unique};
 use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeTaskQueueRequest;
-use tokio::process::{Child, Command};
 
-fn worker(stack: &Stack, queue: &str, identity: Option<&str>) -> Child {
-    let mut command = Command::new(bin_dir().join("keylease-worker"));
-    command
-        .arg("run")
-        .env("TEMPORAL_ADDRESS", &stack.temporal.address)
-        .env("KEYLEASE_TASK_QUEUE", queue)
-        .env("KEYLEASE_BROKER_URL", format!("http://{}", stack.broker))
-        .env(
-            "KEYLEASE_PROXY_URL",
-            format!("http://{}/stripe", stack.broker),
-        )
-        .env("KEYLEASE_BROKER_TOKEN", ADMIN_TOKEN)
-        .env_remove("TEMPORAL_WORKER_IDENTITY")
-        .kill_on_drop(true);
-    if let Some(identity) = identity {
-        command.env("TEMPORAL_WORKER_IDENTITY", identity);
-    }
-    command
-        .spawn()
-        .expect("start keylease-worker (make test builds it)")
+/// `keylease-worker run` on `queue`, named `identity` or by default (its
+/// environment is cleared, so no inherited identity leaks in).
+fn worker(stack: &Stack, queue: &str, identity: Option<&str>) -> WorkerProcess {
+    let broker = format!("http://{}", stack.broker);
+    let env: Vec<(&str, &str)> = identity
+        .map(|identity| ("TEMPORAL_WORKER_IDENTITY", identity))
+        .into_iter()
+        .collect();
+    WorkerProcess::spawn(stack, queue, &broker, &env)
 }
 
 /// Identities of the workers polling `queue` for workflow tasks.
@@ -68,7 +56,10 @@ async fn workers_show_their_host_and_pid_or_the_identity_they_are_given() {
 
     let host = gethostname::gethostname().to_string_lossy().into_owned();
     let expected: BTreeSet<String> = [
-        format!("keylease-worker:{}@{host}", by_default.id().expect("a pid")),
+        format!(
+            "keylease-worker:{}@{host}",
+            by_default.pid().expect("a pid")
+        ),
         named,
     ]
     .into();
