@@ -132,6 +132,8 @@ pub struct ObjectRecord {
     pub currency: Option<String>,
     /// Micro-dollars already held against a key's cap for it.
     pub held_micros: i64,
+    /// The spend period that hold was reserved in.
+    pub held_period: Option<String>,
 }
 
 impl ObjectRecord {
@@ -142,6 +144,17 @@ impl ObjectRecord {
             amount: None,
             currency: None,
             held_micros: 0,
+            held_period: None,
+        }
+    }
+
+    /// What it holds against a cap in spend `period`: a hold reserved in an
+    /// earlier period was counted there, and pays for nothing in this one.
+    pub fn held_in(&self, period: &str) -> i64 {
+        if self.held_period.as_deref() == Some(period) {
+            self.held_micros
+        } else {
+            0
         }
     }
 }
@@ -526,7 +539,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<ObjectRecord>, sqlx::Error> {
         let row = sqlx::query(self.sql(
-            "SELECT label, amount, currency, held_micros FROM objects WHERE vendor = ?1 AND object_id = ?2",
+            "SELECT label, amount, currency, held_micros, held_period FROM objects WHERE vendor = ?1 AND object_id = ?2",
         ))
         .bind(vendor)
         .bind(id)
@@ -538,6 +551,7 @@ impl Store {
                 amount: row.try_get("amount")?,
                 currency: row.try_get("currency")?,
                 held_micros: row.try_get("held_micros")?,
+                held_period: row.try_get("held_period")?,
             })
         })
         .transpose()
@@ -580,17 +594,21 @@ impl Store {
     }
 
     /// After upstream accepted a valued request: the object now holds `add_micros`
-    /// more against the cap, and is worth `amount` of `currency`. A statement for [`Store::write`].
+    /// more against the cap in spend `period` (a hold of an earlier period is
+    /// replaced, not added to), and is worth `amount` of `currency`. A
+    /// statement for [`Store::write`].
     pub fn hold_for_object(
         &self,
         vendor: &str,
         id: &str,
         add_micros: i64,
+        period: &str,
         amount: i64,
         currency: &str,
     ) -> Statement {
         self.statement(
-            "UPDATE objects SET held_micros = held_micros + ?3, amount = ?4, currency = ?5
+            "UPDATE objects SET held_micros = CASE WHEN held_period = ?6 THEN held_micros ELSE 0 END + ?3,
+                    held_period = ?6, amount = ?4, currency = ?5
              WHERE vendor = ?1 AND object_id = ?2",
             vec![
                 vendor.into(),
@@ -598,6 +616,7 @@ impl Store {
                 add_micros.into(),
                 amount.into(),
                 currency.into(),
+                period.into(),
             ],
         )
     }

@@ -952,3 +952,81 @@ async fn an_answer_whose_audit_row_cannot_be_written_is_withheld() {
         .await;
     assert_eq!(audit["records"].as_array().unwrap().len(), 1, "{audit}");
 }
+
+/// Review finding: an object's hold outlived the day it was reserved in. A
+/// key with a daily cap (it lives over 24 h) created a $5 PaymentIntent
+/// without confirming it (the day's $5 reserved), and the next day confirmed
+/// it for $0, since the object "already held" $5, leaving the new day's
+/// whole cap for more: $10 moved in one day on a $5 daily cap. A hold now
+/// counts only in the period it was reserved in.
+pub async fn a_hold_from_an_earlier_day_pays_for_nothing_today(backend: Backend) {
+    let sim = spawn_stripe_sim().await;
+    let base = sim.clone();
+    let broker = TestBroker::spawn_with(backend, move |c| {
+        c.stripe_api_base = base.parse().unwrap();
+        c.max_ttl = Duration::from_secs(3 * 86_400);
+    })
+    .await;
+    let key = broker
+        .issue(
+            "temporal-days-charge",
+            &CHARGE_AND_CONFIRM,
+            5.0,
+            json!(172_800),
+        )
+        .await;
+    let (status, created) = post_form(
+        &broker,
+        &key.token,
+        "/v1/payment_intents",
+        "amount=500&currency=usd&payment_method=pm_card_visa",
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    // Yesterday, as far as the store can tell: the day's spend and the hold
+    // both move to the day before.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    sqlx::any::install_default_drivers();
+    let db = sqlx::AnyPool::connect(&broker.database_url).await.unwrap();
+    for (sql, id) in [
+        ("UPDATE spend SET day = $1 WHERE key_id = $2", &key.id),
+        (
+            "UPDATE objects SET held_period = $1 WHERE object_id = $2",
+            &id,
+        ),
+    ] {
+        let sql = if backend == Backend::Sqlite {
+            sql.replace('$', "?")
+        } else {
+            sql.to_owned()
+        };
+        let moved = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&yesterday)
+            .bind(id)
+            .execute(&db)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(moved, 1);
+    }
+
+    let (status, body) = confirm(&broker, &key.token, &id).await;
+    assert_eq!(status, 200, "today's cap pays for today's confirm: {body}");
+    let (status, body) = post_form(
+        &broker,
+        &key.token,
+        "/v1/payment_intents",
+        "amount=500&currency=usd&confirm=true&payment_method=pm_card_visa",
+    )
+    .await;
+    assert_eq!((status, code(&body)), (429, "cap_exhausted"), "{body}");
+    assert_eq!(
+        succeeded_cents(&sim).await,
+        500,
+        "$5 moved today, on a $5 daily cap"
+    );
+}

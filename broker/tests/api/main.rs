@@ -50,6 +50,7 @@ on_both_backends! {
     persistence::keys_revocations_and_spend_survive_a_restart,
     attacks::cap_is_not_bypassed_by_parameter_spelling,
     attacks::declined_create_then_confirm_is_counted,
+    attacks::a_hold_from_an_earlier_day_pays_for_nothing_today,
     attacks::fifty_concurrent_sequences_never_pass_the_cap,
     attacks::a_key_reaches_only_its_own_objects,
     attacks::idempotency_keys_cannot_be_taken_by_another_key,

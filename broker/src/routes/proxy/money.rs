@@ -35,6 +35,8 @@ pub struct Valued {
     pub need_micros: i64,
     amount: i64,
     currency: String,
+    /// The key's spend period when valued: the period the hold is made in.
+    period: String,
 }
 
 fn amount_param(params: &FormParams, name: &str) -> Result<Option<i64>, ApiError> {
@@ -97,6 +99,7 @@ async fn priced_object(
                 amount: Some(amount),
                 currency: Some(currency.clone()),
                 held_micros: 0,
+                held_period: None,
             };
             state
                 .store()
@@ -120,6 +123,7 @@ pub async fn value(
     let Some(valuation) = valuation(method, path) else {
         return Ok(None);
     };
+    let period = key.spend_period(Utc::now());
     if valuation == Valuation::Create {
         let (Some(amount), Some(currency)) =
             (amount_param(params, "amount")?, currency_param(params)?)
@@ -134,6 +138,7 @@ pub async fn value(
             need_micros,
             amount,
             currency,
+            period,
         }));
     }
     let id = object_in_path(path)
@@ -158,12 +163,13 @@ pub async fn value(
         }
         Valuation::ObjectAmount | Valuation::Create => (amount, amount, currency),
     };
-    let need_micros = (micros(state, moved, &currency)? - object.held_micros).max(0);
+    let need_micros = (micros(state, moved, &currency)? - object.held_in(&period)).max(0);
     Ok(Some(Valued {
         object: Some(id.to_owned()),
         need_micros,
         amount: after,
         currency,
+        period,
     }))
 }
 
@@ -239,6 +245,7 @@ fn made_objects(body: &Value, kind: Option<(&str, &str)>) -> Vec<(String, Object
                 amount: created["amount"].as_i64(),
                 currency: created["currency"].as_str().map(str::to_ascii_lowercase),
                 held_micros: 0,
+                held_period: None,
             },
         ));
     }
@@ -352,6 +359,7 @@ fn record(
                 vendor.name,
                 &id,
                 valued.need_micros,
+                &valued.period,
                 valued.amount,
                 &valued.currency,
             ));
