@@ -209,8 +209,9 @@ pub struct Store {
 
 const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at, allowed_objects, stripe_account";
 
-/// SQL for a key's spend period, given the UTC day bound as `?5`.
-const PERIOD_SQL: &str = "CASE WHEN expires_at - created_at <= 86400000 THEN 'life' ELSE ?5 END";
+/// SQL for a key's spend period ([`KeyRecord::spend_period`]), given the UTC
+/// day bound as `?5`, [`LIFETIME_CAP_LIMIT_MS`] as `?6` and [`LIFETIME_PERIOD`] as `?7`.
+const PERIOD_SQL: &str = "CASE WHEN expires_at - created_at <= ?6 THEN ?7 ELSE ?5 END";
 
 /// SQL for a key's status at the time bound as `?1`.
 const STATUS_SQL: &str = "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= ?1 THEN 'expired' ELSE 'active' END";
@@ -438,6 +439,8 @@ impl Store {
             .bind(status)
             .bind(filter.limit)
             .bind(day_of(now))
+            .bind(LIFETIME_CAP_LIMIT_MS)
+            .bind(LIFETIME_PERIOD)
             .fetch_all(&self.pool)
             .await?;
         rows.iter()

@@ -4,7 +4,7 @@ use secrecy::ExposeSecret;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::Bytes;
 
 use crate::error::ApiError;
@@ -52,12 +52,6 @@ impl Upstream {
             headers.insert(idempotency_key, value);
         }
         response
-    }
-}
-
-impl IntoResponse for Upstream {
-    fn into_response(self) -> Response {
-        self.into_response_for(None)
     }
 }
 
