@@ -12,8 +12,7 @@ use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use keylease_tests::local::free_port;
 use keylease_tests::process::{BrokerProcess, WorkerProcess};
-use keylease_tests::stack::{STRIPE_SECRET, signal_fulfilment, unique};
-use keylease_worker::TemporalArgs;
+use keylease_tests::stack::{STRIPE_SECRET, signal_fulfilment, temporal_args, unique};
 use keylease_workflows::{CheckoutInput, CheckoutOutcome, CheckoutWorkflow};
 use serde_json::Value;
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
@@ -115,14 +114,6 @@ impl Shared {
     /// Keys at the broker still active whose label starts with `temporal-<prefix>-`.
     async fn active_keys(&self, prefix: &str) -> usize {
         keylease_tests::stack::active_keys(&self.http, self.broker.addr, prefix).await
-    }
-}
-
-fn temporal_args(address: &str, task_queue: &str) -> TemporalArgs {
-    TemporalArgs {
-        temporal_address: address.to_owned(),
-        namespace: "default".to_owned(),
-        task_queue: task_queue.to_owned(),
     }
 }
 

@@ -128,11 +128,7 @@ impl RawWorker {
     pub fn spawn(stack: &Stack) -> Self {
         let task_queue = unique("raw-queue");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let args = keylease_worker::TemporalArgs {
-            temporal_address: stack.temporal.address.clone(),
-            namespace: "default".to_owned(),
-            task_queue: task_queue.clone(),
-        };
+        let args = crate::stack::temporal_args(&stack.temporal.address, &task_queue);
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(1)

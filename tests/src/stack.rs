@@ -119,6 +119,15 @@ pub fn checkout(order_id: &str, amount: i64, payment_method: &str) -> CheckoutIn
     }
 }
 
+/// Connection settings for the dev server at `address`, namespace `default`, on `task_queue`.
+pub fn temporal_args(address: &str, task_queue: &str) -> TemporalArgs {
+    TemporalArgs {
+        temporal_address: address.to_owned(),
+        namespace: "default".to_owned(),
+        task_queue: task_queue.to_owned(),
+    }
+}
+
 /// `GET` on the admin API of the broker at `broker`.
 pub async fn broker_get(http: &reqwest::Client, broker: SocketAddr, path_and_query: &str) -> Value {
     http.get(format!("http://{broker}{path_and_query}"))
@@ -189,11 +198,7 @@ impl Stack {
         }));
 
         let task_queue = unique(&format!("e2e-{name}"));
-        let temporal_args = TemporalArgs {
-            temporal_address: temporal.address.clone(),
-            namespace: "default".to_owned(),
-            task_queue: task_queue.clone(),
-        };
+        let temporal_args = temporal_args(&temporal.address, &task_queue);
         let client = keylease_worker::connect::temporal_client(&temporal_args)
             .await
             .expect("temporal client");

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use keylease_tests::stack::{Stack, unique};
-use keylease_worker::TemporalArgs;
 use keylease_worker::start::{CheckoutArgs, FulfilArgs, checkout, fulfil};
 use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
 use temporalio_client::WorkflowGetResultOptions;
@@ -14,11 +13,7 @@ use crate::checkout::wait_for_step;
 async fn checkout_then_fulfil_completes_with_the_default_policy() {
     let stack = Stack::spawn("commands").await;
     let wf = unique("commands");
-    let temporal = TemporalArgs {
-        temporal_address: stack.temporal.address.clone(),
-        namespace: "default".to_owned(),
-        task_queue: stack.task_queue.clone(),
-    };
+    let temporal = keylease_tests::stack::temporal_args(&stack.temporal.address, &stack.task_queue);
     checkout(CheckoutArgs {
         temporal: temporal.clone(),
         order_id: "order-commands".to_owned(),

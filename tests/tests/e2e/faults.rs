@@ -21,7 +21,6 @@ use keylease_tests::process::{FaultyKeyApi, WorkerProcess};
 use keylease_tests::stack::{
     ADMIN_TOKEN, CheckoutHandle, STRIPE_SECRET, Stack, checkout, eventually, test_policy, unique,
 };
-use keylease_worker::TemporalArgs;
 use keylease_worker::sweep::{SweepArgs, sweep};
 use keylease_workflows::{CheckoutOutcome, CheckoutPolicy, CheckoutStep, CheckoutWorkflow};
 use serde_json::{Value, json};
@@ -191,11 +190,7 @@ async fn assert_money(stack: &Stack, prefix: &str, outcomes: &[CheckoutOutcome])
 /// `temporal_address`; returns how many keys it revoked.
 async fn sweep_apply(temporal_address: &str, broker: SocketAddr, queue: &str) -> usize {
     let args = SweepArgs {
-        temporal: TemporalArgs {
-            temporal_address: temporal_address.to_owned(),
-            namespace: "default".to_owned(),
-            task_queue: queue.to_owned(),
-        },
+        temporal: keylease_tests::stack::temporal_args(temporal_address, queue),
         broker_url: format!("http://{broker}").parse().unwrap(),
         broker_token: ADMIN_TOKEN.into(),
         apply: true,

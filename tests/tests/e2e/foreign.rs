@@ -65,11 +65,7 @@ fn foreign_worker(
         .expect("runtime");
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async move {
-        let args = keylease_worker::TemporalArgs {
-            temporal_address: address,
-            namespace: "default".to_owned(),
-            task_queue,
-        };
+        let args = keylease_tests::stack::temporal_args(&address, &task_queue);
         let client = keylease_worker::connect::temporal_client(&args)
             .await
             .expect("client");

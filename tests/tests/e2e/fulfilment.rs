@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use keylease_tests::stack::{Stack, checkout, unique};
+use keylease_worker::WorkerError;
 use keylease_worker::start::{FulfilArgs, fulfil};
-use keylease_worker::{TemporalArgs, WorkerError};
 use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow, FulfilmentRequest};
 use temporalio_client::WorkflowExecuteUpdateOptions;
 use temporalio_client::errors::WorkflowUpdateError;
@@ -14,11 +14,7 @@ use crate::checkout::{outcome, wait_for_step};
 
 fn fulfil_args(stack: &Stack, workflow_id: &str, ok: bool, reason: Option<&str>) -> FulfilArgs {
     FulfilArgs {
-        temporal: TemporalArgs {
-            temporal_address: stack.temporal.address.clone(),
-            namespace: "default".to_owned(),
-            task_queue: stack.task_queue.clone(),
-        },
+        temporal: keylease_tests::stack::temporal_args(&stack.temporal.address, &stack.task_queue),
         workflow_id: workflow_id.to_owned(),
         ok,
         failed: !ok,

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use keylease_tests::stack::{Stack, checkout, unique};
+use keylease_worker::WorkerError;
 use keylease_worker::start::{CheckoutArgs, checkout as checkout_command};
-use keylease_worker::{TemporalArgs, WorkerError};
 use keylease_workflows::{CheckoutOutcome, CheckoutStep};
 
 use crate::checkout::{fulfil, outcome, wait_for_step};
@@ -48,11 +48,7 @@ async fn a_new_checkout_under_a_compensated_id_charges_anew() {
     assert_eq!(refunds[0]["payment_intent"], refunded.as_str());
 
     let refused = checkout_command(CheckoutArgs {
-        temporal: TemporalArgs {
-            temporal_address: stack.temporal.address.clone(),
-            namespace: "default".to_owned(),
-            task_queue: stack.task_queue.clone(),
-        },
+        temporal: keylease_tests::stack::temporal_args(&stack.temporal.address, &stack.task_queue),
         order_id: "order-reuse".to_owned(),
         amount: 1700,
         currency: "usd".to_owned(),

@@ -2,7 +2,6 @@
 //! leaves the keys of running workflows alone.
 
 use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, unique};
-use keylease_worker::TemporalArgs;
 use keylease_worker::sweep::{SweepArgs, sweep};
 use keylease_workflows::CheckoutWorkflow;
 use serde_json::json;
@@ -76,11 +75,7 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
         .unwrap();
 
     let mut args = SweepArgs {
-        temporal: TemporalArgs {
-            temporal_address: stack.temporal.address.clone(),
-            namespace: "default".to_owned(),
-            task_queue: idle_queue,
-        },
+        temporal: keylease_tests::stack::temporal_args(&stack.temporal.address, &idle_queue),
         broker_url: format!("http://{}", stack.broker).parse().unwrap(),
         broker_token: ADMIN_TOKEN.into(),
         apply: false,

@@ -5,7 +5,6 @@
 use keylease_tests::process::WorkerProcess;
 use keylease_tests::stack::{Stack, unique};
 use keylease_tests::temporal::DedicatedDevServer;
-use keylease_worker::TemporalArgs;
 use serde_json::json;
 
 use super::{
@@ -22,11 +21,10 @@ async fn the_temporal_server_restarted_on_its_database_mid_load_loses_no_checkou
         .expect("start a dedicated dev server");
     let stack = Stack::spawn("temporal-restart").await;
     let queue = unique("temporal-restart-queue");
-    let client = keylease_worker::connect::temporal_client(&TemporalArgs {
-        temporal_address: temporal.address.clone(),
-        namespace: "default".to_owned(),
-        task_queue: queue.clone(),
-    })
+    let client = keylease_worker::connect::temporal_client(&keylease_tests::stack::temporal_args(
+        &temporal.address,
+        &queue,
+    ))
     .await
     .expect("temporal client");
     // Every first create waits 3 s inside stripe-sim: the charges finish
