@@ -71,6 +71,11 @@ impl KeyRecord {
         }
     }
 
+    /// The spend row `now` falls in, as an object's hold names it: `<key id>/<period>`.
+    pub fn spend_row(&self, now: DateTime<Utc>) -> String {
+        format!("{}/{}", self.id, self.spend_period(now))
+    }
+
     /// The key's status at `now`.
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
         if self.revoked_at.is_some() {
@@ -132,8 +137,8 @@ pub struct ObjectRecord {
     pub currency: Option<String>,
     /// Micro-dollars already held against a key's cap for it.
     pub held_micros: i64,
-    /// The spend period that hold was reserved in.
-    pub held_period: Option<String>,
+    /// The spend row that hold was reserved in ([`KeyRecord::spend_row`]).
+    pub held_for: Option<String>,
 }
 
 impl ObjectRecord {
@@ -144,14 +149,15 @@ impl ObjectRecord {
             amount: None,
             currency: None,
             held_micros: 0,
-            held_period: None,
+            held_for: None,
         }
     }
 
-    /// What it holds against a cap in spend `period`: a hold reserved in an
-    /// earlier period was counted there, and pays for nothing in this one.
-    pub fn held_in(&self, period: &str) -> i64 {
-        if self.held_period.as_deref() == Some(period) {
+    /// What it holds against spend row `row` ([`KeyRecord::spend_row`]): a
+    /// hold reserved by another key, or in an earlier period, was counted
+    /// there, and pays for nothing here.
+    pub fn held_against(&self, row: &str) -> i64 {
+        if self.held_for.as_deref() == Some(row) {
             self.held_micros
         } else {
             0
@@ -542,7 +548,7 @@ impl Store {
         id: &str,
     ) -> Result<Option<ObjectRecord>, sqlx::Error> {
         let row = sqlx::query(self.sql(
-            "SELECT label, amount, currency, held_micros, held_period FROM objects WHERE vendor = ?1 AND object_id = ?2",
+            "SELECT label, amount, currency, held_micros, held_for FROM objects WHERE vendor = ?1 AND object_id = ?2",
         ))
         .bind(vendor)
         .bind(id)
@@ -554,7 +560,7 @@ impl Store {
                 amount: row.try_get("amount")?,
                 currency: row.try_get("currency")?,
                 held_micros: row.try_get("held_micros")?,
-                held_period: row.try_get("held_period")?,
+                held_for: row.try_get("held_for")?,
             })
         })
         .transpose()
@@ -597,21 +603,20 @@ impl Store {
     }
 
     /// After upstream accepted a valued request: the object now holds `add_micros`
-    /// more against the cap in spend `period` (a hold of an earlier period is
-    /// replaced, not added to), and is worth `amount` of `currency`. A
-    /// statement for [`Store::write`].
+    /// more against spend row `row` (a hold of another row is replaced, not
+    /// added to), and is worth `amount` of `currency`. A statement for [`Store::write`].
     pub fn hold_for_object(
         &self,
         vendor: &str,
         id: &str,
         add_micros: i64,
-        period: &str,
+        row: &str,
         amount: i64,
         currency: &str,
     ) -> Statement {
         self.statement(
-            "UPDATE objects SET held_micros = CASE WHEN held_period = ?6 THEN held_micros ELSE 0 END + ?3,
-                    held_period = ?6, amount = ?4, currency = ?5
+            "UPDATE objects SET held_micros = CASE WHEN held_for = ?6 THEN held_micros ELSE 0 END + ?3,
+                    held_for = ?6, amount = ?4, currency = ?5
              WHERE vendor = ?1 AND object_id = ?2",
             vec![
                 vendor.into(),
@@ -619,7 +624,7 @@ impl Store {
                 add_micros.into(),
                 amount.into(),
                 currency.into(),
-                period.into(),
+                row.into(),
             ],
         )
     }

@@ -992,10 +992,16 @@ pub async fn a_hold_from_an_earlier_day_pays_for_nothing_today(backend: Backend)
         .to_string();
     sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(&broker.database_url).await.unwrap();
-    for (sql, id) in [
-        ("UPDATE spend SET day = $1 WHERE key_id = $2", &key.id),
+    let held_for = format!("{}/{yesterday}", key.id);
+    for (sql, value, id) in [
         (
-            "UPDATE objects SET held_period = $1 WHERE object_id = $2",
+            "UPDATE spend SET day = $1 WHERE key_id = $2",
+            &yesterday,
+            &key.id,
+        ),
+        (
+            "UPDATE objects SET held_for = $1 WHERE object_id = $2",
+            &held_for,
             &id,
         ),
     ] {
@@ -1005,7 +1011,7 @@ pub async fn a_hold_from_an_earlier_day_pays_for_nothing_today(backend: Backend)
             sql.to_owned()
         };
         let moved = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(&yesterday)
+            .bind(value)
             .bind(id)
             .execute(&db)
             .await
@@ -1028,5 +1034,50 @@ pub async fn a_hold_from_an_earlier_day_pays_for_nothing_today(backend: Backend)
         succeeded_cents(&sim).await,
         500,
         "$5 moved today, on a $5 daily cap"
+    );
+}
+
+/// Adversarial finding: a hold paid for any key of its label. Key A created
+/// a PaymentIntent (A's cap held its amount); key B, a later attempt with
+/// the same label, confirmed it reserving nothing, and still had its whole
+/// cap for a charge of its own: $8 moved with B's token on a $5 cap. A hold
+/// now pays only for the key that reserved it.
+pub async fn a_hold_pays_only_for_the_key_that_reserved_it(backend: Backend) {
+    let (broker, sim) = broker_on_sim(backend).await;
+    let label = "temporal-twice-charge";
+    let first = broker
+        .issue(label, &CHARGE_AND_CONFIRM, 5.0, json!(60))
+        .await;
+    let (status, created) = post_form(
+        &broker,
+        &first.token,
+        "/v1/payment_intents",
+        "amount=300&currency=usd&payment_method=pm_card_visa",
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let second = broker
+        .issue(label, &CHARGE_AND_CONFIRM, 5.0, json!(60))
+        .await;
+    let (status, body) = confirm(&broker, &second.token, &id).await;
+    assert_eq!(
+        status, 200,
+        "the label's object is the second key's to confirm: {body}"
+    );
+    assert_eq!(broker.key(&second.id).await["spent_usd"], 3.0);
+    let (status, body) = post_form(
+        &broker,
+        &second.token,
+        "/v1/payment_intents",
+        "amount=500&currency=usd&confirm=true&payment_method=pm_card_visa",
+    )
+    .await;
+    assert_eq!((status, code(&body)), (429, "cap_exhausted"), "{body}");
+    assert_eq!(
+        succeeded_cents(&sim).await,
+        300,
+        "the second key moved $3 of its $5"
     );
 }

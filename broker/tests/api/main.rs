@@ -51,6 +51,7 @@ on_both_backends! {
     attacks::cap_is_not_bypassed_by_parameter_spelling,
     attacks::declined_create_then_confirm_is_counted,
     attacks::a_hold_from_an_earlier_day_pays_for_nothing_today,
+    attacks::a_hold_pays_only_for_the_key_that_reserved_it,
     attacks::fifty_concurrent_sequences_never_pass_the_cap,
     attacks::a_key_reaches_only_its_own_objects,
     attacks::idempotency_keys_cannot_be_taken_by_another_key,

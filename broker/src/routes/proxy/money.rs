@@ -35,8 +35,8 @@ pub struct Valued {
     pub need_micros: i64,
     amount: i64,
     currency: String,
-    /// The key's spend period when valued: the period the hold is made in.
-    period: String,
+    /// The key's spend row when valued: the hold is made against it.
+    spend_row: String,
 }
 
 fn amount_param(params: &FormParams, name: &str) -> Result<Option<i64>, ApiError> {
@@ -99,7 +99,7 @@ async fn priced_object(
                 amount: Some(amount),
                 currency: Some(currency.clone()),
                 held_micros: 0,
-                held_period: None,
+                held_for: None,
             };
             state
                 .store()
@@ -123,7 +123,7 @@ pub async fn value(
     let Some(valuation) = valuation(method, path) else {
         return Ok(None);
     };
-    let period = key.spend_period(Utc::now());
+    let spend_row = key.spend_row(Utc::now());
     if valuation == Valuation::Create {
         let (Some(amount), Some(currency)) =
             (amount_param(params, "amount")?, currency_param(params)?)
@@ -138,7 +138,7 @@ pub async fn value(
             need_micros,
             amount,
             currency,
-            period,
+            spend_row,
         }));
     }
     let id = object_in_path(path)
@@ -163,13 +163,13 @@ pub async fn value(
         }
         Valuation::ObjectAmount | Valuation::Create => (amount, amount, currency),
     };
-    let need_micros = (micros(state, moved, &currency)? - object.held_in(&period)).max(0);
+    let need_micros = (micros(state, moved, &currency)? - object.held_against(&spend_row)).max(0);
     Ok(Some(Valued {
         object: Some(id.to_owned()),
         need_micros,
         amount: after,
         currency,
-        period,
+        spend_row,
     }))
 }
 
@@ -245,7 +245,7 @@ fn made_objects(body: &Value, kind: Option<(&str, &str)>) -> Vec<(String, Object
                 amount: created["amount"].as_i64(),
                 currency: created["currency"].as_str().map(str::to_ascii_lowercase),
                 held_micros: 0,
-                held_period: None,
+                held_for: None,
             },
         ));
     }
@@ -359,7 +359,7 @@ fn record(
                 vendor.name,
                 &id,
                 valued.need_micros,
-                &valued.period,
+                &valued.spend_row,
                 valued.amount,
                 &valued.currency,
             ));
