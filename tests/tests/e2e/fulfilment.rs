@@ -37,9 +37,9 @@ async fn a_malformed_fulfilment_signal_is_ignored_and_the_next_one_counts() {
         Some("[true]"),
         None,
     ] {
-        signal_fulfilment(&stack, &wf, input);
+        signal_via_cli(&stack, &wf, input);
     }
-    signal_fulfilment(&stack, &wf, Some(r#"{"ok":false,"reason":"damaged"}"#));
+    signal_via_cli(&stack, &wf, Some(r#"{"ok":false,"reason":"damaged"}"#));
     let CheckoutOutcome::Compensated { reason, .. } = outcome(&handle).await else {
         panic!("the valid signal after the malformed ones refunds");
     };
@@ -118,7 +118,7 @@ async fn a_late_fulfil_is_refused_with_the_refund_id() {
 }
 
 /// Sends the `fulfilment` signal through the Temporal CLI, as any caller can, with `input` as its JSON.
-fn signal_fulfilment(stack: &Stack, wf: &str, input: Option<&str>) {
+fn signal_via_cli(stack: &Stack, wf: &str, input: Option<&str>) {
     let mut args = vec![
         "workflow",
         "signal",
