@@ -38,11 +38,12 @@ async fn kill_the_broker_mid_load(database_url: &str) {
         .await;
     let broker_url = format!("http://{}", broker.addr);
     let proxy_url = format!("{broker_url}/stripe");
-    let worker = WorkerProcess::spawn(
-        &stack,
+    let worker = WorkerProcess::spawn_at(
+        &stack.temporal.address,
         &queue,
         &broker_url,
-        &[("KEYLEASE_PROXY_URL", &proxy_url)],
+        &proxy_url,
+        &[],
     );
     let prefix = unique("kill-broker");
     let checkouts = start_checkouts(&stack.client, &queue, &prefix, N, &patient_policy()).await;

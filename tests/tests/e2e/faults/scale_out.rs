@@ -168,14 +168,12 @@ fn card(i: usize) -> &'static str {
 /// A worker with its key API and proxy on `broker`, running [`SLOTS`] activities at once.
 fn spawn_worker(stack: &Stack, queue: &str, broker: &BrokerProcess) -> WorkerProcess {
     let broker_url = format!("http://{}", broker.addr);
-    WorkerProcess::spawn(
-        stack,
+    WorkerProcess::spawn_at(
+        &stack.temporal.address,
         queue,
         &broker_url,
-        &[
-            ("KEYLEASE_PROXY_URL", &format!("{broker_url}/stripe")),
-            ("KEYLEASE_MAX_CONCURRENT_ACTIVITIES", &SLOTS.to_string()),
-        ],
+        &format!("{broker_url}/stripe"),
+        &[("KEYLEASE_MAX_CONCURRENT_ACTIVITIES", &SLOTS.to_string())],
     )
 }
 

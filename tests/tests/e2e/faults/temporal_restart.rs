@@ -32,11 +32,12 @@ async fn the_temporal_server_restarted_on_its_database_mid_load_loses_no_checkou
     stack
         .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "delay", "delay_ms": 3000, "count": N}))
         .await;
-    let worker = WorkerProcess::spawn(
-        &stack,
+    let worker = WorkerProcess::spawn_at(
+        &temporal.address,
         &queue,
         &format!("http://{}", stack.broker),
-        &[("TEMPORAL_ADDRESS", &temporal.address)],
+        &format!("http://{}/stripe", stack.broker),
+        &[],
     );
     let prefix = unique("temporal-restart");
     let checkouts = start_checkouts(&client, &queue, &prefix, N, &patient_policy()).await;
