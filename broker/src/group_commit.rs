@@ -8,7 +8,11 @@
 //! crash could undo, so a request never forwards on a reservation, nor
 //! answers with an audit row, that is not on disk.
 //!
-//! On SQLite every write goes through one writer task and one connection.
+//! On SQLite every write goes through one writer task and one connection,
+//! which the task keeps rather than taking it from its pool for each batch
+//! (sqlx pings a connection each time it goes back, a round trip to SQLite's
+//! thread the next batch would wait behind); after a failure it hands the
+//! connection back, to be checked, and takes one afresh.
 //! The writer takes whatever units have queued, runs them in one
 //! transaction and commits: the first unit of an idle broker is committed at
 //! once (there is no timer), and under load the units that arrive during one
@@ -23,7 +27,8 @@
 //! with another broker's, as a batch of many requests' row locks could.
 
 use sqlx::any::AnyArguments;
-use sqlx::{Any, AnyConnection, AnyPool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 /// Most units in one transaction: bounds how long one commit holds the writer.
@@ -130,7 +135,7 @@ impl Writer {
     /// Commits `unit`, all of it or none; the rows each statement affected.
     pub async fn write(&self, unit: Vec<Statement>) -> Result<Vec<u64>, sqlx::Error> {
         match &self.mode {
-            Mode::Direct(pool) => alone(pool, &unit).await,
+            Mode::Direct(pool) => alone(&mut *pool.acquire().await?, &unit).await,
             Mode::Batched(jobs) => {
                 let (reply, answer) = oneshot::channel();
                 jobs.send(Job { unit, reply })
@@ -152,6 +157,7 @@ enum Failure {
 
 async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::new();
+    let mut held: Option<PoolConnection<Any>> = None;
     while let Some(first) = queue.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -160,45 +166,69 @@ async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        commit(&pool, &mut batch).await;
+        let connection = match held.as_mut() {
+            Some(connection) => connection,
+            None => match pool.acquire().await {
+                Ok(connection) => held.insert(connection),
+                Err(err) => {
+                    fail(&mut batch, &format!("no database connection: {err}"));
+                    continue;
+                }
+            },
+        };
+        if !commit(connection, &mut batch).await {
+            // The connection goes back to the pool, which checks it; the next
+            // batch takes a connection afresh.
+            held = None;
+        }
     }
 }
 
-async fn commit(pool: &AnyPool, batch: &mut Vec<Job>) {
+/// Answers every unit of `batch` with an error: none of them was written.
+fn fail(batch: &mut Vec<Job>, message: &str) {
+    for job in batch.drain(..) {
+        let _ = job
+            .reply
+            .send(Err(sqlx::Error::Protocol(message.to_owned())));
+    }
+}
+
+/// Commits `batch` and answers its units; `false` if anything failed.
+async fn commit(connection: &mut AnyConnection, batch: &mut Vec<Job>) -> bool {
     // An idle broker's unit is alone: it needs no transaction of the batch's
     // (a single statement commits on its own, as atomically and durably),
     // which saves the BEGIN and COMMIT round trips to SQLite's thread.
     if let [job] = batch.as_slice() {
-        let result = alone(pool, &job.unit).await;
+        let result = alone(connection, &job.unit).await;
+        let ok = result.is_ok();
         if let Some(job) = batch.pop() {
             let _ = job.reply.send(result);
         }
-        return;
+        return ok;
     }
     // From here on the batch holds more than one unit.
-    match together(pool, batch).await {
+    match together(connection, batch).await {
         Ok(results) => {
             for (job, rows) in batch.drain(..).zip(results) {
                 let _ = job.reply.send(Ok(rows));
             }
+            true
         }
         Err(Failure::RolledBack(err)) => {
             // One unit's failure must not fail its neighbours: nothing was
             // written, so each is tried again in a transaction of its own.
             tracing::warn!(error = %err, units = batch.len(), "a group commit rolled back; committing its units one by one");
             for job in batch.drain(..) {
-                let result = alone(pool, &job.unit).await;
+                let result = alone(connection, &job.unit).await;
                 let _ = job.reply.send(result);
             }
+            false
         }
         Err(Failure::Commit(err)) => {
             // Not retried: a unit run twice could release a hold twice.
             tracing::error!(error = %err, units = batch.len(), "a group commit failed");
-            for job in batch.drain(..) {
-                let _ = job
-                    .reply
-                    .send(Err(sqlx::Error::Protocol(format!("commit failed: {err}"))));
-            }
+            fail(batch, &format!("commit failed: {err}"));
+            false
         }
     }
 }
@@ -220,8 +250,8 @@ async fn execute(
     Ok(rows)
 }
 
-async fn together(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failure> {
-    let mut transaction = pool.begin().await.map_err(Failure::RolledBack)?;
+async fn together(connection: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failure> {
+    let mut transaction = connection.begin().await.map_err(Failure::RolledBack)?;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         results.push(
@@ -235,12 +265,15 @@ async fn together(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failur
 }
 
 /// One unit in a transaction of its own (a single statement needs none).
-async fn alone(pool: &AnyPool, unit: &[Statement]) -> Result<Vec<u64>, sqlx::Error> {
+async fn alone(
+    connection: &mut AnyConnection,
+    unit: &[Statement],
+) -> Result<Vec<u64>, sqlx::Error> {
     if let [statement] = unit {
-        let done = statement.query().execute(pool).await?;
+        let done = statement.query().execute(&mut *connection).await?;
         return Ok(vec![done.rows_affected()]);
     }
-    let mut transaction = pool.begin().await?;
+    let mut transaction = connection.begin().await?;
     let rows = execute(&mut transaction, unit).await?;
     transaction.commit().await?;
     Ok(rows)
@@ -251,16 +284,19 @@ mod tests {
     use super::*;
     use sqlx::migrate::MigrateDatabase;
 
-    async fn sqlite_pool(dir: &tempfile::TempDir) -> AnyPool {
+    /// A pool of `connections` on a database of one table, `t`.
+    async fn sqlite_pool(dir: &tempfile::TempDir, connections: u32) -> AnyPool {
         sqlx::any::install_default_drivers();
         let url = format!("sqlite://{}/g.db", dir.path().display());
-        Any::create_database(&url).await.unwrap();
+        if !Any::database_exists(&url).await.unwrap() {
+            Any::create_database(&url).await.unwrap();
+        }
         let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
+            .max_connections(connections)
             .connect(&url)
             .await
             .unwrap();
-        sqlx::query("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+        sqlx::query("CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY)")
             .execute(&pool)
             .await
             .unwrap();
@@ -283,8 +319,9 @@ mod tests {
     #[tokio::test]
     async fn a_refused_unit_fails_alone_and_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let pool = sqlite_pool(&dir).await;
-        let writer = Writer::batched(pool.clone());
+        // As the store does: the writer owns a pool of one, reads go elsewhere.
+        let writer = Writer::batched(sqlite_pool(&dir, 1).await);
+        let pool = sqlite_pool(&dir, 2).await;
         assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
         // Queued together, so most land in one batch; every fifth repeats n = 0,
         // in a unit whose first statement alone would have succeeded.
@@ -313,5 +350,8 @@ mod tests {
         let mut expected = expected;
         expected.sort_unstable();
         assert_eq!(rows(&pool).await, expected);
+        // A failed batch gives its connection back to be checked; the writer goes on.
+        assert_eq!(writer.write(vec![insert(500)]).await.unwrap(), vec![1]);
+        assert!(rows(&pool).await.contains(&500));
     }
 }

@@ -10,7 +10,10 @@
 //!
 //! Settings (environment): `BENCH_SECONDS` (measured seconds per figure,
 //! default 5), `BENCH_WARMUP_SECONDS` (default 1), `BENCH_BACKENDS`
-//! (default `sqlite,postgres`), `KEYLEASE_TEST_POSTGRES_URL`.
+//! (default `sqlite,postgres`), `BENCH_SQLITE_DIR` (where the SQLite file
+//! and the commit probe go; default the target directory, on disk: a tmpfs
+//! such as `/dev/shm` makes every fsync free, which shows what the broker
+//! costs apart from its disk), `KEYLEASE_TEST_POSTGRES_URL`.
 
 mod load;
 mod procs;
@@ -159,7 +162,7 @@ struct Timing {
 }
 
 async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec<Row> {
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("bench dir");
+    let dir = tempfile::tempdir_in(sqlite_dir()).expect("bench dir");
     let database = procs::fresh_database(backend, dir.path()).await;
     let broker = procs::spawn_broker(&database, sim).await;
     let setup = Setup {
@@ -292,6 +295,12 @@ fn machine() -> String {
     format!("{cores} cores ({cpu})")
 }
 
+/// Where the SQLite databases go: `BENCH_SQLITE_DIR`, or the target directory.
+fn sqlite_dir() -> std::path::PathBuf {
+    std::env::var_os("BENCH_SQLITE_DIR")
+        .map_or_else(|| env!("CARGO_TARGET_TMPDIR").into(), Into::into)
+}
+
 fn seconds(var: &str, default: u64) -> Duration {
     Duration::from_secs(
         std::env::var(var)
@@ -318,10 +327,11 @@ fn main() {
         .build()
         .expect("runtime");
     println!("machine: {}", machine());
-    let probe_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("probe dir");
+    let probe_dir = tempfile::tempdir_in(sqlite_dir()).expect("probe dir");
     let commit_ms = runtime.block_on(sqlite_commit_median_ms(probe_dir.path()));
     println!(
-        "durable SQLite commit (WAL, synchronous FULL) on the bench's disk: {commit_ms:.2} ms median"
+        "durable SQLite commit (WAL, synchronous FULL) in {}: {commit_ms:.2} ms median",
+        sqlite_dir().display()
     );
     println!("broker binary: {}", procs::broker_binary());
     let sim = procs::spawn_stripe_sim();
