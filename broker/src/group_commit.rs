@@ -8,11 +8,8 @@
 //! crash could undo, so a request never forwards on a reservation, nor
 //! answers with an audit row, that is not on disk.
 //!
-//! On SQLite every write goes through one writer task and one connection,
-//! which the task keeps rather than taking it from its pool for each batch
-//! (sqlx pings a connection each time it goes back, a round trip to SQLite's
-//! thread the next batch would wait behind); after a failure it hands the
-//! connection back, to be checked, and takes one afresh.
+//! On SQLite every write goes through one writer task and one connection
+//! (kept between batches, closed after any failure: see [`Held`]).
 //! The writer takes whatever units have queued, runs them in one
 //! transaction and commits: the first unit of an idle broker is committed at
 //! once (there is no timer), and under load the units that arrive during one
@@ -157,7 +154,10 @@ enum Failure {
 
 async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
     let mut batch = Vec::new();
-    let mut held: Option<PoolConnection<Any>> = None;
+    let mut connection = Held {
+        pool,
+        connection: None,
+    };
     while let Some(first) = queue.recv().await {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -166,69 +166,100 @@ async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let connection = match held.as_mut() {
+        commit(&mut connection, &mut batch).await;
+    }
+}
+
+/// The writer's connection, kept from one batch to the next and closed
+/// after any failure.
+///
+/// Kept, because sqlx pings a connection each time it goes back to its
+/// pool: a round trip to SQLite's thread the next batch would wait behind.
+/// Closed, because after a failure sqlx's idea of the open transactions may
+/// no longer match SQLite's: SQLite rolls a transaction back by itself on a
+/// full disk, an I/O error or `OR ROLLBACK`, sqlx's own ROLLBACK then fails
+/// unseen, and a connection kept after that could run every later unit
+/// inside a transaction that never commits. Closing rolls back whatever is
+/// open, and the next unit gets a new connection.
+struct Held {
+    pool: AnyPool,
+    connection: Option<PoolConnection<Any>>,
+}
+
+impl Held {
+    /// One unit in a transaction of its own.
+    async fn alone(&mut self, unit: &[Statement]) -> Result<Vec<u64>, sqlx::Error> {
+        let connection = self.get().await?;
+        let result = alone(connection, unit).await;
+        if result.is_err() {
+            self.close().await;
+        }
+        result
+    }
+
+    /// `batch` in one transaction.
+    async fn together(&mut self, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failure> {
+        let connection = self.get().await.map_err(Failure::RolledBack)?;
+        let result = together(connection, batch).await;
+        if result.is_err() {
+            self.close().await;
+        }
+        result
+    }
+
+    async fn get(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
+        let connection = match self.connection.take() {
             Some(connection) => connection,
-            None => match pool.acquire().await {
-                Ok(connection) => held.insert(connection),
-                Err(err) => {
-                    fail(&mut batch, &format!("no database connection: {err}"));
-                    continue;
-                }
-            },
+            None => self.pool.acquire().await?,
         };
-        if !commit(connection, &mut batch).await {
-            // The connection goes back to the pool, which checks it; the next
-            // batch takes a connection afresh.
-            held = None;
+        Ok(&mut **self.connection.insert(connection))
+    }
+
+    async fn close(&mut self) {
+        if let Some(connection) = self.connection.take()
+            && let Err(err) = connection.close().await
+        {
+            tracing::warn!(error = %err, "closing the writer's connection failed");
         }
     }
 }
 
-/// Answers every unit of `batch` with an error: none of them was written.
-fn fail(batch: &mut Vec<Job>, message: &str) {
-    for job in batch.drain(..) {
-        let _ = job
-            .reply
-            .send(Err(sqlx::Error::Protocol(message.to_owned())));
-    }
-}
-
-/// Commits `batch` and answers its units; `false` if anything failed.
-async fn commit(connection: &mut AnyConnection, batch: &mut Vec<Job>) -> bool {
+/// Commits `batch` and answers its units.
+async fn commit(connection: &mut Held, batch: &mut Vec<Job>) {
     // An idle broker's unit is alone: it needs no transaction of the batch's
     // (a single statement commits on its own, as atomically and durably),
     // which saves the BEGIN and COMMIT round trips to SQLite's thread.
     if let [job] = batch.as_slice() {
-        let result = alone(connection, &job.unit).await;
-        let ok = result.is_ok();
+        let result = connection.alone(&job.unit).await;
         if let Some(job) = batch.pop() {
             let _ = job.reply.send(result);
         }
-        return ok;
+        return;
     }
     // From here on the batch holds more than one unit.
-    match together(connection, batch).await {
+    match connection.together(batch).await {
         Ok(results) => {
             for (job, rows) in batch.drain(..).zip(results) {
                 let _ = job.reply.send(Ok(rows));
             }
-            true
         }
         Err(Failure::RolledBack(err)) => {
             // One unit's failure must not fail its neighbours: nothing was
             // written, so each is tried again in a transaction of its own.
             tracing::warn!(error = %err, units = batch.len(), "a group commit rolled back; committing its units one by one");
             for job in batch.drain(..) {
-                let result = alone(connection, &job.unit).await;
+                let result = connection.alone(&job.unit).await;
                 let _ = job.reply.send(result);
             }
-            false
         }
         Err(Failure::Commit(err)) => {
             // Not retried: a unit run twice could release a hold twice.
             tracing::error!(error = %err, units = batch.len(), "a group commit failed");
-            fail(batch, &format!("commit failed: {err}"));
-            false
+            for job in batch.drain(..) {
+                let _ = job
+                    .reply
+                    .send(Err(sqlx::Error::Protocol(format!("commit failed: {err}"))));
+            }
         }
     }
 }
@@ -350,8 +381,45 @@ mod tests {
         let mut expected = expected;
         expected.sort_unstable();
         assert_eq!(rows(&pool).await, expected);
-        // A failed batch gives its connection back to be checked; the writer goes on.
+        // A failed batch costs the writer its connection; it goes on with a new one.
         assert_eq!(writer.write(vec![insert(500)]).await.unwrap(), vec![1]);
         assert!(rows(&pool).await.contains(&500));
+    }
+
+    /// SQLite may roll a transaction back by itself (a full disk, an I/O
+    /// error, `OR ROLLBACK`), after which sqlx's own ROLLBACK fails and its
+    /// count of open transactions no longer matches SQLite's: a connection
+    /// kept after that could run every later unit inside a transaction that
+    /// never commits, answering each as written. A failure costs the writer
+    /// its connection instead.
+    #[tokio::test]
+    async fn a_unit_answered_as_written_is_committed_after_sqlite_rolled_back_on_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = Writer::batched(sqlite_pool(&dir, 1).await);
+        let pool = sqlite_pool(&dir, 2).await;
+        assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
+        let rollback_by_sqlite = Statement::new(
+            "INSERT OR ROLLBACK INTO t (n) VALUES (?1)".to_owned(),
+            vec![0.into()],
+        );
+        // In a batch and alone: SQLite ends the transaction itself.
+        let units = (1..=20).map(|n| {
+            let writer = writer.clone();
+            let unit = if n % 4 == 0 {
+                vec![insert(1000 + n), rollback_by_sqlite.clone()]
+            } else {
+                vec![insert(n), insert(100 + n)]
+            };
+            async move { writer.write(unit).await }
+        });
+        futures::future::join_all(units).await;
+        // Then an ordinary refusal, in a unit of its own.
+        assert!(writer.write(vec![insert(2000), insert(0)]).await.is_err());
+        assert_eq!(writer.write(vec![insert(700)]).await.unwrap(), vec![1]);
+        assert!(
+            rows(&pool).await.contains(&700),
+            "a unit answered as written must be visible to every connection"
+        );
+        assert!(!rows(&pool).await.contains(&2000));
     }
 }
