@@ -146,6 +146,9 @@ impl Writer {
 
 /// Why a batch did not commit.
 enum Failure {
+    /// No connection could be had: nothing was run, and trying each unit
+    /// alone would only wait for one again, once per unit.
+    NoConnection(sqlx::Error),
     /// A statement failed: the transaction rolled back and nothing of it was written.
     RolledBack(sqlx::Error),
     /// `COMMIT` itself failed: whether it was written is unknown.
@@ -199,7 +202,7 @@ impl Held {
 
     /// `batch` in one transaction.
     async fn together(&mut self, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failure> {
-        let connection = self.get().await.map_err(Failure::RolledBack)?;
+        let connection = self.get().await.map_err(Failure::NoConnection)?;
         let result = together(connection, batch).await;
         if result.is_err() {
             self.close().await;
@@ -252,15 +255,24 @@ async fn commit(connection: &mut Held, batch: &mut Vec<Job>) {
                 let _ = job.reply.send(result);
             }
         }
+        Err(Failure::NoConnection(err)) => {
+            tracing::error!(error = %err, units = batch.len(), "no database connection for a group commit");
+            fail(batch, &format!("no database connection: {err}"));
+        }
         Err(Failure::Commit(err)) => {
             // Not retried: a unit run twice could release a hold twice.
             tracing::error!(error = %err, units = batch.len(), "a group commit failed");
-            for job in batch.drain(..) {
-                let _ = job
-                    .reply
-                    .send(Err(sqlx::Error::Protocol(format!("commit failed: {err}"))));
-            }
+            fail(batch, &format!("commit failed: {err}"));
         }
+    }
+}
+
+/// Answers every unit of `batch` with an error: none of them was written.
+fn fail(batch: &mut Vec<Job>, message: &str) {
+    for job in batch.drain(..) {
+        let _ = job
+            .reply
+            .send(Err(sqlx::Error::Protocol(message.to_owned())));
     }
 }
 
@@ -338,6 +350,21 @@ mod tests {
         Statement::new("INSERT INTO t (n) VALUES (?1)".to_owned(), vec![n.into()])
     }
 
+    /// An insert of `n` that, if `n` is taken, makes SQLite roll back the
+    /// whole transaction by itself, as a full disk or an I/O error would.
+    fn rollback_by_sqlite(n: i64) -> Statement {
+        Statement::new(
+            "INSERT OR ROLLBACK INTO t (n) VALUES (?1)".to_owned(),
+            vec![n.into()],
+        )
+    }
+
+    /// A unit whose answer nobody awaits.
+    fn job(unit: Vec<Statement>) -> Job {
+        let (reply, _) = oneshot::channel();
+        Job { unit, reply }
+    }
+
     async fn rows(pool: &AnyPool) -> Vec<i64> {
         sqlx::query_scalar("SELECT n FROM t ORDER BY n")
             .fetch_all(pool)
@@ -398,15 +425,11 @@ mod tests {
         let writer = Writer::batched(sqlite_pool(&dir, 1).await);
         let pool = sqlite_pool(&dir, 2).await;
         assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
-        let rollback_by_sqlite = Statement::new(
-            "INSERT OR ROLLBACK INTO t (n) VALUES (?1)".to_owned(),
-            vec![0.into()],
-        );
         // In a batch and alone: SQLite ends the transaction itself.
         let units = (1..=20).map(|n| {
             let writer = writer.clone();
             let unit = if n % 4 == 0 {
-                vec![insert(1000 + n), rollback_by_sqlite.clone()]
+                vec![insert(1000 + n), rollback_by_sqlite(0)]
             } else {
                 vec![insert(n), insert(100 + n)]
             };
@@ -421,5 +444,68 @@ mod tests {
             "a unit answered as written must be visible to every connection"
         );
         assert!(!rows(&pool).await.contains(&2000));
+    }
+
+    /// The same, one step down: a batch SQLite rolled back by itself leaves
+    /// the writer no connection with a transaction open.
+    #[tokio::test]
+    async fn a_batch_sqlite_rolled_back_leaves_no_transaction_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut held = Held {
+            pool: sqlite_pool(&dir, 1).await,
+            connection: None,
+        };
+        held.alone(&[insert(0)]).await.unwrap();
+        let batch = vec![
+            job(vec![insert(1)]),
+            job(vec![insert(1001), rollback_by_sqlite(0)]),
+        ];
+        assert!(held.together(&batch).await.is_err());
+        assert!(!held.get().await.unwrap().is_in_transaction());
+    }
+
+    /// When no connection can be had, a batch is refused at once, not unit
+    /// by unit with a wait for a connection each.
+    #[tokio::test]
+    async fn a_batch_without_a_connection_is_refused_at_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        const WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/g.db", dir.path().display());
+        drop(sqlite_pool(&dir, 1).await);
+        let refuse = Arc::new(AtomicBool::new(false));
+        let refusing = refuse.clone();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(WAIT)
+            .after_connect(move |_, _| {
+                let refusing = refusing.load(Ordering::SeqCst);
+                Box::pin(async move {
+                    if refusing {
+                        return Err(sqlx::Error::Protocol("refused".to_owned()));
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .unwrap();
+        let writer = Writer::batched(pool);
+        writer.write(vec![insert(0)]).await.unwrap();
+        // A refused unit costs the writer its connection; then none can be had.
+        assert!(writer.write(vec![insert(0)]).await.is_err());
+        refuse.store(true, Ordering::SeqCst);
+        let started = std::time::Instant::now();
+        let units = (1..=10).map(|n| {
+            let writer = writer.clone();
+            async move { writer.write(vec![insert(n)]).await }
+        });
+        for result in futures::future::join_all(units).await {
+            assert!(result.is_err());
+        }
+        // One wait for the batch (and one for a unit that came alone), not
+        // one per unit: ten would take 3 s.
+        assert!(started.elapsed() < 5 * WAIT, "took {:?}", started.elapsed());
     }
 }
