@@ -71,9 +71,10 @@ impl KeyRecord {
         }
     }
 
-    /// The spend row `now` falls in, as an object's hold names it: `<key id>/<period>`.
-    pub fn spend_row(&self, now: DateTime<Utc>) -> String {
-        format!("{}/{}", self.id, self.spend_period(now))
+    /// The spend row of `period` ([`KeyRecord::spend_period`]), as an
+    /// object's hold names it: `<key id>/<period>`.
+    pub fn spend_row(&self, period: &str) -> String {
+        format!("{}/{period}", self.id)
     }
 
     /// The key's status at `now`.
@@ -494,7 +495,8 @@ impl Store {
         Ok(spent.unwrap_or(0))
     }
 
-    /// Atomically holds `micros` against the key's cap for its period; `None`
+    /// Atomically holds `micros` against the key's cap in `period` (the one
+    /// the request was valued in: see [`KeyRecord::spend_period`]); `None`
     /// if that would pass the cap, or if the key is no longer live at `now`.
     ///
     /// One conditional upsert checks the key's state, checks the cap and adds,
@@ -504,9 +506,10 @@ impl Store {
         &self,
         key: &KeyRecord,
         micros: i64,
+        period: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<Reservation>, sqlx::Error> {
-        let day = key.spend_period(now);
+        let day = period.to_owned();
         let reserved = self
             .write_one(self.statement(
                 "INSERT INTO spend (key_id, day, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4

@@ -35,8 +35,10 @@ pub struct Valued {
     pub need_micros: i64,
     amount: i64,
     currency: String,
-    /// The key's spend row when valued: the hold is made against it.
-    spend_row: String,
+    /// The key's spend period when valued ([`KeyRecord::spend_period`]):
+    /// the need is reckoned against the object's hold in it, reserved in it,
+    /// and the new hold is made in it.
+    period: String,
 }
 
 fn amount_param(params: &FormParams, name: &str) -> Result<Option<i64>, ApiError> {
@@ -123,7 +125,7 @@ pub async fn value(
     let Some(valuation) = valuation(method, path) else {
         return Ok(None);
     };
-    let spend_row = key.spend_row(Utc::now());
+    let period = key.spend_period(Utc::now());
     if valuation == Valuation::Create {
         let (Some(amount), Some(currency)) =
             (amount_param(params, "amount")?, currency_param(params)?)
@@ -138,7 +140,7 @@ pub async fn value(
             need_micros,
             amount,
             currency,
-            spend_row,
+            period,
         }));
     }
     let id = object_in_path(path)
@@ -163,13 +165,14 @@ pub async fn value(
         }
         Valuation::ObjectAmount | Valuation::Create => (amount, amount, currency),
     };
-    let need_micros = (micros(state, moved, &currency)? - object.held_against(&spend_row)).max(0);
+    let need_micros =
+        (micros(state, moved, &currency)? - object.held_against(&key.spend_row(&period))).max(0);
     Ok(Some(Valued {
         object: Some(id.to_owned()),
         need_micros,
         amount: after,
         currency,
-        spend_row,
+        period,
     }))
 }
 
@@ -187,7 +190,10 @@ pub async fn reserve(
     let now = Utc::now();
     let need = valued.is_some_and(|v| v.need_micros > 0);
     if let Some(valued) = valued.filter(|v| v.need_micros > 0)
-        && let Some(reservation) = state.store().reserve(key, valued.need_micros, now).await?
+        && let Some(reservation) = state
+            .store()
+            .reserve(key, valued.need_micros, &valued.period, now)
+            .await?
     {
         return Ok(Some(reservation));
     }
@@ -359,7 +365,7 @@ fn record(
                 vendor.name,
                 &id,
                 valued.need_micros,
-                &valued.spend_row,
+                &key.spend_row(&valued.period),
                 valued.amount,
                 &valued.currency,
             ));
