@@ -66,16 +66,6 @@ impl<T: Identified> Store<T> {
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
         self.by_id.values()
     }
-
-    /// How many there are.
-    pub fn len(&self) -> usize {
-        self.by_id.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.by_id.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -103,6 +93,5 @@ mod tests {
         assert_eq!(store.get("pi_a").map(Identified::id), Some("pi_a"));
         assert!(store.get("pi_z").is_none());
         assert!(store.get_mut("pi_c").is_some());
-        assert_eq!(store.len(), 3);
     }
 }
