@@ -1,7 +1,13 @@
 # The README's commands. .ci/run calls `make test` on a fresh machine.
-.PHONY: test demo fmt lint unit tools compose-check bench-checkout
+.PHONY: test check demo fmt lint cycles unit unit-fast tools compose-check bench-checkout
 
-test: fmt lint unit
+# CI passes CARGO_FLAGS=--locked: the build uses Cargo.lock as committed, or fails.
+CARGO_FLAGS ?=
+
+test: fmt lint cycles unit
+
+# The fast loop: fmt, clippy, module cycles, and the unit tests inside each crate (no end-to-end test, no tool install).
+check: fmt lint cycles unit-fast
 
 # The local stack and two checkouts; Ctrl-C stops it. See scripts/demo.sh for its settings.
 demo:
@@ -11,13 +17,20 @@ fmt:
 	cargo fmt --all --check
 
 lint:
-	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+
+# No module imports a module that imports it back (see the script's doc).
+cycles:
+	python3 scripts/module-cycles.py .
 
 # The end-to-end tests start the Temporal dev server from the project-local install;
 # the broker's tests also run on the PostgreSQL server scripts/start-postgres.sh starts;
 # stripe-sim's contract test runs Stripe's official Python library from .tools/stripe-venv.
 unit: tools
-	cargo test --workspace
+	cargo test $(CARGO_FLAGS) --workspace
+
+unit-fast:
+	cargo test $(CARGO_FLAGS) --workspace --lib --bins
 
 tools:
 	@scripts/install-temporal.sh >/dev/null
