@@ -7,18 +7,21 @@
 //!
 //! Modules:
 //! - [`config`]: typed configuration (flags and environment variables).
-//! - [`routes`]: the HTTP endpoints: [`routes::keys`], [`routes::audit`], [`routes::proxy`].
+//! - [`routes`]: the HTTP endpoints: [`routes::keys`], [`routes::audit`],
+//!   [`routes::health`], and [`routes::proxy`], whose `forward` reads as the
+//!   list of the proxy's steps.
 //! - [`new_key`]: validation of a key request.
+//! - [`key`]: a key as kept, its status and its spend period.
 //! - [`allowlist`]: path normalization and endpoint patterns.
-//! - [`money`]: valuing an amount in USD for the spend cap.
+//! - [`usd`]: valuing an amount in USD for the spend cap.
 //! - [`form`]: Stripe's form parameters, parsed as Stripe parses them and re-encoded.
-//! - [`stripe_api`]: which Stripe calls move money, how each is valued, and where objects are named.
-//! - [`store`]: keys, spend and audit records in SQLite or PostgreSQL.
+//! - [`stripe`]: everything the broker knows of Stripe: its endpoints, ids,
+//!   parameters and answers, and where its API is.
+//! - [`store`]: keys, spend, objects and audit records in SQLite or PostgreSQL.
 //! - [`group_commit`]: the store's writes, committed durably, many requests to one fsync.
-//! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! - [`metrics`]: what the broker counts, for `/metrics`.
 //! - [`server`]: the HTTP/1.1 accept loop, with header and body read timeouts.
 //! - [`token`]: vault tokens and key ids, stored only as hashes.
-//! - [`vendor`]: the upstream APIs and which of their calls move money.
 //! - [`auth`], [`state`], [`error`]: the plumbing around them.
 
 pub mod allowlist;
@@ -27,16 +30,16 @@ pub mod config;
 pub mod error;
 pub mod form;
 pub mod group_commit;
+pub mod key;
 pub mod metrics;
-pub mod money;
 pub mod new_key;
 pub mod routes;
 pub mod server;
 pub mod state;
 pub mod store;
-pub mod stripe_api;
+pub mod stripe;
 pub mod token;
-pub mod vendor;
+pub mod usd;
 
 use secrecy::ExposeSecret;
 use std::future::Future;
@@ -73,8 +76,8 @@ pub enum BrokerError {
 /// The broker's routes over `state`.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics::serve))
+        .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::health::metrics))
         .route(
             "/v1/keys",
             post(routes::keys::issue).get(routes::keys::list),
@@ -87,10 +90,6 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/audit", get(routes::audit::list))
         .fallback(routes::proxy::proxy)
         .with_state(state)
-}
-
-async fn healthz() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({ "status": "ok" }))
 }
 
 /// Refuses a weak admin token, opens the database of `config` and serves on

@@ -1,16 +1,10 @@
-//! Prometheus metrics of the broker, served at `GET /metrics`. None names a key, label or token.
+//! Prometheus metrics of the broker, served at `GET /metrics` ([`crate::routes::health`]). None names a key, label or token.
 
-use axum::extract::State;
-use axum::http::header::CONTENT_TYPE;
-use axum::response::IntoResponse;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-
-use crate::error::ApiError;
-use crate::state::AppState;
 
 /// Labels of a proxied request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,16 +92,4 @@ impl BrokerMetrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
         Ok(text)
     }
-}
-
-/// `GET /metrics` (no auth: nothing in it is secret).
-pub async fn serve(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
-    let text = state.metrics().encode().map_err(ApiError::internal)?;
-    Ok((
-        [(
-            CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    ))
 }

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use crate::allowlist::EndpointRule;
 use crate::error::ApiError;
-use crate::money::MICROS_PER_USD;
-use crate::stripe_api::unvalued_reachable;
+use crate::stripe::endpoints::unvalued_reachable;
+use crate::usd::MICROS_PER_USD;
 
 /// Largest daily cap a key may carry, in USD: far above any real use, far below overflow.
 const MAX_DAILY_USD_CAP: f64 = 1_000_000_000.0;

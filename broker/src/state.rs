@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::config::{BrokerConfig, UsdRates};
 use crate::metrics::BrokerMetrics;
 use crate::store::Store;
-use crate::vendor::Vendor;
+use crate::stripe::StripeApi;
 use secrecy::SecretString;
 use tokio_util::task::TaskTracker;
 
@@ -20,7 +20,7 @@ pub struct AppState {
 struct Inner {
     store: Store,
     admin_token: SecretString,
-    vendors: Vec<Vendor>,
+    stripe: StripeApi,
     max_ttl: Duration,
     usd_rates: UsdRates,
     upstream: reqwest::Client,
@@ -48,10 +48,10 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 admin_token: config.admin_token.clone(),
-                vendors: vec![Vendor::stripe(
-                    config.stripe_api_base.clone(),
-                    config.stripe_secret_key.clone(),
-                )],
+                stripe: StripeApi {
+                    api_base: config.stripe_api_base.clone(),
+                    secret: config.stripe_secret_key.clone(),
+                },
                 max_ttl: config.max_ttl,
                 usd_rates: config.usd_rates.clone(),
                 upstream,
@@ -72,14 +72,9 @@ impl AppState {
         &self.inner.admin_token
     }
 
-    /// The vendor named `name`, if configured.
-    pub fn vendor(&self, name: &str) -> Option<&Vendor> {
-        self.inner.vendors.iter().find(|v| v.name == name)
-    }
-
-    /// Names of the configured vendors.
-    pub fn vendor_names(&self) -> Vec<&str> {
-        self.inner.vendors.iter().map(|v| v.name).collect()
+    /// Stripe's API and the secret for it.
+    pub fn stripe(&self) -> &StripeApi {
+        &self.inner.stripe
     }
 
     /// Longest TTL a key may have.

@@ -15,11 +15,13 @@ use serde_json::json;
 use crate::allowlist::EndpointRule;
 use crate::auth::Admin;
 use crate::error::ApiError;
-use crate::money::micros_to_usd;
+use crate::key::{KeyRecord, KeyStatus};
 use crate::new_key::{IssueKeyRequest, NewKey};
 use crate::state::AppState;
-use crate::store::{KeyFilter, KeyRecord, KeyStatus};
+use crate::store::KeyFilter;
+use crate::stripe::VENDOR;
 use crate::token::{new_key_id, new_token, token_hash};
+use crate::usd::micros_to_usd;
 
 /// A key as the API shows it: everything but the token.
 #[derive(Debug, Serialize)]
@@ -75,7 +77,7 @@ pub async fn issue(
 ) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
     let request: IssueKeyRequest = serde_json::from_slice(&body)
         .map_err(|err| ApiError::InvalidRequest(format!("invalid JSON body: {err}")))?;
-    let new_key = NewKey::parse(request, &state.vendor_names(), state.max_ttl())?;
+    let new_key = NewKey::parse(request, &[VENDOR], state.max_ttl())?;
     let id = new_key_id().map_err(ApiError::internal)?;
     let token = new_token().map_err(ApiError::internal)?;
     let now = Utc::now();

@@ -1,6 +1,7 @@
 //! HTTP endpoints, one module per group.
 
 pub mod audit;
+pub mod health;
 pub mod keys;
 pub mod proxy;
 

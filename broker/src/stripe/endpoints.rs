@@ -1,9 +1,11 @@
-//! What the broker knows of Stripe's API: which calls move money and how
-//! each is valued, which money-moving calls it cannot value, and where a
-//! path or a parameter names an object.
+//! Stripe's endpoints as the broker sorts them: the money-moving calls it
+//! values and how, those it cannot value, the writes known to move no
+//! money, and the creates whose answer names an object the key's label
+//! then owns.
 //!
 //! Templates are `METHOD /path` with `{id}` standing for one object id.
 
+use super::ids::{STATIC_ROUTES, looks_like_id};
 use crate::allowlist::EndpointRule;
 
 /// How a money-moving request is valued against a key's cap.
@@ -103,46 +105,6 @@ const NO_MONEY: [&str; 25] = [
     "POST /v1/disputes/{id}",
 ];
 
-/// First path segments (after `/v1`) that group resources: the object id comes one segment later.
-const NAMESPACES: [&str; 17] = [
-    "apps",
-    "billing",
-    "billing_portal",
-    "checkout",
-    "climate",
-    "entitlements",
-    "financial_connections",
-    "forwarding",
-    "identity",
-    "issuing",
-    "radar",
-    "reporting",
-    "sigma",
-    "tax",
-    "terminal",
-    "test_helpers",
-    "treasury",
-];
-
-/// Segments where an id would stand that name a route, not an object.
-const STATIC_ROUTES: [&str; 4] = ["search", "upcoming", "upcoming_lines", "create_preview"];
-
-/// Parameters whose value names an object the key must own (or, for
-/// accounts, be issued for): what it pays with, whom it charges, where the
-/// money goes.
-pub const OBJECT_PARAMS: [&str; 10] = [
-    "payment_intent",
-    "charge",
-    "customer",
-    "payment_method",
-    "source",
-    "mandate",
-    "setup_intent",
-    "on_behalf_of",
-    "destination",
-    "transfer_data[destination]",
-];
-
 /// Creates whose answer names an object the key's label then owns: the
 /// collection, the object type Stripe answers with, and its id prefix. An id
 /// of another shape (a product's caller-chosen id) is never taken as owned.
@@ -163,56 +125,6 @@ pub fn created_kind(path: &str) -> Option<(&'static str, &'static str)> {
         .iter()
         .find(|(collection, _, _)| *collection == path)
         .map(|(_, object, prefix)| (*object, *prefix))
-}
-
-/// Stripe's documented test payment methods (`pm_card_visa`, …): nobody's object.
-pub fn is_test_payment_method(id: &str) -> bool {
-    id.strip_prefix("pm_card_")
-        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
-}
-
-/// Whether a path segment is a Stripe object id: a lowercase prefix and `_`,
-/// then a random part with a digit or a capital (`pi_3MtwBw…`, `cus_Q1`).
-/// Route words (`search`, `history`, `external_accounts`) are not.
-pub fn looks_like_id(segment: &str) -> bool {
-    let Some((prefix, random)) = segment.rsplit_once('_') else {
-        return false;
-    };
-    prefix.starts_with(|c: char| c.is_ascii_lowercase())
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && !random.is_empty()
-        && random.bytes().all(|b| b.is_ascii_alphanumeric())
-        && random
-            .bytes()
-            .any(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
-}
-
-/// The index, among a path's segments, where its object id stands.
-fn id_index(segments: &[&str]) -> usize {
-    // ["v1", resource, id, …] or ["v1", namespace, resource, id, …]
-    if segments.get(1).is_some_and(|s| NAMESPACES.contains(s)) {
-        3
-    } else {
-        2
-    }
-}
-
-/// The object a path names (`/v1/payment_intents/pi_1/confirm` → `pi_1`), if any.
-pub fn object_in_path(path: &str) -> Option<&str> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    segments
-        .get(id_index(&segments))
-        .copied()
-        .filter(|segment| !STATIC_ROUTES.contains(segment) && looks_like_id(segment))
-}
-
-/// The path that reads the object a path names: `/v1/payment_intents/pi_1/confirm` → `/v1/payment_intents/pi_1`.
-pub fn object_path(path: &str) -> Option<String> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let end = id_index(&segments) + 1;
-    (segments.len() >= end).then(|| format!("/{}", segments[..end].join("/")))
 }
 
 /// Whether `path` fits `template`, `{id}` matching one object id.
@@ -305,28 +217,6 @@ mod tests {
         assert_eq!(valuation("GET", "/v1/payment_intents/pi_1"), None);
         assert_eq!(valuation("POST", "/v1/payment_intents/pi_1/cancel"), None);
         assert_eq!(valuation("POST", "/v1/payment_intents/search"), None);
-    }
-
-    #[test]
-    fn finds_the_object_a_path_names() {
-        assert_eq!(
-            object_in_path("/v1/payment_intents/pi_1/confirm"),
-            Some("pi_1")
-        );
-        assert_eq!(object_in_path("/v1/payment_intents"), None);
-        assert_eq!(object_in_path("/v1/payment_intents/search"), None);
-        assert_eq!(object_in_path("/v1/checkout/sessions/cs_1"), Some("cs_1"));
-        assert_eq!(object_in_path("/v1/checkout/sessions"), None);
-        assert_eq!(object_in_path("/v1/balance/history"), None);
-        assert_eq!(object_in_path("/v1/account/external_accounts"), None);
-        assert!(looks_like_id("pi_3MtwBwLkdIwHu7ix28a3tqPa") && looks_like_id("cs_test_a1"));
-        assert!(!looks_like_id("pm_card_visa") && !looks_like_id("prod_custom"));
-        assert!(is_test_payment_method("pm_card_visa"));
-        assert!(!is_test_payment_method("pm_1AbC") && !is_test_payment_method("pm_card_"));
-        assert_eq!(
-            object_path("/v1/payment_intents/pi_1/confirm").as_deref(),
-            Some("/v1/payment_intents/pi_1")
-        );
     }
 
     #[test]

@@ -992,16 +992,15 @@ pub async fn a_hold_from_an_earlier_day_pays_for_nothing_today(backend: Backend)
         .to_string();
     sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(&broker.database_url).await.unwrap();
-    let held_for = format!("{}/{yesterday}", key.id);
     for (sql, value, id) in [
         (
-            "UPDATE spend SET day = $1 WHERE key_id = $2",
+            "UPDATE spend SET period = $1 WHERE key_id = $2",
             &yesterday,
             &key.id,
         ),
         (
-            "UPDATE objects SET held_for = $1 WHERE object_id = $2",
-            &held_for,
+            "UPDATE objects SET held_period = $1 WHERE object_id = $2 AND held_key IS NOT NULL",
+            &yesterday,
             &id,
         ),
     ] {

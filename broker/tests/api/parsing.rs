@@ -127,7 +127,7 @@ async fn check(broker: &TestBroker, key: &Issued, body: String) -> Result<(), Te
         .as_str()
         .ok_or_else(|| TestCaseError::fail(format!("forwarded {sent:?} has no currency")))?;
     let rates = keylease_broker::config::parse_usd_rates("eur=1.10,jpy=0.01").unwrap();
-    let expected = keylease_broker::money::usd_micros(amount, currency, &rates).unwrap();
+    let expected = keylease_broker::usd::usd_micros(amount, currency, &rates).unwrap();
     prop_assert_eq!(spent, expected, "sent {:?}, forwarded {:?}", body, sent);
     Ok(())
 }

@@ -12,19 +12,38 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::Value;
 
+use super::upstream::{Upstream, UpstreamFailure, fetch_object};
 use crate::error::ApiError;
 use crate::form::FormParams;
 use crate::group_commit::Statement;
-use crate::money::{ValuationError, usd_micros};
+use crate::key::{KeyRecord, KeyStatus, SpendPeriod};
 use crate::state::AppState;
-use crate::store::{KeyRecord, KeyStatus, ObjectRecord, Reservation};
-use crate::stripe_api::{Valuation, created_kind, object_in_path, object_path, valuation};
-use crate::vendor::Vendor;
+use crate::store::{ObjectRecord, Reservation};
+use crate::stripe::VENDOR;
+use crate::stripe::answers::{created_id, made_objects};
+use crate::stripe::endpoints::{Valuation, created_kind, valuation};
+use crate::stripe::ids::{object_in_path, object_path};
+use crate::stripe::params::{amount_param, currency_param};
+use crate::usd::{ValuationError, usd_micros};
 
-use super::upstream::{Upstream, UpstreamFailure, fetch_object};
+/// What a request acts on, once its key is known: what every step from
+/// valuation to settlement reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The caller's key.
+    pub key: &'a KeyRecord,
+    /// `GET`, `POST` or `DELETE`.
+    pub method: &'static str,
+    /// The path below `/stripe`.
+    pub path: &'a str,
+}
 
-/// Largest amount in minor units the broker reads: Stripe's own limit is 8 digits.
-const MAX_AMOUNT_DIGITS: usize = 12;
+impl Target<'_> {
+    /// The object the path names, if any.
+    fn object(&self) -> Option<&str> {
+        object_in_path(self.path)
+    }
+}
 
 /// What a valued request asks to move, and what its object is worth after it.
 #[derive(Debug)]
@@ -38,35 +57,7 @@ pub struct Valued {
     /// The key's spend period when valued ([`KeyRecord::spend_period`]):
     /// the need is reckoned against the object's hold in it, reserved in it,
     /// and the new hold is made in it.
-    period: String,
-}
-
-fn amount_param(params: &FormParams, name: &str) -> Result<Option<i64>, ApiError> {
-    match params.scalar(name) {
-        Some(text)
-            if !text.is_empty()
-                && text.len() <= MAX_AMOUNT_DIGITS
-                && text.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            Ok(text.parse().ok())
-        }
-        None if !params.has(name) => Ok(None),
-        _ => Err(ApiError::BadParameter(format!(
-            "parameter `{name}` must be a whole number of minor units"
-        ))),
-    }
-}
-
-fn currency_param(params: &FormParams) -> Result<Option<String>, ApiError> {
-    match params.scalar("currency") {
-        Some(text) if text.len() == 3 && text.bytes().all(|b| b.is_ascii_alphabetic()) => {
-            Ok(Some(text.to_ascii_lowercase()))
-        }
-        None if !params.has("currency") => Ok(None),
-        _ => Err(ApiError::BadParameter(
-            "parameter `currency` must be a three-letter currency code".to_owned(),
-        )),
-    }
+    period: SpendPeriod,
 }
 
 fn micros(state: &AppState, amount: i64, currency: &str) -> Result<i64, ApiError> {
@@ -78,34 +69,26 @@ fn micros(state: &AppState, amount: i64, currency: &str) -> Result<i64, ApiError
 /// An object's record with its amount known: from the store, or read upstream once.
 async fn priced_object(
     state: &AppState,
-    vendor: &Vendor,
-    key: &KeyRecord,
-    path: &str,
+    target: Target<'_>,
     id: &str,
 ) -> Result<(ObjectRecord, i64, String), ApiError> {
-    let known = state.store().object(vendor.name, id).await?;
+    let known = state.store().object(VENDOR, id).await?;
     if let Some(object) = &known
         && let (Some(amount), Some(currency)) = (object.amount, object.currency.clone())
     {
         return Ok((object.clone(), amount, currency));
     }
-    let read_path = object_path(path)
+    let read_path = object_path(target.path)
         .ok_or_else(|| ApiError::BadParameter("the request names no object".to_owned()))?;
-    let (amount, currency) = fetch_object(state, vendor, key, &read_path).await?;
+    let (amount, currency) = fetch_object(state, target.key, &read_path).await?;
     let object = match known {
         Some(object) => object,
         None => {
             // Only looked up, never created here: no label owns it.
-            let object = ObjectRecord {
-                label: String::new(),
-                amount: Some(amount),
-                currency: Some(currency.clone()),
-                held_micros: 0,
-                held_for: None,
-            };
+            let object = ObjectRecord::priced(Some(amount), Some(currency.clone()));
             state
                 .store()
-                .record_object(vendor.name, id, &object, Utc::now())
+                .record_object(VENDOR, id, &object, Utc::now())
                 .await?;
             object
         }
@@ -113,19 +96,16 @@ async fn priced_object(
     Ok((object, amount, currency))
 }
 
-/// How much `method path` with `params` could move, if it moves money.
+/// How much the request with `params` could move, if it moves money.
 pub async fn value(
     state: &AppState,
-    vendor: &Vendor,
-    key: &KeyRecord,
-    method: &str,
-    path: &str,
+    target: Target<'_>,
     params: &FormParams,
 ) -> Result<Option<Valued>, ApiError> {
-    let Some(valuation) = valuation(method, path) else {
+    let Some(valuation) = valuation(target.method, target.path) else {
         return Ok(None);
     };
-    let period = key.spend_period(Utc::now());
+    let period = target.key.spend_period(Utc::now());
     if valuation == Valuation::Create {
         let (Some(amount), Some(currency)) =
             (amount_param(params, "amount")?, currency_param(params)?)
@@ -143,9 +123,10 @@ pub async fn value(
             period,
         }));
     }
-    let id = object_in_path(path)
+    let id = target
+        .object()
         .ok_or_else(|| ApiError::BadParameter("the request names no object".to_owned()))?;
-    let (object, amount, currency) = priced_object(state, vendor, key, path, id).await?;
+    let (object, amount, currency) = priced_object(state, target, id).await?;
     let (moved, after, currency) = match valuation {
         Valuation::Update => {
             let new_amount = amount_param(params, "amount")?.unwrap_or(amount);
@@ -165,8 +146,8 @@ pub async fn value(
         }
         Valuation::ObjectAmount | Valuation::Create => (amount, amount, currency),
     };
-    let need_micros =
-        (micros(state, moved, &currency)? - object.held_against(&key.spend_row(&period))).max(0);
+    let held = object.held_against(&target.key.spend_row(&period));
+    let need_micros = (micros(state, moved, &currency)? - held).max(0);
     Ok(Some(Valued {
         object: Some(id.to_owned()),
         need_micros,
@@ -215,54 +196,6 @@ pub async fn reserve(
     }
 }
 
-/// A Charge id, as a PaymentIntent's `latest_charge` or a decline's `charge` names it.
-fn charge_id(value: &Value) -> Option<&str> {
-    value
-        .as_str()
-        .filter(|id| id.starts_with("ch_") || id.starts_with("py_"))
-}
-
-/// Objects an answer shows were made under the key's label.
-///
-/// For a create (`kind`: the object type and id prefix Stripe answers that
-/// create with), the object created, or in a decline the PaymentIntent or
-/// Charge it left; an answer of another type, or an id of another shape,
-/// is not taken (a caller may choose some objects' ids). For a request on an
-/// object the label owns (`kind` is `None`), the Charge a PaymentIntent made.
-fn made_objects(body: &Value, kind: Option<(&str, &str)>) -> Vec<(String, ObjectRecord)> {
-    let mut made = Vec::new();
-    let error = &body["error"];
-    let created = if error.is_object() {
-        if let Some(charge) = charge_id(&error["charge"]) {
-            made.push((charge.to_owned(), ObjectRecord::unpriced()));
-        }
-        &error["payment_intent"]
-    } else {
-        body
-    };
-    if let Some((object, prefix)) = kind
-        && created["object"] == object
-        && let Some(id) = created["id"].as_str().filter(|id| id.starts_with(prefix))
-    {
-        made.push((
-            id.to_owned(),
-            ObjectRecord {
-                label: String::new(),
-                amount: created["amount"].as_i64(),
-                currency: created["currency"].as_str().map(str::to_ascii_lowercase),
-                held_micros: 0,
-                held_for: None,
-            },
-        ));
-    }
-    if created["object"] == "payment_intent"
-        && let Some(charge) = charge_id(&created["latest_charge"])
-    {
-        made.push((charge.to_owned(), ObjectRecord::unpriced()));
-    }
-    made
-}
-
 /// What an answer changes in the store, to be committed with its audit row.
 pub struct Settlement {
     /// Micro-dollars the request holds once `writes` commit.
@@ -277,13 +210,9 @@ pub struct Settlement {
 /// kept on success and on every ambiguous outcome (timeout, dropped
 /// connection, 5xx), where the money may have moved. `path_owner` is the
 /// label that owned the path's object when the key was looked up.
-#[allow(clippy::too_many_arguments)]
 pub fn settle(
     state: &AppState,
-    vendor: &Vendor,
-    key: &KeyRecord,
-    method: &str,
-    path: &str,
+    target: Target<'_>,
     path_owner: Option<&str>,
     valued: Option<&Valued>,
     reservation: Option<&Reservation>,
@@ -302,14 +231,11 @@ pub fn settle(
         settlement.held = 0;
     }
     if let Ok(upstream) = outcome {
-        let owns_target = path_owner == Some(key.label.as_str());
+        let owns_path_object = path_owner == Some(target.key.label.as_str());
         settlement.writes.extend(record(
             state,
-            vendor,
-            key,
-            method,
-            path,
-            owns_target,
+            target,
+            owns_path_object,
             valued,
             upstream.status,
             &upstream.body,
@@ -320,13 +246,9 @@ pub fn settle(
 
 /// The objects an answer shows were made under the key's label, and the new
 /// hold of the object a valued request acted on.
-#[allow(clippy::too_many_arguments)]
 fn record(
     state: &AppState,
-    vendor: &Vendor,
-    key: &KeyRecord,
-    method: &str,
-    path: &str,
+    target: Target<'_>,
     owns_path_object: bool,
     valued: Option<&Valued>,
     status: StatusCode,
@@ -341,31 +263,34 @@ fn record(
     };
     let store = state.store();
     // Objects made by a known create, or by a request on an object this label owns.
-    let (owns_target, kind) = match object_in_path(path) {
+    let (owns_target, kind) = match target.object() {
         None => (
-            method == "POST" && created_kind(path).is_some(),
-            created_kind(path),
+            target.method == "POST" && created_kind(target.path).is_some(),
+            created_kind(target.path),
         ),
         Some(_) => (owns_path_object, None),
     };
     if owns_target {
-        for (id, mut object) in made_objects(&body, kind) {
-            object.label = key.label.clone();
-            writes.push(store.record_object_statement(vendor.name, &id, &object, Utc::now()));
+        for made in made_objects(&body, kind) {
+            let object = ObjectRecord {
+                label: target.key.label.clone(),
+                ..ObjectRecord::priced(made.amount, made.currency)
+            };
+            writes.push(store.record_object_statement(VENDOR, &made.id, &object, Utc::now()));
         }
     }
     if let Some(valued) = valued.filter(|_| status.is_success()) {
         // A create's object is the one upstream made; any other's is in the path.
         let id = match &valued.object {
             Some(id) => Some(id.clone()),
-            None => body["id"].as_str().map(str::to_owned),
+            None => created_id(&body).map(str::to_owned),
         };
         if let Some(id) = id {
             writes.push(store.hold_for_object(
-                vendor.name,
+                VENDOR,
                 &id,
                 valued.need_micros,
-                &key.spend_row(&valued.period),
+                &target.key.spend_row(&valued.period),
                 valued.amount,
                 &valued.currency,
             ));

@@ -1,4 +1,4 @@
-//! Calling upstream with the vendor's secret, and reading its answer.
+//! Calling Stripe with the broker's secret, and reading its answer.
 
 use secrecy::ExposeSecret;
 
@@ -8,9 +8,9 @@ use axum::response::Response;
 use bytes::Bytes;
 
 use crate::error::ApiError;
+use crate::key::KeyRecord;
 use crate::state::AppState;
-use crate::store::KeyRecord;
-use crate::vendor::Vendor;
+use crate::stripe::answers::price;
 
 /// Response headers that describe one connection, not the answer.
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -104,10 +104,9 @@ pub struct UpstreamFailure {
 }
 
 /// Sends one checked request upstream: the re-encoded parameters, the
-/// checked headers, the vendor's secret. Nothing else of the client's.
+/// checked headers, the broker's secret. Nothing else of the client's.
 pub async fn send(
     state: &AppState,
-    vendor: &Vendor,
     method: &str,
     path: &str,
     params: String,
@@ -121,8 +120,8 @@ pub async fn send(
     let query = query.filter(|q| !q.is_empty());
     let mut request = state
         .upstream()
-        .request(method, vendor.upstream_url(path, query.as_deref()))
-        .bearer_auth(vendor.secret.expose_secret())
+        .request(method, state.stripe().url(path, query.as_deref()))
+        .bearer_auth(state.stripe().secret.expose_secret())
         .headers(headers);
     if let Some(body) = body.filter(|b| !b.is_empty()) {
         request = request
@@ -157,14 +156,13 @@ pub async fn send(
 /// Reads an object's `amount` and `currency` upstream, as the key's account sees it.
 pub async fn fetch_object(
     state: &AppState,
-    vendor: &Vendor,
     key: &KeyRecord,
     path: &str,
 ) -> Result<(i64, String), ApiError> {
     let mut request = state
         .upstream()
-        .get(vendor.upstream_url(path, None))
-        .bearer_auth(vendor.secret.expose_secret());
+        .get(state.stripe().url(path, None))
+        .bearer_auth(state.stripe().secret.expose_secret());
     if let Some(account) = &key.stripe_account {
         request = request.header("stripe-account", account);
     }
@@ -182,10 +180,6 @@ pub async fn fetch_object(
         .json()
         .await
         .map_err(|_| ApiError::UpstreamUnavailable)?;
-    match (object["amount"].as_i64(), object["currency"].as_str()) {
-        (Some(amount), Some(currency)) => Ok((amount, currency.to_ascii_lowercase())),
-        _ => Err(ApiError::BadParameter(
-            "the object has no amount to value".to_owned(),
-        )),
-    }
+    price(&object)
+        .ok_or_else(|| ApiError::BadParameter("the object has no amount to value".to_owned()))
 }

@@ -1,0 +1,186 @@
+//! The writer against a real SQLite file: what it answers is committed, and a failure costs only its own unit.
+
+use super::*;
+use sqlx::migrate::MigrateDatabase;
+
+/// A pool of `connections` on a database of one table, `t`.
+async fn sqlite_pool(dir: &tempfile::TempDir, connections: u32) -> AnyPool {
+    sqlx::any::install_default_drivers();
+    let url = format!("sqlite://{}/g.db", dir.path().display());
+    if !Any::database_exists(&url).await.unwrap() {
+        Any::create_database(&url).await.unwrap();
+    }
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(connections)
+        .connect(&url)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE IF NOT EXISTS t (n INTEGER PRIMARY KEY)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool
+}
+
+fn insert(n: i64) -> Statement {
+    Statement::new("INSERT INTO t (n) VALUES (?1)".to_owned(), vec![n.into()])
+}
+
+/// An insert of `n` that, if `n` is taken, makes SQLite roll back the
+/// whole transaction by itself, as a full disk or an I/O error would.
+fn rollback_by_sqlite(n: i64) -> Statement {
+    Statement::new(
+        "INSERT OR ROLLBACK INTO t (n) VALUES (?1)".to_owned(),
+        vec![n.into()],
+    )
+}
+
+/// A unit whose answer nobody awaits.
+fn job(unit: Vec<Statement>) -> Job {
+    let (reply, _) = oneshot::channel();
+    Job { unit, reply }
+}
+
+async fn rows(pool: &AnyPool) -> Vec<i64> {
+    sqlx::query_scalar("SELECT n FROM t ORDER BY n")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Units that share a transaction must not share a failure: a unit the
+/// database refuses fails alone, whole, and its neighbours commit.
+#[tokio::test]
+async fn a_refused_unit_fails_alone_and_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // As the store does: the writer owns a pool of one, reads go elsewhere.
+    let writer = Writer::batched(sqlite_pool(&dir, 1).await);
+    let pool = sqlite_pool(&dir, 2).await;
+    assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
+    // Queued together, so most land in one batch; every fifth repeats n = 0,
+    // in a unit whose first statement alone would have succeeded.
+    let units = (1..=40).map(|n| {
+        let writer = writer.clone();
+        async move {
+            let unit = if n % 5 == 0 {
+                vec![insert(1000 + n), insert(0)]
+            } else {
+                vec![insert(n), insert(100 + n)]
+            };
+            (n, writer.write(unit).await)
+        }
+    });
+    for (n, result) in futures::future::join_all(units).await {
+        if n % 5 == 0 {
+            assert!(result.is_err(), "unit {n} should have been refused");
+        } else {
+            assert_eq!(result.unwrap(), vec![1, 1], "unit {n}");
+        }
+    }
+    let expected: Vec<i64> = std::iter::once(0)
+        .chain((1..=40).filter(|n| n % 5 != 0))
+        .chain((1..=40).filter(|n| n % 5 != 0).map(|n| 100 + n))
+        .collect();
+    let mut expected = expected;
+    expected.sort_unstable();
+    assert_eq!(rows(&pool).await, expected);
+    // A failed batch costs the writer its connection; it goes on with a new one.
+    assert_eq!(writer.write(vec![insert(500)]).await.unwrap(), vec![1]);
+    assert!(rows(&pool).await.contains(&500));
+}
+
+/// SQLite may roll a transaction back by itself (a full disk, an I/O
+/// error, `OR ROLLBACK`), after which sqlx's own ROLLBACK fails and its
+/// count of open transactions no longer matches SQLite's: a connection
+/// kept after that could run every later unit inside a transaction that
+/// never commits, answering each as written. A failure costs the writer
+/// its connection instead.
+#[tokio::test]
+async fn a_unit_answered_as_written_is_committed_after_sqlite_rolled_back_on_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::batched(sqlite_pool(&dir, 1).await);
+    let pool = sqlite_pool(&dir, 2).await;
+    assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
+    // In a batch and alone: SQLite ends the transaction itself.
+    let units = (1..=20).map(|n| {
+        let writer = writer.clone();
+        let unit = if n % 4 == 0 {
+            vec![insert(1000 + n), rollback_by_sqlite(0)]
+        } else {
+            vec![insert(n), insert(100 + n)]
+        };
+        async move { writer.write(unit).await }
+    });
+    futures::future::join_all(units).await;
+    // Then an ordinary refusal, in a unit of its own.
+    assert!(writer.write(vec![insert(2000), insert(0)]).await.is_err());
+    assert_eq!(writer.write(vec![insert(700)]).await.unwrap(), vec![1]);
+    assert!(
+        rows(&pool).await.contains(&700),
+        "a unit answered as written must be visible to every connection"
+    );
+    assert!(!rows(&pool).await.contains(&2000));
+}
+
+/// The same, one step down: a batch SQLite rolled back by itself leaves
+/// the writer no connection with a transaction open.
+#[tokio::test]
+async fn a_batch_sqlite_rolled_back_leaves_no_transaction_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut held = Held {
+        pool: sqlite_pool(&dir, 1).await,
+        connection: None,
+    };
+    held.alone(&[insert(0)]).await.unwrap();
+    let batch = vec![
+        job(vec![insert(1)]),
+        job(vec![insert(1001), rollback_by_sqlite(0)]),
+    ];
+    assert!(held.together(&batch).await.is_err());
+    assert!(!held.get().await.unwrap().is_in_transaction());
+}
+
+/// When no connection can be had, a batch is refused at once, not unit
+/// by unit with a wait for a connection each.
+#[tokio::test]
+async fn a_batch_without_a_connection_is_refused_at_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    const WAIT: std::time::Duration = std::time::Duration::from_millis(300);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/g.db", dir.path().display());
+    drop(sqlite_pool(&dir, 1).await);
+    let refuse = Arc::new(AtomicBool::new(false));
+    let refusing = refuse.clone();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(WAIT)
+        .after_connect(move |_, _| {
+            let refusing = refusing.load(Ordering::SeqCst);
+            Box::pin(async move {
+                if refusing {
+                    return Err(sqlx::Error::Protocol("refused".to_owned()));
+                }
+                Ok(())
+            })
+        })
+        .connect(&url)
+        .await
+        .unwrap();
+    let writer = Writer::batched(pool);
+    writer.write(vec![insert(0)]).await.unwrap();
+    // A refused unit costs the writer its connection; then none can be had.
+    assert!(writer.write(vec![insert(0)]).await.is_err());
+    refuse.store(true, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    let units = (1..=10).map(|n| {
+        let writer = writer.clone();
+        async move { writer.write(vec![insert(n)]).await }
+    });
+    for result in futures::future::join_all(units).await {
+        assert!(result.is_err());
+    }
+    // One wait for the batch (and one for a unit that came alone), not
+    // one per unit: ten would take 3 s.
+    assert!(started.elapsed() < 5 * WAIT, "took {:?}", started.elapsed());
+}

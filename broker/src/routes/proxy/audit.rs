@@ -1,0 +1,153 @@
+//! The last step of every proxied request, refused or not: one audit record,
+//! committed with the settlement of its reservation before the answer goes
+//! out, a log line and the metrics.
+
+use std::time::Instant;
+
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+
+use super::canonical::bounded;
+use super::spend::Settlement;
+use crate::error::ApiError;
+use crate::group_commit::Statement;
+use crate::key::KeyRecord;
+use crate::metrics::{ProxyLabels, VendorLabels};
+use crate::state::AppState;
+use crate::store::AuditRecord;
+use crate::usd::micros_to_usd;
+
+/// The vendor label of a request to no configured vendor.
+const UNKNOWN_VENDOR: &str = "unknown";
+
+/// What the audit record needs to know about how far a request got.
+pub struct Trail {
+    started: Instant,
+    at: DateTime<Utc>,
+    /// The vendor segment, once known to name the upstream.
+    pub vendor: String,
+    method: String,
+    /// The path below the vendor segment, bounded.
+    pub path: String,
+    /// The caller's key, once its token named one.
+    pub key: Option<KeyRecord>,
+    /// Held once `settlement` commits.
+    reserved_micros: i64,
+    /// Held if `settlement` does not commit (its release with it).
+    held_without_settlement: i64,
+    /// What the answer changes in the store, committed with the audit row.
+    settlement: Vec<Statement>,
+}
+
+impl Trail {
+    /// A trail for a request of `method` that arrived now.
+    pub fn start(method: &str) -> Self {
+        Self {
+            started: Instant::now(),
+            at: Utc::now(),
+            vendor: UNKNOWN_VENDOR.to_owned(),
+            method: bounded(method, 16),
+            path: String::new(),
+            key: None,
+            reserved_micros: 0,
+            held_without_settlement: 0,
+            settlement: Vec::new(),
+        }
+    }
+
+    /// `micros` are now reserved against the key's cap.
+    pub fn reserved(&mut self, micros: i64) {
+        self.reserved_micros = micros;
+        self.held_without_settlement = micros;
+    }
+
+    /// Upstream answered (or failed): what stays held, and what to write.
+    pub fn settled(&mut self, settlement: Settlement) {
+        self.reserved_micros = settlement.held;
+        self.settlement = settlement.writes;
+    }
+}
+
+/// Logs, counts and durably records the request of `trail`, then returns
+/// the answer: `result`'s, or a 503 when its record cannot be written.
+pub async fn finish(
+    state: &AppState,
+    trail: Trail,
+    result: Result<Response, ApiError>,
+) -> Response {
+    let (response, code) = match result {
+        Ok(response) => (response, None),
+        Err(err) => {
+            let code = err.code();
+            (err.into_response(), Some(code))
+        }
+    };
+    let elapsed = trail.started.elapsed();
+    let record = AuditRecord {
+        at: trail.at,
+        key_id: trail.key.as_ref().map(|k| k.id.clone()),
+        label: trail.key.as_ref().map(|k| k.label.clone()),
+        vendor: trail.vendor,
+        method: trail.method,
+        path: trail.path,
+        status: response.status().as_u16(),
+        code: code.map(str::to_owned),
+        reserved_usd: micros_to_usd(trail.reserved_micros),
+        latency_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+    };
+    log(&record);
+    count(state, &record, elapsed.as_secs_f64());
+    // Every answer a client sees has its audit row: when the row cannot be
+    // written, the upstream answer is withheld and the client told to retry.
+    // A retry with the same Idempotency-Key replays what upstream did.
+    let store = state.store();
+    let settled = !trail.settlement.is_empty();
+    let mut unit = trail.settlement;
+    unit.push(store.record_audit(&record, trail.reserved_micros));
+    let Err(err) = store.write(unit).await else {
+        return response;
+    };
+    if settled {
+        // Erring on the side of the cap: without its release the amount stays held.
+        tracing::error!(error = %err, "failed to settle a request; recording it alone");
+        let alone = store.record_audit(&record, trail.held_without_settlement);
+        if store.write(vec![alone]).await.is_ok() {
+            return response;
+        }
+    }
+    ApiError::AuditUnavailable.into_response()
+}
+
+fn log(record: &AuditRecord) {
+    tracing::info!(
+        key_id = record.key_id.as_deref().unwrap_or("-"),
+        label = record.label.as_deref().unwrap_or("-"),
+        method = %record.method,
+        vendor = %record.vendor,
+        path = %record.path,
+        status = record.status,
+        code = record.code.as_deref().unwrap_or("-"),
+        latency_ms = record.latency_ms,
+        "proxied request"
+    );
+}
+
+fn count(state: &AppState, record: &AuditRecord, seconds: f64) {
+    let metrics = state.metrics();
+    metrics
+        .proxied
+        .get_or_create(&ProxyLabels {
+            vendor: record.vendor.clone(),
+            status: record.status,
+        })
+        .inc();
+    metrics
+        .proxy_seconds
+        .get_or_create(&VendorLabels {
+            vendor: record.vendor.clone(),
+        })
+        .observe(seconds);
+    if record.code.as_deref() == Some("cap_exhausted") {
+        metrics.cap_exhausted.inc();
+    }
+}

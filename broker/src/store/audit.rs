@@ -1,0 +1,85 @@
+//! The `audit` table: one row per proxied request, refused ones included.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{KeyFilter, Store, from_millis, millis};
+use crate::group_commit::Statement;
+use crate::usd::micros_to_usd;
+
+/// One proxied request, as the audit log keeps it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditRecord {
+    /// When the request arrived.
+    pub at: DateTime<Utc>,
+    /// The key used, when the token named one.
+    pub key_id: Option<String>,
+    /// That key's label.
+    pub label: Option<String>,
+    /// The vendor segment of the path.
+    pub vendor: String,
+    /// HTTP method.
+    pub method: String,
+    /// Path below the vendor, without the query.
+    pub path: String,
+    /// Status answered to the caller.
+    pub status: u16,
+    /// The broker's error code, when the broker refused or failed the request itself.
+    pub code: Option<String>,
+    /// USD held against the cap for this request.
+    pub reserved_usd: f64,
+    /// Time from arrival to answer.
+    pub latency_ms: i64,
+}
+
+impl Store {
+    /// Appends one audit record: a statement for [`Store::write`].
+    pub fn record_audit(&self, record: &AuditRecord, reserved_micros: i64) -> Statement {
+        self.statement(
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            vec![
+                millis(record.at).into(),
+                record.key_id.as_deref().into(),
+                record.label.as_deref().into(),
+                record.vendor.as_str().into(),
+                record.method.as_str().into(),
+                record.path.as_str().into(),
+                i64::from(record.status).into(),
+                record.code.as_deref().into(),
+                reserved_micros.into(),
+                record.latency_ms.into(),
+            ],
+        )
+    }
+
+    /// Audit records matching `filter` (key id, label prefix), newest first.
+    pub async fn audit(&self, filter: &KeyFilter) -> Result<Vec<AuditRecord>, sqlx::Error> {
+        let rows = sqlx::query(self.sql("SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms FROM audit
+             WHERE (?1 IS NULL OR key_id = ?1)
+               AND (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
+             ORDER BY id DESC LIMIT ?3"))
+        .bind(filter.key_id.as_deref())
+        .bind(filter.label_prefix.as_deref())
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(AuditRecord {
+                    at: from_millis(row.try_get("at")?),
+                    key_id: row.try_get("key_id")?,
+                    label: row.try_get("label")?,
+                    vendor: row.try_get("vendor")?,
+                    method: row.try_get("method")?,
+                    path: row.try_get("path")?,
+                    status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
+                    code: row.try_get("code")?,
+                    reserved_usd: micros_to_usd(row.try_get("reserved_micros")?),
+                    latency_ms: row.try_get("latency_ms")?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,191 @@
+//! The `keys` table: issued keys (only their tokens' hashes), looked up,
+//! listed with their spend, and revoked.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::spend::PERIOD_SQL;
+use super::{Store, decode_err, from_millis, millis};
+use crate::key::{KeyRecord, KeyStatus, LIFETIME_CAP_LIMIT_MS, SpendPeriod};
+use crate::new_key::NewKey;
+
+/// Filters of `GET /v1/keys` and `GET /v1/audit`.
+#[derive(Debug, Default, Clone)]
+pub struct KeyFilter {
+    /// Only labels starting with this.
+    pub label_prefix: Option<String>,
+    /// Only keys in this status.
+    pub status: Option<KeyStatus>,
+    /// Only this key.
+    pub key_id: Option<String>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at, allowed_objects, stripe_account";
+
+/// SQL for a key's status ([`KeyRecord::status`]) at the time bound as `?1`.
+const STATUS_SQL: &str = "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= ?1 THEN 'expired' ELSE 'active' END";
+
+fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
+    let endpoints: String = row.try_get("allowed_endpoints")?;
+    let metadata: String = row.try_get("metadata")?;
+    Ok(KeyRecord {
+        id: row.try_get("id")?,
+        label: row.try_get("label")?,
+        vendor: row.try_get("vendor")?,
+        daily_cap_micros: row.try_get("daily_cap_micros")?,
+        allowed_endpoints: serde_json::from_str(&endpoints).map_err(decode_err)?,
+        metadata: serde_json::from_str(&metadata).map_err(decode_err)?,
+        created_at: from_millis(row.try_get("created_at")?),
+        expires_at: from_millis(row.try_get("expires_at")?),
+        revoked_at: row
+            .try_get::<Option<i64>, _>("revoked_at")?
+            .map(from_millis),
+        allowed_objects: serde_json::from_str(&row.try_get::<String, _>("allowed_objects")?)
+            .map_err(decode_err)?,
+        stripe_account: row.try_get("stripe_account")?,
+    })
+}
+
+impl Store {
+    /// Stores a new key under `id`, keeping only the hash of its token.
+    pub async fn insert_key(
+        &self,
+        id: &str,
+        token_hash: &str,
+        key: &NewKey,
+        now: DateTime<Utc>,
+    ) -> Result<KeyRecord, sqlx::Error> {
+        let expires_at = now
+            + chrono::Duration::from_std(key.expires_in)
+                .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let endpoints = serde_json::to_string(&key.allowed_endpoints).map_err(decode_err)?;
+        let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
+        let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
+        self.write_one(self.statement(
+            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            vec![
+                id.into(),
+                token_hash.into(),
+                key.label.as_str().into(),
+                key.vendor.as_str().into(),
+                key.daily_cap_micros.into(),
+                endpoints.as_str().into(),
+                metadata.as_str().into(),
+                millis(now).into(),
+                millis(expires_at).into(),
+                objects.as_str().into(),
+                key.stripe_account.as_deref().into(),
+            ],
+        ))
+        .await?;
+        Ok(KeyRecord {
+            id: id.to_owned(),
+            label: key.label.clone(),
+            vendor: key.vendor.clone(),
+            daily_cap_micros: key.daily_cap_micros,
+            allowed_endpoints: key.allowed_endpoints.clone(),
+            metadata: key.metadata.clone(),
+            created_at: from_millis(millis(now)),
+            expires_at: from_millis(millis(expires_at)),
+            revoked_at: None,
+            allowed_objects: key.allowed_objects.clone(),
+            stripe_account: key.stripe_account.clone(),
+        })
+    }
+
+    /// The key with this id.
+    pub async fn key(&self, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
+        let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1");
+        let row = sqlx::query(self.sql(&sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// The key whose token hashes to `token_hash`, and in the same read the
+    /// label of the `(vendor, id)` object a request names in its path, when
+    /// the broker has seen that object (a label never changes once recorded).
+    pub async fn key_by_token_hash(
+        &self,
+        token_hash: &str,
+        path_object: Option<(&str, &str)>,
+    ) -> Result<Option<(KeyRecord, Option<String>)>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {KEY_COLUMNS},
+               (SELECT label FROM objects WHERE vendor = ?2 AND object_id = ?3) AS path_object_label
+             FROM keys WHERE token_hash = ?1"
+        );
+        let row = sqlx::query(self.sql(&sql))
+            .bind(token_hash)
+            .bind(path_object.map(|(vendor, _)| vendor))
+            .bind(path_object.map(|(_, id)| id))
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(|row| Ok((key_from_row(row)?, row.try_get("path_object_label")?)))
+            .transpose()
+    }
+
+    /// Keys matching `filter`, newest first, each with what it has spent in its period at `now`.
+    pub async fn list_keys(
+        &self,
+        filter: &KeyFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(KeyRecord, i64)>, sqlx::Error> {
+        // One query for the page: the period's spend comes with each key.
+        let sql = format!(
+            "SELECT {KEY_COLUMNS}, COALESCE(spend.micros, 0) AS spent_micros FROM keys
+             LEFT JOIN spend ON spend.key_id = keys.id AND spend.period = {PERIOD_SQL}
+             WHERE (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
+               AND (?3 IS NULL OR {STATUS_SQL} = ?3)
+             ORDER BY created_at DESC, id LIMIT ?4"
+        );
+        let rows = sqlx::query(self.sql(&sql))
+            .bind(millis(now))
+            .bind(filter.label_prefix.as_deref())
+            .bind(filter.status.map(KeyStatus::as_str))
+            .bind(filter.limit)
+            .bind(SpendPeriod::day_of(now).to_string())
+            .bind(LIFETIME_CAP_LIMIT_MS)
+            .bind(SpendPeriod::LIFE)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((key_from_row(row)?, row.try_get("spent_micros")?)))
+            .collect()
+    }
+
+    /// Revokes one key: `None` if there is no such key, else whether this call
+    /// revoked it (`false`: it already was, and keeps its first revocation time).
+    pub async fn revoke(&self, id: &str, now: DateTime<Utc>) -> Result<Option<bool>, sqlx::Error> {
+        let revoked = self
+            .write_one(self.statement(
+                "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                vec![id.into(), millis(now).into()],
+            ))
+            .await?;
+        if revoked > 0 {
+            return Ok(Some(true));
+        }
+        Ok(self.key(id).await?.map(|_| false))
+    }
+
+    /// Revokes every active key whose label starts with `prefix`; returns how many.
+    pub async fn revoke_by_prefix(
+        &self,
+        prefix: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64, sqlx::Error> {
+        self.write_one(self.statement(
+            "UPDATE keys SET revoked_at = ?1
+             WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2",
+            vec![millis(now).into(), prefix.into()],
+        ))
+        .await
+    }
+}

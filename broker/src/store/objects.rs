@@ -1,0 +1,149 @@
+//! The `objects` table: objects seen through the proxy, the label whose key
+//! created each, what it is worth, and what of that is already held against
+//! a key's cap.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{Store, millis};
+use crate::group_commit::Statement;
+use crate::key::{SpendPeriod, SpendRow};
+
+/// An object seen through the proxy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRecord {
+    /// The label of the key that created it; empty when the broker only looked it up.
+    pub label: String,
+    /// Its amount in minor units, for objects that move money.
+    pub amount: Option<i64>,
+    /// Its currency.
+    pub currency: Option<String>,
+    /// Micro-dollars already held against a key's cap for it.
+    pub held_micros: i64,
+    /// The spend row that hold was reserved in.
+    pub held_in: Option<SpendRow>,
+}
+
+impl ObjectRecord {
+    /// An object whose amount the broker has not seen (a Charge a PaymentIntent made).
+    pub fn unpriced() -> Self {
+        Self::priced(None, None)
+    }
+
+    /// An object of no label yet, worth `amount` of `currency` when known, holding nothing.
+    pub fn priced(amount: Option<i64>, currency: Option<String>) -> Self {
+        Self {
+            label: String::new(),
+            amount,
+            currency,
+            held_micros: 0,
+            held_in: None,
+        }
+    }
+
+    /// What it holds against spend row `row`: a hold reserved by another
+    /// key, or in an earlier period, was counted there, and pays for nothing here.
+    pub fn held_against(&self, row: &SpendRow) -> i64 {
+        if self.held_in.as_ref() == Some(row) {
+            self.held_micros
+        } else {
+            0
+        }
+    }
+}
+
+impl Store {
+    /// The object `id` of `vendor`, if the broker has seen it.
+    pub async fn object(
+        &self,
+        vendor: &str,
+        id: &str,
+    ) -> Result<Option<ObjectRecord>, sqlx::Error> {
+        let row = sqlx::query(self.sql(
+            "SELECT label, amount, currency, held_micros, held_key, held_period FROM objects WHERE vendor = ?1 AND object_id = ?2",
+        ))
+        .bind(vendor)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            let held_key: Option<String> = row.try_get("held_key")?;
+            let held_period: Option<String> = row.try_get("held_period")?;
+            Ok(ObjectRecord {
+                label: row.try_get("label")?,
+                amount: row.try_get("amount")?,
+                currency: row.try_get("currency")?,
+                held_micros: row.try_get("held_micros")?,
+                held_in: held_key.zip(held_period).map(|(key_id, period)| SpendRow {
+                    key_id,
+                    period: SpendPeriod::stored(period),
+                }),
+            })
+        })
+        .transpose()
+    }
+
+    /// Records an object the first time it is seen; a later sighting changes nothing.
+    pub async fn record_object(
+        &self,
+        vendor: &str,
+        id: &str,
+        object: &ObjectRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        self.write_one(self.record_object_statement(vendor, id, object, now))
+            .await?;
+        Ok(())
+    }
+
+    /// [`Store::record_object`] as a statement for [`Store::write`].
+    pub fn record_object_statement(
+        &self,
+        vendor: &str,
+        id: &str,
+        object: &ObjectRecord,
+        now: DateTime<Utc>,
+    ) -> Statement {
+        self.statement(
+            "INSERT INTO objects (vendor, object_id, label, amount, currency, held_micros, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (vendor, object_id) DO NOTHING",
+            vec![
+                vendor.into(),
+                id.into(),
+                object.label.as_str().into(),
+                object.amount.into(),
+                object.currency.as_deref().into(),
+                object.held_micros.into(),
+                millis(now).into(),
+            ],
+        )
+    }
+
+    /// After upstream accepted a valued request: the object now holds `add_micros`
+    /// more against spend row `row` (a hold of another row is replaced, not
+    /// added to), and is worth `amount` of `currency`. A statement for [`Store::write`].
+    pub fn hold_for_object(
+        &self,
+        vendor: &str,
+        id: &str,
+        add_micros: i64,
+        row: &SpendRow,
+        amount: i64,
+        currency: &str,
+    ) -> Statement {
+        self.statement(
+            "UPDATE objects SET held_micros = CASE WHEN held_key = ?6 AND held_period = ?7 THEN held_micros ELSE 0 END + ?3,
+                    held_key = ?6, held_period = ?7, amount = ?4, currency = ?5
+             WHERE vendor = ?1 AND object_id = ?2",
+            vec![
+                vendor.into(),
+                id.into(),
+                add_micros.into(),
+                amount.into(),
+                currency.into(),
+                row.key_id.as_str().into(),
+                row.period.as_str().into(),
+            ],
+        )
+    }
+}

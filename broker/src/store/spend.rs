@@ -1,0 +1,90 @@
+//! The `spend` table: what each key holds against its cap in each spend
+//! period ([`crate::key::KeyRecord::spend_period`]), reserved atomically.
+
+use chrono::{DateTime, Utc};
+
+use super::{Store, millis};
+use crate::group_commit::Statement;
+use crate::key::{KeyRecord, SpendPeriod};
+
+/// SQL for a key's spend period ([`KeyRecord::spend_period`]), given the UTC
+/// day bound as `?5`, [`crate::key::LIFETIME_CAP_LIMIT_MS`] as `?6` and
+/// [`SpendPeriod::LIFE`] as `?7`.
+pub(super) const PERIOD_SQL: &str = "CASE WHEN expires_at - created_at <= ?6 THEN ?7 ELSE ?5 END";
+
+/// A reservation against a key's cap, to be kept or released.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    key_id: String,
+    period: SpendPeriod,
+    micros: i64,
+}
+
+impl Reservation {
+    /// The reserved amount in micro-dollars.
+    pub fn micros(&self) -> i64 {
+        self.micros
+    }
+}
+
+impl Store {
+    /// What `key` has spent (or holds in flight) in its period at `now`, in micro-dollars.
+    pub async fn spent(&self, key: &KeyRecord, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+        let spent: Option<i64> = sqlx::query_scalar(
+            self.sql("SELECT micros FROM spend WHERE key_id = ?1 AND period = ?2"),
+        )
+        .bind(&key.id)
+        .bind(key.spend_period(now).to_string())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(spent.unwrap_or(0))
+    }
+
+    /// Atomically holds `micros` against the key's cap in `period` (the one
+    /// the request was valued in: see [`KeyRecord::spend_period`]); `None`
+    /// if that would pass the cap, or if the key is no longer live at `now`.
+    ///
+    /// One conditional upsert checks the key's state, checks the cap and adds,
+    /// so concurrent requests on one key can never together pass the cap, and
+    /// a key revoked while its request was arriving reserves nothing.
+    pub async fn reserve(
+        &self,
+        key: &KeyRecord,
+        micros: i64,
+        period: &SpendPeriod,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Reservation>, sqlx::Error> {
+        let reserved = self
+            .write_one(self.statement(
+                "INSERT INTO spend (key_id, period, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
+                   AND EXISTS (SELECT 1 FROM keys WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?5)
+                 ON CONFLICT (key_id, period) DO UPDATE SET micros = spend.micros + excluded.micros
+                 WHERE spend.micros + excluded.micros <= ?4",
+                vec![
+                    key.id.as_str().into(),
+                    period.as_str().into(),
+                    micros.into(),
+                    key.daily_cap_micros.into(),
+                    millis(now).into(),
+                ],
+            ))
+            .await?;
+        Ok((reserved == 1).then(|| Reservation {
+            key_id: key.id.clone(),
+            period: period.clone(),
+            micros,
+        }))
+    }
+
+    /// Gives a reservation back, for a request upstream refused: a statement for [`Store::write`].
+    pub fn release(&self, reservation: &Reservation) -> Statement {
+        self.statement(
+            "UPDATE spend SET micros = micros - ?3 WHERE key_id = ?1 AND period = ?2",
+            vec![
+                reservation.key_id.as_str().into(),
+                reservation.period.as_str().into(),
+                reservation.micros.into(),
+            ],
+        )
+    }
+}

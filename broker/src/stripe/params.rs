@@ -1,0 +1,105 @@
+//! Stripe's request parameters as the broker reads them: which name objects
+//! (always, or by the shape of their value), which hold free text, and the
+//! amount and currency of a request that moves money.
+
+use super::ids::{is_test_payment_method, looks_like_id, object_in_path};
+use crate::error::ApiError;
+use crate::form::FormParams;
+
+/// Parameters whose value names an object the key must own (or, for
+/// accounts, be issued for): what it pays with, whom it charges, where the
+/// money goes.
+const OBJECT_PARAMS: [&str; 10] = [
+    "payment_intent",
+    "charge",
+    "customer",
+    "payment_method",
+    "source",
+    "mandate",
+    "setup_intent",
+    "on_behalf_of",
+    "destination",
+    "transfer_data[destination]",
+];
+
+/// Largest amount in minor units the broker reads: Stripe's own limit is 8 digits.
+const MAX_AMOUNT_DIGITS: usize = 12;
+
+/// The whole number of minor units in parameter `name`, if given.
+pub fn amount_param(params: &FormParams, name: &str) -> Result<Option<i64>, ApiError> {
+    match params.scalar(name) {
+        Some(text)
+            if !text.is_empty()
+                && text.len() <= MAX_AMOUNT_DIGITS
+                && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Ok(text.parse().ok())
+        }
+        None if !params.has(name) => Ok(None),
+        _ => Err(ApiError::BadParameter(format!(
+            "parameter `{name}` must be a whole number of minor units"
+        ))),
+    }
+}
+
+/// The three-letter currency of `currency`, lowercased, if given.
+pub fn currency_param(params: &FormParams) -> Result<Option<String>, ApiError> {
+    match params.scalar("currency") {
+        Some(text) if text.len() == 3 && text.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Ok(Some(text.to_ascii_lowercase()))
+        }
+        None if !params.has("currency") => Ok(None),
+        _ => Err(ApiError::BadParameter(
+            "parameter `currency` must be a three-letter currency code".to_owned(),
+        )),
+    }
+}
+
+/// Parameters of free text, never an object: a value there may look like an id.
+const FREE_TEXT: [&str; 12] = [
+    "description",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_group",
+    "shipping",
+    "return_url",
+    "receipt_email",
+    "name",
+    "email",
+    "phone",
+    "address",
+    "reason",
+];
+
+/// Whether a parameter holds the caller's own text: `metadata[…]` at any depth, or free text.
+fn is_free_text(name: &str) -> bool {
+    let base = name.split('[').next().unwrap_or(name);
+    name.starts_with("metadata[") || name.contains("[metadata]") || FREE_TEXT.contains(&base)
+}
+
+/// The objects a request names: in its path, in the parameters that always
+/// name one, and any other parameter (metadata aside) whose value is shaped
+/// like a Stripe id: a confirmation token, an account, a card, a default
+/// payment method nested in settings are all objects too, and a list of
+/// every such parameter would always be missing the next one.
+pub fn named_objects<'a>(path: &'a str, params: &'a FormParams) -> Result<Vec<&'a str>, ApiError> {
+    let mut named: Vec<&str> = object_in_path(path).into_iter().collect();
+    for (name, value) in params.pairs() {
+        if !is_free_text(name) && looks_like_id(value) && !is_test_payment_method(value) {
+            named.push(value);
+        }
+    }
+    for name in OBJECT_PARAMS {
+        match params.scalar(name) {
+            Some(id) if name == "payment_method" && is_test_payment_method(id) => {}
+            Some(id) => named.push(id),
+            None if params.has(name) => {
+                return Err(ApiError::BadParameter(format!(
+                    "parameter `{name}` must be a single object id"
+                )));
+            }
+            None => {}
+        }
+    }
+    Ok(named)
+}
