@@ -17,7 +17,7 @@ const LISTED_ATTEMPTS: usize = 10;
 /// Where the checkout's activity policy comes from.
 #[derive(Debug, Clone, Default, Args)]
 pub struct PolicyArgs {
-    /// TOML file with `[charge]` and `[refund]` policies (see the README); flags below override it.
+    /// TOML file with `[charge]` and `[refund]` policies (see docs/checkout-workflow.md); flags below override it.
     #[arg(long, env = "KEYLEASE_POLICY_FILE")]
     pub policy_file: Option<PathBuf>,
     /// Overrides `charge.schedule_to_close`.
