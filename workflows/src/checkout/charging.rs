@@ -9,7 +9,8 @@ use temporalio_sdk::{
     WorkflowContext, WorkflowResult, WorkflowTermination,
 };
 
-use crate::checkout::{CheckoutInput, CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
+use super::CheckoutWorkflow;
+use super::types::{CheckoutInput, CheckoutOutcome, CheckoutStep};
 use crate::contract::{
     CaptureMode, Charge, ChargeInput, NotSentDetails, Reconcile, ReconcileInput, ReconcileOutput,
     error_types,
