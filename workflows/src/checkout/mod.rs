@@ -18,6 +18,8 @@ use crate::fulfilment::{Fulfilment, FulfilmentRequest};
 pub mod charging;
 pub mod types;
 
+use charging::Attempt;
+
 pub use types::{CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep};
 
 /// Patch: the checkout sets its `OrderId` search attribute first.
@@ -33,7 +35,7 @@ pub const ORDER_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("Or
 #[workflow]
 #[derive(Default)]
 pub struct CheckoutWorkflow {
-    pub(crate) status: CheckoutStatus,
+    status: CheckoutStatus,
     fulfilment: Option<Fulfilment>,
 }
 
@@ -98,7 +100,14 @@ impl CheckoutWorkflow {
         }
         let safe = ctx.patched(charging::SAFE_CHARGE_PATCH);
         let charged = if safe {
-            charging::charge(ctx, &input, &policy).await?
+            match charging::charge(ctx, &input, &policy).await {
+                Attempt::Settled(charged) => charged,
+                Attempt::Unknown(unknown) => {
+                    // The `status` query shows that Stripe is being asked.
+                    ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
+                    charging::reconcile(ctx, &input, &policy, unknown).await?
+                }
+            }
         } else {
             charging::charge_v1(ctx, &input, &policy).await?
         };
