@@ -1,12 +1,10 @@
 //! The objects of one secret key (Stripe scopes every object to its account),
 //! and their JSON with `expand[]` applied.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 
 use crate::error::StripeError;
-use crate::idempotency::IdempotencyEntry;
+use crate::idempotency::IdempotencyTable;
 use crate::objects::{Charge, PaymentIntent, Refund, Store, list};
 
 /// Everything created with one secret key.
@@ -19,7 +17,7 @@ pub struct Account {
     /// In creation order.
     pub refunds: Store<Refund>,
     /// Idempotency keys seen with this secret.
-    pub idempotency: HashMap<String, IdempotencyEntry>,
+    pub idempotency: IdempotencyTable,
 }
 
 /// What an object may expand, by Stripe's field names.

@@ -20,7 +20,7 @@
 //! - [`listing`], [`search`]: list endpoints and the search query language.
 //! - [`params`], [`reference`]: form parameters, and which ones Stripe takes.
 //! - [`version`], the API version a request is served at (`Stripe-Version`).
-//! - [`idempotency`]: saving and replaying answers by key.
+//! - [`idempotency`]: the answers saved by key, and the rules for replaying them.
 //! - [`faults`], [`control`]: staged faults and the `/_sim` API.
 //! - [`server`]: the accept loop that can drop a connection unanswered.
 //! - [`state`], [`account`], [`error`], [`response`], [`ids`]: the plumbing.

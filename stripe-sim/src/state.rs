@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::account::Account;
 use crate::faults::{Fault, FaultSpec};
-use crate::idempotency::{Claim, ClaimGuard, IdempotencyEntry, KEY_LIFETIME_MS};
+use crate::idempotency::Claim;
+use crate::response::SimResponse;
 use crate::version::ApiVersion;
 
 /// What a request executes with: the simulator's clock and the API version.
@@ -158,58 +159,26 @@ impl Sim {
         self.lock().requests.clone()
     }
 
-    /// Claims an idempotency key for a request with `fingerprint`.
-    /// Keys expire 24 hours after first use, by the simulator's clock.
+    /// Claims an idempotency key of `secret` for a request with
+    /// `fingerprint`; a fresh claim comes with the guard that saves its
+    /// answer. Keys expire 24 hours after first use, by the simulator's clock.
     pub fn claim(
         self: &Arc<Self>,
         secret: &str,
         key: &str,
         fingerprint: &str,
         now_ms: i64,
-    ) -> Claim {
-        let claim = self.with_account(secret, |account| match account.idempotency.get(key) {
-            Some(IdempotencyEntry::Done { first_used_ms, .. })
-                if now_ms - first_used_ms >= KEY_LIFETIME_MS =>
-            {
-                account.idempotency.insert(
-                    key.to_owned(),
-                    IdempotencyEntry::InFlight {
-                        fingerprint: fingerprint.to_owned(),
-                        first_used_ms: now_ms,
-                    },
-                );
-                None
-            }
-            Some(IdempotencyEntry::Done {
-                fingerprint: first,
-                response,
-                ..
-            }) if first == fingerprint => {
-                let mut replay = response.clone();
-                replay.replayed = true;
-                Some(Claim::Replay(replay))
-            }
-            Some(IdempotencyEntry::Done { .. }) => Some(Claim::Mismatch),
-            Some(IdempotencyEntry::InFlight { .. }) => Some(Claim::InFlight),
-            None => {
-                account.idempotency.insert(
-                    key.to_owned(),
-                    IdempotencyEntry::InFlight {
-                        fingerprint: fingerprint.to_owned(),
-                        first_used_ms: now_ms,
-                    },
-                );
-                None
-            }
-        });
-        claim.unwrap_or_else(|| {
-            Claim::Fresh(ClaimGuard::new(
-                self.clone(),
-                secret,
-                key,
-                fingerprint,
-                now_ms,
-            ))
+    ) -> Claim<ClaimGuard> {
+        self.with_account(secret, |account| {
+            account.idempotency.claim(key, fingerprint, now_ms)
+        })
+        .held_by(|| ClaimGuard {
+            sim: self.clone(),
+            secret: secret.to_owned(),
+            key: key.to_owned(),
+            fingerprint: fingerprint.to_owned(),
+            first_used_ms: now_ms,
+            saved: false,
         })
     }
 
@@ -272,5 +241,46 @@ impl Sim {
             resets: state.resets + 1,
             ..SimState::default()
         };
+    }
+}
+
+/// Holds a key in flight; saves the answer on [`ClaimGuard::complete`], and
+/// frees the key when dropped without one (validation failure, staged fault,
+/// a client that went away), so that a retry runs afresh.
+///
+/// It lives here, not beside the table, because it must find the table
+/// again through the simulator's lock: the request runs between claim and
+/// answer without holding that lock.
+#[derive(Debug)]
+pub struct ClaimGuard {
+    sim: Arc<Sim>,
+    secret: String,
+    key: String,
+    fingerprint: String,
+    first_used_ms: i64,
+    saved: bool,
+}
+
+impl ClaimGuard {
+    /// Saves `response` as the answer for this key.
+    pub fn complete(mut self, response: &SimResponse) {
+        let fingerprint = std::mem::take(&mut self.fingerprint);
+        self.sim.with_account(&self.secret, |account| {
+            account
+                .idempotency
+                .complete(&self.key, fingerprint, response, self.first_used_ms);
+        });
+        self.saved = true;
+    }
+}
+
+impl Drop for ClaimGuard {
+    fn drop(&mut self) {
+        if self.saved {
+            return;
+        }
+        self.sim.with_account(&self.secret, |account| {
+            account.idempotency.release(&self.key)
+        });
     }
 }

@@ -6,19 +6,22 @@
 //!
 //! Modules:
 //! - [`contract`]: `charge`, `refund` and `reconcile`, their inputs, outputs and failure types, the task queue.
-//! - [`checkout`]: [`CheckoutWorkflow`], the charge → fulfilment → refund saga.
-//! - [`charging`]: its charge step, and the reconciliation of an unknown outcome.
+//! - [`checkout`]: [`CheckoutWorkflow`], the charge → fulfilment → refund saga;
+//!   [`checkout::types`] its input, outcome and status; [`checkout::charging`]
+//!   (also [`charging`]) its charge step, and the reconciliation of an unknown outcome.
 //! - [`fulfilment`]: the `fulfilment` signal's and `fulfil` Update's payload.
 //! - [`policy`]: per-activity timeouts and retry policy.
 //! - [`interceptor`]: [`ScheduleToCloseHeader`], which tells each activity its schedule-to-close timeout.
 
-pub mod charging;
 pub mod checkout;
 pub mod contract;
 pub mod fulfilment;
 pub mod interceptor;
 pub mod policy;
 
+// The charge step was a top-level module before it moved under the workflow
+// that runs it; the worker still reaches `charging::charge_input` here.
+pub use checkout::charging;
 pub use checkout::{
     CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep, CheckoutWorkflow, ORDER_ID,
 };

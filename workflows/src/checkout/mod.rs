@@ -4,22 +4,23 @@
 //! ([`WorkflowContext::patched`]): a run recorded before a change replays
 //! along the old path, so a deploy never breaks a checkout in flight.
 
-use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    SyncWorkflowContext, TimerResult, WorkflowCancellationToken, WorkflowContext,
-    WorkflowContextView, WorkflowResult,
+    ApplicationFailure, SyncWorkflowContext, TimerResult, WorkflowCancellationToken,
+    WorkflowContext, WorkflowContextView, WorkflowResult,
 };
 
-use crate::charging;
 use crate::contract::{Refund, RefundInput, error_types};
 use crate::fulfilment::{Fulfilment, FulfilmentRequest};
-use crate::policy::CheckoutPolicy;
-use temporalio_sdk::ApplicationFailure;
+
+pub mod charging;
+pub mod types;
+
+use charging::Attempt;
+
+pub use types::{CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep};
 
 /// Patch: the checkout sets its `OrderId` search attribute first.
 pub const ORDER_ID_PATCH: &str = "order-id-search-attribute";
@@ -30,103 +31,11 @@ pub const ORDER_ID_PATCH: &str = "order-id-search-attribute";
 /// money moves) until it is.
 pub const ORDER_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("OrderId");
 
-fn default_fulfilment_timeout() -> Duration {
-    Duration::from_secs(3600)
-}
-
-/// Input of workflow `checkout`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CheckoutInput {
-    /// The caller's order id.
-    pub order_id: String,
-    /// Minor units.
-    pub amount: i64,
-    /// ISO 4217, lowercase.
-    pub currency: String,
-    /// Stripe PaymentMethod id.
-    pub payment_method: String,
-    /// Stripe Customer id.
-    #[serde(default)]
-    pub customer: Option<String>,
-    /// The charge key's spend cap in USD (see `charge`).
-    #[serde(default)]
-    pub max_spend_usd: Option<f64>,
-    /// Timeouts and retries of `charge` and `refund`.
-    #[serde(default)]
-    pub policy: Option<CheckoutPolicy>,
-    /// How long to wait for the `fulfilment` signal before refunding (default 1h).
-    #[serde(default = "default_fulfilment_timeout", with = "humantime_serde")]
-    pub fulfilment_timeout: Duration,
-}
-
-/// Result of workflow `checkout`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome")]
-pub enum CheckoutOutcome {
-    /// Charged and fulfilled.
-    Completed {
-        /// The charge.
-        payment_intent_id: String,
-    },
-    /// Charged, then refunded because fulfilment failed, timed out or the workflow was cancelled.
-    Compensated {
-        /// The charge.
-        payment_intent_id: String,
-        /// The refund.
-        refund_id: String,
-        /// Why it was refunded.
-        reason: String,
-    },
-    /// The charge failed for good; nothing was charged, so nothing is refunded.
-    Failed {
-        /// The charge's failure type, e.g. `CardDeclined`.
-        error_type: String,
-        /// Its message.
-        message: String,
-    },
-}
-
-/// Where a checkout is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CheckoutStep {
-    /// Running `charge`.
-    #[default]
-    Charging,
-    /// The charge's outcome was unknown: running `reconcile`.
-    Reconciling,
-    /// Charged; waiting for `fulfilment`.
-    AwaitingFulfilment,
-    /// Running `refund`.
-    Refunding,
-    /// Done: fulfilled.
-    Completed,
-    /// Done: refunded.
-    Compensated,
-    /// Done: the charge failed.
-    Failed,
-}
-
-/// Answer of query `status`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CheckoutStatus {
-    /// Current step.
-    pub step: CheckoutStep,
-    /// Set once charged.
-    pub payment_intent_id: Option<String>,
-    /// Set once refunded.
-    pub refund_id: Option<String>,
-    /// Why the charge is being (or was) refunded.
-    #[serde(default)]
-    pub refund_reason: Option<String>,
-}
-
 /// Workflow type `checkout`.
 #[workflow]
 #[derive(Default)]
 pub struct CheckoutWorkflow {
-    pub(crate) status: CheckoutStatus,
+    status: CheckoutStatus,
     fulfilment: Option<Fulfilment>,
 }
 
@@ -191,7 +100,14 @@ impl CheckoutWorkflow {
         }
         let safe = ctx.patched(charging::SAFE_CHARGE_PATCH);
         let charged = if safe {
-            charging::charge(ctx, &input, &policy).await?
+            match charging::charge(ctx, &input, &policy).await {
+                Attempt::Settled(charged) => charged,
+                Attempt::Unknown(unknown) => {
+                    // The `status` query shows that Stripe is being asked.
+                    ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
+                    charging::reconcile(ctx, &input, &policy, unknown).await?
+                }
+            }
         } else {
             charging::charge_v1(ctx, &input, &policy).await?
         };

@@ -1,7 +1,12 @@
 //! The checkout's charge step: `charge`, and `reconcile` when its outcome is unknown.
 //!
 //! Two versions, chosen by [`SAFE_CHARGE_PATCH`]: runs recorded before it
-//! replay [`charge_v1`]; every new run takes [`charge`].
+//! replay [`charge_v1`]; every new run takes [`charge`], then [`reconcile`]
+//! when the charge's outcome is unknown.
+//!
+//! These functions run activities in any workflow's context and never touch
+//! its state: the checkout (in `mod.rs`) calls them and records its own step,
+//! so imports go one way, from the workflow to its steps.
 
 use temporalio_common::error::IncomingError;
 use temporalio_sdk::{
@@ -9,7 +14,7 @@ use temporalio_sdk::{
     WorkflowContext, WorkflowResult, WorkflowTermination,
 };
 
-use crate::checkout::{CheckoutInput, CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
+use super::types::{CheckoutInput, CheckoutOutcome};
 use crate::contract::{
     CaptureMode, Charge, ChargeInput, NotSentDetails, Reconcile, ReconcileInput, ReconcileOutput,
     error_types,
@@ -99,33 +104,69 @@ pub fn charge_input(input: &CheckoutInput, checkout_id: Option<String>) -> Charg
     }
 }
 
+/// A charge whose outcome only Stripe can tell: what [`reconcile`] asks
+/// Stripe with, and the charge's failure, reported if Stripe holds nothing.
+#[derive(Debug)]
+pub struct UnknownCharge {
+    checkout_id: String,
+    error_type: String,
+    message: String,
+}
+
+/// How [`charge`] ended.
+#[derive(Debug)]
+pub enum Attempt {
+    /// Charged, or charged nothing for certain.
+    Settled(Charged),
+    /// Maybe charged: run [`reconcile`].
+    Unknown(UnknownCharge),
+}
+
 /// Runs `charge` out of the workflow's cancellation's reach (a cancel waits
-/// for its outcome, and the caller refunds), and `reconcile` when its outcome
-/// is unknown. Fails the workflow `ChargeOutcomeUnknown` only when Stripe
-/// cannot tell either.
-pub async fn charge(
-    ctx: &mut WorkflowContext<CheckoutWorkflow>,
+/// for its outcome, and the caller refunds). An outcome it cannot settle is
+/// handed back rather than reconciled here, so that the workflow, which owns
+/// its status, can report the reconciling step before [`reconcile`] runs.
+pub async fn charge<W>(
+    ctx: &WorkflowContext<W>,
     input: &CheckoutInput,
     policy: &CheckoutPolicy,
-) -> WorkflowResult<Charged> {
+) -> Attempt {
     let checkout_id = ctx.info().first_execution_run_id().to_owned();
     let charge = charge_input(input, Some(checkout_id.clone()));
     let options = policy
         .charge
         .options("charge", Some(WorkflowCancellationToken::new()));
     let err = match ctx.execute_activity(Charge, charge, options).await {
-        Ok(charged) => return Ok(Ok(charged.payment_intent_id)),
+        Ok(charged) => return Attempt::Settled(Ok(charged.payment_intent_id)),
         Err(err) => err,
     };
     let (error_type, message) = describe(&err);
     if judge(&err) == Verdict::NothingCharged {
-        return Ok(Err(CheckoutOutcome::Failed {
+        return Attempt::Settled(Err(CheckoutOutcome::Failed {
             error_type,
             message,
         }));
     }
+    Attempt::Unknown(UnknownCharge {
+        checkout_id,
+        error_type,
+        message,
+    })
+}
 
-    ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
+/// Asks Stripe, with `reconcile`, what an [`UnknownCharge`] did. Fails the
+/// workflow `ChargeOutcomeUnknown` only when Stripe cannot tell either.
+pub async fn reconcile<W>(
+    ctx: &WorkflowContext<W>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+    unknown: UnknownCharge,
+) -> WorkflowResult<Charged> {
+    let UnknownCharge {
+        checkout_id,
+        error_type,
+        message,
+    } = unknown;
     let reconcile = ReconcileInput {
         order_id: input.order_id.clone(),
         checkout_id,
@@ -161,8 +202,8 @@ pub async fn charge(
 /// The charge as it ran before [`SAFE_CHARGE_PATCH`], for runs recorded
 /// then: `Ok(Err(outcome))` is a charge that failed for good; an outcome
 /// unknown fails the workflow so that an operator reconciles it.
-pub async fn charge_v1(
-    ctx: &mut WorkflowContext<CheckoutWorkflow>,
+pub async fn charge_v1<W>(
+    ctx: &WorkflowContext<W>,
     input: &CheckoutInput,
     policy: &CheckoutPolicy,
 ) -> WorkflowResult<Charged> {
