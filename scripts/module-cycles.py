@@ -3,8 +3,10 @@
 
 For each crate of the workspace (each folder with a Cargo.toml) and each of
 its source roots (src/, tests/, benches/), a file's non-test code (before its
-first `#[cfg(test)]`) that names `crate::a::b` or `super::b` depends on the
-deepest module that path names. A strongly connected set of two or more
+first `#[cfg(test)]`) that names `crate::a::b`, `super::b` (or an item of
+its parent, `super::Item`), or a path through one of its own submodules
+(`child::f()`, `pub use child::X`) depends on the deepest module that path
+names. A strongly connected set of two or more
 modules is a cycle: printed with its edges, and the exit status is 1.
 
 This reads source text, not the compiler's view: a `use` through a re-export
@@ -18,6 +20,7 @@ import re
 import sys
 
 PATH = r"[a-z_][a-z0-9_]*(?:::[a-z_][a-z0-9_]*)*"
+ANY_PATH = r"[A-Za-z_][A-Za-z0-9_]*(?:::[A-Za-z_][A-Za-z0-9_]*)*"
 
 
 def source_roots(root):
@@ -48,13 +51,22 @@ def dependencies(base):
     edges = {}
     for module, text in texts.items():
         code = re.sub(r"//[^\n]*", "", text).split("#[cfg(test)]")[0]
-        named = re.findall(r"crate::(" + PATH + ")", code)
-        parent = module.split("::")[:-1]
-        named += ["::".join(parent + [p]) for p in re.findall(r"super::(" + PATH + ")", code)]
+        own = module.split("::") if module else []
+        paths = [p.split("::") for p in re.findall(r"crate::(" + PATH + ")", code)]
+        # `super::item` depends on the parent module itself (unless that is the crate root).
+        parent = own[:-1]
+        floor = {}
+        for p in re.findall(r"super::(" + ANY_PATH + ")", code):
+            paths.append(parent + p.split("::"))
+            floor[len(paths) - 1] = max(len(parent), 1)
+        # A path through one of its own submodules (`child::f()`, `pub use child::X`).
+        children = {m.split("::")[-1] for m in texts if m and m.split("::")[:-1] == own}
+        for child in children:
+            if re.search(r"(?<![:\w])" + child + r"::", code):
+                paths.append(own + [child])
         edges[module] = set()
-        for path in named:
-            parts = path.split("::")
-            for end in range(len(parts), 0, -1):
+        for i, parts in enumerate(paths):
+            for end in range(len(parts), floor.get(i, 1) - 1, -1):
                 target = "::".join(parts[:end])
                 if target in texts:
                     if target != module:
