@@ -8,15 +8,33 @@
 //! spelling of each name, refuses anything two parsers could read
 //! differently, and forwards a body re-encoded from the pairs it parsed, never
 //! the client's bytes: what the broker valued is what upstream reads.
+//!
+//! Reading costs time linear in the form's length and never recurses deeper
+//! than [`MAX_DEPTH`]: a form has at most [`MAX_PARAMS`] parameters and a name
+//! at most [`MAX_DEPTH`] bracket keys, far beyond what any Stripe call takes
+//! and far below what could stall or crash the broker.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use percent_encoding::percent_decode;
 
+/// Most parameters one form may hold. Stripe's own requests stay far below
+/// it: a Checkout Session of 100 line items with prices, quantities and tax
+/// rates is a few hundred; metadata holds at most 50 keys.
+pub const MAX_PARAMS: usize = 1_000;
+
+/// Most bracket keys in one parameter name. Stripe's deepest parameters have
+/// five (`line_items[0][price_data][product_data][metadata][key]`).
+pub const MAX_DEPTH: usize = 8;
+
 /// Why a form could not be read unambiguously; each names the parameter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FormError {
+    /// More than [`MAX_PARAMS`] parameters.
+    TooMany,
+    /// A name nested deeper than [`MAX_DEPTH`] bracket keys.
+    TooDeep(String),
     /// A raw byte no form encoder sends (`;`, a control or non-ASCII byte) or a broken `%` escape.
     BadEncoding(String),
     /// A piece without `=`, or a name that is not `name` or `name[…]…` in Stripe's alphabet.
@@ -31,6 +49,11 @@ pub enum FormError {
 impl fmt::Display for FormError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::TooMany => write!(f, "the form has more than {MAX_PARAMS} parameters"),
+            Self::TooDeep(name) => write!(
+                f,
+                "parameter `{name}` is nested deeper than {MAX_DEPTH} bracket keys"
+            ),
             Self::BadEncoding(why) => write!(f, "the form is not plainly encoded: {why}"),
             Self::BadName(name) => write!(
                 f,
@@ -54,31 +77,35 @@ struct Name {
 }
 
 impl Name {
-    fn parse(decoded: &str) -> Option<Self> {
+    fn parse(decoded: &str) -> Result<Self, FormError> {
+        let bad = || FormError::BadName(decoded.to_owned());
         let base_len = decoded
             .bytes()
             .take_while(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
             .count();
         if base_len == 0 {
-            return None;
+            return Err(bad());
         }
         let (base, mut rest) = decoded.split_at(base_len);
         let mut keys = Vec::new();
         while !rest.is_empty() {
-            let inner = rest.strip_prefix('[')?;
-            let close = inner.find(']')?;
+            if keys.len() == MAX_DEPTH {
+                return Err(FormError::TooDeep(decoded.to_owned()));
+            }
+            let inner = rest.strip_prefix('[').ok_or_else(bad)?;
+            let close = inner.find(']').ok_or_else(bad)?;
             let key = &inner[..close];
             if key.contains('[') || key.chars().any(char::is_control) {
-                return None;
+                return Err(bad());
             }
             // `a[][b]` means different things to different parsers: refuse it.
             if keys.last().is_some_and(String::is_empty) {
-                return None;
+                return Err(bad());
             }
             keys.push(key.to_owned());
             rest = &inner[close + 1..];
         }
-        Some(Self {
+        Ok(Self {
             base: base.to_owned(),
             keys,
         })
@@ -105,7 +132,15 @@ impl fmt::Display for Name {
 enum Shape {
     Scalar,
     List,
-    Hash(BTreeMap<String, Shape>),
+    Hash(Children),
+}
+
+/// A hash's keys, and how many of them are list indexes: counted as they
+/// join, so that checking the next key costs no walk over the others.
+#[derive(Debug, Default)]
+struct Children {
+    shapes: BTreeMap<String, Shape>,
+    indexes: usize,
 }
 
 /// Whether a bracket key is a list index (`0`, `17`), as some parsers read it.
@@ -117,15 +152,31 @@ fn is_index(key: &str) -> bool {
 /// parsers and as hash keys by others, so they are taken only when both
 /// readings agree: `0`, `1`, `2`… in order, without gaps or leading zeros,
 /// and never mixed with other keys.
-fn joins(children: &BTreeMap<String, Shape>, key: &str) -> bool {
-    if children.contains_key(key) {
+fn joins(children: &Children, key: &str) -> bool {
+    if children.shapes.contains_key(key) {
         return true;
     }
-    let indexes = children.keys().filter(|k| is_index(k)).count();
-    match (is_index(key), indexes == children.len()) {
+    let indexes = children.indexes;
+    match (is_index(key), indexes == children.shapes.len()) {
         (true, true) => key == indexes.to_string(),
         (false, _) => indexes == 0,
         (true, false) => false,
+    }
+}
+
+impl Children {
+    /// Records `keys` below `key`, which [`joins`] admitted.
+    fn insert(&mut self, key: &str, keys: &[String]) -> Result<(), ()> {
+        let mut child = self.shapes.remove(key);
+        let new = child.is_none();
+        let result = Shape::insert(&mut child, keys);
+        if let Some(child) = child {
+            self.shapes.insert(key.to_owned(), child);
+            if new && is_index(key) {
+                self.indexes += 1;
+            }
+        }
+        result
     }
 }
 
@@ -143,23 +194,16 @@ impl Shape {
                 Ok(())
             }
             (Some((key, [])), Some(Shape::List)) if key.is_empty() => Ok(()),
-            (Some((key, rest)), None) if !key.is_empty() && joins(&BTreeMap::new(), key) => {
-                let mut children = BTreeMap::new();
-                let mut child = None;
-                Shape::insert(&mut child, rest)?;
-                children.insert(key.clone(), child.ok_or(())?);
+            (Some((key, rest)), None) if !key.is_empty() && joins(&Children::default(), key) => {
+                let mut children = Children::default();
+                children.insert(key, rest)?;
                 *slot = Some(Shape::Hash(children));
                 Ok(())
             }
             (Some((key, rest)), Some(Shape::Hash(children)))
                 if !key.is_empty() && joins(children, key) =>
             {
-                let mut child = children.remove(key);
-                let result = Shape::insert(&mut child, rest);
-                if let Some(child) = child {
-                    children.insert(key.clone(), child);
-                }
-                result
+                children.insert(key, rest)
             }
             _ => Err(()),
         }
@@ -215,8 +259,11 @@ impl FormParams {
             let Some((raw_name, raw_value)) = piece.split_once('=') else {
                 return Err(FormError::BadName(decode(piece).unwrap_or_default()));
             };
+            if pairs.len() == MAX_PARAMS {
+                return Err(FormError::TooMany);
+            }
             let decoded = decode(raw_name)?;
-            let name = Name::parse(&decoded).ok_or_else(|| FormError::BadName(decoded.clone()))?;
+            let name = Name::parse(&decoded)?;
             let value = decode(raw_value)?;
             let slot = shapes.entry(name.base.clone()).or_default();
             let full = name.to_string();
@@ -375,6 +422,59 @@ mod tests {
         ] {
             assert!(matches!(parse(text), Err(FormError::Conflict(_))), "{text}");
         }
+    }
+
+    /// Adversarial finding (issue 20): `[a]` 10,000 times in one name
+    /// overflowed the stack of the task that parsed it, aborting the broker;
+    /// a form of many distinct hash keys cost time quadratic in their number.
+    #[test]
+    fn nesting_and_parameter_count_are_bounded() {
+        let deep = format!("query{}=x", "[a]".repeat(10_000));
+        assert!(matches!(parse(&deep), Err(FormError::TooDeep(_))));
+        let at_limit = format!("a{}=x", "[k]".repeat(MAX_DEPTH));
+        assert!(parse(&at_limit).is_ok(), "{MAX_DEPTH} keys are allowed");
+        let over = format!("a{}=x", "[k]".repeat(MAX_DEPTH + 1));
+        assert!(matches!(parse(&over), Err(FormError::TooDeep(_))));
+
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("m[k{i}]="))
+                .collect::<Vec<_>>()
+                .join("&")
+        };
+        assert_eq!(
+            parse(&many(MAX_PARAMS)).unwrap().pairs().count(),
+            MAX_PARAMS
+        );
+        assert_eq!(parse(&many(MAX_PARAMS + 1)), Err(FormError::TooMany));
+        let list = (0..MAX_PARAMS)
+            .map(|i| format!("l[{i}]=x"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert!(parse(&list).is_ok(), "a dense list of {MAX_PARAMS} indexes");
+    }
+
+    /// The work a form costs grows with its length, not its square: 1 MiB of
+    /// distinct hash keys (the issue 20 body, refused at the parameter
+    /// count) and a form at the count, each read well within a second even
+    /// in a debug build, where the old parser took minutes.
+    #[test]
+    fn a_megabyte_form_is_read_in_linear_time() {
+        let mut body = String::new();
+        let mut i = 0;
+        while body.len() < 1024 * 1024 {
+            body.push_str(&format!("m[k{i}]=&"));
+            i += 1;
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(parse(&body), Err(FormError::TooMany));
+        let nested = (0..MAX_PARAMS)
+            .map(|i| format!("m[k{i}][a][b][c]=v"))
+            .collect::<Vec<_>>()
+            .join("&");
+        assert!(parse(&nested).is_ok());
+        let elapsed = started.elapsed();
+        assert!(elapsed < std::time::Duration::from_secs(1), "{elapsed:?}");
     }
 
     #[test]
