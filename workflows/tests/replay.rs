@@ -2,7 +2,7 @@
 //! written by the end-to-end tests with `KEYLEASE_RECORD_HISTORIES` set)
 //! against today's workflow code: a change that is not replay-safe fails here.
 //! `completed`, `compensated` and `declined` predate the patches of
-//! `checkout.rs`/`charging.rs` and replay along the old path; the others were
+//! `checkout/mod.rs`/`checkout/charging.rs` and replay along the old path; the others were
 //! recorded with them. Never re-record the old three: they are what runs in
 //! flight during a deploy look like.
 
