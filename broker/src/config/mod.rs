@@ -1,0 +1,212 @@
+//! Typed configuration; each field doubles as a flag and an environment variable.
+//!
+//! [`checks`] holds what the broker refuses to start with; [`database`]
+//! builds the database URL from its parts.
+
+mod checks;
+mod database;
+
+pub use checks::MIN_TOKEN_LEN;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use url::Url;
+
+use secrecy::SecretString;
+
+/// A setting the broker refuses to start with. The message names the setting, never its value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The admin token is an example value or too short to resist guessing.
+    #[error(
+        "KEYLEASE_BROKER_ADMIN_TOKEN (--admin-token) {0}; make one with `openssl rand -hex 32`"
+    )]
+    WeakAdminToken(&'static str),
+    /// The database settings do not make a usable URL.
+    #[error("KEYLEASE_BROKER_DATABASE_URL (--database-url) {0}")]
+    Database(String),
+}
+
+/// Everything the broker needs to run. `keylease-broker --help` prints it.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerConfig {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "KEYLEASE_BROKER_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Database holding keys, spend and audit records: `sqlite://path` (created if
+    /// missing) or `postgres://[user[:password]@][host][:port][/db]`. For PostgreSQL,
+    /// the `PG*` settings fill in the parts the URL leaves out (libpq's rule: the URL
+    /// wins), so `postgres://` with `PGHOST`, `PGUSER`, `PGPASSWORD`... needs no
+    /// percent-encoding. Never logged: it may hold a password.
+    #[arg(
+        long,
+        env = "KEYLEASE_BROKER_DATABASE_URL",
+        default_value = "sqlite://keylease-broker.db",
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
+
+    /// PostgreSQL host, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGHOST")]
+    pub pg_host: Option<String>,
+
+    /// PostgreSQL port, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGPORT")]
+    pub pg_port: Option<u16>,
+
+    /// PostgreSQL user, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGUSER")]
+    pub pg_user: Option<String>,
+
+    /// PostgreSQL password, when `--database-url` is `postgres://` without one: any
+    /// characters, no encoding. Never logged.
+    #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
+    pub pg_password: Option<SecretString>,
+
+    /// PostgreSQL database, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGDATABASE")]
+    pub pg_database: Option<String>,
+
+    /// Bearer token required by the admin API (`/v1/...`): at least 32 characters, not
+    /// an example value. Never logged.
+    #[arg(long, env = "KEYLEASE_BROKER_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: SecretString,
+
+    /// Stripe secret key the proxy forwards with. Never logged, never returned.
+    #[arg(long, env = "KEYLEASE_STRIPE_SECRET_KEY", hide_env_values = true)]
+    pub stripe_secret_key: SecretString,
+
+    /// Base URL of the Stripe API the proxy forwards to (stripe-sim in tests).
+    #[arg(
+        long,
+        env = "KEYLEASE_STRIPE_API_BASE",
+        default_value = "https://api.stripe.com"
+    )]
+    pub stripe_api_base: Url,
+
+    /// Longest `expires_in` a key may ask for (`90s`, `5m`, `24h`).
+    #[arg(long, env = "KEYLEASE_BROKER_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
+    pub max_ttl: Duration,
+
+    /// USD value of one unit of each non-USD currency a key may spend, e.g. `eur=1.08,gbp=1.27`.
+    #[arg(long, env = "KEYLEASE_BROKER_USD_RATES", default_value = "", value_parser = parse_usd_rates)]
+    pub usd_rates: UsdRates,
+
+    /// How long the proxy waits for upstream before answering 504.
+    #[arg(long, env = "KEYLEASE_BROKER_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub upstream_timeout: Duration,
+
+    /// Reach a plain `http://` upstream on a non-loopback address (stripe-sim in
+    /// docker compose). Off: the Stripe API base must be `https://` or loopback.
+    #[arg(
+        long,
+        env = "KEYLEASE_BROKER_INSECURE_UPSTREAM",
+        default_value_t = false
+    )]
+    pub insecure_upstream: bool,
+
+    /// HTTP(S) proxy for upstream calls. The environment's proxy variables
+    /// (`HTTPS_PROXY`, …) are ignored: the Stripe secret goes only where this says.
+    #[arg(long, env = "KEYLEASE_BROKER_UPSTREAM_PROXY")]
+    pub upstream_proxy: Option<Url>,
+
+    /// How long a client has to send a request's headers (and, on a kept-alive
+    /// connection, to start its next request) before the connection is closed.
+    #[arg(long, env = "KEYLEASE_BROKER_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a client has to send a request's body before it is answered 408.
+    #[arg(long, env = "KEYLEASE_BROKER_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Log line format.
+    #[arg(long, env = "KEYLEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
+    pub log_format: LogFormat,
+}
+
+impl BrokerConfig {
+    /// A config with the defaults above and the three values that have none.
+    pub fn new(
+        admin_token: SecretString,
+        stripe_secret_key: SecretString,
+        stripe_api_base: Url,
+    ) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: SecretString::from("sqlite://keylease-broker.db"),
+            pg_host: None,
+            pg_port: None,
+            pg_user: None,
+            pg_password: None,
+            pg_database: None,
+            admin_token,
+            stripe_secret_key,
+            stripe_api_base,
+            max_ttl: Duration::from_secs(24 * 3600),
+            usd_rates: UsdRates::default(),
+            upstream_timeout: Duration::from_secs(30),
+            insecure_upstream: false,
+            upstream_proxy: None,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            log_format: LogFormat::Pretty,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, for log collectors.
+    Json,
+    /// Human-readable lines, for a terminal.
+    Pretty,
+}
+
+/// USD value of one major unit of each configured currency (lowercase ISO 4217).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UsdRates(pub BTreeMap<String, f64>);
+
+/// Parses `eur=1.08,gbp=1.27`; an empty string means no rates.
+pub fn parse_usd_rates(text: &str) -> Result<UsdRates, String> {
+    let mut rates = BTreeMap::new();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (currency, rate) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("`{pair}` is not `currency=rate`"))?;
+        let currency = currency.trim().to_ascii_lowercase();
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
+            return Err(format!("`{currency}` is not a three-letter currency code"));
+        }
+        let rate: f64 = rate
+            .trim()
+            .parse()
+            .map_err(|_| format!("rate for {currency} is not a number"))?;
+        if !rate.is_finite() || rate <= 0.0 {
+            return Err(format!("rate for {currency} must be a positive number"));
+        }
+        rates.insert(currency, rate);
+    }
+    Ok(UsdRates(rates))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_rates_and_rejects_nonsense() {
+        let rates = parse_usd_rates("eur=1.08, GBP=1.27").unwrap();
+        assert_eq!(rates.0.get("eur"), Some(&1.08));
+        assert_eq!(rates.0.get("gbp"), Some(&1.27));
+        assert!(parse_usd_rates("").unwrap().0.is_empty());
+        assert!(parse_usd_rates("eur").is_err());
+        assert!(parse_usd_rates("euro=1").is_err());
+        assert!(parse_usd_rates("eur=-1").is_err());
+        assert!(parse_usd_rates("eur=abc").is_err());
+    }
+}
