@@ -18,26 +18,61 @@ const PLACEHOLDER_MARKERS: [&str; 5] = [
     "changeme",
 ];
 
+/// Whether `url` names this machine.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name == "localhost",
+        None => false,
+    }
+}
+
 impl BrokerConfig {
-    /// Refuses a Stripe API base the secret must not be sent to in the clear:
-    /// `https://`, or `http://` on a loopback address, unless `insecure_upstream`.
+    /// Refuses a way to Stripe on which the secret could travel in the clear.
+    ///
+    /// The API base is `https://`, or `http://` on a loopback address, unless
+    /// `insecure_upstream` (a simulator on a private network). An upstream
+    /// proxy is `https://`, or `http://` on a loopback address; and a plain
+    /// `http://` base goes through a proxy only on this machine, since a
+    /// proxy forwarding a plain request reads its `Authorization` header.
+    /// `insecure_upstream` relaxes neither proxy rule. Messages name the
+    /// setting, never a proxy URL (it may hold credentials).
     pub fn check_upstream(&self) -> Result<(), String> {
         let base = &self.stripe_api_base;
-        let loopback = match base.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name == "localhost",
-            None => false,
-        };
         match base.scheme() {
-            "https" => Ok(()),
-            "http" if loopback || self.insecure_upstream => Ok(()),
-            "http" => Err(format!(
-                "the Stripe API base {base} is plain http on a non-loopback host: use https, \
-                 or set KEYLEASE_BROKER_INSECURE_UPSTREAM=true for a simulator on a private network"
-            )),
-            other => Err(format!("the Stripe API base must be https, not {other}")),
+            "https" => {}
+            "http" if is_loopback(base) || self.insecure_upstream => {}
+            "http" => {
+                return Err(format!(
+                    "the Stripe API base {base} is plain http on a non-loopback host: use https, \
+                     or set KEYLEASE_BROKER_INSECURE_UPSTREAM=true for a simulator on a private network"
+                ));
+            }
+            other => return Err(format!("the Stripe API base must be https, not {other}")),
         }
+        let Some(proxy) = &self.upstream_proxy else {
+            return Ok(());
+        };
+        match proxy.scheme() {
+            "https" => {}
+            "http" if is_loopback(proxy) => {}
+            "http" => {
+                return Err(
+                    "KEYLEASE_BROKER_UPSTREAM_PROXY is plain http on a non-loopback \
+                            host: the secret would reach it unencrypted; use an https:// proxy"
+                        .to_owned(),
+                );
+            }
+            _ => return Err("KEYLEASE_BROKER_UPSTREAM_PROXY must be an https:// URL".to_owned()),
+        }
+        if base.scheme() == "http" && !is_loopback(proxy) {
+            return Err(format!(
+                "the Stripe API base {base} is plain http, and KEYLEASE_BROKER_UPSTREAM_PROXY \
+                 would read the secret in every request it forwards: use an https base"
+            ));
+        }
+        Ok(())
     }
 
     /// Refuses settings the broker must not run with: a weak admin token (an admin API
@@ -110,5 +145,46 @@ mod tests {
         assert!(config("http://10.0.0.5", false).is_err());
         assert!(config("ftp://127.0.0.1", false).is_err());
         assert!(config("http://stripe-sim:12111", true).is_ok());
+    }
+
+    /// Adversarial finding (issue 20): with `KEYLEASE_BROKER_UPSTREAM_PROXY`
+    /// set to a plain-http proxy elsewhere, the proxy received
+    /// `Authorization: Bearer sk_…`. The secret now reaches a proxy only over
+    /// TLS, or on this machine.
+    #[test]
+    fn an_upstream_proxy_never_sees_the_secret_in_the_clear() {
+        let config = |base: &str, proxy: &str, insecure: bool| {
+            let mut config = BrokerConfig::new("a".into(), "b".into(), base.parse().unwrap());
+            config.upstream_proxy = Some(proxy.parse().unwrap());
+            config.insecure_upstream = insecure;
+            config.check_upstream()
+        };
+        assert!(config("https://api.stripe.com", "https://proxy.corp:3128", false).is_ok());
+        assert!(config("https://api.stripe.com", "http://127.0.0.1:3128", false).is_ok());
+        assert!(config("http://127.0.0.1:12111", "http://localhost:3128", false).is_ok());
+        for (base, proxy, insecure) in [
+            ("https://api.stripe.com", "http://proxy.corp:3128", false),
+            ("https://api.stripe.com", "http://10.0.0.5:3128", true),
+            ("https://api.stripe.com", "socks5://proxy.corp:1080", false),
+            ("http://127.0.0.1:12111", "https://proxy.corp:3128", false),
+            ("http://stripe-sim:12111", "https://proxy.corp:3128", true),
+        ] {
+            let refused = config(base, proxy, insecure).unwrap_err();
+            assert!(
+                refused.contains("KEYLEASE_BROKER_UPSTREAM_PROXY"),
+                "{refused}"
+            );
+            assert!(
+                !refused.contains("proxy.corp"),
+                "never quotes the proxy: {refused}"
+            );
+        }
+        let with_password = config(
+            "https://api.stripe.com",
+            "http://user:hunter2@proxy.corp:3128",
+            false,
+        )
+        .unwrap_err();
+        assert!(!with_password.contains("hunter2"), "{with_password}");
     }
 }
