@@ -62,9 +62,19 @@ pub enum BrokerError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    /// The database could not be opened: unreachable, refused, or a corrupt SQLite file.
+    #[error("database: {0}")]
+    Open(#[from] store::OpenError),
     /// The upstream HTTP client could not be built.
     #[error("upstream client: {0}")]
     Upstream(#[from] reqwest::Error),
+    /// A write showed the SQLite file can no longer be trusted (an I/O error,
+    /// a corrupt file): the broker stopped rather than serve from it.
+    #[error(
+        "stopped after a failed write to the SQLite file ({0}); check the disk, then restart: \
+         the file is checked before serving"
+    )]
+    StorageFailed(String),
     /// The server failed while serving.
     #[error("server: {0}")]
     Io(#[from] std::io::Error),
@@ -101,7 +111,20 @@ pub async fn run(
 ) -> Result<(), BrokerError> {
     config.check_upstream().map_err(BrokerError::Config)?;
     config.check()?;
-    let store = Store::connect(config.database()?.expose_secret()).await?;
+    let integrity = if config.skip_integrity_check {
+        store::Integrity::Skip
+    } else {
+        store::Integrity::Check
+    };
+    let store = Store::connect(config.database()?.expose_secret(), integrity).await?;
+    // A failed write to the SQLite file stops the broker as a signal would.
+    let stop = store.stop().clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = shutdown => {}
+            () = stop.stopped() => {}
+        }
+    };
     let state = AppState::new(&config, store)?;
     server::serve(
         listener,
@@ -113,5 +136,8 @@ pub async fn run(
     // Connections are closed; requests already forwarded still finish, settle and are audited.
     state.in_flight().close();
     state.in_flight().wait().await;
-    Ok(())
+    match state.store().stop().reason() {
+        Some(reason) => Err(BrokerError::StorageFailed(reason.to_owned())),
+        None => Ok(()),
+    }
 }

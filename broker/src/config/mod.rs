@@ -50,6 +50,16 @@ pub struct BrokerConfig {
     )]
     pub database_url: SecretString,
 
+    /// Open a SQLite file without `PRAGMA quick_check`. Off: the broker reads
+    /// the whole file once at start (about 1 s per GB here, see docs/storage.md)
+    /// and refuses a corrupt one, rather than serve caps and revocations from it.
+    #[arg(
+        long,
+        env = "KEYLEASE_BROKER_SKIP_INTEGRITY_CHECK",
+        default_value_t = false
+    )]
+    pub skip_integrity_check: bool,
+
     /// PostgreSQL host, when `--database-url` is `postgres://` without one.
     #[arg(long, env = "PGHOST")]
     pub pg_host: Option<String>,
@@ -138,6 +148,7 @@ impl BrokerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database_url: SecretString::from("sqlite://keylease-broker.db"),
+            skip_integrity_check: false,
             pg_host: None,
             pg_port: None,
             pg_user: None,

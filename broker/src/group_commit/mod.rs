@@ -18,15 +18,23 @@
 //! on the file lock. A reservation's conditional upsert runs in the writer
 //! like any statement, so it still checks and adds in one step.
 //!
+//! An I/O error, or a file SQLite finds corrupt, stops the writer for good
+//! (see [`Stop`]): every later unit is refused without touching the file,
+//! and the broker stops, so that nothing is answered from what a failing
+//! disk may have lost; a restart checks the file before serving again.
+//!
 //! On PostgreSQL each unit commits in a transaction of its own on the pool:
 //! the server already lets concurrent commits share a WAL flush, and a
 //! transaction that holds only its own request's rows can never deadlock
 //! with another broker's, as a batch of many requests' row locks could.
 
+use std::sync::{Arc, OnceLock};
+
 use sqlx::any::AnyArguments;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
 /// Most units in one transaction: bounds how long one commit holds the writer.
 const MAX_BATCH: usize = 256;
@@ -102,6 +110,56 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct Writer {
     mode: Mode,
+    stop: Stop,
+}
+
+/// The SQLite writer's fail-stop: set once, by the first write that shows
+/// the file can no longer be trusted, and never cleared.
+#[derive(Debug, Clone, Default)]
+pub struct Stop {
+    reason: Arc<OnceLock<String>>,
+    stopped: CancellationToken,
+}
+
+impl Stop {
+    /// Why the writer stopped, once it has.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.get().map(String::as_str)
+    }
+
+    /// Completes when the writer stops.
+    pub async fn stopped(&self) {
+        self.stopped.cancelled().await;
+    }
+
+    fn set(&self, err: &sqlx::Error) {
+        if self.reason.set(err.to_string()).is_ok() {
+            tracing::error!(error = %err, "the database file failed a write: refusing every later write and stopping");
+            self.stopped.cancel();
+        }
+    }
+
+    fn refusal(&self) -> Option<sqlx::Error> {
+        self.reason()
+            .map(|why| sqlx::Error::Protocol(format!("the writer stopped after: {why}")))
+    }
+}
+
+/// Whether `err` shows the SQLite file can no longer be trusted: an I/O
+/// error (`SQLITE_IOERR`), a corrupt file (`SQLITE_CORRUPT`) or not a
+/// database at all (`SQLITE_NOTADB`). A full disk (`SQLITE_FULL`) is not: it
+/// heals when space is freed, and nothing acknowledged was lost.
+fn is_storage_failure(err: &sqlx::Error) -> bool {
+    const IOERR: i32 = 10;
+    const CORRUPT: i32 = 11;
+    const NOTADB: i32 = 26;
+    let sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    // SQLite's extended result codes keep the primary code in the low byte.
+    db.code()
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, IOERR | CORRUPT | NOTADB))
 }
 
 #[derive(Debug, Clone)]
@@ -116,9 +174,11 @@ impl Writer {
     /// A writer task owning `pool` (a pool of one connection), batching what queues.
     pub fn batched(pool: AnyPool) -> Self {
         let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
-        tokio::spawn(run(pool, queue));
+        let stop = Stop::default();
+        tokio::spawn(run(pool, queue, stop.clone()));
         Self {
             mode: Mode::Batched(jobs),
+            stop,
         }
     }
 
@@ -126,7 +186,13 @@ impl Writer {
     pub fn direct(pool: AnyPool) -> Self {
         Self {
             mode: Mode::Direct(pool),
+            stop: Stop::default(),
         }
+    }
+
+    /// The writer's fail-stop (never set on PostgreSQL, whose server owns its files).
+    pub fn stop(&self) -> &Stop {
+        &self.stop
     }
 
     /// Commits `unit`, all of it or none; the rows each statement affected.
@@ -155,11 +221,12 @@ enum Failure {
     Commit(sqlx::Error),
 }
 
-async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
+async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>, stop: Stop) {
     let mut batch = Vec::new();
     let mut connection = Held {
         pool,
         connection: None,
+        stop,
     };
     while let Some(first) = queue.recv().await {
         batch.push(first);
@@ -187,27 +254,44 @@ async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>) {
 struct Held {
     pool: AnyPool,
     connection: Option<PoolConnection<Any>>,
+    stop: Stop,
 }
 
 impl Held {
     /// One unit in a transaction of its own.
     async fn alone(&mut self, unit: &[Statement]) -> Result<Vec<u64>, sqlx::Error> {
+        if let Some(refusal) = self.stop.refusal() {
+            return Err(refusal);
+        }
         let connection = self.get().await?;
         let result = alone(connection, unit).await;
-        if result.is_err() {
-            self.close().await;
+        if let Err(err) = &result {
+            self.failed(err).await;
         }
         result
     }
 
     /// `batch` in one transaction.
     async fn together(&mut self, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failure> {
+        if let Some(refusal) = self.stop.refusal() {
+            return Err(Failure::NoConnection(refusal));
+        }
         let connection = self.get().await.map_err(Failure::NoConnection)?;
         let result = together(connection, batch).await;
-        if result.is_err() {
-            self.close().await;
+        if let Err(Failure::RolledBack(err) | Failure::Commit(err) | Failure::NoConnection(err)) =
+            &result
+        {
+            self.failed(err).await;
         }
         result
+    }
+
+    /// After `err`: the connection goes, and the writer stops if the file failed.
+    async fn failed(&mut self, err: &sqlx::Error) {
+        if is_storage_failure(err) {
+            self.stop.set(err);
+        }
+        self.close().await;
     }
 
     async fn get(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {

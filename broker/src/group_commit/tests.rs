@@ -130,6 +130,7 @@ async fn a_batch_sqlite_rolled_back_leaves_no_transaction_open() {
     let mut held = Held {
         pool: sqlite_pool(&dir, 1).await,
         connection: None,
+        stop: Stop::default(),
     };
     held.alone(&[insert(0)]).await.unwrap();
     let batch = vec![
@@ -183,4 +184,60 @@ async fn a_batch_without_a_connection_is_refused_at_once() {
     // One wait for the batch (and one for a unit that came alone), not
     // one per unit: ten would take 3 s.
     assert!(started.elapsed() < 5 * WAIT, "took {:?}", started.elapsed());
+}
+
+/// Issue 20: after a disk error the broker went on answering (new
+/// PaymentIntents 200) from a file it could no longer read whole. A write
+/// that finds the file corrupt now stops the writer for good: it says why,
+/// refuses every later unit without touching the file (a unit that would
+/// have succeeded included), and signals the broker to stop.
+#[tokio::test]
+async fn a_write_that_finds_the_file_corrupt_stops_the_writer_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let setup = sqlite_pool(&dir, 1).await;
+    // Enough rows of padding for the table to span many pages.
+    sqlx::query("CREATE TABLE pad (n INTEGER PRIMARY KEY, s TEXT)")
+        .execute(&setup)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO pad (n, s) WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 2000)
+         SELECT x, hex(randomblob(100)) FROM c",
+    )
+    .execute(&setup)
+    .await
+    .unwrap();
+    setup.close().await;
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let path = dir.path().join("g.db");
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert!(len > 64 * 4096, "{len} bytes");
+        let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.seek(SeekFrom::Start(len / 2 / 4096 * 4096)).unwrap();
+        file.write_all(&[0xa5; 4096]).unwrap();
+    }
+
+    let writer = Writer::batched(sqlite_pool(&dir, 1).await);
+    let touch_every_row = Statement::new("UPDATE pad SET s = 'y'".to_owned(), vec![]);
+    let err = writer.write(vec![touch_every_row]).await.unwrap_err();
+    assert!(is_storage_failure(&err), "{err}");
+    tokio::time::timeout(std::time::Duration::from_secs(5), writer.stop().stopped())
+        .await
+        .expect("the writer signals that it stopped");
+    assert!(
+        writer
+            .stop()
+            .reason()
+            .is_some_and(|why| why.contains("malformed"))
+    );
+
+    let refused = writer.write(vec![insert(7)]).await.unwrap_err();
+    assert!(refused.to_string().contains("stopped"), "{refused}");
+    let reader = sqlite_pool(&dir, 1).await;
+    assert_eq!(
+        rows(&reader).await,
+        Vec::<i64>::new(),
+        "nothing was written"
+    );
 }

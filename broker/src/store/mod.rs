@@ -52,6 +52,29 @@ impl Backend {
     }
 }
 
+/// Whether a SQLite file is checked when it is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Integrity {
+    /// `PRAGMA quick_check` before anything else: a corrupt file is refused.
+    Check,
+    /// Open it as it is (the operator's explicit choice).
+    Skip,
+}
+
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database refused, or could not be reached or migrated.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// The SQLite file failed its integrity check.
+    #[error(
+        "the SQLite file failed PRAGMA quick_check ({0}): restore it from a backup; \
+         KEYLEASE_BROKER_SKIP_INTEGRITY_CHECK=true opens it anyway"
+    )]
+    Corrupt(String),
+}
+
 /// The broker's database.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -99,22 +122,56 @@ fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
         })
 }
 
+/// SQLite's `PRAGMA quick_check`: every page and record read once, without
+/// the index cross-checks of `integrity_check`. One row `ok`, or the problems.
+async fn quick_check(pool: &AnyPool) -> Result<(), OpenError> {
+    let started = std::time::Instant::now();
+    let rows: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
+        .fetch_all(pool)
+        .await
+        .map_err(|err| OpenError::Corrupt(err.to_string()))?;
+    if rows.len() == 1 && rows[0] == "ok" {
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "SQLite file passed its integrity check"
+        );
+        return Ok(());
+    }
+    let first = rows.first().map(String::as_str).unwrap_or("no answer");
+    Err(OpenError::Corrupt(format!(
+        "{} problem(s), first: {first}",
+        rows.len()
+    )))
+}
+
 impl Store {
-    /// Opens the database at `url` (a SQLite file is created if missing) and applies the embedded migrations.
-    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+    /// Opens the database at `url` (a SQLite file is created if missing),
+    /// checks an existing SQLite file's integrity unless told to skip it, and
+    /// applies the embedded migrations.
+    pub async fn connect(url: &str, integrity: Integrity) -> Result<Self, OpenError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
-        if backend == Backend::Sqlite && !Any::database_exists(url).await? {
+        let existed = backend == Backend::Postgres || Any::database_exists(url).await?;
+        if !existed {
             Any::create_database(url).await?;
         }
         let pool = pool_options(backend, 8).connect(url).await?;
+        if backend == Backend::Sqlite && existed && integrity == Integrity::Check {
+            quick_check(&pool).await?;
+        }
         let writer = match backend {
             Backend::Sqlite => {
-                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&pool)
+                    .await
+                    .map_err(sqlx::Error::from)?;
                 Writer::batched(pool_options(backend, 1).connect(url).await?)
             }
             Backend::Postgres => {
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&pool)
+                    .await
+                    .map_err(sqlx::Error::from)?;
                 Writer::direct(pool.clone())
             }
         };
@@ -129,6 +186,12 @@ impl Store {
     /// all of it or none, and durable before this returns. The rows each statement affected.
     pub async fn write(&self, unit: Vec<Statement>) -> Result<Vec<u64>, sqlx::Error> {
         self.writer.write(unit).await
+    }
+
+    /// The SQLite writer's fail-stop: set when a write shows the file can no
+    /// longer be trusted, after which every write is refused.
+    pub fn stop(&self) -> &crate::group_commit::Stop {
+        self.writer.stop()
     }
 
     /// Commits one statement; the rows it affected.
@@ -154,3 +217,6 @@ impl Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
