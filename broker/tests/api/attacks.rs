@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{Backend, TestBroker, code, eventually, json_of};
+use keylease_testkit::eventually;
+
+use crate::helpers::{Backend, TestBroker, code, json_of};
 
 /// A Stripe API version before 2023-08-16: confirming a card needs no `return_url`.
 pub const OLD_STRIPE_VERSION: &str = "2022-11-15";
@@ -600,9 +602,12 @@ pub async fn a_vanished_client_still_leaves_a_record(backend: Backend) {
         .await;
     assert!(request.is_err(), "the client gave up first");
     let path = format!("/v1/audit?key_id={}", key.id);
-    eventually(Duration::from_secs(5), || async {
+    eventually(Duration::from_secs(5), "the audit record", || async {
         let (_, body) = broker.admin(Method::GET, &path, None).await;
-        body["records"].as_array().is_some_and(|r| r.len() == 1)
+        body["records"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+            .then_some(())
     })
     .await;
     let (_, body) = broker.admin(Method::GET, &path, None).await;
