@@ -86,6 +86,7 @@ const WORKER_ENV: &[(&str, &str, Option<&str>, &str)] = &[
 ];
 
 /// Activity inputs a workflow in any SDK may send: (case, activity, input, text the failure names).
+#[rustfmt::skip]
 fn activity_inputs() -> Vec<(&'static str, &'static str, Value, &'static str)> {
     let charge = json!({"order_id": "o-bad", "amount": 500, "currency": "usd", "payment_method": "pm_card_visa"});
     let with = |field: &str, value: Value| {
@@ -105,132 +106,27 @@ fn activity_inputs() -> Vec<(&'static str, &'static str, Value, &'static str)> {
         input
     };
     vec![
-        (
-            "charge: amount zero",
-            "charge",
-            with("amount", json!(0)),
-            "amount must be",
-        ),
-        (
-            "charge: amount too large",
-            "charge",
-            with("amount", json!(100_000_000)),
-            "amount must be",
-        ),
-        (
-            "charge: amount a string",
-            "charge",
-            with("amount", json!("500")),
-            "expected i64",
-        ),
-        (
-            "charge: amount fractional",
-            "charge",
-            with("amount", json!(5.5)),
-            "expected i64",
-        ),
-        (
-            "charge: currency in capitals",
-            "charge",
-            with("currency", json!("USD")),
-            "currency must be",
-        ),
-        (
-            "charge: payment method missing",
-            "charge",
-            without("payment_method"),
-            "payment_method",
-        ),
-        (
-            "charge: misspelt field",
-            "charge",
-            with("amount_cents", json!(500)),
-            "amount_cents",
-        ),
-        (
-            "charge: order id of 100,000 characters",
-            "charge",
-            with("order_id", json!("o".repeat(100_000))),
-            "order_id must be",
-        ),
-        (
-            "charge: order id with NUL",
-            "charge",
-            with("order_id", json!("o\u{0}1")),
-            "order_id must be",
-        ),
-        (
-            "charge: reserved metadata",
-            "charge",
-            with("metadata", json!({"order_id": "x"})),
-            "metadata.order_id",
-        ),
-        (
-            "charge: metadata value a number",
-            "charge",
-            with("metadata", json!({"n": 1})),
-            "expected a string",
-        ),
-        (
-            "charge: negative spend cap",
-            "charge",
-            with("max_spend_usd", json!(-1)),
-            "max_spend_usd must be",
-        ),
-        (
-            "charge: eur without a spend cap",
-            "charge",
-            with("currency", json!("eur")),
-            "max_spend_usd is required",
-        ),
-        (
-            "charge: checkout id with a space",
-            "charge",
-            with("checkout_id", json!("a b")),
-            "checkout_id must be",
-        ),
-        (
-            "charge: unknown capture mode",
-            "charge",
-            with("capture", json!("later")),
-            "unknown variant `later`",
-        ),
-        (
-            "charge: emoji payment method",
-            "charge",
-            with("payment_method", json!("pm_💳")),
-            "payment_method must be",
-        ),
-        (
-            "charge: input not an object",
-            "charge",
-            json!("charge me"),
-            "expected struct ChargeInput",
-        ),
-        (
-            "refund: not a PaymentIntent",
-            "refund",
-            refund_with("payment_intent_id", json!("ch_123")),
-            "payment_intent_id must be",
-        ),
-        (
-            "refund: amount zero",
-            "refund",
-            refund_with("amount", json!(0)),
-            "amount must be",
-        ),
-        (
-            "refund: unknown reason",
-            "refund",
-            refund_with("reason", json!("changed my mind")),
-            "reason must be",
-        ),
-        (
-            "reconcile: checkout id missing",
-            "reconcile",
-            json!({"order_id": "o-bad", "search_window_ms": 1000}),
-            "checkout_id",
-        ),
+        ("charge: amount zero", "charge", with("amount", json!(0)), "amount must be"),
+        ("charge: amount too large", "charge", with("amount", json!(100_000_000)), "amount must be"),
+        ("charge: amount a string", "charge", with("amount", json!("500")), "expected i64"),
+        ("charge: amount fractional", "charge", with("amount", json!(5.5)), "expected i64"),
+        ("charge: currency in capitals", "charge", with("currency", json!("USD")), "currency must be"),
+        ("charge: payment method missing", "charge", without("payment_method"), "payment_method"),
+        ("charge: misspelt field", "charge", with("amount_cents", json!(500)), "amount_cents"),
+        ("charge: order id of 100,000 characters", "charge", with("order_id", json!("o".repeat(100_000))), "order_id must be"),
+        ("charge: order id with NUL", "charge", with("order_id", json!("o\u{0}1")), "order_id must be"),
+        ("charge: reserved metadata", "charge", with("metadata", json!({"order_id": "x"})), "metadata.order_id"),
+        ("charge: metadata value a number", "charge", with("metadata", json!({"n": 1})), "expected a string"),
+        ("charge: negative spend cap", "charge", with("max_spend_usd", json!(-1)), "max_spend_usd must be"),
+        ("charge: eur without a spend cap", "charge", with("currency", json!("eur")), "max_spend_usd is required"),
+        ("charge: checkout id with a space", "charge", with("checkout_id", json!("a b")), "checkout_id must be"),
+        ("charge: unknown capture mode", "charge", with("capture", json!("later")), "unknown variant `later`"),
+        ("charge: emoji payment method", "charge", with("payment_method", json!("pm_💳")), "payment_method must be"),
+        ("charge: input not an object", "charge", json!("charge me"), "expected struct ChargeInput"),
+        ("refund: not a PaymentIntent", "refund", refund_with("payment_intent_id", json!("ch_123")), "payment_intent_id must be"),
+        ("refund: amount zero", "refund", refund_with("amount", json!(0)), "amount must be"),
+        ("refund: unknown reason", "refund", refund_with("reason", json!("changed my mind")), "reason must be"),
+        ("reconcile: checkout id missing", "reconcile", json!({"order_id": "o-bad", "search_window_ms": 1000}), "checkout_id"),
     ]
 }
 
