@@ -241,6 +241,12 @@ impl TestBroker {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `/metrics` as text (it needs no token).
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// An admin call; returns status and JSON body (Null when empty).
     pub async fn admin(
         &self,

@@ -71,15 +71,7 @@ pub async fn unauthenticated_traffic_cannot_grow_state(backend: Backend) {
     )
     .await;
     assert_eq!(status, 401);
-    let metrics = broker
-        .http
-        .get(broker.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = broker.metrics().await;
     assert!(
         !metrics.contains("junk"),
         "vendor labels come only from configuration"
