@@ -14,9 +14,11 @@
 //! - [`parts`]: the processes, and what `/proc` says of them.
 //! - [`workload`]: the checkouts, and what stripe-sim and the broker hold afterwards.
 //! - [`baseline`]: the keyless baseline worker.
-//! - [`report`]: the figures, and the quantiles of the worker's lease histogram.
+//! - [`measured`]: what a run gave (figures, ledger, the worker's lease histogram).
+//! - [`report`]: the table of figures and the checks.
 
 mod baseline;
+mod measured;
 mod parts;
 mod report;
 mod workload;

@@ -1,5 +1,6 @@
 //! The bench's processes, and what `/proc` says of them: CPU time and peak
-//! resident memory, per process, so each part's cost is its own.
+//! resident memory, per process, so each part's cost is its own. The machine
+//! itself is described by the testkit's `machine`.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,9 +8,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use keylease_tests::local::{bin_dir, free_port};
-use keylease_tests::process::terminate;
-use keylease_tests::stack::eventually;
+use keylease_testkit::bins::bin_dir;
+use keylease_testkit::eventually;
+use keylease_testkit::ports::free_addr;
+use keylease_testkit::process::terminate;
 use tokio::process::{Child, Command};
 
 /// A process of the bench's own (stripe-sim or the baseline worker),
@@ -59,14 +61,14 @@ impl Part {
 
     /// SIGTERM, then waits up to 30 s for it to exit.
     pub async fn stop(mut self) {
-        terminate(&mut self.child).await;
+        terminate(&mut self.child, Duration::from_secs(30)).await;
     }
 }
 
 /// stripe-sim on a free port, logging warnings only (it stands in for
 /// Stripe, whose cost is not Keylease's); returns once it answers.
 pub async fn spawn_sim(dir: &Path) -> anyhow::Result<(Part, SocketAddr)> {
-    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let addr = free_addr();
     let listen = addr.to_string();
     let sim = Part::spawn(
         "stripe-sim",
@@ -135,33 +137,4 @@ fn clock_ticks_per_second() -> u64 {
             .and_then(|text| text.trim().parse().ok())
             .unwrap_or(100)
     })
-}
-
-/// The machine, as the report states it: cores, memory, load.
-pub fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(format!("{:.1} GiB", kib / 1024.0 / 1024.0))
-        })
-        .unwrap_or_else(|| "unknown".to_owned());
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            let line = info.lines().find(|l| l.starts_with("model name"))?;
-            Some(line.split_once(':')?.1.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    format!("{cores} cores ({cpu}), {memory} memory, load {}", load())
-}
-
-/// The 1-minute load average.
-pub fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "?".to_owned())
 }

@@ -10,15 +10,18 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail, ensure};
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
-use keylease_tests::local::free_port;
-use keylease_tests::process::{BrokerProcess, WorkerProcess};
+use keylease_testkit::BrokerProcess;
+use keylease_testkit::machine::{load_average, machine};
+use keylease_testkit::ports::free_addr;
+use keylease_tests::process::{WorkerProcess, broker_settings};
 use keylease_tests::stack::{STRIPE_SECRET, signal_fulfilment, temporal_args, unique};
 use keylease_workflows::{CheckoutInput, CheckoutOutcome, CheckoutWorkflow};
 use serde_json::Value;
 use temporalio_client::{Client, WorkflowGetResultOptions, WorkflowStartOptions};
 
+use crate::measured::{self, Histogram, Lease, Ledger, Measured, Variant};
 use crate::parts::{self, Part};
-use crate::report::{self, Lease, Measured};
+use crate::report;
 
 /// How many checkouts, and how many at once.
 #[derive(Debug, Args)]
@@ -60,7 +63,7 @@ struct Shared {
 }
 
 async fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
-    println!("machine: {}", parts::machine());
+    println!("machine: {}, load {}", machine(), load_average());
     println!(
         "workload: {} checkouts per worker at concurrency {} after {} unmeasured; even orders fulfilled (charge), odd ones failed (charge, then refund)",
         args.workflows, args.concurrency, args.warmup
@@ -70,9 +73,10 @@ async fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     if !args.no_baseline {
         rows.push(measure(&shared, args, Variant::Baseline).await?);
     }
-    println!("load after the run: {}", parts::load());
+    println!("load after the run: {}", load_average());
     let ok = report::print(&rows);
-    shared.broker.stop().await;
+    let mut broker = shared.broker;
+    broker.stop().await;
     shared.sim_part.stop().await;
     Ok(if ok {
         ExitCode::SUCCESS
@@ -90,7 +94,8 @@ impl Shared {
         let (sim_part, sim) = parts::spawn_sim(dir.path()).await?;
         let database = format!("sqlite://{}/broker.db", dir.path().display());
         // The broker logs at `info`, as it runs by default.
-        let broker = BrokerProcess::spawn_logging(sim, &database, "info").await;
+        let broker =
+            BrokerProcess::spawn(broker_settings().log_filter("info"), sim, &database).await;
         let client =
             keylease_worker::connect::temporal_client(&temporal_args(&temporal_address, "unused"))
                 .await?;
@@ -117,24 +122,6 @@ impl Shared {
     }
 }
 
-/// Which worker serves the checkouts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Variant {
-    /// `keylease-worker`: a key per attempt from the broker, calls through its proxy.
-    Keylease,
-    /// One shared Stripe secret, stripe-sim called directly.
-    Baseline,
-}
-
-impl Variant {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Keylease => "keylease",
-            Self::Baseline => "baseline",
-        }
-    }
-}
-
 /// A worker of either kind, as a process.
 enum Worker {
     Keylease(WorkerProcess),
@@ -158,7 +145,7 @@ impl Worker {
                 &[("RUST_LOG", "info")],
             )),
             Variant::Baseline => {
-                let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
+                let metrics = free_addr();
                 let stripe_url = format!("http://{}", shared.sim);
                 let metrics_addr = metrics.to_string();
                 let part = Part::spawn(
@@ -194,12 +181,9 @@ impl Worker {
     }
 
     /// The Keylease worker's lease histogram now; the baseline has none.
-    async fn lease_histogram(
-        &self,
-        http: &reqwest::Client,
-    ) -> anyhow::Result<Option<report::Histogram>> {
+    async fn lease_histogram(&self, http: &reqwest::Client) -> anyhow::Result<Option<Histogram>> {
         match self {
-            Self::Keylease(worker) => Ok(Some(report::scrape(http, worker.metrics).await?)),
+            Self::Keylease(worker) => Ok(Some(measured::scrape(http, worker.metrics).await?)),
             Self::Baseline(_) => Ok(None),
         }
     }
@@ -360,27 +344,6 @@ async fn checkout(
         (CheckoutOutcome::Completed { .. }, true)
         | (CheckoutOutcome::Compensated { .. }, false) => Ok(started.elapsed()),
         _ => bail!("{workflow_id} ended {outcome:?}"),
-    }
-}
-
-/// What stripe-sim holds for the orders `order-<prefix>-…`, against what each should have.
-#[derive(Debug, Default)]
-pub struct Ledger {
-    /// Orders run (warm-up included).
-    pub orders: usize,
-    /// Orders with more than one succeeded PaymentIntent.
-    pub double_charged: usize,
-    /// Orders with none.
-    pub not_charged: usize,
-    /// Failed (odd) orders whose charge was refunded exactly once.
-    pub refunded_once: usize,
-    /// Orders refunded when they should not be, twice, or not when they should.
-    pub refunds_wrong: usize,
-}
-
-impl Ledger {
-    pub fn holds(&self) -> bool {
-        self.double_charged == 0 && self.not_charged == 0 && self.refunds_wrong == 0
     }
 }
 

@@ -1,5 +1,6 @@
-//! The worker and broker binaries as child processes, for tests that kill
-//! them, and a fault switch in front of the broker's key API.
+//! The worker binary as a child process, for tests that kill it; how the
+//! stack's broker binary is started; and a fault switch in front of the
+//! broker's key API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,21 +8,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use keylease_testkit::BrokerSettings;
+use keylease_testkit::bins::binary;
+use keylease_testkit::ports::free_addr;
+use keylease_testkit::process::terminate;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
-use crate::local::{bin_dir, free_port};
 use crate::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack};
 
-/// SIGTERM (how compose stops a container), then waits up to 30 s for `child` to exit.
-pub async fn terminate(child: &mut Child) {
-    if let Some(pid) = child.id() {
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await;
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+/// `keylease-broker` as the stack's: this build's binary, the stack's
+/// secrets, logging `info,keylease_broker=debug`.
+pub fn broker_settings() -> BrokerSettings {
+    BrokerSettings::new(binary("keylease-broker"), ADMIN_TOKEN, STRIPE_SECRET)
 }
 
 /// `keylease-worker run` on a task queue of the test's, logging JSON to a file.
@@ -57,17 +56,11 @@ impl WorkerProcess {
         proxy_url: &str,
         env: &[(&str, &str)],
     ) -> Self {
-        let bin = bin_dir().join("keylease-worker");
-        assert!(
-            bin.exists(),
-            "no {}: run `cargo build --workspace`",
-            bin.display()
-        );
         let dir = tempfile::tempdir().expect("temp dir");
         let log = dir.path().join("worker.log");
         let file = std::fs::File::create(&log).expect("worker log");
-        let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let child = Command::new(bin)
+        let metrics = free_addr();
+        let child = Command::new(binary("keylease-worker"))
             .arg("run")
             .env_clear()
             .env("TEMPORAL_ADDRESS", temporal_address)
@@ -105,9 +98,9 @@ impl WorkerProcess {
         self.child.id()
     }
 
-    /// SIGTERM, then waits for the process to exit.
+    /// SIGTERM, then waits up to 30 s for the process to exit.
     pub async fn stop(mut self) {
-        terminate(&mut self.child).await;
+        terminate(&mut self.child, Duration::from_secs(30)).await;
     }
 
     /// Everything it has logged so far.
@@ -137,133 +130,6 @@ impl WorkerProcess {
                 })
                 .unwrap_or(0.0)
         })
-    }
-}
-
-/// `keylease-broker` as a child process in front of stripe-sim, on a port it
-/// keeps across [`BrokerProcess::restart`]: the worker is configured with
-/// the broker's URL, so a restarted broker must answer where the old one did.
-pub struct BrokerProcess {
-    child: Child,
-    /// Where it listens (key API at `/v1`, proxy at `/stripe`).
-    pub addr: SocketAddr,
-    database_url: String,
-    upstream: SocketAddr,
-    log: PathBuf,
-    log_filter: String,
-    _dir: tempfile::TempDir,
-}
-
-impl BrokerProcess {
-    /// Starts the binary on a free port and `database_url`, and waits until it serves.
-    pub async fn spawn(upstream: SocketAddr, database_url: &str) -> Self {
-        Self::spawn_logging(upstream, database_url, "info,keylease_broker=debug").await
-    }
-
-    /// [`BrokerProcess::spawn`], logging what `log_filter` (a `RUST_LOG` value) lets through.
-    pub async fn spawn_logging(upstream: SocketAddr, database_url: &str, log_filter: &str) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let log = dir.path().join("broker.log");
-        let mut broker = Self {
-            child: Self::start(addr, upstream, database_url, &log, log_filter),
-            addr,
-            database_url: database_url.to_owned(),
-            upstream,
-            log,
-            log_filter: log_filter.to_owned(),
-            _dir: dir,
-        };
-        broker.ready().await;
-        broker
-    }
-
-    fn start(
-        listen: SocketAddr,
-        upstream: SocketAddr,
-        database_url: &str,
-        log: &std::path::Path,
-        log_filter: &str,
-    ) -> Child {
-        let bin = bin_dir().join("keylease-broker");
-        assert!(
-            bin.exists(),
-            "no {}: run `cargo build --workspace`",
-            bin.display()
-        );
-        // Appended to, so the log holds every run of the broker.
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("broker log");
-        Command::new(bin)
-            .args(["--listen", &listen.to_string(), "--log-format", "json"])
-            .env_clear()
-            .env("RUST_LOG", log_filter)
-            .env("KEYLEASE_BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("KEYLEASE_STRIPE_SECRET_KEY", STRIPE_SECRET)
-            .env("KEYLEASE_STRIPE_API_BASE", format!("http://{upstream}"))
-            .env("KEYLEASE_BROKER_DATABASE_URL", database_url)
-            .stdout(file.try_clone().expect("log handle"))
-            .stderr(file)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start keylease-broker")
-    }
-
-    /// Polls the key API until it answers; panics if the process exits first.
-    async fn ready(&mut self) {
-        let http = reqwest::Client::new();
-        let url = format!("http://{}/v1/keys?label_prefix=ready-", self.addr);
-        let until = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("keylease-broker exited ({status}):\n{}", self.log_text());
-            }
-            let answer = http.get(&url).bearer_auth(ADMIN_TOKEN).send().await;
-            if answer.is_ok_and(|a| a.status().is_success()) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < until,
-                "keylease-broker at {} not serving within 30 s",
-                self.addr
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// `kill -9`: no shutdown, no flush; reservations in flight stay as they are.
-    pub async fn kill(&mut self) {
-        self.child.kill().await.expect("kill -9 the broker");
-    }
-
-    /// Its process id while it runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
-    /// Starts the binary again on the same port and database, and waits until it serves.
-    pub async fn restart(&mut self) {
-        self.child = Self::start(
-            self.addr,
-            self.upstream,
-            &self.database_url,
-            &self.log,
-            &self.log_filter,
-        );
-        self.ready().await;
-    }
-
-    /// SIGTERM, then waits for the process to exit.
-    pub async fn stop(mut self) {
-        terminate(&mut self.child).await;
-    }
-
-    /// Everything every run of it has logged so far.
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }
 

@@ -202,7 +202,7 @@ impl Stack {
         let client = keylease_worker::connect::temporal_client(&temporal_args)
             .await
             .expect("temporal client");
-        let worker_metrics = SocketAddr::from(([127, 0, 0, 1], crate::local::free_port()));
+        let worker_metrics = keylease_testkit::ports::free_addr();
         let worker_config = WorkerConfig {
             temporal: temporal_args,
             broker_url: format!("http://{broker}").parse().expect("broker url"),
@@ -258,7 +258,7 @@ impl Stack {
         self.keys_at(self.broker, workflow_id).await
     }
 
-    /// [`Stack::keys_of`], asked of another broker (a [`crate::process::BrokerProcess`]).
+    /// [`Stack::keys_of`], asked of another broker (a [`keylease_testkit::BrokerProcess`]).
     pub async fn keys_at(&self, broker: SocketAddr, workflow_id: &str) -> Vec<Value> {
         let path = format!("/v1/keys?label_prefix=temporal-{workflow_id}-");
         let body = broker_get(&self.http, broker, &path).await;
@@ -410,24 +410,4 @@ fn run_worker_thread(
             stopped.await.ok();
         }),
     )
-}
-
-/// Polls `check` until it returns `Some`, or panics after `deadline`.
-pub async fn eventually<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let until = tokio::time::Instant::now() + deadline;
-    let mut poll = tokio::time::interval(Duration::from_millis(100));
-    loop {
-        poll.tick().await;
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "{what}: not within {deadline:?}"
-        );
-    }
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::local::free_port;
+use keylease_testkit::ports::free_port;
 
 /// A running dev server, with the search attribute `OrderId` (Keyword) that checkouts set.
 #[derive(Debug)]

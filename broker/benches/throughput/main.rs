@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use keylease_testkit::machine::{load_average, machine};
 use load::{Op, Stats};
 use procs::{ADMIN_TOKEN, STRIPE_SECRET};
 
@@ -163,7 +164,7 @@ struct Timing {
 
 async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec<Row> {
     let dir = tempfile::tempdir_in(sqlite_dir()).expect("bench dir");
-    let database = procs::fresh_database(backend, dir.path()).await;
+    let (database, postgres) = procs::fresh_database(backend, dir.path()).await;
     let broker = procs::spawn_broker(&database, sim).await;
     let setup = Setup {
         http: reqwest::Client::new(),
@@ -205,7 +206,7 @@ async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec
         });
     }
     drop(broker);
-    procs::drop_database(backend).await;
+    drop(postgres);
     rows
 }
 
@@ -239,18 +240,6 @@ fn print_table(backend: &str, rows: &[Row]) {
     }
 }
 
-/// The 1-, 5- and 15-minute load averages.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|text| {
-            text.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-        .unwrap_or_else(|_| "unknown".to_owned())
-}
-
 /// Median time of a one-row durable commit in SQLite as the broker opens it
 /// (WAL, `synchronous` at its default FULL) where the bench's SQLite file lives:
 /// the floor of a request that waits for its audit row.
@@ -279,20 +268,6 @@ async fn sqlite_commit_median_ms(dir: &std::path::Path) -> f64 {
     }
     times.sort_by(f64::total_cmp);
     times[times.len() / 2]
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split_once(':'))
-                .map(|(_, name)| name.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("{cores} cores ({cpu})")
 }
 
 /// Where the SQLite databases go: `BENCH_SQLITE_DIR`, or the target directory.

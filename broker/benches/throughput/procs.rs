@@ -2,7 +2,7 @@
 //! binary, each a process of its own as in production, and their databases.
 
 use std::io::BufRead;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,9 +15,6 @@ pub const STRIPE_SECRET: &str = "sk_test_bench_5f1e0c2a";
 
 /// The broker's admin token.
 pub const ADMIN_TOKEN: &str = "bench-admin-token-8c41d7e2b9a05f36";
-
-/// The PostgreSQL server the broker's tests use (`scripts/start-postgres.sh`).
-const DEFAULT_POSTGRES_URL: &str = "postgres://keylease:keylease@127.0.0.1:5432/postgres";
 
 /// A child process, killed when dropped.
 pub struct Process {
@@ -71,16 +68,10 @@ pub fn broker_binary() -> String {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_keylease-broker").to_owned())
 }
 
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-}
-
 /// The release `keylease-broker` binary on `database_url`, forwarding to `upstream`,
 /// logging JSON lines at `info` (to nowhere: the cost of formatting them stays).
 pub async fn spawn_broker(database_url: &str, upstream: SocketAddr) -> Process {
-    let addr = free_port();
+    let addr = keylease_testkit::ports::free_addr();
     let child = Command::new(broker_binary())
         .env("KEYLEASE_BROKER_LISTEN", addr.to_string())
         .env("KEYLEASE_BROKER_DATABASE_URL", database_url)
@@ -106,58 +97,21 @@ pub async fn spawn_broker(database_url: &str, upstream: SocketAddr) -> Process {
     }
 }
 
-/// A database of the bench's own, dropped by [`drop_database`].
-pub async fn fresh_database(backend: &str, dir: &Path) -> String {
+/// A database of the bench's own: a SQLite file in `dir`, or a new
+/// PostgreSQL database on the tests' server, dropped with the guard.
+pub async fn fresh_database(
+    backend: &str,
+    dir: &Path,
+) -> (String, Option<keylease_testkit::postgres::TestDatabase>) {
     match backend {
-        "sqlite" => format!("sqlite://{}/bench-{}.db", dir.display(), std::process::id()),
+        "sqlite" => (
+            format!("sqlite://{}/bench-{}.db", dir.display(), std::process::id()),
+            None,
+        ),
         "postgres" => {
-            use sqlx::Connection;
-            let admin = postgres_admin_url();
-            let mut connection = sqlx::PgConnection::connect(&admin)
-                .await
-                .unwrap_or_else(|err| {
-                    panic!("no PostgreSQL at {admin} ({err}): run scripts/start-postgres.sh")
-                });
-            let name = format!("keylease_bench_{}", std::process::id());
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name}"
-            )))
-            .execute(&mut connection)
-            .await
-            .expect("drop an old bench database");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut connection)
-                .await
-                .expect("create the bench database");
-            let (base, _) = admin.rsplit_once('/').expect("a URL ending in /database");
-            format!("{base}/{name}")
+            let database = keylease_testkit::postgres::TestDatabase::create("keylease_bench").await;
+            (database.url().to_owned(), Some(database))
         }
         other => panic!("unknown backend {other}: sqlite or postgres"),
     }
-}
-
-/// Drops a PostgreSQL database [`fresh_database`] made.
-pub async fn drop_database(backend: &str) {
-    if backend != "postgres" {
-        return;
-    }
-    use sqlx::Connection;
-    let name = format!("keylease_bench_{}", std::process::id());
-    let dropped = match sqlx::PgConnection::connect(&postgres_admin_url()).await {
-        Ok(mut connection) => sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut connection)
-        .await
-        .map(drop),
-        Err(err) => Err(err),
-    };
-    // The figures are measured by now: a database left behind is worth a line, not the run.
-    if let Err(err) = dropped {
-        eprintln!("could not drop the bench database {name}: {err}");
-    }
-}
-
-fn postgres_admin_url() -> String {
-    std::env::var("KEYLEASE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
 }

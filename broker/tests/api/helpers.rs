@@ -10,6 +10,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keylease_broker::BrokerConfig;
+use keylease_testkit::BrokerSettings;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use tempfile::TempDir;
@@ -20,9 +21,6 @@ use tokio::task::JoinHandle;
 
 pub const ADMIN_TOKEN: &str = "admin-test-token-3f9a-0c6e8d21b7a4";
 
-/// The PostgreSQL server the tests create their databases on (`scripts/start-postgres.sh` starts it).
-const DEFAULT_POSTGRES_URL: &str = "postgres://keylease:keylease@127.0.0.1:5432/postgres";
-
 /// Which database a test broker runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -32,44 +30,34 @@ pub enum Backend {
     Postgres,
 }
 
-/// A database of its own for one test.
-pub async fn fresh_database(backend: Backend, dir: &TempDir) -> String {
-    match backend {
-        Backend::Sqlite => format!("sqlite://{}/broker.db", dir.path().display()),
-        Backend::Postgres => {
-            use sqlx::Connection;
-            let admin = std::env::var("KEYLEASE_TEST_POSTGRES_URL")
-                .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
-            let mut connection = sqlx::PgConnection::connect(&admin)
-                .await
-                .unwrap_or_else(|err| panic!("no PostgreSQL at {admin} ({err}): run scripts/start-postgres.sh (make test does)"));
-            let name = format!("broker_test_{}", hex_suffix());
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&mut connection)
-                .await
-                .unwrap();
-            let (base, _) = admin
-                .rsplit_once('/')
-                .expect("a database URL ends in /database");
-            format!("{base}/{name}")
+/// A database of its own for one test, gone when the test is done.
+pub struct TestDatabase {
+    /// Its URL, for `BrokerConfig::database_url`.
+    pub url: String,
+    _dir: TempDir,
+    _postgres: Option<keylease_testkit::postgres::TestDatabase>,
+}
+
+impl TestDatabase {
+    /// A SQLite file in a folder of its own, or a new PostgreSQL database.
+    pub async fn create(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, postgres) = match backend {
+            Backend::Sqlite => (format!("sqlite://{}/broker.db", dir.path().display()), None),
+            Backend::Postgres => {
+                let database =
+                    keylease_testkit::postgres::TestDatabase::create("broker_test").await;
+                (database.url().to_owned(), Some(database))
+            }
+        };
+        Self {
+            url,
+            _dir: dir,
+            _postgres: postgres,
         }
     }
 }
 
-/// 16 hex digits no other test shares.
-fn hex_suffix() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    format!(
-        "{:x}{:x}",
-        nanos ^ u64::from(std::process::id()),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
 pub const STRIPE_SECRET: &str = "sk_test_broker_secret_77c1";
 
 /// A request as upstream received it.
@@ -166,7 +154,7 @@ pub struct TestBroker {
     pub upstream: TestUpstream,
     pub http: reqwest::Client,
     pub database_url: String,
-    _db_dir: Arc<TempDir>,
+    _database: TestDatabase,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -197,8 +185,8 @@ impl TestBroker {
     /// Spawns a broker on `backend` whose config `tweak` may change.
     pub async fn spawn_with(backend: Backend, tweak: impl FnOnce(&mut BrokerConfig)) -> Self {
         let upstream = TestUpstream::spawn().await;
-        let db_dir = Arc::new(tempfile::tempdir().unwrap());
-        let database_url = fresh_database(backend, &db_dir).await;
+        let database = TestDatabase::create(backend).await;
+        let database_url = database.url.clone();
         let mut config = config(&upstream, &database_url);
         tweak(&mut config);
         let mut broker = Self {
@@ -206,7 +194,7 @@ impl TestBroker {
             upstream,
             http: reqwest::Client::new(),
             database_url,
-            _db_dir: db_dir,
+            _database: database,
             stop: None,
             task: None,
         };
@@ -251,6 +239,12 @@ impl TestBroker {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// `/metrics` as text (it needs no token).
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
     }
 
     /// An admin call; returns status and JSON body (Null when empty).
@@ -390,95 +384,12 @@ pub async fn raw_status(addr: SocketAddr, method: &str, path: &str, token: &str)
     response.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
-/// The broker binary, run as an operator runs it, with its JSON log collected.
-pub struct BrokerProcess {
-    pub child: tokio::process::Child,
-    pub base: String,
-    pub log: Arc<Mutex<String>>,
-    pub reader: JoinHandle<()>,
-}
-
-impl BrokerProcess {
-    /// Starts `keylease-broker` on a free port at trace level, in front of `upstream`.
-    pub async fn spawn(upstream: &TestUpstream, database_url: &str) -> Self {
-        use tokio::io::AsyncBufReadExt;
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keylease-broker"))
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
-            .env("RUST_LOG", "trace")
-            .env("KEYLEASE_BROKER_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("KEYLEASE_STRIPE_SECRET_KEY", STRIPE_SECRET)
-            .env(
-                "KEYLEASE_STRIPE_API_BASE",
-                format!("http://{}", upstream.addr),
-            )
-            .env("KEYLEASE_BROKER_DATABASE_URL", database_url)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (address_tx, address_rx) = oneshot::channel::<String>();
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let collected = log.clone();
-        let reader = tokio::spawn(async move {
-            let mut address_tx = Some(address_tx);
-            while let Some(line) = lines.next_line().await.unwrap() {
-                if let Ok(entry) = serde_json::from_str::<Value>(&line)
-                    && let Some(address) = entry["fields"]["address"].as_str()
-                    && let Some(tx) = address_tx.take()
-                {
-                    tx.send(address.to_owned()).unwrap();
-                }
-                let mut log = collected.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let address = tokio::time::timeout(Duration::from_secs(30), address_rx)
-            .await
-            .unwrap()
-            .unwrap();
-        Self {
-            child,
-            base: format!("http://{address}"),
-            log,
-            reader,
-        }
-    }
-
-    /// Sends SIGTERM and waits (up to 30 s) for the process to exit.
-    pub async fn terminate(child: &mut tokio::process::Child) -> std::process::ExitStatus {
-        let pid = child.id().unwrap().to_string();
-        let killed = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(killed.success());
-        tokio::time::timeout(Duration::from_secs(30), child.wait())
-            .await
-            .unwrap()
-            .unwrap()
-    }
-}
-
-/// Polls `check` until it returns true or `deadline` passes.
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = tokio::time::Instant::now() + deadline;
-    let mut poll = tokio::time::interval(Duration::from_millis(50));
-    loop {
-        poll.tick().await;
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "condition not met within {deadline:?}"
-        );
-    }
+/// The broker binary, as the tests of it run it: this build's, at trace level.
+pub fn broker_settings() -> BrokerSettings {
+    BrokerSettings::new(
+        env!("CARGO_BIN_EXE_keylease-broker"),
+        ADMIN_TOKEN,
+        STRIPE_SECRET,
+    )
+    .log_filter("trace")
 }

@@ -289,15 +289,7 @@ async fn metrics_count_keys_proxied_requests_and_cap_refusals() {
     broker.admin(Method::DELETE, &path, None).await;
 
     // No auth: nothing in it is secret.
-    let text = broker
-        .http
-        .get(broker.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = broker.metrics().await;
     for line in [
         "keylease_broker_keys_issued_total 1",
         "keylease_broker_keys_revoked_total 1",

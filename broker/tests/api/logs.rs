@@ -2,21 +2,18 @@
 
 use std::time::Duration;
 
+use keylease_testkit::{BrokerProcess, eventually};
 use serde_json::json;
 
-use crate::helpers::{ADMIN_TOKEN, BrokerProcess, STRIPE_SECRET, TestUpstream, json_of};
+use crate::helpers::{ADMIN_TOKEN, STRIPE_SECRET, TestUpstream, broker_settings, json_of};
 
 #[tokio::test]
 async fn a_whole_run_logs_no_secret_and_stops_on_sigterm() {
     let upstream = TestUpstream::spawn().await;
     let db_dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/b.db", db_dir.path().display());
-    let BrokerProcess {
-        mut child,
-        base,
-        log,
-        reader,
-    } = BrokerProcess::spawn(&upstream, &database_url).await;
+    let mut broker = BrokerProcess::spawn(broker_settings(), upstream.addr, &database_url).await;
+    let base = broker.base();
     let http = reqwest::Client::new();
 
     // Every path that handles a secret: issue, proxy, refusals, revocations.
@@ -68,11 +65,13 @@ async fn a_whole_run_logs_no_secret_and_stops_on_sigterm() {
     assert_eq!(revoked.status(), 204);
     assert_eq!(charge("1").await.unwrap().status(), 401);
 
-    let exit = BrokerProcess::terminate(&mut child).await;
-    assert!(exit.success(), "SIGTERM is a clean stop: {exit:?}");
-    reader.await.unwrap();
+    let exit = broker.stop().await;
+    assert!(
+        exit.is_some_and(|exit| exit.success()),
+        "SIGTERM is a clean stop: {exit:?}"
+    );
 
-    let log = log.lock().unwrap().clone();
+    let log = broker.log_text();
     assert!(log.contains(&key_id), "the log names the key by id");
     assert!(log.contains("proxied request") && log.contains("shutdown requested"));
     for secret in [
@@ -96,7 +95,7 @@ async fn a_stopping_broker_finishes_and_records_what_it_forwarded() {
     let upstream = TestUpstream::spawn().await;
     let db_dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/b.db", db_dir.path().display());
-    let mut broker = BrokerProcess::spawn(&upstream, &database_url).await;
+    let mut broker = BrokerProcess::spawn(broker_settings(), upstream.addr, &database_url).await;
     let http = reqwest::Client::new();
     let issue = |base: String| {
         let http = http.clone();
@@ -116,33 +115,33 @@ async fn a_stopping_broker_finishes_and_records_what_it_forwarded() {
             issued
         }
     };
-    let key = issue(broker.base.clone()).await;
+    let key = issue(broker.base()).await;
     upstream.script([crate::helpers::Reply {
         delay: Duration::from_secs(2),
         body: json!({"id": "pi_1Late", "object": "payment_intent", "amount": 300, "currency": "usd"}),
         ..crate::helpers::Reply::status(200)
     }]);
     let gone = http
-        .post(format!("{}/stripe/v1/payment_intents", broker.base))
+        .post(format!("{}/stripe/v1/payment_intents", broker.base()))
         .bearer_auth(key["token"].as_str().unwrap())
         .form(&[("amount", "300"), ("currency", "usd")])
         .timeout(Duration::from_millis(500))
         .send()
         .await;
     assert!(gone.is_err(), "the client left before the answer");
-    crate::helpers::eventually(Duration::from_secs(2), || async {
-        upstream.received().len() == 1
+    eventually(Duration::from_secs(2), "the charge upstream", || async {
+        (upstream.received().len() == 1).then_some(())
     })
     .await;
     assert_eq!(upstream.received().len(), 1, "the charge is upstream");
-    let exit = BrokerProcess::terminate(&mut broker.child).await;
-    assert!(exit.success(), "{exit:?}");
+    let exit = broker.stop().await;
+    assert!(exit.is_some_and(|exit| exit.success()), "{exit:?}");
 
-    let restarted = BrokerProcess::spawn(&upstream, &database_url).await;
+    let restarted = BrokerProcess::spawn(broker_settings(), upstream.addr, &database_url).await;
     let (_, audit) = json_of(
         http.get(format!(
             "{}/v1/audit?label_prefix=temporal-stop-",
-            restarted.base
+            restarted.base()
         ))
         .bearer_auth(ADMIN_TOKEN)
         .send()
@@ -159,11 +158,11 @@ async fn a_stopping_broker_finishes_and_records_what_it_forwarded() {
         ),
         (Some(200), Some(3.0))
     );
-    let retry = issue(restarted.base.clone()).await;
+    let retry = issue(restarted.base()).await;
     let read = http
         .get(format!(
             "{}/stripe/v1/payment_intents/pi_1Late",
-            restarted.base
+            restarted.base()
         ))
         .bearer_auth(retry["token"].as_str().unwrap())
         .send()

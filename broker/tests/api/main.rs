@@ -2,6 +2,7 @@
 //! file, and a PostgreSQL database) and a recording upstream server, all on port 0.
 
 mod attacks;
+mod bad_input;
 mod helpers;
 mod keys;
 mod logs;
@@ -48,6 +49,8 @@ on_both_backends! {
     spend::currencies_are_valued_in_usd,
     spend::ambiguous_amounts_are_refused,
     persistence::keys_revocations_and_spend_survive_a_restart,
+    bad_input::bad_key_requests_issue_no_key,
+    bad_input::bad_proxied_requests_forward_nothing,
     attacks::cap_is_not_bypassed_by_parameter_spelling,
     attacks::declined_create_then_confirm_is_counted,
     attacks::a_hold_from_an_earlier_day_pays_for_nothing_today,

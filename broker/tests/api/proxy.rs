@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
+use keylease_broker::routes::proxy::namespaced_idempotency_key;
+use keylease_testkit::eventually;
 use reqwest::Method;
 use serde_json::json;
 
-use keylease_broker::routes::proxy::namespaced_idempotency_key;
-
-use crate::helpers::{Backend, STRIPE_SECRET, TestBroker, code, eventually, json_of, raw_status};
+use crate::helpers::{Backend, STRIPE_SECRET, TestBroker, code, json_of, raw_status};
 
 pub async fn forwards_with_the_stripe_secret_and_passes_headers_through(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
@@ -125,12 +125,12 @@ pub async fn unknown_revoked_and_expired_keys_are_401(backend: Backend) {
             .status(),
         200
     );
-    eventually(Duration::from_secs(5), || async {
-        broker
+    eventually(Duration::from_secs(5), "the short key expired", || async {
+        let status = broker
             .stripe_get(&short.token, "/v1/balance")
             .await
-            .status()
-            == 401
+            .status();
+        (status == 401).then_some(())
     })
     .await;
     let forwarded = broker.upstream.received().len();

@@ -2,9 +2,10 @@
 
 use std::time::{Duration, Instant};
 
+use keylease_testkit::eventually;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestSim, eventually};
+use crate::helpers::TestSim;
 
 const CHARGE: &[(&str, &str)] = &[
     ("amount", "4200"),
@@ -147,8 +148,8 @@ async fn a_storm_ends_when_its_time_is_over() {
     .await;
     assert_eq!(sim.post("/v1/payment_intents", CHARGE).await.status, 500);
     assert_eq!(sim.post("/v1/payment_intents", CHARGE).await.status, 500);
-    eventually(Duration::from_secs(5), || async {
-        sim.held("faults").await.is_empty()
+    eventually(Duration::from_secs(5), "the fault used", || async {
+        sim.held("faults").await.is_empty().then_some(())
     })
     .await;
     assert_eq!(sim.post("/v1/payment_intents", CHARGE).await.status, 200);
@@ -311,9 +312,11 @@ async fn a_request_whose_client_hangs_up_still_commits() {
         .send()
         .await;
     assert!(lost.is_err(), "the client gave up: {lost:?}");
-    eventually(Duration::from_secs(5), || async {
-        sim.held("payment_intents").await.len() == 1
-    })
+    eventually(
+        Duration::from_secs(5),
+        "the PaymentIntent stored",
+        || async { (sim.held("payment_intents").await.len() == 1).then_some(()) },
+    )
     .await;
     let retry = sim.post_idem("/v1/payment_intents", CHARGE, "gone-1").await;
     assert_eq!(

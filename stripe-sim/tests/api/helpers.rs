@@ -1,7 +1,6 @@
 //! Spawns a simulator and speaks to it as a Stripe client and as a test.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -174,25 +173,5 @@ impl TestSim {
             .await
             .unwrap();
         body["data"].as_array().unwrap().clone()
-    }
-}
-
-/// Polls `check` until it returns true or `deadline` passes.
-pub async fn eventually<F, Fut>(deadline: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let until = tokio::time::Instant::now() + deadline;
-    let mut poll = tokio::time::interval(Duration::from_millis(20));
-    loop {
-        poll.tick().await;
-        if check().await {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "condition not met within {deadline:?}"
-        );
     }
 }

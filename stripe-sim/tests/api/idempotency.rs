@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use keylease_testkit::eventually;
 use serde_json::json;
 
-use crate::helpers::{TestSim, eventually};
+use crate::helpers::TestSim;
 
 const CHARGE: &[(&str, &str)] = &[
     ("amount", "1500"),
@@ -111,8 +112,8 @@ async fn a_key_still_executing_is_a_409() {
         async move { sim.post_idem("/v1/payment_intents", CHARGE, "busy-1").await }
     });
     // The fault is taken only after the request holds its key.
-    eventually(Duration::from_secs(5), || async {
-        sim.held("faults").await.is_empty()
+    eventually(Duration::from_secs(5), "the fault used", || async {
+        sim.held("faults").await.is_empty().then_some(())
     })
     .await;
     let conflict = sim.post_idem("/v1/payment_intents", CHARGE, "busy-1").await;

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use keylease_testkit::eventually;
 use serde_json::json;
 
-use crate::helpers::{TestSim, eventually};
+use crate::helpers::TestSim;
 
 async fn create(sim: &TestSim, amount: &str, order: &str, confirm: bool) -> String {
     let mut form = vec![
@@ -125,8 +126,8 @@ async fn new_payment_intents_appear_only_after_the_indexing_delay() {
         200,
         "retrieve sees it at once"
     );
-    eventually(Duration::from_secs(5), || async {
-        ids(&sim.get(path).await.body) == [id.clone()]
+    eventually(Duration::from_secs(5), "the search index", || async {
+        (ids(&sim.get(path).await.body) == [id.clone()]).then_some(())
     })
     .await;
 }

@@ -1,14 +1,17 @@
-//! The bad-input table: every public input with something wrong gets a clear
-//! error naming the problem (a non-zero exit, a 4xx with a code, or an
+//! The bad-input table: every public input of the worker with something
+//! wrong gets a clear error naming the problem (a non-zero exit or an
 //! `InvalidInput` failure) and leaves no side effect: no key issued, nothing
 //! forwarded to Stripe, no workflow started. Each table below is one kind of
 //! input; each test checks every row, then the side effects of the whole table.
+//! The broker's own tables (key requests, proxied requests, its environment)
+//! need no Temporal: they are in the broker's tests, `broker/tests/api/bad_input.rs`.
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
-use keylease_tests::local::{bin_dir, free_port};
+use keylease_testkit::bins::binary;
+use keylease_testkit::ports::free_port;
+use keylease_testkit::process::run_refusing;
+use keylease_testkit::table::{assert_no_problems, refused, set_var};
 use keylease_tests::raw::{RawOutcome, RawWorker};
 use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, unique};
 use keylease_workflows::{CheckoutOutcome, CheckoutWorkflow};
@@ -70,20 +73,6 @@ const POLICY_FILES: &[(&str, &str, &str)] = &[
     ("zero initial interval", "[reconcile.retry]\ninitial_interval = \"0s\"\n", "reconcile.retry.initial_interval"),
 ];
 
-/// `keylease-broker`'s environment: (case, variable, value or unset, text the error names).
-#[rustfmt::skip]
-const BROKER_ENV: &[(&str, &str, Option<&str>, &str)] = &[
-    ("rates not numbers", "KEYLEASE_BROKER_USD_RATES", Some("eur=abc"), "--usd-rates"),
-    ("max TTL not a duration", "KEYLEASE_BROKER_MAX_TTL", Some("forever"), "--max-ttl"),
-    ("listen not an address", "KEYLEASE_BROKER_LISTEN", Some("localhost"), "--listen"),
-    ("plain http upstream off loopback", "KEYLEASE_STRIPE_API_BASE", Some("http://stripe.example.com"), "Stripe API base"),
-    ("upstream not a URL", "KEYLEASE_STRIPE_API_BASE", Some("api.stripe.com"), "--stripe-api-base"),
-    ("unknown database", "KEYLEASE_BROKER_DATABASE_URL", Some("mysql://db/keys"), "database"),
-    ("Stripe secret missing", "KEYLEASE_STRIPE_SECRET_KEY", None, "--stripe-secret-key"),
-    ("unknown log format", "KEYLEASE_LOG_FORMAT", Some("xml"), "--log-format"),
-    ("header timeout not a duration", "KEYLEASE_BROKER_HEADER_TIMEOUT", Some("10 parsecs"), "--header-timeout"),
-];
-
 /// `keylease-worker run`'s environment: (case, variable, value or unset, text the error names).
 #[rustfmt::skip]
 const WORKER_ENV: &[(&str, &str, Option<&str>, &str)] = &[
@@ -96,67 +85,8 @@ const WORKER_ENV: &[(&str, &str, Option<&str>, &str)] = &[
     ("revoke budget not a duration", "KEYLEASE_REVOKE_BUDGET", Some("-2s"), "--revoke-budget"),
 ];
 
-/// `POST /v1/keys`: (case, field set to value or removed, the field the 422 names).
-#[rustfmt::skip]
-const KEY_REQUESTS: &[(&str, &str, Option<&str>, &str)] = &[
-    ("label missing", "label", None, "label"),
-    ("label with a space", "label", Some(r#""temporal-a b-charge""#), "label"),
-    ("label of 256 characters", "label", Some(LONG_LABEL), "label"),
-    ("label in unicode", "label", Some(r#""temporal-zähler-charge""#), "label"),
-    ("unknown vendor", "vendor", Some(r#""paypal""#), "vendor"),
-    ("negative cap", "daily_usd_cap", Some("-1"), "daily_usd_cap"),
-    ("cap in fractions of a cent", "daily_usd_cap", Some("1.001"), "daily_usd_cap"),
-    ("cap as a string", "daily_usd_cap", Some(r#""10""#), "daily_usd_cap"),
-    ("no endpoints", "allowed_endpoints", Some("[]"), "allowed_endpoints"),
-    ("an endpoint it cannot value", "allowed_endpoints", Some(r#"["POST /v1/*"]"#), "allowed_endpoints"),
-    ("expiry not a duration", "expires_in", Some(r#""forever""#), "expires_in"),
-    ("expiry past the maximum", "expires_in", Some(r#""48h""#), "expires_in"),
-    ("metadata value a number", "metadata", Some(r#"{"attempt": 1}"#), "metadata"),
-    ("misspelt field", "daily_cap", Some("10"), "daily_cap"),
-];
-
-/// 256 characters, as a JSON string: one past the longest label.
-const LONG_LABEL: &str = "\"llllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllllll\"";
-
-/// A proxied request with something wrong: what to send and the status and code it gets.
-struct Proxied {
-    case: &'static str,
-    method: &'static str,
-    path: &'static str,
-    /// `None`: the key's token; `Some("")`: no `Authorization`; else that token.
-    token: Option<&'static str>,
-    headers: &'static [(&'static str, &'static str)],
-    content_type: &'static str,
-    body: &'static str,
-    status: u16,
-    code: &'static str,
-}
-
-const FORM: &str = "application/x-www-form-urlencoded";
-const CHARGE_FORM: &str = "amount=500&currency=usd&payment_method=pm_card_visa";
-
-/// Proxied requests, on a key for `POST /v1/payment_intents` with a $10 cap.
-#[rustfmt::skip]
-const PROXIED: &[Proxied] = &[
-    Proxied { case: "unknown vendor", method: "POST", path: "/paypal/v1/payment_intents", token: None, headers: &[], content_type: FORM, body: CHARGE_FORM, status: 404, code: "not_found" },
-    Proxied { case: "PUT", method: "PUT", path: "/stripe/v1/payment_intents", token: None, headers: &[], content_type: FORM, body: CHARGE_FORM, status: 405, code: "method_not_allowed" },
-    Proxied { case: "percent-encoded path", method: "POST", path: "/stripe/v1/payment%5Fintents", token: None, headers: &[], content_type: FORM, body: CHARGE_FORM, status: 400, code: "invalid_path" },
-    Proxied { case: "semicolon in the path", method: "POST", path: "/stripe/v1/payment_intents;x", token: None, headers: &[], content_type: FORM, body: CHARGE_FORM, status: 400, code: "invalid_path" },
-    Proxied { case: "no token", method: "POST", path: "/stripe/v1/payment_intents", token: Some(""), headers: &[], content_type: FORM, body: CHARGE_FORM, status: 401, code: "invalid_key" },
-    Proxied { case: "unknown token", method: "POST", path: "/stripe/v1/payment_intents", token: Some("vk_0000000000000000000000000000000000000000000000000000000000000000"), headers: &[], content_type: FORM, body: CHARGE_FORM, status: 401, code: "invalid_key" },
-    Proxied { case: "endpoint outside the key's scope", method: "POST", path: "/stripe/v1/refunds", token: None, headers: &[], content_type: FORM, body: "payment_intent=pi_123", status: 403, code: "endpoint_not_allowed" },
-    Proxied { case: "charge over the cap", method: "POST", path: "/stripe/v1/payment_intents", token: None, headers: &[], content_type: FORM, body: "amount=1001&currency=usd&payment_method=pm_card_visa", status: 429, code: "cap_exhausted" },
-    Proxied { case: "amount not a number", method: "POST", path: "/stripe/v1/payment_intents", token: None, headers: &[], content_type: FORM, body: "amount=ten&currency=usd", status: 400, code: "invalid_request" },
-    Proxied { case: "amount twice", method: "POST", path: "/stripe/v1/payment_intents", token: None, headers: &[], content_type: FORM, body: "amount=1&amount=99999&currency=usd", status: 400, code: "invalid_request" },
-    Proxied { case: "JSON body", method: "POST", path: "/stripe/v1/payment_intents", token: None, headers: &[], content_type: "application/json", body: r#"{"amount":500,"currency":"usd"}"#, status: 415, code: "unsupported_media_type" },
-    Proxied { case: "non-ASCII parameter", method: "POST", path: "/stripe/v1/payment_intents", token: None, headers: &[], content_type: FORM, body: "amount=500&currency=usd&description=caf\u{e9}", status: 400, code: "invalid_request" },
-    Proxied { case: "currency without a rate", method: "POST", path: "/stripe/v1/payment_intents", token: None, headers: &[], content_type: FORM, body: "amount=500&currency=gbp", status: 403, code: "currency_not_allowed" },
-    Proxied { case: "account the key is not bound to", method: "POST", path: "/stripe/v1/payment_intents", token: None, headers: &[("Stripe-Account", "acct_123")], content_type: FORM, body: CHARGE_FORM, status: 403, code: "account_not_allowed" },
-    Proxied { case: "idempotency key twice", method: "POST", path: "/stripe/v1/payment_intents", token: None, headers: &[("Idempotency-Key", "a"), ("Idempotency-Key", "b")], content_type: FORM, body: CHARGE_FORM, status: 400, code: "invalid_request" },
-    Proxied { case: "parameters in the query of a POST", method: "POST", path: "/stripe/v1/payment_intents?amount=99999", token: None, headers: &[], content_type: FORM, body: CHARGE_FORM, status: 400, code: "invalid_request" },
-];
-
 /// Activity inputs a workflow in any SDK may send: (case, activity, input, text the failure names).
+#[rustfmt::skip]
 fn activity_inputs() -> Vec<(&'static str, &'static str, Value, &'static str)> {
     let charge = json!({"order_id": "o-bad", "amount": 500, "currency": "usd", "payment_method": "pm_card_visa"});
     let with = |field: &str, value: Value| {
@@ -176,132 +106,27 @@ fn activity_inputs() -> Vec<(&'static str, &'static str, Value, &'static str)> {
         input
     };
     vec![
-        (
-            "charge: amount zero",
-            "charge",
-            with("amount", json!(0)),
-            "amount must be",
-        ),
-        (
-            "charge: amount too large",
-            "charge",
-            with("amount", json!(100_000_000)),
-            "amount must be",
-        ),
-        (
-            "charge: amount a string",
-            "charge",
-            with("amount", json!("500")),
-            "expected i64",
-        ),
-        (
-            "charge: amount fractional",
-            "charge",
-            with("amount", json!(5.5)),
-            "expected i64",
-        ),
-        (
-            "charge: currency in capitals",
-            "charge",
-            with("currency", json!("USD")),
-            "currency must be",
-        ),
-        (
-            "charge: payment method missing",
-            "charge",
-            without("payment_method"),
-            "payment_method",
-        ),
-        (
-            "charge: misspelt field",
-            "charge",
-            with("amount_cents", json!(500)),
-            "amount_cents",
-        ),
-        (
-            "charge: order id of 100,000 characters",
-            "charge",
-            with("order_id", json!("o".repeat(100_000))),
-            "order_id must be",
-        ),
-        (
-            "charge: order id with NUL",
-            "charge",
-            with("order_id", json!("o\u{0}1")),
-            "order_id must be",
-        ),
-        (
-            "charge: reserved metadata",
-            "charge",
-            with("metadata", json!({"order_id": "x"})),
-            "metadata.order_id",
-        ),
-        (
-            "charge: metadata value a number",
-            "charge",
-            with("metadata", json!({"n": 1})),
-            "expected a string",
-        ),
-        (
-            "charge: negative spend cap",
-            "charge",
-            with("max_spend_usd", json!(-1)),
-            "max_spend_usd must be",
-        ),
-        (
-            "charge: eur without a spend cap",
-            "charge",
-            with("currency", json!("eur")),
-            "max_spend_usd is required",
-        ),
-        (
-            "charge: checkout id with a space",
-            "charge",
-            with("checkout_id", json!("a b")),
-            "checkout_id must be",
-        ),
-        (
-            "charge: unknown capture mode",
-            "charge",
-            with("capture", json!("later")),
-            "unknown variant `later`",
-        ),
-        (
-            "charge: emoji payment method",
-            "charge",
-            with("payment_method", json!("pm_💳")),
-            "payment_method must be",
-        ),
-        (
-            "charge: input not an object",
-            "charge",
-            json!("charge me"),
-            "expected struct ChargeInput",
-        ),
-        (
-            "refund: not a PaymentIntent",
-            "refund",
-            refund_with("payment_intent_id", json!("ch_123")),
-            "payment_intent_id must be",
-        ),
-        (
-            "refund: amount zero",
-            "refund",
-            refund_with("amount", json!(0)),
-            "amount must be",
-        ),
-        (
-            "refund: unknown reason",
-            "refund",
-            refund_with("reason", json!("changed my mind")),
-            "reason must be",
-        ),
-        (
-            "reconcile: checkout id missing",
-            "reconcile",
-            json!({"order_id": "o-bad", "search_window_ms": 1000}),
-            "checkout_id",
-        ),
+        ("charge: amount zero", "charge", with("amount", json!(0)), "amount must be"),
+        ("charge: amount too large", "charge", with("amount", json!(100_000_000)), "amount must be"),
+        ("charge: amount a string", "charge", with("amount", json!("500")), "expected i64"),
+        ("charge: amount fractional", "charge", with("amount", json!(5.5)), "expected i64"),
+        ("charge: currency in capitals", "charge", with("currency", json!("USD")), "currency must be"),
+        ("charge: payment method missing", "charge", without("payment_method"), "payment_method"),
+        ("charge: misspelt field", "charge", with("amount_cents", json!(500)), "amount_cents"),
+        ("charge: order id of 100,000 characters", "charge", with("order_id", json!("o".repeat(100_000))), "order_id must be"),
+        ("charge: order id with NUL", "charge", with("order_id", json!("o\u{0}1")), "order_id must be"),
+        ("charge: reserved metadata", "charge", with("metadata", json!({"order_id": "x"})), "metadata.order_id"),
+        ("charge: metadata value a number", "charge", with("metadata", json!({"n": 1})), "expected a string"),
+        ("charge: negative spend cap", "charge", with("max_spend_usd", json!(-1)), "max_spend_usd must be"),
+        ("charge: eur without a spend cap", "charge", with("currency", json!("eur")), "max_spend_usd is required"),
+        ("charge: checkout id with a space", "charge", with("checkout_id", json!("a b")), "checkout_id must be"),
+        ("charge: unknown capture mode", "charge", with("capture", json!("later")), "unknown variant `later`"),
+        ("charge: emoji payment method", "charge", with("payment_method", json!("pm_💳")), "payment_method must be"),
+        ("charge: input not an object", "charge", json!("charge me"), "expected struct ChargeInput"),
+        ("refund: not a PaymentIntent", "refund", refund_with("payment_intent_id", json!("ch_123")), "payment_intent_id must be"),
+        ("refund: amount zero", "refund", refund_with("amount", json!(0)), "amount must be"),
+        ("refund: unknown reason", "refund", refund_with("reason", json!("changed my mind")), "reason must be"),
+        ("reconcile: checkout id missing", "reconcile", json!({"order_id": "o-bad", "search_window_ms": 1000}), "checkout_id"),
     ]
 }
 
@@ -330,7 +155,7 @@ async fn bad_checkout_flags_and_policy_files_start_no_workflow() {
         let output = worker_checkout(&stack, &wf, &flags).await;
         problems.extend(refused(case, &output, names));
         // `policy explain` reads the file the same way.
-        let output = run_binary(
+        let output = run_refusing(
             Command::new(binary("keylease-worker"))
                 .args(["policy", "explain", "--policy-file"])
                 .arg(&path)
@@ -341,7 +166,7 @@ async fn bad_checkout_flags_and_policy_files_start_no_workflow() {
         workflow_ids.push(wf);
     }
     let missing = dir.path().join("missing.toml");
-    let output = run_binary(
+    let output = run_refusing(
         Command::new(binary("keylease-worker"))
             .args(["policy", "explain", "--policy-file"])
             .arg(&missing)
@@ -370,24 +195,8 @@ async fn bad_checkout_flags_and_policy_files_start_no_workflow() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bad_environments_stop_the_binaries_before_they_start() {
+async fn bad_environments_stop_the_worker_before_it_starts() {
     let mut problems = Vec::new();
-    for (case, variable, value, names) in BROKER_ENV {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("broker.db");
-        let mut env = broker_env(&db);
-        set(&mut env, variable, *value);
-        let output = run_binary(
-            Command::new(binary("keylease-broker"))
-                .env_clear()
-                .envs(env),
-        )
-        .await;
-        problems.extend(refused(case, &output, names));
-        if db.exists() {
-            problems.push(format!("{case}: the database was created"));
-        }
-    }
     // A broker that is not there: a worker that got past its settings would
     // fail on it with another line.
     let broker = format!("http://127.0.0.1:{}", free_port());
@@ -401,8 +210,8 @@ async fn bad_environments_stop_the_binaries_before_they_start() {
                 format!("127.0.0.1:{}", free_port()),
             ),
         ];
-        set(&mut env, variable, *value);
-        let output = run_binary(
+        set_var(&mut env, variable, *value);
+        let output = run_refusing(
             Command::new(binary("keylease-worker"))
                 .arg("run")
                 .env_clear()
@@ -416,127 +225,6 @@ async fn bad_environments_stop_the_binaries_before_they_start() {
         }
     }
     assert_no_problems(problems);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_key_requests_issue_no_key() {
-    let stack = Stack::spawn("bad-keys").await;
-    let mut problems = Vec::new();
-    for (case, field, value, names) in KEY_REQUESTS {
-        let mut body = json!({
-            "label": "temporal-bad-key-charge",
-            "vendor": "stripe",
-            "daily_usd_cap": 10,
-            "allowed_endpoints": ["POST /v1/payment_intents"],
-            "expires_in": "1h",
-        });
-        match value {
-            Some(value) => body[*field] = serde_json::from_str(value).unwrap(),
-            None => {
-                body.as_object_mut().map(|o| o.remove(*field));
-            }
-        }
-        let response = stack
-            .http
-            .post(format!("http://{}/v1/keys", stack.broker))
-            .bearer_auth(ADMIN_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        problems.extend(error_answer(case, response, 422, "invalid_request", Some(names)).await);
-    }
-    // Not JSON at all, and no admin token.
-    let response = stack
-        .http
-        .post(format!("http://{}/v1/keys", stack.broker))
-        .bearer_auth(ADMIN_TOKEN)
-        .header("content-type", "application/json")
-        .body("{\"label\": ")
-        .send()
-        .await
-        .unwrap();
-    problems.extend(error_answer("body not JSON", response, 422, "invalid_request", None).await);
-    let response = stack
-        .http
-        .post(format!("http://{}/v1/keys", stack.broker))
-        .json(&json!({"label": "temporal-x-charge"}))
-        .send()
-        .await
-        .unwrap();
-    problems.extend(error_answer("no admin token", response, 401, "unauthorized", None).await);
-    problems.extend(no_keys_and_nothing_forwarded(&stack, 0).await);
-    assert_no_problems(problems);
-    stack.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn bad_proxied_requests_forward_nothing() {
-    let stack = Stack::spawn("bad-proxy").await;
-    let issued: Value = stack
-        .http
-        .post(format!("http://{}/v1/keys", stack.broker))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "label": "temporal-bad-proxy-charge",
-            "vendor": "stripe",
-            "daily_usd_cap": 10,
-            "allowed_endpoints": ["POST /v1/payment_intents"],
-            "expires_in": "1h",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = issued["token"].as_str().expect("a token").to_owned();
-    let mut problems = Vec::new();
-    for row in PROXIED {
-        let mut request = stack
-            .http
-            .request(
-                row.method.parse().unwrap(),
-                format!("http://{}{}", stack.broker, row.path),
-            )
-            .header("content-type", row.content_type)
-            .body(row.body);
-        match row.token {
-            None => request = request.bearer_auth(&token),
-            Some("") => {}
-            Some(other) => request = request.bearer_auth(other),
-        }
-        for (name, value) in row.headers {
-            request = request.header(*name, *value);
-        }
-        let response = request.send().await.unwrap();
-        problems.extend(error_answer(row.case, response, row.status, row.code, None).await);
-    }
-    // A body past 1 MiB.
-    let huge = format!(
-        "amount=500&currency=usd&description={}",
-        "d".repeat(1 << 20)
-    );
-    let response = stack
-        .http
-        .post(format!("http://{}/stripe/v1/payment_intents", stack.broker))
-        .bearer_auth(&token)
-        .header("content-type", FORM)
-        .body(huge)
-        .send()
-        .await
-        .unwrap();
-    problems
-        .extend(error_answer("body over 1 MiB", response, 413, "payload_too_large", None).await);
-    let key = stack
-        .broker_get(&format!("/v1/keys/{}", issued["id"].as_str().unwrap()))
-        .await;
-    if key["spent_usd"] != 0.0 {
-        problems.push(format!("the refused requests reserved spend: {key}"));
-    }
-    problems.extend(no_keys_and_nothing_forwarded(&stack, 1).await);
-    assert_no_problems(problems);
-    stack.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -621,25 +309,6 @@ async fn bad_activity_and_checkout_inputs_issue_no_key() {
 // How a row is run and judged
 // ---------------------------------------------------------------------------
 
-fn binary(name: &str) -> PathBuf {
-    let bin = bin_dir().join(name);
-    assert!(
-        bin.exists(),
-        "no {}: run `cargo build --workspace`",
-        bin.display()
-    );
-    bin
-}
-
-/// Runs a binary that should refuse at start; one that runs instead is stopped after 15 s.
-async fn run_binary(command: &mut Command) -> Output {
-    command.kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(15), command.output())
-        .await
-        .expect("refuses at start instead of running")
-        .unwrap()
-}
-
 /// A good checkout's flags with `overrides` applied (`None` removes a flag).
 fn checkout_flags(overrides: &[(&str, Option<&str>)]) -> Vec<String> {
     let mut flags: Vec<(String, Option<String>)> = [
@@ -663,7 +332,7 @@ fn checkout_flags(overrides: &[(&str, Option<&str>)]) -> Vec<String> {
 }
 
 async fn worker_checkout(stack: &Stack, workflow_id: &str, flags: &[String]) -> Output {
-    run_binary(
+    run_refusing(
         Command::new(binary("keylease-worker"))
             .arg("checkout")
             .args(flags)
@@ -673,67 +342,6 @@ async fn worker_checkout(stack: &Stack, workflow_id: &str, flags: &[String]) -> 
             .env("KEYLEASE_TASK_QUEUE", &stack.task_queue),
     )
     .await
-}
-
-/// A broker's environment that would start (the tests' own settings).
-fn broker_env(db: &Path) -> Vec<(String, String)> {
-    [
-        ("KEYLEASE_BROKER_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        ("KEYLEASE_STRIPE_SECRET_KEY", "sk_test_bad_input".to_owned()),
-        (
-            "KEYLEASE_BROKER_LISTEN",
-            format!("127.0.0.1:{}", free_port()),
-        ),
-        (
-            "KEYLEASE_BROKER_DATABASE_URL",
-            format!("sqlite://{}", db.display()),
-        ),
-        (
-            "KEYLEASE_STRIPE_API_BASE",
-            format!("http://127.0.0.1:{}", free_port()),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
-}
-
-fn set(env: &mut Vec<(String, String)>, variable: &str, value: Option<&str>) {
-    env.retain(|(k, _)| k != variable);
-    if let Some(value) = value {
-        env.push((variable.to_owned(), value.to_owned()));
-    }
-}
-
-/// A non-zero exit whose stderr names the problem.
-fn refused(case: &str, output: &Output, names: &str) -> Option<String> {
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    if output.status.success() {
-        return Some(format!("{case}: exited 0: {stderr}"));
-    }
-    (!stderr.contains(names))
-        .then(|| format!("{case}: the error does not name {names:?}: {stderr}"))
-}
-
-/// A 4xx with `{"error":{"code","message"}}`, the message naming `names` when given.
-async fn error_answer(
-    case: &str,
-    response: reqwest::Response,
-    status: u16,
-    code: &str,
-    names: Option<&str>,
-) -> Option<String> {
-    let got = response.status().as_u16();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
-    let message = body["error"]["message"].as_str().unwrap_or_default();
-    if got != status || body["error"]["code"] != code || message.is_empty() {
-        return Some(format!(
-            "{case}: expected {status} {code}, got {got} {body}"
-        ));
-    }
-    names
-        .filter(|n| !message.contains(n))
-        .map(|n| format!("{case}: the message does not name {n:?}: {message}"))
 }
 
 /// The side effects of a whole table: the broker holds `keys` keys (those the
@@ -751,13 +359,4 @@ async fn no_keys_and_nothing_forwarded(stack: &Stack, keys: usize) -> Vec<String
         problems.push(format!("stripe-sim received {} requests", requests.len()));
     }
     problems
-}
-
-fn assert_no_problems(problems: Vec<String>) {
-    assert!(
-        problems.is_empty(),
-        "{} rows failed:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
 }

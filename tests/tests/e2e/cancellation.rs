@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use keylease_tests::stack::{Stack, checkout, eventually, unique};
+use keylease_testkit::eventually;
+use keylease_tests::stack::{Stack, checkout, unique};
 use keylease_workflows::CheckoutOutcome;
 use temporalio_client::WorkflowCancelOptions;
 

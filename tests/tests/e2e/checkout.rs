@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
+use keylease_testkit::eventually;
 use keylease_tests::stack::{
-    STRIPE_SECRET, Stack, checkout, eventually, signal_fulfilment, test_policy, unique,
+    STRIPE_SECRET, Stack, checkout, signal_fulfilment, test_policy, unique,
 };
 use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
 use serde_json::Value;

@@ -149,7 +149,7 @@ async fn the_namespace_job_ends_when_temporal_never_serves() {
         cli.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let closed = format!("127.0.0.1:{}", keylease_tests::local::free_port());
+    let closed = format!("127.0.0.1:{}", keylease_testkit::ports::free_port());
     let run = tokio::process::Command::new("sh")
         .arg(root.join("compose/scripts/create-namespace.sh"))
         .env("PATH", path)

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::Duration;
 
+use keylease_testkit::bins::binary;
+use keylease_testkit::ports::free_port;
+use keylease_testkit::postgres::TestDatabase;
 use keylease_tests::compose;
-use keylease_tests::local::{bin_dir, free_port};
-use keylease_tests::stack::unique;
 use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use tokio::io::AsyncReadExt;
@@ -35,14 +36,26 @@ async fn connect(database: &str) -> PgConnection {
         })
 }
 
+/// The server as [`ROLE`], every byte of the password but letters and digits
+/// percent-encoded: the database this test makes must be the role's own.
+fn server_url_as_role() -> String {
+    let password: String = PASSWORD
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    format!("postgres://{ROLE}:{password}@127.0.0.1:5432/postgres")
+}
+
 #[tokio::test]
 async fn the_broker_runs_on_postgres_with_a_url_hostile_password() {
-    let database = unique("compose_pg").replace('-', "_");
-    let mut admin = connect("postgres").await;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {database}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    let test_database = TestDatabase::create_on(&server_url_as_role(), "compose_pg").await;
+    let database = test_database.name();
 
     // What compose gives the broker when .env sets these.
     let vars: BTreeMap<&str, &str> = [
@@ -58,14 +71,14 @@ async fn the_broker_runs_on_postgres_with_a_url_hostile_password() {
     let listen = format!("127.0.0.1:{}", free_port());
     for (name, value) in [
         ("PGHOST", "127.0.0.1"),
-        ("PGDATABASE", database.as_str()),
+        ("PGDATABASE", database),
         ("KEYLEASE_BROKER_LISTEN", listen.as_str()),
     ] {
         let given = env.insert(name.to_owned(), value.to_owned());
         assert!(given.is_some(), "compose gives the broker {name}");
     }
 
-    let mut broker = Command::new(bin_dir().join("keylease-broker"))
+    let mut broker = Command::new(binary("keylease-broker"))
         .env_clear()
         .envs(&env)
         .stderr(Stdio::piped())
@@ -111,7 +124,7 @@ async fn the_broker_runs_on_postgres_with_a_url_hostile_password() {
     let key_id = issued["id"].as_str().expect("a key id");
 
     // The key is in this test's PostgreSQL database, not in some SQLite file.
-    let mut db = connect(&database).await;
+    let mut db = connect(database).await;
     let (held,): (i64,) = sqlx::query_as("SELECT count(*) FROM keys WHERE id = $1")
         .bind(key_id)
         .fetch_one(&mut db)
@@ -127,11 +140,4 @@ async fn the_broker_runs_on_postgres_with_a_url_hostile_password() {
     pipe.read_to_string(&mut stderr).await.unwrap();
     assert!(!stderr.contains(PASSWORD), "the password is never logged");
     assert!(!stderr.contains(ADMIN_TOKEN), "the token is never logged");
-
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE {database} WITH (FORCE)"
-    )))
-    .execute(&mut admin)
-    .await
-    .unwrap();
 }

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use keylease_tests::local::{bin_dir, free_port};
+use keylease_testkit::bins::bin_dir;
+use keylease_testkit::ports::free_port;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_runs_both_checkouts_and_cleans_up() {

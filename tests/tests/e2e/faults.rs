@@ -17,9 +17,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use keylease_testkit::eventually;
 use keylease_tests::process::{FaultyKeyApi, WorkerProcess};
 use keylease_tests::stack::{
-    ADMIN_TOKEN, CheckoutHandle, STRIPE_SECRET, Stack, checkout, eventually, test_policy, unique,
+    ADMIN_TOKEN, CheckoutHandle, STRIPE_SECRET, Stack, checkout, test_policy, unique,
 };
 use keylease_worker::sweep::{SweepArgs, sweep};
 use keylease_workflows::{CheckoutOutcome, CheckoutPolicy, CheckoutStep, CheckoutWorkflow};

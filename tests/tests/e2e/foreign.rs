@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use keylease_tests::stack::{Stack, eventually, unique};
+use keylease_testkit::eventually;
+use keylease_tests::stack::{Stack, unique};
 use keylease_workflows::{Charge, ChargeInput, ChargeOutput, ScheduleToCloseHeader};
 use serde::{Deserialize, Serialize};
 use temporalio_client::{WorkflowGetResultOptions, WorkflowStartOptions};

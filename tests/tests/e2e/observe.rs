@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use keylease_tests::stack::{Stack, checkout, eventually, unique};
+use keylease_testkit::eventually;
+use keylease_tests::stack::{Stack, checkout, unique};
 use keylease_workflows::CheckoutOutcome;
 
 use crate::checkout::{fulfil, outcome};

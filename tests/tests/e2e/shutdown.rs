@@ -1,29 +1,20 @@
 //! SIGTERM to the worker binary mid-charge: the attempt finishes, revokes its
 //! key, and the worker exits cleanly.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, eventually, unique};
+use keylease_testkit::bins::binary;
+use keylease_testkit::eventually;
+use keylease_testkit::process::terminate;
+use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, unique};
 use tokio::process::Command;
-
-/// The worker binary `cargo test --workspace` has built.
-fn worker_bin() -> PathBuf {
-    let bin = keylease_tests::local::bin_dir().join("keylease-worker");
-    assert!(
-        bin.exists(),
-        "no {}: run the workspace's tests (make test)",
-        bin.display()
-    );
-    bin
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_the_running_charge_finish_and_revoke() {
     let stack = Stack::spawn("shutdown").await;
     // The stack's in-process worker polls the stack's queue; this binary polls its own.
     let queue = unique("shutdown-queue");
-    let mut worker = Command::new(worker_bin())
+    let mut worker = Command::new(binary("keylease-worker"))
         .args(["run", "--shutdown-grace", "20s"])
         .env("TEMPORAL_ADDRESS", &stack.temporal.address)
         .env("KEYLEASE_TASK_QUEUE", &queue)
@@ -59,19 +50,9 @@ async fn sigterm_lets_the_running_charge_finish_and_revoke() {
     )
     .await;
 
-    let pid = worker.id().unwrap().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap()
-            .success()
-    );
-    let exit = tokio::time::timeout(Duration::from_secs(30), worker.wait())
+    let exit = terminate(&mut worker, Duration::from_secs(30))
         .await
-        .expect("the worker stops")
-        .unwrap();
+        .expect("the worker stops");
     assert!(exit.success(), "a clean stop: {exit:?}");
 
     let key = stack.broker_get(&format!("/v1/keys/{key_id}")).await;

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use keylease_tests::stack::{Stack, checkout, eventually, unique};
+use keylease_testkit::eventually;
+use keylease_tests::stack::{Stack, checkout, unique};
 use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
 use temporalio_client::WorkflowQueryOptions;
 

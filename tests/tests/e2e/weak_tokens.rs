@@ -2,24 +2,13 @@
 //! short tokens at start: one line naming the setting and how to make one, never the
 //! token, and nothing started.
 
-use std::path::PathBuf;
 use std::process::Output;
-use std::time::Duration;
 
+use keylease_testkit::bins::binary;
+use keylease_testkit::ports::free_port;
+use keylease_testkit::process::run_refusing;
 use keylease_tests::compose::env_example;
-use keylease_tests::local::{bin_dir, free_port};
 use tokio::process::Command;
-
-/// A binary `cargo build` (or `cargo test --workspace`) has put in `target/debug`.
-fn binary(name: &str) -> PathBuf {
-    let bin = bin_dir().join(name);
-    assert!(
-        bin.exists(),
-        "no {}: run the workspace's tests (make test)",
-        bin.display()
-    );
-    bin
-}
 
 /// The weak tokens: the one `cp .env.example .env` gives, and a short one.
 fn weak_tokens() -> [(String, &'static str); 2] {
@@ -33,15 +22,6 @@ fn weak_tokens() -> [(String, &'static str); 2] {
             "is shorter than 32 characters",
         ),
     ]
-}
-
-/// Runs `command`; a binary that starts instead of refusing is stopped after 15 s.
-async fn refusal(mut command: Command) -> Output {
-    command.kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(15), command.output())
-        .await
-        .expect("refuses at start instead of running")
-        .unwrap()
 }
 
 fn assert_refused(output: &Output, token: &str, variable: &str, why: &str) {
@@ -78,7 +58,7 @@ async fn the_broker_refuses_weak_admin_tokens() {
                 "KEYLEASE_BROKER_DATABASE_URL",
                 format!("sqlite://{}", db.display()),
             );
-        let output = refusal(broker).await;
+        let output = run_refusing(&mut broker).await;
         assert_refused(&output, &token, "KEYLEASE_BROKER_ADMIN_TOKEN", why);
         assert!(!db.exists(), "refused before opening the database");
     }
@@ -99,7 +79,7 @@ async fn the_worker_refuses_weak_broker_tokens() {
                 .env("KEYLEASE_PROXY_URL", format!("{broker}/stripe"))
                 .env("KEYLEASE_BROKER_TOKEN", &token)
                 .env("TEMPORAL_ADDRESS", format!("127.0.0.1:{}", free_port()));
-            let output = refusal(worker).await;
+            let output = run_refusing(&mut worker).await;
             assert_refused(&output, &token, "KEYLEASE_BROKER_TOKEN", why);
         }
     }

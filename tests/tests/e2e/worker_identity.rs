@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use keylease_testkit::eventually;
 use keylease_tests::process::WorkerProcess;
-use keylease_tests::stack::{Stack, eventually, unique};
+use keylease_tests::stack::{Stack, unique};
 use temporalio_common::protos::temporal::api::taskqueue::v1::TaskQueue;
 use temporalio_common::protos::temporal::api::workflowservice::v1::DescribeTaskQueueRequest;
 

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use keylease_tests::local::fresh_postgres_database;
-use keylease_tests::process::{BrokerProcess, WorkerProcess};
+use keylease_testkit::BrokerProcess;
+use keylease_testkit::postgres::TestDatabase;
+use keylease_tests::process::{WorkerProcess, broker_settings};
 use keylease_tests::stack::{Stack, unique};
 use serde_json::{Value, json};
 
@@ -23,13 +24,14 @@ async fn kill_9_of_the_broker_on_sqlite_mid_load_then_a_restart_completes_every_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_of_the_broker_on_postgres_mid_load_then_a_restart_completes_every_checkout() {
-    kill_the_broker_mid_load(&fresh_postgres_database("kill_broker").await).await;
+    let database = TestDatabase::create("kill_broker").await;
+    kill_the_broker_mid_load(database.url()).await;
 }
 
 async fn kill_the_broker_mid_load(database_url: &str) {
     const N: usize = 10;
     let stack = Stack::spawn("kill-broker").await;
-    let mut broker = BrokerProcess::spawn(stack.sim, database_url).await;
+    let mut broker = BrokerProcess::spawn(broker_settings(), stack.sim, database_url).await;
     let queue = unique("kill-broker-queue");
     // Every first create waits 4 s inside stripe-sim: the charges are all
     // "inside Stripe", their spend reserved, when the broker dies.

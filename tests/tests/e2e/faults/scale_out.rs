@@ -13,9 +13,10 @@
 
 use std::time::Duration;
 
-use keylease_tests::local::fresh_postgres_database;
-use keylease_tests::process::{BrokerProcess, WorkerProcess};
-use keylease_tests::stack::{Stack, eventually, unique};
+use keylease_testkit::postgres::TestDatabase;
+use keylease_testkit::{BrokerProcess, eventually};
+use keylease_tests::process::{WorkerProcess, broker_settings};
+use keylease_tests::stack::{Stack, unique};
 use keylease_workflows::CheckoutPolicy;
 use serde_json::{Value, json};
 
@@ -40,9 +41,9 @@ const SERVED: &str = r#"keylease_activity_outcomes_total{activity="charge",outco
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_and_a_broker_killed_among_three_and_two_during_300_checkouts_charge_each_once() {
     let stack = Stack::spawn("scale-out").await;
-    let database = fresh_postgres_database("scale_out").await;
-    let broker_a = BrokerProcess::spawn(stack.sim, &database).await;
-    let mut broker_b = BrokerProcess::spawn(stack.sim, &database).await;
+    let database = TestDatabase::create("scale_out").await;
+    let mut broker_a = BrokerProcess::spawn(broker_settings(), stack.sim, database.url()).await;
+    let mut broker_b = BrokerProcess::spawn(broker_settings(), stack.sim, database.url()).await;
     let queue = unique("scale-out-queue");
     let prefix = unique("scale-out");
     let checkouts = start_checkouts_paying(

@@ -1,0 +1,134 @@
+//! Attacks on the record: a client that vanishes mid-request, traffic
+//! without a key, and an answer whose audit row cannot be written.
+
+use std::time::Duration;
+
+use keylease_testkit::eventually;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{Backend, TestBroker, code, json_of};
+
+/// A client that leaves mid-request: the upstream call completes, and it is
+/// audited and its reservation kept as the answer says.
+pub async fn a_vanished_client_still_leaves_a_record(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue(
+            "temporal-gone-charge",
+            &["POST /v1/payment_intents"],
+            50.0,
+            json!(60),
+        )
+        .await;
+    broker.upstream.script([crate::helpers::Reply {
+        delay: Duration::from_millis(700),
+        body: json!({"id": "pi_gone", "object": "payment_intent", "amount": 1000, "currency": "usd"}),
+        ..crate::helpers::Reply::status(200)
+    }]);
+    let request = broker
+        .http
+        .post(broker.url("/stripe/v1/payment_intents"))
+        .bearer_auth(&key.token)
+        .form(&[("amount", "1000"), ("currency", "usd")])
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(request.is_err(), "the client gave up first");
+    let path = format!("/v1/audit?key_id={}", key.id);
+    eventually(Duration::from_secs(5), "the audit record", || async {
+        let (_, body) = broker.admin(Method::GET, &path, None).await;
+        body["records"]
+            .as_array()
+            .is_some_and(|r| r.len() == 1)
+            .then_some(())
+    })
+    .await;
+    let (_, body) = broker.admin(Method::GET, &path, None).await;
+    assert_eq!(body["records"][0]["status"], 200);
+    assert_eq!(body["records"][0]["reserved_usd"], 10.0);
+    assert_eq!(broker.upstream.received().len(), 1);
+    assert_eq!(broker.key(&key.id).await["spent_usd"], 10.0);
+}
+
+/// Requests without a key cannot grow the metrics or the audit log.
+pub async fn unauthenticated_traffic_cannot_grow_state(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let long_segment = "a".repeat(20_000);
+    for vendor in ["junk1", "junk2", long_segment.as_str()] {
+        let response = broker
+            .http
+            .get(broker.url(&format!("/{vendor}/v1/x")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+    }
+    let (status, _) = json_of(
+        broker
+            .stripe_get("vk_unknown", &format!("/v1/{long_segment}"))
+            .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let metrics = broker.metrics().await;
+    assert!(
+        !metrics.contains("junk"),
+        "vendor labels come only from configuration"
+    );
+    assert!(metrics.contains("vendor=\"unknown\""));
+    let (_, audit) = broker.admin(Method::GET, "/v1/audit?limit=10", None).await;
+    let records = audit["records"].as_array().unwrap();
+    assert_eq!(records.len(), 4, "refused requests are audited");
+    for record in &records[1..] {
+        assert_eq!(record["vendor"], "unknown");
+    }
+    assert_eq!(records[0]["vendor"], "stripe");
+    for record in records {
+        assert!(record["path"].as_str().unwrap().len() <= 256, "{record}");
+    }
+}
+
+/// Review finding: when the audit row could not be written, the answer went
+/// out anyway. Now it is withheld (503) and the client retries.
+#[tokio::test]
+async fn an_answer_whose_audit_row_cannot_be_written_is_withheld() {
+    use sqlx::Connection;
+    let broker = TestBroker::spawn(Backend::Sqlite).await;
+    let key = broker
+        .issue_with(
+            "temporal-audit-charge",
+            &["GET /v1/payment_intents/*"],
+            0.0,
+            json!({"allowed_objects": ["pi_1Poison", "pi_1Fine"]}),
+        )
+        .await;
+    let mut db = sqlx::SqliteConnection::connect(&broker.database_url)
+        .await
+        .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit WHEN NEW.path LIKE '%Poison%'
+         BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+    )
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let (status, body) = json_of(
+        broker
+            .stripe_get(&key.token, "/v1/payment_intents/pi_1Poison")
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (503, "audit_unavailable"), "{body}");
+    let (status, _) = json_of(
+        broker
+            .stripe_get(&key.token, "/v1/payment_intents/pi_1Fine")
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "a recorded request is answered");
+    let (_, audit) = broker
+        .admin(Method::GET, &format!("/v1/audit?key_id={}", key.id), None)
+        .await;
+    assert_eq!(audit["records"].as_array().unwrap().len(), 1, "{audit}");
+}

@@ -1,0 +1,152 @@
+//! Attacks on the wire: paths spelled two ways, odd methods, a body that
+//! arrives after its key is revoked, and clients too slow to finish.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::helpers::{Backend, TestBroker};
+
+/// Paths that could be spelled two ways, sent byte for byte: refused before
+/// matching or valuation, never forwarded. Methods other than GET, POST and DELETE: 405.
+pub async fn encoded_paths_and_odd_methods_are_refused(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue_with(
+            "temporal-enc-charge",
+            &["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
+            5.0,
+            json!({"allowed_objects": ["pi_1"]}),
+        )
+        .await;
+    for path in [
+        "/stripe/v1/payment%5Fintents",
+        "/stripe/v1/%70ayment_intents",
+        "/stripe/v1/payment_intents;x",
+        "/stripe/v1/payment_intents/pi_1%00",
+        "/stripe/v1/payment_intents/pi%5F1",
+    ] {
+        let status = crate::helpers::raw_status(broker.addr, "POST", path, &key.token).await;
+        assert_eq!(status, 400, "{path}");
+    }
+    for method in ["PUT", "PATCH", "OPTIONS", "post"] {
+        let status = crate::helpers::raw_status(
+            broker.addr,
+            method,
+            "/stripe/v1/payment_intents",
+            &key.token,
+        )
+        .await;
+        assert_eq!(status, 405, "{method}");
+    }
+    assert!(broker.upstream.received().is_empty());
+}
+
+/// Opens a connection and sends `head` (request line and headers, no body yet).
+async fn send_head(addr: std::net::SocketAddr, head: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream
+}
+
+async fn read_status(stream: &mut TcpStream) -> Option<u16> {
+    let mut response = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    assert!(read.is_ok(), "the broker answered or closed within 10 s");
+    let text = String::from_utf8_lossy(&response);
+    text.split_whitespace().nth(1).and_then(|s| s.parse().ok())
+}
+
+/// Reads the interim `100 Continue` answer, within 10 s.
+async fn await_continue(stream: &mut TcpStream) {
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.ends_with(b"\r\n\r\n") {
+            let mut byte = [0u8; 1];
+            stream.read_exact(&mut byte).await.unwrap();
+            seen.push(byte[0]);
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no 100 Continue within 10 s");
+    let text = String::from_utf8_lossy(&seen);
+    assert!(text.starts_with("HTTP/1.1 100"), "{text}");
+}
+
+/// Headers arrive before a revocation, the body after it: the key's state is
+/// checked again once the body is in, and nothing is forwarded.
+pub async fn a_key_revoked_while_its_body_arrives_forwards_nothing(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue(
+            "temporal-slow-charge",
+            &["POST /v1/payment_intents"],
+            50.0,
+            json!(60),
+        )
+        .await;
+    let body = "amount=1000&currency=usd";
+    let mut stream = send_head(
+        broker.addr,
+        &format!(
+            "POST /stripe/v1/payment_intents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            key.token,
+            body.len()
+        ),
+    )
+    .await;
+    // `100 Continue` comes when the broker starts reading the body: the key
+    // has passed its first check and the request waits for its body.
+    await_continue(&mut stream).await;
+    broker
+        .admin(Method::DELETE, &format!("/v1/keys/{}", key.id), None)
+        .await;
+    stream.write_all(body.as_bytes()).await.unwrap();
+    assert_eq!(read_status(&mut stream).await, Some(401));
+    assert!(broker.upstream.received().is_empty());
+    assert_eq!(broker.key(&key.id).await["spent_usd"], 0.0);
+}
+
+/// A body that never comes is answered 408; headers that never end close the connection.
+#[tokio::test]
+async fn slow_clients_are_cut_off() {
+    let broker = TestBroker::spawn_with(Backend::Sqlite, |c| {
+        c.body_timeout = Duration::from_millis(300);
+        c.header_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let key = broker
+        .issue(
+            "temporal-dribble-charge",
+            &["POST /v1/payment_intents"],
+            50.0,
+            json!(60),
+        )
+        .await;
+    let mut stream = send_head(
+        broker.addr,
+        &format!(
+            "POST /stripe/v1/payment_intents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 24\r\nConnection: close\r\n\r\namount=1",
+            key.token
+        ),
+    )
+    .await;
+    assert_eq!(read_status(&mut stream).await, Some(408));
+
+    let mut dribble = send_head(
+        broker.addr,
+        "POST /stripe/v1/payment_intents HTTP/1.1\r\nHost: x\r\n",
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut buffer = Vec::new();
+    let read =
+        tokio::time::timeout(Duration::from_secs(10), dribble.read_to_end(&mut buffer)).await;
+    assert!(read.is_ok(), "the connection is closed, not held");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(broker.upstream.received().is_empty());
+}
