@@ -52,7 +52,7 @@ impl fmt::Display for FormError {
             Self::TooMany => write!(f, "the form has more than {MAX_PARAMS} parameters"),
             Self::TooDeep(name) => write!(
                 f,
-                "parameter `{name}` is nested deeper than {MAX_DEPTH} bracket keys"
+                "a parameter is nested deeper than {MAX_DEPTH} bracket keys: `{name}…`"
             ),
             Self::BadEncoding(why) => write!(f, "the form is not plainly encoded: {why}"),
             Self::BadName(name) => write!(
@@ -90,7 +90,9 @@ impl Name {
         let mut keys = Vec::new();
         while !rest.is_empty() {
             if keys.len() == MAX_DEPTH {
-                return Err(FormError::TooDeep(decoded.to_owned()));
+                // The name as far as the limit: the rest could be a megabyte.
+                let seen = decoded.len() - rest.len();
+                return Err(FormError::TooDeep(decoded[..seen].to_owned()));
             }
             let inner = rest.strip_prefix('[').ok_or_else(bad)?;
             let close = inner.find(']').ok_or_else(bad)?;

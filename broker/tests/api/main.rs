@@ -63,6 +63,7 @@ on_both_backends! {
     attacks::stripe_account_is_bound_to_the_key,
     attacks::unvalued_money_endpoints_are_out_of_reach,
     attacks::encoded_paths_and_odd_methods_are_refused,
+    attacks::forms_that_nest_or_widen_without_end_cost_a_400,
     attacks::a_key_revoked_while_its_body_arrives_forwards_nothing,
     attacks::a_vanished_client_still_leaves_a_record,
     attacks::unauthenticated_traffic_cannot_grow_state,

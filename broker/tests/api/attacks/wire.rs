@@ -150,3 +150,75 @@ async fn slow_clients_are_cut_off() {
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(broker.upstream.received().is_empty());
 }
+
+/// Issue 20: one request crashed the broker. A cap-0, read-only key sent a
+/// search whose query nested `[a]` thousands of times (the same in a POST
+/// body): the parser recursed until the stack overflowed and the process
+/// aborted. And 1 MiB of distinct hash keys took minutes of CPU, stalling
+/// `/healthz`. Each is now a 400 within the parser's limits, nothing is
+/// forwarded, and the broker answers the next request at once.
+pub async fn forms_that_nest_or_widen_without_end_cost_a_400(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let reader = broker
+        .issue(
+            "temporal-deep-reconcile",
+            &["GET /v1/payment_intents/search"],
+            0.0,
+            json!("1h"),
+        )
+        .await;
+    let deep_query = format!("/v1/payment_intents/search?query{}=x", "[a]".repeat(3_000));
+    let response = broker.stripe_get(&reader.token, &deep_query).await;
+    assert_eq!(response.status(), 400);
+
+    let charger = broker
+        .issue(
+            "temporal-wide-charge",
+            &["POST /v1/payment_intents"],
+            5.0,
+            json!("1h"),
+        )
+        .await;
+    let deep_body = format!("amount=100&currency=usd&m{}=x", "[a]".repeat(10_000));
+    let mut wide_body = String::from("amount=100&currency=usd");
+    let mut i = 0;
+    while wide_body.len() < 1_000_000 {
+        wide_body.push_str(&format!("&m[k{i}]="));
+        i += 1;
+    }
+    for body in [deep_body, wide_body] {
+        let started = std::time::Instant::now();
+        let response = broker
+            .http
+            .post(broker.url("/stripe/v1/payment_intents"))
+            .bearer_auth(&charger.token)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        let message = response.text().await.unwrap();
+        assert!(
+            message.contains("nested deeper") || message.contains("more than 1000 parameters"),
+            "{message}"
+        );
+        // Minutes on the old parser; a debug build on a busy CI machine takes well under this.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    let health = broker
+        .http
+        .get(broker.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        broker.upstream.received().is_empty(),
+        "nothing was forwarded"
+    );
+}
