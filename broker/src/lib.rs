@@ -22,6 +22,7 @@
 //! - [`metrics`]: what the broker counts, for `/metrics`.
 //! - [`server`]: the HTTP/1.1 accept loop, with header and body read timeouts.
 //! - [`token`]: vault tokens and key ids, stored only as hashes.
+//! - [`unauthenticated`]: requests that named no valid key, audited as counts.
 //! - [`auth`], [`state`], [`error`]: the plumbing around them.
 
 pub mod allowlist;
@@ -39,6 +40,7 @@ pub mod state;
 pub mod store;
 pub mod stripe;
 pub mod token;
+pub mod unauthenticated;
 pub mod usd;
 
 use secrecy::ExposeSecret;
@@ -126,16 +128,40 @@ pub async fn run(
         }
     };
     let state = AppState::new(&config, store)?;
-    server::serve(
-        listener,
-        app(state.clone()),
-        config.header_timeout,
-        shutdown,
-    )
-    .await?;
+    let limits = server::Limits {
+        header_timeout: config.header_timeout,
+        max_header_bytes: config.max_header_bytes,
+        max_connections: config.max_connections,
+    };
+    let summaries = {
+        let state = state.clone();
+        let interval = config.unauthenticated_audit_interval;
+        tokio::spawn(async move {
+            unauthenticated::flush_every(state.unauthenticated(), state.store(), interval).await;
+        })
+    };
+    let refused = {
+        let state = state.clone();
+        move |err: &hyper::Error| {
+            let reason = if err.is_parse_too_large() {
+                "too_large"
+            } else if err.is_timeout() {
+                "header_timeout"
+            } else if err.is_parse() {
+                "malformed"
+            } else {
+                return;
+            };
+            let labels = metrics::RefusedLabels { reason };
+            state.metrics().refused_by_http.get_or_create(&labels).inc();
+        }
+    };
+    server::serve(listener, app(state.clone()), limits, refused, shutdown).await?;
     // Connections are closed; requests already forwarded still finish, settle and are audited.
     state.in_flight().close();
     state.in_flight().wait().await;
+    summaries.abort();
+    unauthenticated::flush(state.unauthenticated(), state.store()).await;
     match state.store().stop().reason() {
         Some(reason) => Err(BrokerError::StorageFailed(reason.to_owned())),
         None => Ok(()),

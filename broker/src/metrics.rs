@@ -15,6 +15,14 @@ pub struct ProxyLabels {
     pub status: u16,
 }
 
+/// Why the HTTP layer ended a connection before any handler saw a request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusedLabels {
+    /// `too_large` (a request line or headers past the limit: 414 or 431),
+    /// `header_timeout`, or `malformed`.
+    pub reason: &'static str,
+}
+
 /// Labels of the proxy latency.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct VendorLabels {
@@ -32,6 +40,10 @@ pub struct BrokerMetrics {
     pub keys_revoked: Counter,
     /// Money-moving requests refused at the cap.
     pub cap_exhausted: Counter,
+    /// Proxied requests that named no valid key (summarised in the audit).
+    pub unauthenticated: Counter,
+    /// Connections the HTTP layer ended before a handler saw a request.
+    pub refused_by_http: Family<RefusedLabels, Counter>,
     /// Proxied requests by vendor and status.
     pub proxied: Family<ProxyLabels, Counter>,
     /// Seconds per proxied request, upstream included.
@@ -44,6 +56,8 @@ impl Default for BrokerMetrics {
         let keys_issued = Counter::default();
         let keys_revoked = Counter::default();
         let cap_exhausted = Counter::default();
+        let unauthenticated = Counter::default();
+        let refused_by_http = Family::<RefusedLabels, Counter>::default();
         let proxied = Family::<ProxyLabels, Counter>::default();
         // 1 ms to about 33 s: the upstream timeout's range.
         let proxy_seconds = Family::<VendorLabels, Histogram>::new_with_constructor(|| {
@@ -65,6 +79,16 @@ impl Default for BrokerMetrics {
             cap_exhausted.clone(),
         );
         registry.register(
+            "keylease_broker_unauthenticated_requests",
+            "Proxied requests that named no valid key: an unknown token, vendor or method, a malformed path",
+            unauthenticated.clone(),
+        );
+        registry.register(
+            "keylease_broker_refused_by_http",
+            "Connections ended before any handler saw a request: headers too large, too slow, or malformed",
+            refused_by_http.clone(),
+        );
+        registry.register(
             "keylease_broker_proxied_requests",
             "Proxied requests by vendor and status",
             proxied.clone(),
@@ -79,6 +103,8 @@ impl Default for BrokerMetrics {
             keys_issued,
             keys_revoked,
             cap_exhausted,
+            unauthenticated,
+            refused_by_http,
             proxied,
             proxy_seconds,
         }

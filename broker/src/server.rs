@@ -1,12 +1,18 @@
-//! The accept loop: HTTP/1.1 with a header read timeout.
+//! The accept loop: HTTP/1.1 with a header read timeout, a header size
+//! limit and a connection limit.
 //!
 //! `axum::serve` sets no timer, so a client could hold a connection open by
 //! sending its headers one byte at a time. Here hyper closes a connection
 //! whose request headers (or, on a kept-alive connection, whose next request)
 //! do not arrive within the header timeout; the proxy bounds the body itself.
+//! What one connection may make the broker hold is bounded by the header
+//! size limit (hyper's read buffer, 431 past it), and how many connections
+//! are open at once by the connection limit: past it, the next connection
+//! waits in the listen backlog until one closes.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -15,21 +21,44 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::ServiceExt;
 
 /// How long a stop waits for requests in flight before closing their connections.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets requests in flight finish.
+/// How connections are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// How long request headers may take to arrive.
+    pub header_timeout: Duration,
+    /// Largest request line and headers, in bytes (hyper's minimum is 8192).
+    pub max_header_bytes: usize,
+    /// Most connections open at once.
+    pub max_connections: usize,
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets
+/// requests in flight finish. `refused` learns of each connection the HTTP
+/// layer ended on its own (headers too large or too slow, a malformed request).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    header_timeout: Duration,
+    limits: Limits,
+    refused: impl Fn(&hyper::Error) + Clone + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
+    let open = Arc::new(Semaphore::new(limits.max_connections));
     tokio::pin!(shutdown);
     loop {
+        let permit = tokio::select! {
+            permit = open.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -56,13 +85,17 @@ pub async fn serve(
         });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_timeout)
+            .header_read_timeout(limits.header_timeout)
+            .max_buf_size(limits.max_header_bytes)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
+        let refused = refused.clone();
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection ended with an error");
+                refused(&err);
             }
+            drop(permit);
         });
     }
     drop(listener);

@@ -7,6 +7,7 @@ use crate::config::{BrokerConfig, UsdRates};
 use crate::metrics::BrokerMetrics;
 use crate::store::Store;
 use crate::stripe::StripeApi;
+use crate::unauthenticated::Unauthenticated;
 use secrecy::SecretString;
 use tokio_util::task::TaskTracker;
 
@@ -27,6 +28,7 @@ struct Inner {
     body_timeout: Duration,
     metrics: BrokerMetrics,
     in_flight: TaskTracker,
+    unauthenticated: Unauthenticated,
 }
 
 impl AppState {
@@ -58,6 +60,7 @@ impl AppState {
                 body_timeout: config.body_timeout,
                 metrics: BrokerMetrics::default(),
                 in_flight: TaskTracker::new(),
+                unauthenticated: Unauthenticated::default(),
             }),
         })
     }
@@ -97,6 +100,11 @@ impl AppState {
     /// connection was closed.
     pub fn in_flight(&self) -> &TaskTracker {
         &self.inner.in_flight
+    }
+
+    /// Requests without a valid key, counted until their summary is written.
+    pub fn unauthenticated(&self) -> &Unauthenticated {
+        &self.inner.unauthenticated
     }
 
     /// How long a request body may take to arrive.

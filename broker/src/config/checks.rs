@@ -5,6 +5,9 @@ use secrecy::ExposeSecret;
 
 use super::{BrokerConfig, ConfigError};
 
+/// Smallest header buffer hyper accepts.
+pub const MIN_HEADER_BYTES: usize = 8192;
+
 /// Shortest admin token the broker accepts.
 pub const MIN_TOKEN_LEN: usize = 32;
 
@@ -80,6 +83,21 @@ impl BrokerConfig {
     pub fn check(&self) -> Result<(), ConfigError> {
         if let Some(why) = weak_token(self.admin_token.expose_secret()) {
             return Err(ConfigError::WeakAdminToken(why));
+        }
+        if self.max_header_bytes < MIN_HEADER_BYTES {
+            return Err(ConfigError::Limit(format!(
+                "KEYLEASE_BROKER_MAX_HEADER_BYTES (--max-header-bytes) must be at least {MIN_HEADER_BYTES}"
+            )));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Limit(
+                "KEYLEASE_BROKER_MAX_CONNECTIONS (--max-connections) must be at least 1".to_owned(),
+            ));
+        }
+        if self.unauthenticated_audit_interval.is_zero() {
+            return Err(ConfigError::Limit(
+                "KEYLEASE_BROKER_UNAUTHENTICATED_AUDIT_INTERVAL must be longer than 0".to_owned(),
+            ));
         }
         self.database().map(drop)
     }

@@ -25,6 +25,9 @@ pub enum ConfigError {
         "KEYLEASE_BROKER_ADMIN_TOKEN (--admin-token) {0}; make one with `openssl rand -hex 32`"
     )]
     WeakAdminToken(&'static str),
+    /// A limit is out of its range; the message names the setting.
+    #[error("{0}")]
+    Limit(String),
     /// The database settings do not make a usable URL.
     #[error("KEYLEASE_BROKER_DATABASE_URL (--database-url) {0}")]
     Database(String),
@@ -129,6 +132,24 @@ pub struct BrokerConfig {
     #[arg(long, env = "KEYLEASE_BROKER_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
 
+    /// Most client connections open at once; further ones wait in the
+    /// listen backlog until one closes. Slow or idle connections are closed
+    /// by the header timeout, so this bounds memory without starving clients.
+    #[arg(long, env = "KEYLEASE_BROKER_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Largest request line and headers, in bytes (at least 8192): larger
+    /// ones are answered 431 (414 for a request line alone). Bounds what one
+    /// slow connection can make the broker hold.
+    #[arg(long, env = "KEYLEASE_BROKER_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+
+    /// How often requests that named no valid key (an unknown token, vendor
+    /// or method, a malformed path) are written to the audit: as one row per
+    /// kind with the number of requests, never one durable write each.
+    #[arg(long, env = "KEYLEASE_BROKER_UNAUTHENTICATED_AUDIT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub unauthenticated_audit_interval: Duration,
+
     /// How long a client has to send a request's body before it is answered 408.
     #[arg(long, env = "KEYLEASE_BROKER_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub body_timeout: Duration,
@@ -163,6 +184,9 @@ impl BrokerConfig {
             insecure_upstream: false,
             upstream_proxy: None,
             header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+            max_header_bytes: 16 * 1024,
+            unauthenticated_audit_interval: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             log_format: LogFormat::Pretty,
         }

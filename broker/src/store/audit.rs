@@ -29,16 +29,19 @@ pub struct AuditRecord {
     pub code: Option<String>,
     /// USD held against the cap for this request.
     pub reserved_usd: f64,
-    /// Time from arrival to answer.
+    /// Time from arrival to answer (for a summary, 0).
     pub latency_ms: i64,
+    /// How many requests the row stands for: 1, or the number a summary of
+    /// requests without a valid key counts ([`crate::unauthenticated`]).
+    pub requests: i64,
 }
 
 impl Store {
     /// Appends one audit record: a statement for [`Store::write`].
     pub fn record_audit(&self, record: &AuditRecord, reserved_micros: i64) -> Statement {
         self.statement(
-            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             vec![
                 millis(record.at).into(),
                 record.key_id.as_deref().into(),
@@ -50,13 +53,14 @@ impl Store {
                 record.code.as_deref().into(),
                 reserved_micros.into(),
                 record.latency_ms.into(),
+                record.requests.into(),
             ],
         )
     }
 
     /// Audit records matching `filter` (key id, label prefix), newest first.
     pub async fn audit(&self, filter: &KeyFilter) -> Result<Vec<AuditRecord>, sqlx::Error> {
-        let rows = sqlx::query(self.sql("SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms FROM audit
+        let rows = sqlx::query(self.sql("SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests FROM audit
              WHERE (?1 IS NULL OR key_id = ?1)
                AND (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
              ORDER BY id DESC LIMIT ?3"))
@@ -78,6 +82,7 @@ impl Store {
                     code: row.try_get("code")?,
                     reserved_usd: micros_to_usd(row.try_get("reserved_micros")?),
                     latency_ms: row.try_get("latency_ms")?,
+                    requests: row.try_get("requests")?,
                 })
             })
             .collect()

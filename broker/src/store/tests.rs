@@ -20,6 +20,7 @@ async fn filled_file(dir: &tempfile::TempDir, rows: usize) -> (String, std::path
         code: None,
         reserved_usd: 0.0,
         latency_ms: 1,
+        requests: 1,
     };
     for _ in 0..rows / 100 {
         let unit = (0..100).map(|_| store.record_audit(&record, 0)).collect();

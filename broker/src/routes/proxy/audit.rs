@@ -94,9 +94,19 @@ pub async fn finish(
         code: code.map(str::to_owned),
         reserved_usd: micros_to_usd(trail.reserved_micros),
         latency_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
+        requests: 1,
     };
-    log(&record);
     count(state, &record, elapsed.as_secs_f64());
+    if trail.key.is_none() {
+        // A stranger's requests are a log line each only at debug level.
+        tracing::debug!(method = %record.method, vendor = %record.vendor, status = record.status, "request without a valid key");
+        // Named no valid key, so it reserved and forwarded nothing: counted
+        // for its summary row rather than written durably on its own.
+        state.metrics().unauthenticated.inc();
+        state.unauthenticated().count(&record);
+        return response;
+    }
+    log(&record);
     // Every answer a client sees has its audit row: when the row cannot be
     // written, the upstream answer is withheld and the client told to retry.
     // A retry with the same Idempotency-Key replays what upstream did.
