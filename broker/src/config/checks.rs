@@ -118,16 +118,7 @@ fn weak_token(token: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn config(database_url: &str) -> BrokerConfig {
-        let mut config = BrokerConfig::new(
-            "0123456789abcdef0123456789abcdef".into(),
-            "sk_test_x".into(),
-            "http://127.0.0.1:9".parse().unwrap(),
-        );
-        config.database_url = database_url.into();
-        config
-    }
+    use crate::config::test_config as config;
 
     #[test]
     fn weak_admin_tokens_are_refused_without_quoting_them() {

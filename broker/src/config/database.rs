@@ -98,19 +98,10 @@ fn bracket_ipv6(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_config as config;
 
     /// A password with every character a URL gives a meaning to, and an escape.
     const HOSTILE: &str = "p@ss:w/rd?#%41 $x&y=z";
-
-    fn config(database_url: &str) -> BrokerConfig {
-        let mut config = BrokerConfig::new(
-            "0123456789abcdef0123456789abcdef".into(),
-            "sk_test_x".into(),
-            "http://127.0.0.1:9".parse().unwrap(),
-        );
-        config.database_url = database_url.into();
-        config
-    }
 
     fn database(config: &BrokerConfig) -> String {
         config.database().unwrap().expose_secret().to_owned()

@@ -229,6 +229,18 @@ pub fn parse_usd_rates(text: &str) -> Result<UsdRates, String> {
     Ok(UsdRates(rates))
 }
 
+/// A config for unit tests: a 32-character admin token, a loopback Stripe, `database_url`.
+#[cfg(test)]
+pub(crate) fn test_config(database_url: &str) -> BrokerConfig {
+    let mut config = BrokerConfig::new(
+        "0123456789abcdef0123456789abcdef".into(),
+        "sk_test_x".into(),
+        "http://127.0.0.1:9".parse().unwrap(),
+    );
+    config.database_url = database_url.into();
+    config
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
