@@ -119,6 +119,15 @@ impl Store {
         )
     }
 
+    /// The object's price is unknown from now on: the next valued request on
+    /// it reads it from Stripe. A statement for [`Store::write`].
+    pub fn forget_price(&self, vendor: &str, id: &str) -> Statement {
+        self.statement(
+            "UPDATE objects SET amount = NULL, currency = NULL WHERE vendor = ?1 AND object_id = ?2",
+            vec![vendor.into(), id.into()],
+        )
+    }
+
     /// After upstream accepted a valued request: the object now holds `add_micros`
     /// more against spend row `row` (a hold of another row is replaced, not
     /// added to), and is worth `amount` of `currency`. A statement for [`Store::write`].

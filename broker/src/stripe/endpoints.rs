@@ -6,6 +6,7 @@
 //! Templates are `METHOD /path` with `{id}` standing for one object id.
 
 use super::ids::{STATIC_ROUTES, looks_like_id};
+use super::params;
 use crate::allowlist::EndpointRule;
 
 /// How a money-moving request is valued against a key's cap.
@@ -23,27 +24,53 @@ pub enum Valuation {
     Increment,
 }
 
+/// A money-moving call the broker values: how, and which top-level
+/// parameters it may carry.
+struct ValuedCall {
+    template: &'static str,
+    valuation: Valuation,
+    /// Its top-level parameters ([`params`]); any other is refused until
+    /// this table values it.
+    params: &'static [&'static str],
+}
+
 /// The money-moving calls the broker values, and how.
-const VALUED: [(&str, Valuation); 7] = [
-    ("POST /v1/payment_intents", Valuation::Create),
-    ("POST /v1/payment_intents/{id}", Valuation::Update),
-    (
-        "POST /v1/payment_intents/{id}/confirm",
-        Valuation::ObjectAmount,
-    ),
-    (
-        "POST /v1/payment_intents/{id}/capture",
-        Valuation::Capture("amount_to_capture"),
-    ),
-    (
-        "POST /v1/payment_intents/{id}/increment_authorization",
-        Valuation::Increment,
-    ),
-    ("POST /v1/charges", Valuation::Create),
-    (
-        "POST /v1/charges/{id}/capture",
-        Valuation::Capture("amount"),
-    ),
+const VALUED: [ValuedCall; 7] = [
+    ValuedCall {
+        template: "POST /v1/payment_intents",
+        valuation: Valuation::Create,
+        params: &params::CREATE_PAYMENT_INTENT,
+    },
+    ValuedCall {
+        template: "POST /v1/payment_intents/{id}",
+        valuation: Valuation::Update,
+        params: &params::UPDATE_PAYMENT_INTENT,
+    },
+    ValuedCall {
+        template: "POST /v1/payment_intents/{id}/confirm",
+        valuation: Valuation::ObjectAmount,
+        params: &params::CONFIRM_PAYMENT_INTENT,
+    },
+    ValuedCall {
+        template: "POST /v1/payment_intents/{id}/capture",
+        valuation: Valuation::Capture("amount_to_capture"),
+        params: &params::CAPTURE_PAYMENT_INTENT,
+    },
+    ValuedCall {
+        template: "POST /v1/payment_intents/{id}/increment_authorization",
+        valuation: Valuation::Increment,
+        params: &params::INCREMENT_AUTHORIZATION,
+    },
+    ValuedCall {
+        template: "POST /v1/charges",
+        valuation: Valuation::Create,
+        params: &params::CREATE_CHARGE,
+    },
+    ValuedCall {
+        template: "POST /v1/charges/{id}/capture",
+        valuation: Valuation::Capture("amount"),
+        params: &params::CAPTURE_CHARGE,
+    },
 ];
 
 /// Calls that move money in ways the table above cannot value. A key never
@@ -149,10 +176,28 @@ fn fits(template: &str, method: &str, path: &str) -> bool {
 
 /// How `method path` is valued, if it moves money the broker can value.
 pub fn valuation(method: &str, path: &str) -> Option<Valuation> {
-    VALUED
-        .iter()
-        .find(|(template, _)| fits(template, method, path))
-        .map(|(_, valuation)| *valuation)
+    valued_call(method, path).map(|call| call.valuation)
+}
+
+fn valued_call(method: &str, path: &str) -> Option<&'static ValuedCall> {
+    VALUED.iter().find(|call| fits(call.template, method, path))
+}
+
+/// The first top-level parameter of a valued call that the money table does
+/// not know for it (`amount_to_confirm`, a parameter of a later Stripe
+/// version), with the call's template; `None` when every one is known or
+/// the call is not valued.
+pub fn unknown_valued_param<'a>(
+    method: &str,
+    path: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<(&'a str, &'static str)> {
+    let call = valued_call(method, path)?;
+    names
+        .into_iter()
+        .map(|name| name.split('[').next().unwrap_or(name))
+        .find(|base| !call.params.contains(base))
+        .map(|base| (base, call.template))
 }
 
 /// Whether `method path` moves money in a way the broker cannot value, or
@@ -217,6 +262,36 @@ mod tests {
         assert_eq!(valuation("GET", "/v1/payment_intents/pi_1"), None);
         assert_eq!(valuation("POST", "/v1/payment_intents/pi_1/cancel"), None);
         assert_eq!(valuation("POST", "/v1/payment_intents/search"), None);
+    }
+
+    #[test]
+    fn a_valued_call_carries_only_parameters_the_table_knows() {
+        let confirm = "/v1/payment_intents/pi_1/confirm";
+        assert_eq!(
+            unknown_valued_param("POST", confirm, ["payment_method", "amount_to_confirm"]),
+            Some(("amount_to_confirm", "POST /v1/payment_intents/{id}/confirm"))
+        );
+        assert_eq!(
+            unknown_valued_param(
+                "POST",
+                confirm,
+                ["payment_method", "expand[]", "return_url"]
+            ),
+            None
+        );
+        assert_eq!(
+            unknown_valued_param(
+                "POST",
+                "/v1/payment_intents",
+                ["amount", "amount_details[tip][amount]"]
+            ),
+            Some(("amount_details", "POST /v1/payment_intents"))
+        );
+        assert_eq!(
+            unknown_valued_param("POST", "/v1/refunds", ["anything"]),
+            None,
+            "not a valued call"
+        );
     }
 
     #[test]

@@ -55,6 +55,163 @@ pub fn currency_param(params: &FormParams) -> Result<Option<String>, ApiError> {
     }
 }
 
+// The top-level parameters of each valued call: Stripe's for the call at API
+// version 2023-08-16 and at the version the activities pin
+// (2026-10-28.endive; both in `../shared/stripe`), less those that change
+// what the call moves in ways its valuation does not read:
+// `amount_to_confirm`, `amount_details` (tips, surcharges), `hooks` (tax
+// calculations) and `payment_details`.
+
+/// The parameters of `POST /v1/payment_intents`.
+pub const CREATE_PAYMENT_INTENT: [&str; 35] = [
+    "allowed_payment_method_types",
+    "amount",
+    "application_fee_amount",
+    "automatic_payment_methods",
+    "capture_method",
+    "confirm",
+    "confirmation_method",
+    "confirmation_token",
+    "currency",
+    "customer",
+    "customer_account",
+    "description",
+    "error_on_requires_action",
+    "excluded_payment_method_types",
+    "expand",
+    "mandate",
+    "mandate_data",
+    "metadata",
+    "off_session",
+    "on_behalf_of",
+    "payment_method",
+    "payment_method_configuration",
+    "payment_method_data",
+    "payment_method_options",
+    "payment_method_types",
+    "radar_options",
+    "receipt_email",
+    "return_url",
+    "setup_future_usage",
+    "shipping",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_data",
+    "transfer_group",
+    "use_stripe_sdk",
+];
+
+/// The parameters of `POST /v1/payment_intents/{id}`.
+pub const UPDATE_PAYMENT_INTENT: [&str; 23] = [
+    "allowed_payment_method_types",
+    "amount",
+    "application_fee_amount",
+    "capture_method",
+    "currency",
+    "customer",
+    "customer_account",
+    "description",
+    "excluded_payment_method_types",
+    "expand",
+    "metadata",
+    "payment_method",
+    "payment_method_configuration",
+    "payment_method_data",
+    "payment_method_options",
+    "payment_method_types",
+    "receipt_email",
+    "setup_future_usage",
+    "shipping",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_data",
+    "transfer_group",
+];
+
+/// The parameters of `POST /v1/payment_intents/{id}/confirm`.
+pub const CONFIRM_PAYMENT_INTENT: [&str; 20] = [
+    "allowed_payment_method_types",
+    "capture_method",
+    "client_secret",
+    "confirmation_token",
+    "error_on_requires_action",
+    "excluded_payment_method_types",
+    "expand",
+    "mandate",
+    "mandate_data",
+    "off_session",
+    "payment_method",
+    "payment_method_data",
+    "payment_method_options",
+    "payment_method_types",
+    "radar_options",
+    "receipt_email",
+    "return_url",
+    "setup_future_usage",
+    "shipping",
+    "use_stripe_sdk",
+];
+
+/// The parameters of `POST /v1/payment_intents/{id}/capture`.
+pub const CAPTURE_PAYMENT_INTENT: [&str; 8] = [
+    "amount_to_capture",
+    "application_fee_amount",
+    "expand",
+    "final_capture",
+    "metadata",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_data",
+];
+
+/// The parameters of `POST /v1/payment_intents/{id}/increment_authorization`.
+pub const INCREMENT_AUTHORIZATION: [&str; 7] = [
+    "amount",
+    "application_fee_amount",
+    "description",
+    "expand",
+    "metadata",
+    "statement_descriptor",
+    "transfer_data",
+];
+
+/// The parameters of `POST /v1/charges`.
+pub const CREATE_CHARGE: [&str; 20] = [
+    "amount",
+    "application_fee",
+    "application_fee_amount",
+    "capture",
+    "card",
+    "currency",
+    "customer",
+    "description",
+    "destination",
+    "expand",
+    "metadata",
+    "on_behalf_of",
+    "radar_options",
+    "receipt_email",
+    "shipping",
+    "source",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_data",
+    "transfer_group",
+];
+
+/// The parameters of `POST /v1/charges/{id}/capture`.
+pub const CAPTURE_CHARGE: [&str; 9] = [
+    "amount",
+    "application_fee",
+    "application_fee_amount",
+    "expand",
+    "receipt_email",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "transfer_data",
+    "transfer_group",
+];
+
 /// Parameters of free text, never an object: a value there may look like an id.
 const FREE_TEXT: [&str; 12] = [
     "description",

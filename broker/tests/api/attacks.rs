@@ -1,5 +1,5 @@
 //! What a holder of one key tried against the broker (issue 8), each now
-//! refused, by subject: [`spend`], [`objects`], [`wire`] and [`audit`].
+//! refused, by subject: [`spend`], [`prices`], [`objects`], [`wire`] and [`audit`].
 //!
 //! Money tests use stripe-sim as the upstream, and its own record of what
 //! succeeded as the judge; the rest use the recording upstream. The
@@ -7,11 +7,13 @@
 
 mod audit;
 mod objects;
+mod prices;
 mod spend;
 mod wire;
 
 pub use audit::*;
 pub use objects::*;
+pub use prices::*;
 pub use spend::*;
 pub use wire::*;
 

@@ -21,7 +21,7 @@ use crate::state::AppState;
 use crate::store::{ObjectRecord, Reservation};
 use crate::stripe::VENDOR;
 use crate::stripe::answers::{created_id, made_objects};
-use crate::stripe::endpoints::{Valuation, created_kind, valuation};
+use crate::stripe::endpoints::{Valuation, created_kind, unknown_valued_param, valuation};
 use crate::stripe::ids::{object_in_path, object_path};
 use crate::stripe::params::{amount_param, currency_param};
 use crate::usd::{ValuationError, usd_micros};
@@ -66,7 +66,14 @@ fn micros(state: &AppState, amount: i64, currency: &str) -> Result<i64, ApiError
     })
 }
 
-/// An object's record with its amount known: from the store, or read upstream once.
+/// An object's record with its amount known now.
+///
+/// The stored price counts only when it is the broker's own: what Stripe
+/// answered to a create, or the amount of the broker's last successful
+/// valued write on the object. Anything else (an object created elsewhere,
+/// or one whose last valued request failed, after which its amount is
+/// unknown) is read from Stripe for this request, and that read is not kept:
+/// the amount may change at Stripe before the next request.
 async fn priced_object(
     state: &AppState,
     target: Target<'_>,
@@ -84,8 +91,9 @@ async fn priced_object(
     let object = match known {
         Some(object) => object,
         None => {
-            // Only looked up, never created here: no label owns it.
-            let object = ObjectRecord::priced(Some(amount), Some(currency.clone()));
+            // Only looked up, never created here: no label owns it, and its
+            // price is this request's alone. The row holds its hold.
+            let object = ObjectRecord::unpriced();
             state
                 .store()
                 .record_object(VENDOR, id, &object, Utc::now())
@@ -105,6 +113,14 @@ pub async fn value(
     let Some(valuation) = valuation(target.method, target.path) else {
         return Ok(None);
     };
+    let names = params.pairs().map(|(name, _)| name);
+    if let Some((name, call)) = unknown_valued_param(target.method, target.path, names) {
+        return Err(ApiError::BadParameter(format!(
+            "parameter `{}` of {call} is not in the broker's money table: it could change \
+             what the request moves, so it is refused until the table values it",
+            super::canonical::bounded(name, 64)
+        )));
+    }
     let period = target.key.spend_period(Utc::now());
     if valuation == Valuation::Create {
         let (Some(amount), Some(currency)) =
@@ -229,6 +245,17 @@ pub fn settle(
     if let (true, Some(reservation)) = (release, reservation) {
         settlement.writes.push(state.store().release(reservation));
         settlement.held = 0;
+    }
+    // A valued request on an object that was not answered 2xx may still have
+    // changed its amount at Stripe (a failed increment, an update refused
+    // after a change): its price is unknown until read again.
+    let succeeded = matches!(outcome, Ok(upstream) if upstream.status.is_success());
+    if let Some(id) = valued.and_then(|v| v.object.as_deref())
+        && !succeeded
+    {
+        settlement
+            .writes
+            .push(state.store().forget_price(VENDOR, id));
     }
     if let Ok(upstream) = outcome {
         let owns_path_object = path_owner == Some(target.key.label.as_str());
