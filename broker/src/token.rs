@@ -1,4 +1,4 @@
-//! Vault tokens and key ids: random from the OS, tokens stored only as hashes.
+//! Vault tokens, key ids and request ids: random from the OS, tokens stored only as hashes.
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -26,6 +26,12 @@ pub fn new_token() -> Result<SecretString, getrandom::Error> {
 /// A fresh key id: `key_` and 16 random bytes in hex. Not a secret.
 pub fn new_key_id() -> Result<String, getrandom::Error> {
     Ok(format!("key_{}", hex::encode(os_random::<16>()?)))
+}
+
+/// A fresh request id: 16 random bytes in hex. Not a secret: it joins a
+/// money request's audit row written before forwarding to its answer.
+pub fn new_request_id() -> Result<String, getrandom::Error> {
+    Ok(hex::encode(os_random::<16>()?))
 }
 
 /// SHA-256 of a token, in hex: what the database stores and looks up by.

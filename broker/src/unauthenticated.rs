@@ -93,7 +93,10 @@ pub async fn flush(tally: &Unauthenticated, store: &Store) {
     if rows.is_empty() {
         return;
     }
-    let unit = rows.iter().map(|row| store.record_audit(row, 0)).collect();
+    let unit = rows
+        .iter()
+        .map(|row| store.record_audit(row, 0, None))
+        .collect();
     if let Err(err) = store.write(unit).await {
         // Counts only: the requests were refused and moved nothing.
         tracing::error!(error = %err, kinds = rows.len(), "could not write the summary of requests without a valid key");

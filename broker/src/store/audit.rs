@@ -23,7 +23,8 @@ pub struct AuditRecord {
     pub method: String,
     /// Path below the vendor, without the query.
     pub path: String,
-    /// Status answered to the caller.
+    /// Status answered to the caller; 0 while a money request is in flight
+    /// (a row left so by a crash is a request that may have reached Stripe).
     pub status: u16,
     /// The broker's error code, when the broker refused or failed the request itself.
     pub code: Option<String>,
@@ -37,11 +38,20 @@ pub struct AuditRecord {
 }
 
 impl Store {
-    /// Appends one audit record: a statement for [`Store::write`].
-    pub fn record_audit(&self, record: &AuditRecord, reserved_micros: i64) -> Statement {
+    /// Appends one audit record, or completes the one written under
+    /// `request_id` before the request was forwarded: a statement for
+    /// [`Store::write`].
+    pub fn record_audit(
+        &self,
+        record: &AuditRecord,
+        reserved_micros: i64,
+        request_id: Option<&str>,
+    ) -> Statement {
         self.statement(
-            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, request_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+             ON CONFLICT (request_id) DO UPDATE SET status = excluded.status, code = excluded.code,
+               reserved_micros = excluded.reserved_micros, latency_ms = excluded.latency_ms",
             vec![
                 millis(record.at).into(),
                 record.key_id.as_deref().into(),
@@ -54,6 +64,7 @@ impl Store {
                 reserved_micros.into(),
                 record.latency_ms.into(),
                 record.requests.into(),
+                request_id.into(),
             ],
         )
     }

@@ -47,15 +47,18 @@ impl Store {
     /// One conditional upsert checks the key's state, checks the cap and adds,
     /// so concurrent requests on one key can never together pass the cap, and
     /// a key revoked while its request was arriving reserves nothing.
+    ///
+    /// `with` are committed in the same unit (the request's audit row), so
+    /// what is written before forwarding costs one commit.
     pub async fn reserve(
         &self,
         key: &KeyRecord,
         micros: i64,
         period: &SpendPeriod,
         now: DateTime<Utc>,
+        with: Vec<Statement>,
     ) -> Result<Option<Reservation>, sqlx::Error> {
-        let reserved = self
-            .write_one(self.statement(
+        let mut unit = vec![self.statement(
                 "INSERT INTO spend (key_id, period, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
                    AND EXISTS (SELECT 1 FROM keys WHERE id = ?1 AND revoked_at IS NULL AND expires_at > ?5)
                  ON CONFLICT (key_id, period) DO UPDATE SET micros = spend.micros + excluded.micros
@@ -67,8 +70,9 @@ impl Store {
                     key.daily_cap_micros.into(),
                     millis(now).into(),
                 ],
-            ))
-            .await?;
+        )];
+        unit.extend(with);
+        let reserved = self.write(unit).await?.first().copied().unwrap_or(0);
         Ok((reserved == 1).then(|| Reservation {
             key_id: key.id.clone(),
             period: period.clone(),

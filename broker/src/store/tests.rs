@@ -23,7 +23,9 @@ async fn filled_file(dir: &tempfile::TempDir, rows: usize) -> (String, std::path
         requests: 1,
     };
     for _ in 0..rows / 100 {
-        let unit = (0..100).map(|_| store.record_audit(&record, 0)).collect();
+        let unit = (0..100)
+            .map(|_| store.record_audit(&record, 0, None))
+            .collect();
         store.write(unit).await.unwrap();
     }
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")

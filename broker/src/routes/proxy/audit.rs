@@ -20,6 +20,9 @@ use crate::usd::micros_to_usd;
 /// The vendor label of a request to no configured vendor.
 const UNKNOWN_VENDOR: &str = "unknown";
 
+/// The code of a money request's audit row between its reservation and its answer.
+const IN_FLIGHT: &str = "in_flight";
+
 /// What the audit record needs to know about how far a request got.
 pub struct Trail {
     started: Instant,
@@ -37,6 +40,8 @@ pub struct Trail {
     held_without_settlement: i64,
     /// What the answer changes in the store, committed with the audit row.
     settlement: Vec<Statement>,
+    /// Set once the row was written before forwarding; the answer completes it.
+    request_id: Option<String>,
 }
 
 impl Trail {
@@ -52,6 +57,41 @@ impl Trail {
             reserved_micros: 0,
             held_without_settlement: 0,
             settlement: Vec::new(),
+            request_id: None,
+        }
+    }
+
+    /// The request's audit row as it stands before forwarding (status 0,
+    /// `in_flight`, holding `reserved_micros` if its reservation commits),
+    /// to commit with the reservation; the answer completes the same row.
+    pub fn before_forwarding(
+        &mut self,
+        state: &AppState,
+        reserved_micros: i64,
+    ) -> Result<Statement, ApiError> {
+        let request_id = crate::token::new_request_id().map_err(ApiError::internal)?;
+        let record = self.record(0, Some(IN_FLIGHT), reserved_micros);
+        let row = state
+            .store()
+            .record_audit(&record, reserved_micros, Some(&request_id));
+        self.request_id = Some(request_id);
+        Ok(row)
+    }
+
+    /// The audit record of this request, answered `status` with `code`.
+    fn record(&self, status: u16, code: Option<&str>, reserved_micros: i64) -> AuditRecord {
+        AuditRecord {
+            at: self.at,
+            key_id: self.key.as_ref().map(|k| k.id.clone()),
+            label: self.key.as_ref().map(|k| k.label.clone()),
+            vendor: self.vendor.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            status,
+            code: code.map(str::to_owned),
+            reserved_usd: micros_to_usd(reserved_micros),
+            latency_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            requests: 1,
         }
     }
 
@@ -83,19 +123,7 @@ pub async fn finish(
         }
     };
     let elapsed = trail.started.elapsed();
-    let record = AuditRecord {
-        at: trail.at,
-        key_id: trail.key.as_ref().map(|k| k.id.clone()),
-        label: trail.key.as_ref().map(|k| k.label.clone()),
-        vendor: trail.vendor,
-        method: trail.method,
-        path: trail.path,
-        status: response.status().as_u16(),
-        code: code.map(str::to_owned),
-        reserved_usd: micros_to_usd(trail.reserved_micros),
-        latency_ms: i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX),
-        requests: 1,
-    };
+    let record = trail.record(response.status().as_u16(), code, trail.reserved_micros);
     count(state, &record, elapsed.as_secs_f64());
     if trail.key.is_none() {
         // A stranger's requests are a log line each only at debug level.
@@ -113,14 +141,15 @@ pub async fn finish(
     let store = state.store();
     let settled = !trail.settlement.is_empty();
     let mut unit = trail.settlement;
-    unit.push(store.record_audit(&record, trail.reserved_micros));
+    let request_id = trail.request_id.as_deref();
+    unit.push(store.record_audit(&record, trail.reserved_micros, request_id));
     let Err(err) = store.write(unit).await else {
         return response;
     };
     if settled {
         // Erring on the side of the cap: without its release the amount stays held.
         tracing::error!(error = %err, "failed to settle a request; recording it alone");
-        let alone = store.record_audit(&record, trail.held_without_settlement);
+        let alone = store.record_audit(&record, trail.held_without_settlement, request_id);
         if store.write(vec![alone]).await.is_ok() {
             return response;
         }

@@ -89,9 +89,21 @@ async fn forward(
         path,
     };
     let valued = spend::value(state, target, &params).await?;
+    // A request that moves money is on record before it is forwarded.
+    let audit_row = match &valued {
+        Some(valued) => Some(trail.before_forwarding(state, valued.need_micros)?),
+        None => None,
+    };
     // Time passed since the lookup only if a body arrived or a price was read upstream.
     let checked_since_lookup = bodiless && valued.is_none();
-    let reservation = spend::reserve(state, &key, valued.as_ref(), checked_since_lookup).await?;
+    let reservation = spend::reserve(
+        state,
+        &key,
+        valued.as_ref(),
+        checked_since_lookup,
+        audit_row,
+    )
+    .await?;
     trail.reserved(reservation.as_ref().map_or(0, |r| r.micros()));
 
     // Stripe, then what its answer changes.

@@ -178,21 +178,30 @@ pub async fn value(
 /// `checked_since_lookup` (no body arrived and nothing was read upstream
 /// since the key was looked up, so that lookup is as fresh as a second).
 /// Either way a key revoked while the body arrived forwards nothing.
+///
+/// `audit_row`, the audit row of a request that moves money, is committed
+/// with the reservation (or alone, when the request reserves nothing), so
+/// that a crash after forwarding leaves the request on record.
 pub async fn reserve(
     state: &AppState,
     key: &KeyRecord,
     valued: Option<&Valued>,
     checked_since_lookup: bool,
+    audit_row: Option<Statement>,
 ) -> Result<Option<Reservation>, ApiError> {
     let now = Utc::now();
     let need = valued.is_some_and(|v| v.need_micros > 0);
-    if let Some(valued) = valued.filter(|v| v.need_micros > 0)
-        && let Some(reservation) = state
+    if let Some(valued) = valued.filter(|v| v.need_micros > 0) {
+        let with = audit_row.into_iter().collect();
+        let reserved = state
             .store()
-            .reserve(key, valued.need_micros, &valued.period, now)
-            .await?
-    {
-        return Ok(Some(reservation));
+            .reserve(key, valued.need_micros, &valued.period, now, with)
+            .await?;
+        if let Some(reservation) = reserved {
+            return Ok(Some(reservation));
+        }
+    } else if let Some(row) = audit_row {
+        state.store().write(vec![row]).await?;
     }
     if !need && checked_since_lookup {
         return Ok(None);

@@ -36,13 +36,18 @@ pub async fn a_vanished_client_still_leaves_a_record(backend: Backend) {
         .await;
     assert!(request.is_err(), "the client gave up first");
     let path = format!("/v1/audit?key_id={}", key.id);
-    eventually(Duration::from_secs(5), "the audit record", || async {
-        let (_, body) = broker.admin(Method::GET, &path, None).await;
-        body["records"]
-            .as_array()
-            .is_some_and(|r| r.len() == 1)
-            .then_some(())
-    })
+    // The row is written before forwarding (status 0) and completed with the answer.
+    eventually(
+        Duration::from_secs(5),
+        "the completed audit record",
+        || async {
+            let (_, body) = broker.admin(Method::GET, &path, None).await;
+            body["records"]
+                .as_array()
+                .is_some_and(|r| r.len() == 1 && r[0]["status"] != 0)
+                .then_some(())
+        },
+    )
     .await;
     let (_, body) = broker.admin(Method::GET, &path, None).await;
     assert_eq!(body["records"][0]["status"], 200);
@@ -175,4 +180,73 @@ async fn an_answer_whose_audit_row_cannot_be_written_is_withheld() {
         .admin(Method::GET, &format!("/v1/audit?key_id={}", key.id), None)
         .await;
     assert_eq!(audit["records"].as_array().unwrap().len(), 1, "{audit}");
+}
+
+/// Issue 20: a $25 charge in flight when the broker died had been executed
+/// at Stripe, and after the restart it had no audit row. A request that
+/// moves money is now on record before it is forwarded, in the commit of
+/// its reservation: after `kill -9` with the charge at Stripe, the row is
+/// there, `in_flight`, holding the $25.
+pub async fn a_money_request_is_on_record_before_it_is_forwarded(backend: Backend) {
+    let upstream = crate::helpers::TestUpstream::spawn().await;
+    let database = crate::helpers::TestDatabase::create(backend).await;
+    let mut broker = keylease_testkit::BrokerProcess::spawn(
+        crate::helpers::broker_settings(),
+        upstream.addr,
+        &database.url,
+    )
+    .await;
+    let base = broker.base();
+    let http = reqwest::Client::new();
+    let (status, issued) = json_of(
+        http.post(format!("{base}/v1/keys"))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .json(
+                &json!({"label": "temporal-crash-charge", "vendor": "stripe", "daily_usd_cap": 30,
+                          "allowed_endpoints": ["POST /v1/payment_intents"], "expires_in": 600}),
+            )
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{issued}");
+    let key_id = issued["id"].as_str().unwrap().to_owned();
+    // Stripe takes the charge and is slow to answer: the broker dies first.
+    upstream.script([crate::helpers::Reply {
+        delay: Duration::from_secs(60),
+        ..crate::helpers::Reply::status(200)
+    }]);
+    let charge = http
+        .post(format!("{base}/stripe/v1/payment_intents"))
+        .bearer_auth(issued["token"].as_str().unwrap())
+        .form(&[("amount", "2500"), ("currency", "usd")])
+        .send();
+    let in_flight = tokio::spawn(charge);
+    eventually(Duration::from_secs(10), "the charge at Stripe", || async {
+        (upstream.received().len() == 1).then_some(())
+    })
+    .await;
+    broker.kill().await;
+    assert!(
+        in_flight.await.unwrap().is_err(),
+        "the client got no answer"
+    );
+
+    broker.restart().await;
+    let (status, audit) = json_of(
+        http.get(format!("{base}/v1/audit?key_id={key_id}"))
+            .bearer_auth(crate::helpers::ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{audit}");
+    let records = audit["records"].as_array().unwrap();
+    assert_eq!(records.len(), 1, "{audit}");
+    assert_eq!(records[0]["path"], "/v1/payment_intents");
+    assert_eq!(records[0]["status"], 0);
+    assert_eq!(records[0]["code"], "in_flight");
+    assert_eq!(records[0]["reserved_usd"], 25.0);
 }
