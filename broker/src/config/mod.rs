@@ -229,11 +229,11 @@ pub fn parse_usd_rates(text: &str) -> Result<UsdRates, String> {
     Ok(UsdRates(rates))
 }
 
-/// A config for unit tests: a 32-character admin token, a loopback Stripe, `database_url`.
+/// A config for unit tests: an `openssl rand -hex 32` admin token, a loopback Stripe, `database_url`.
 #[cfg(test)]
 pub(crate) fn test_config(database_url: &str) -> BrokerConfig {
     let mut config = BrokerConfig::new(
-        "0123456789abcdef0123456789abcdef".into(),
+        "5d0c6a1f93e84b27c1f0a9d3e6b85472c9e1a0f3b7d46e28a5c9f10b3e7d2a64".into(),
         "sk_test_x".into(),
         "http://127.0.0.1:9".parse().unwrap(),
     );
