@@ -29,6 +29,16 @@ impl EndpointRule {
         self.method.as_deref().is_none_or(|m| m == method) && self.matcher.matches(path)
     }
 
+    /// The method this entry names, if it names one.
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// The path pattern: literal characters and `*` for any run.
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
     /// Whether this entry names `method path` exactly, with no wildcard:
     /// how a key is allowed a list or search endpoint.
     pub fn names_exactly(&self, method: &str, path: &str) -> bool {

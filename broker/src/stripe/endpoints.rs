@@ -7,6 +7,7 @@
 
 use super::ids::{STATIC_ROUTES, looks_like_id};
 use super::params;
+use super::reach::can_match;
 use crate::allowlist::EndpointRule;
 
 /// How a money-moving request is valued against a key's cap.
@@ -76,7 +77,7 @@ const VALUED: [ValuedCall; 7] = [
 /// Calls that move money in ways the table above cannot value. A key never
 /// reaches them: it is refused at issue time if its allowlist could, and a
 /// request to one is refused whatever the allowlist says.
-const UNVALUED: [&str; 21] = [
+const UNVALUED: [&str; 22] = [
     "POST /v1/payment_intents/{id}/apply_customer_balance",
     "POST /v1/payment_intents/{id}/verify_microdeposits",
     "POST /v1/transfers",
@@ -88,6 +89,7 @@ const UNVALUED: [&str; 21] = [
     "POST /v1/invoiceitems",
     "POST /v1/subscriptions",
     "POST /v1/subscriptions/{id}",
+    "DELETE /v1/subscriptions/{id}",
     "POST /v1/subscription_items",
     "POST /v1/subscription_schedules",
     "POST /v1/checkout/sessions",
@@ -212,19 +214,17 @@ pub fn is_unvalued(method: &str, path: &str) -> bool {
 
 /// The unvalued money-moving calls an allowlist could reach, as templates.
 ///
-/// Each template is tried with ids of a few shapes; a rule like `POST /v1/*`
-/// reaches them all.
+/// Decided on the grammar of the rule's pattern and of the template
+/// ([`super::reach`]), not on sample ids: `POST /v1/invoices/inv_*/pay`
+/// reaches `POST /v1/invoices/{id}/pay` as surely as `POST /v1/*` does.
 pub fn unvalued_reachable(rules: &[EndpointRule]) -> Vec<&'static str> {
     UNVALUED
         .iter()
         .filter(|template| {
             let (method, path) = template.split_once(' ').unwrap_or_default();
-            ["x_1", "pi_1", "in_1", "sub_1", "qt_1", "cus_1", "id_1"]
-                .iter()
-                .any(|id| {
-                    let sample = path.replace("{id}", id);
-                    rules.iter().any(|rule| rule.allows(method, &sample))
-                })
+            rules.iter().any(|rule| {
+                rule.method().is_none_or(|m| m == method) && can_match(rule.pattern(), path)
+            })
         })
         .copied()
         .collect()
@@ -296,7 +296,23 @@ mod tests {
 
     #[test]
     fn wide_allowlists_reach_unvalued_money() {
-        assert!(unvalued_reachable(&rules(&["POST /v1/*"])).len() == UNVALUED.len());
+        assert!(unvalued_reachable(&rules(&["/v1/*"])).len() == UNVALUED.len());
+        assert_eq!(
+            unvalued_reachable(&rules(&["POST /v1/*"])).len(),
+            UNVALUED.len() - 1,
+            "every POST template"
+        );
+        assert_eq!(
+            unvalued_reachable(&rules(&[
+                "POST /v1/invoices/inv_*/pay",
+                "DELETE /v1/subscriptions/*"
+            ])),
+            vec![
+                "POST /v1/invoices/{id}/pay",
+                "DELETE /v1/subscriptions/{id}"
+            ],
+            "issue 20: patterns the seven sample ids missed"
+        );
         assert_eq!(
             unvalued_reachable(&rules(&["/v1/payment_intents/*"])),
             vec![

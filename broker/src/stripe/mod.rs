@@ -8,11 +8,13 @@
 //! - [`ids`]: the shape of an object id, and where a path names its object.
 //! - [`params`]: parameters that name objects or hold free text; amounts and currencies.
 //! - [`answers`]: the objects an answer shows were made, and their prices.
+//! - [`reach`]: whether an allowlist pattern can match any path of an endpoint template.
 
 pub mod answers;
 pub mod endpoints;
 pub mod ids;
 pub mod params;
+pub mod reach;
 
 use secrecy::SecretString;
 use url::Url;

@@ -151,21 +151,29 @@ pub async fn unvalued_money_endpoints_are_out_of_reach(backend: Backend) {
                 || endpoints != json!(["POST /v1/transfers"])
         );
     }
-    let key = broker
-        .issue_with(
-            "temporal-pay-invoice",
-            &["POST /v1/invoices/in_1Real/pay"],
-            5.0,
-            json!({"allowed_objects": ["in_1Real"]}),
-        )
-        .await;
-    let (status, body) = json_of(
-        broker
-            .stripe_post(&key.token, "/v1/invoices/in_1Real/pay", &[])
-            .await,
-    )
-    .await;
-    assert_eq!((status, code(&body)), (403, "endpoint_not_allowed"));
+    // Issue 20: a concrete invoice id, or any pattern whose grammar can
+    // name one, is refused when the key is issued, not only when it is used.
+    for endpoints in [
+        json!(["POST /v1/invoices/in_1Real/pay"]),
+        json!(["POST /v1/invoices/inv_*/pay"]),
+        json!(["DELETE /v1/subscriptions/*"]),
+    ] {
+        let (status, body) = broker
+            .issue_raw(json!({
+                "label": "temporal-pay-invoice",
+                "vendor": "stripe",
+                "daily_usd_cap": 5,
+                "allowed_endpoints": endpoints,
+                "allowed_objects": ["in_1Real"],
+                "expires_in": 60,
+            }))
+            .await;
+        assert_eq!(
+            (status, code(&body)),
+            (422, "invalid_request"),
+            "{endpoints}: {body}"
+        );
+    }
     assert!(broker.upstream.received().is_empty());
 }
 
