@@ -67,6 +67,9 @@ pub enum ApiError {
     /// Upstream could not be reached.
     #[error("upstream is unavailable")]
     UpstreamUnavailable,
+    /// The bodies the broker holds at once are at their bound; the request was not read.
+    #[error("the broker is holding as many request bodies as it may; retry shortly")]
+    Busy,
     /// The request's audit record could not be written, so its answer is withheld.
     #[error("the broker could not record this request; retry it with the same Idempotency-Key")]
     AuditUnavailable,
@@ -99,6 +102,7 @@ impl ApiError {
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::Busy => "busy",
             Self::Internal(_) => "internal",
         }
     }
@@ -123,7 +127,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
-            Self::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::AuditUnavailable | Self::Busy => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -29,7 +29,12 @@ struct Inner {
     metrics: BrokerMetrics,
     in_flight: TaskTracker,
     unauthenticated: Unauthenticated,
+    body_budget: Arc<tokio::sync::Semaphore>,
 }
+
+/// Bytes of request bodies the broker holds at once, in KiB: 64 MiB, 64
+/// bodies at the 1 MiB limit, thousands of the bodies Stripe calls carry.
+pub const BODY_BUDGET_KIB: usize = 64 * 1024;
 
 impl AppState {
     /// Builds the state from `config` around an opened store.
@@ -61,6 +66,7 @@ impl AppState {
                 metrics: BrokerMetrics::default(),
                 in_flight: TaskTracker::new(),
                 unauthenticated: Unauthenticated::default(),
+                body_budget: Arc::new(tokio::sync::Semaphore::new(BODY_BUDGET_KIB)),
             }),
         })
     }
@@ -105,6 +111,11 @@ impl AppState {
     /// Requests without a valid key, counted until their summary is written.
     pub fn unauthenticated(&self) -> &Unauthenticated {
         &self.inner.unauthenticated
+    }
+
+    /// The KiB of request bodies the broker may still take in ([`BODY_BUDGET_KIB`] in all).
+    pub fn body_budget(&self) -> &Arc<tokio::sync::Semaphore> {
+        &self.inner.body_budget
     }
 
     /// How long a request body may take to arrive.

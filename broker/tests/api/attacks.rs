@@ -1,17 +1,20 @@
 //! What a holder of one key tried against the broker (issue 8), each now
-//! refused, by subject: [`spend`], [`prices`], [`objects`], [`wire`] and [`audit`].
+//! refused, by subject: [`spend`], [`prices`], [`objects`], [`wire`],
+//! [`bodies`] and [`audit`].
 //!
 //! Money tests use stripe-sim as the upstream, and its own record of what
 //! succeeded as the judge; the rest use the recording upstream. The
 //! stripe-sim helpers they share are here.
 
 mod audit;
+mod bodies;
 mod objects;
 mod prices;
 mod spend;
 mod wire;
 
 pub use audit::*;
+
 pub use objects::*;
 pub use prices::*;
 pub use spend::*;

@@ -3,7 +3,7 @@
 //! parameters from the one place Stripe's API puts them. Every later step
 //! reads what this one produced, and only that is forwarded, re-encoded.
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::http::{HeaderMap, Method, header};
 use bytes::Bytes;
 
@@ -61,21 +61,75 @@ pub fn method(method: &Method) -> Result<&'static str, ApiError> {
     }
 }
 
-/// The body, within the size limit and the body read timeout.
-pub async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+/// Most pieces (chunks, reads) a body may arrive in before its pieces must
+/// average [`MIN_PIECE_BYTES`]: each piece costs the broker the same work
+/// whatever it holds, so a body of one-byte chunks would cost seconds.
+pub const FREE_PIECES: usize = 64;
+
+/// The average size, in bytes, a body's pieces beyond [`FREE_PIECES`] must keep.
+pub const MIN_PIECE_BYTES: usize = 256;
+
+/// A request's body, and its share of the bytes the broker holds in bodies
+/// at once ([`AppState::body_budget`]), given back when the request ends.
+pub struct HeldBody {
+    /// The body.
+    pub bytes: Bytes,
+    _share: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The body, within the size limit, the body read timeout, the piece rule
+/// ([`FREE_PIECES`]) and the broker's bound on body bytes held at once.
+pub async fn read_body(state: &AppState, body: Body) -> Result<HeldBody, ApiError> {
+    if body.size_hint().lower() > BODY_LIMIT as u64 {
+        return Err(ApiError::PayloadTooLarge(BODY_LIMIT));
+    }
     let timeout = state.body_timeout();
-    let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, BODY_LIMIT));
-    let Ok(result) = read.await else {
-        return Err(ApiError::RequestTimeout(timeout.as_secs()));
-    };
-    result.map_err(|err| {
-        let too_large = std::error::Error::source(&err)
-            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
-        if too_large {
-            ApiError::PayloadTooLarge(BODY_LIMIT)
-        } else {
-            ApiError::BadParameter("request body could not be read".to_owned())
+    match tokio::time::timeout(timeout, collect(state, body)).await {
+        Ok(result) => result,
+        Err(_) => Err(ApiError::RequestTimeout(timeout.as_secs())),
+    }
+}
+
+async fn collect(state: &AppState, mut body: Body) -> Result<HeldBody, ApiError> {
+    use http_body_util::BodyExt;
+    let mut bytes = bytes::BytesMut::new();
+    let mut share: Option<tokio::sync::OwnedSemaphorePermit> = None;
+    let mut pieces = 0;
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|_| ApiError::BadParameter("request body could not be read".to_owned()))?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        pieces += 1;
+        if bytes.len() + data.len() > BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge(BODY_LIMIT));
         }
+        if pieces > FREE_PIECES && bytes.len() + data.len() < pieces * MIN_PIECE_BYTES {
+            return Err(ApiError::BadParameter(format!(
+                "the request body arrived in too many small pieces: past {FREE_PIECES}, \
+                 pieces must average {MIN_PIECE_BYTES} bytes"
+            )));
+        }
+        // Whole KiB of the budget, taken as the body grows.
+        let needed = (bytes.len() + data.len()).div_ceil(1024);
+        let held = share.as_ref().map_or(0, |s| s.num_permits());
+        if needed > held {
+            let more = state
+                .body_budget()
+                .clone()
+                .try_acquire_many_owned(u32::try_from(needed - held).unwrap_or(u32::MAX))
+                .map_err(|_| ApiError::Busy)?;
+            match &mut share {
+                Some(share) => share.merge(more),
+                None => share = Some(more),
+            }
+        }
+        bytes.extend_from_slice(&data);
+    }
+    Ok(HeldBody {
+        bytes: bytes.freeze(),
+        _share: share,
     })
 }
 

@@ -79,7 +79,7 @@ async fn forward(
 
     // The parameters, and the objects they name.
     let body = canonical::read_body(state, body).await?;
-    let params = canonical::params(method, parts.uri.query(), &parts.headers, &body)?;
+    let params = canonical::params(method, parts.uri.query(), &parts.headers, &body.bytes)?;
     authz::check_named_objects(state, &key, path, &params).await?;
 
     // What it could move, held against the cap with the key checked again.

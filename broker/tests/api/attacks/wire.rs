@@ -52,7 +52,7 @@ async fn send_head(addr: std::net::SocketAddr, head: &str) -> TcpStream {
     stream
 }
 
-async fn read_status(stream: &mut TcpStream) -> Option<u16> {
+pub(super) async fn read_status(stream: &mut TcpStream) -> Option<u16> {
     let mut response = Vec::new();
     let read =
         tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
@@ -224,7 +224,7 @@ pub async fn forms_that_nest_or_widen_without_end_cost_a_400(backend: Backend) {
 }
 
 /// A process's memory, in kB, from `/proc/<pid>/status` (`VmRSS`, `VmHWM`: now and peak).
-fn memory_kb(pid: u32, field: &str) -> u64 {
+pub(super) fn memory_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     status
         .lines()
