@@ -46,8 +46,10 @@ impl AppState {
             .redirect(reqwest::redirect::Policy::none())
             .pool_idle_timeout(Duration::from_secs(90));
         // The environment's proxy variables are not a place to send the secret.
-        let upstream = match &config.upstream_proxy {
-            Some(proxy) => upstream.proxy(reqwest::Proxy::all(proxy.clone())?),
+        // `run` has checked the proxy URL; one that no longer parses goes nowhere.
+        let proxy = config.upstream_proxy_url().ok().flatten();
+        let upstream = match proxy {
+            Some(proxy) => upstream.proxy(reqwest::Proxy::all(proxy)?),
             None => upstream.no_proxy(),
         }
         .build()?;

@@ -54,12 +54,12 @@ impl BrokerConfig {
             }
             other => return Err(format!("the Stripe API base must be https, not {other}")),
         }
-        let Some(proxy) = &self.upstream_proxy else {
+        let Some(proxy) = self.upstream_proxy_url()? else {
             return Ok(());
         };
         match proxy.scheme() {
             "https" => {}
-            "http" if is_loopback(proxy) => {}
+            "http" if is_loopback(&proxy) => {}
             "http" => {
                 return Err(
                     "KEYLEASE_BROKER_UPSTREAM_PROXY is plain http on a non-loopback \
@@ -69,7 +69,7 @@ impl BrokerConfig {
             }
             _ => return Err("KEYLEASE_BROKER_UPSTREAM_PROXY must be an https:// URL".to_owned()),
         }
-        if base.scheme() == "http" && !is_loopback(proxy) {
+        if base.scheme() == "http" && !is_loopback(&proxy) {
             return Err(format!(
                 "the Stripe API base {base} is plain http, and KEYLEASE_BROKER_UPSTREAM_PROXY \
                  would read the secret in every request it forwards: use an https base"
@@ -275,7 +275,7 @@ mod tests {
     fn an_upstream_proxy_never_sees_the_secret_in_the_clear() {
         let config = |base: &str, proxy: &str, insecure: bool| {
             let mut config = BrokerConfig::new("a".into(), "b".into(), base.parse().unwrap());
-            config.upstream_proxy = Some(proxy.parse().unwrap());
+            config.upstream_proxy = Some(proxy.into());
             config.insecure_upstream = insecure;
             config.check_upstream()
         };
@@ -306,5 +306,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(!with_password.contains("hunter2"), "{with_password}");
+        // Adversarial finding: a URL the parser refuses (an unencoded `/` in
+        // the password, a bad port) was printed whole, password and all.
+        for unparsable in [
+            "https://user:S3CR/ET@proxy.corp.example:3128",
+            "http://u:S3CRETPW@[fe80::1%25lo]:3128",
+        ] {
+            let refused = config("https://api.stripe.com", unparsable, false).unwrap_err();
+            assert!(
+                refused.contains("KEYLEASE_BROKER_UPSTREAM_PROXY"),
+                "{refused}"
+            );
+            assert!(!refused.contains("S3CR"), "{refused}");
+        }
     }
 }

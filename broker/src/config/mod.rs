@@ -124,8 +124,10 @@ pub struct BrokerConfig {
 
     /// HTTP(S) proxy for upstream calls. The environment's proxy variables
     /// (`HTTPS_PROXY`, …) are ignored: the Stripe secret goes only where this says.
-    #[arg(long, env = "KEYLEASE_BROKER_UPSTREAM_PROXY")]
-    pub upstream_proxy: Option<Url>,
+    /// Read as a secret, since it may hold the proxy's credentials: parsed at
+    /// start by [`BrokerConfig::upstream_proxy_url`], never echoed.
+    #[arg(long, env = "KEYLEASE_BROKER_UPSTREAM_PROXY", hide_env_values = true)]
+    pub upstream_proxy: Option<SecretString>,
 
     /// How long a client has to send a request's headers (and, on a kept-alive
     /// connection, to start its next request) before the connection is closed.
@@ -160,6 +162,20 @@ pub struct BrokerConfig {
 }
 
 impl BrokerConfig {
+    /// The upstream proxy as a URL; the error names the setting, never its
+    /// value (a proxy URL may hold a password).
+    pub fn upstream_proxy_url(&self) -> Result<Option<Url>, String> {
+        use secrecy::ExposeSecret;
+        self.upstream_proxy
+            .as_ref()
+            .map(|proxy| {
+                Url::parse(proxy.expose_secret()).map_err(|err| {
+                    format!("KEYLEASE_BROKER_UPSTREAM_PROXY (--upstream-proxy) is not a URL: {err}")
+                })
+            })
+            .transpose()
+    }
+
     /// A config with the defaults above and the three values that have none.
     pub fn new(
         admin_token: SecretString,
