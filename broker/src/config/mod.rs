@@ -53,9 +53,10 @@ pub struct BrokerConfig {
     )]
     pub database_url: SecretString,
 
-    /// Open a SQLite file without `PRAGMA quick_check`. Off: the broker reads
-    /// the whole file once at start (about 1 s per GB here, see docs/storage.md)
-    /// and refuses a corrupt one, rather than serve caps and revocations from it.
+    /// Open a SQLite file without `PRAGMA integrity_check`. Off: the broker
+    /// reads the whole file once at start (a read of it at disk speed, see
+    /// docs/storage.md) and refuses a corrupt one, rather than serve caps and
+    /// revocations from it.
     #[arg(
         long,
         env = "KEYLEASE_BROKER_SKIP_INTEGRITY_CHECK",

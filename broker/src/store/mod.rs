@@ -55,7 +55,7 @@ impl Backend {
 /// Whether a SQLite file is checked when it is opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Integrity {
-    /// `PRAGMA quick_check` before anything else: a corrupt file is refused.
+    /// `PRAGMA integrity_check` before anything else: a corrupt file is refused.
     Check,
     /// Open it as it is (the operator's explicit choice).
     Skip,
@@ -69,7 +69,7 @@ pub enum OpenError {
     Database(#[from] sqlx::Error),
     /// The SQLite file failed its integrity check.
     #[error(
-        "the SQLite file failed PRAGMA quick_check ({0}): restore it from a backup; \
+        "the SQLite file failed its integrity check ({0}): restore it from a backup; \
          KEYLEASE_BROKER_SKIP_INTEGRITY_CHECK=true opens it anyway"
     )]
     Corrupt(String),
@@ -122,14 +122,30 @@ fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
         })
 }
 
-/// SQLite's `PRAGMA quick_check`: every page and record read once, without
-/// the index cross-checks of `integrity_check`. One row `ok`, or the problems.
-async fn quick_check(pool: &AnyPool) -> Result<(), OpenError> {
+/// SQLite's `PRAGMA integrity_check` on a connection of its own, before
+/// any pool or migration touches the file: every page, record and index
+/// entry read once (an index that disagrees with its table would serve one
+/// key's token as another's). A file that is not a database, or an empty
+/// one where the broker had kept its state, fails here at once and plainly.
+async fn integrity_check(url: &str) -> Result<(), OpenError> {
+    use sqlx::Connection;
     let started = std::time::Instant::now();
-    let rows: Vec<String> = sqlx::query_scalar("PRAGMA quick_check")
-        .fetch_all(pool)
+    let corrupt = |err: sqlx::Error| OpenError::Corrupt(err.to_string());
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = path.split('?').next().unwrap_or(path);
+    if std::fs::metadata(path).is_ok_and(|file| file.len() == 0) {
+        return Err(OpenError::Corrupt(
+            "the file is empty; delete it to start afresh".to_owned(),
+        ));
+    }
+    let mut connection = sqlx::AnyConnection::connect(url).await.map_err(corrupt)?;
+    let rows: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_all(&mut connection)
         .await
-        .map_err(|err| OpenError::Corrupt(err.to_string()))?;
+        .map_err(corrupt)?;
+    let _ = connection.close().await;
     if rows.len() == 1 && rows[0] == "ok" {
         tracing::info!(
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -152,13 +168,13 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
         let existed = backend == Backend::Postgres || Any::database_exists(url).await?;
+        if backend == Backend::Sqlite && existed && integrity == Integrity::Check {
+            integrity_check(url).await?;
+        }
         if !existed {
             Any::create_database(url).await?;
         }
         let pool = pool_options(backend, 8).connect(url).await?;
-        if backend == Backend::Sqlite && existed && integrity == Integrity::Check {
-            quick_check(&pool).await?;
-        }
         let writer = match backend {
             Backend::Sqlite => {
                 sqlx::migrate!("./migrations/sqlite")

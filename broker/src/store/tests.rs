@@ -67,7 +67,7 @@ async fn a_corrupt_sqlite_file_is_refused_at_start() {
         .expect_err("a corrupt file is refused");
     assert!(matches!(refused, OpenError::Corrupt(_)), "{refused:?}");
     let message = refused.to_string();
-    assert!(message.contains("quick_check"), "{message}");
+    assert!(message.contains("integrity check"), "{message}");
     assert!(
         message.contains("KEYLEASE_BROKER_SKIP_INTEGRITY_CHECK"),
         "{message}"
@@ -76,4 +76,37 @@ async fn a_corrupt_sqlite_file_is_refused_at_start() {
     Store::connect(&url, Integrity::Skip)
         .await
         .expect("skipping the check opens the file as it is");
+}
+
+/// Found by attacking this session's build: a file whose header was not a
+/// database's (zeroed, truncated, another format) made the pool retry for
+/// 30 s and the broker exit with "pool timed out"; an empty file was taken
+/// for a new database, every key and audit row gone. Each is now refused at
+/// once, saying the file failed its check.
+#[tokio::test]
+async fn a_file_that_is_not_the_brokers_database_is_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = filled_file(&dir, 200).await;
+    let sound = std::fs::read(&path).unwrap();
+    let mut zeroed_header = sound.clone();
+    zeroed_header[..100].fill(0);
+    for (what, bytes) in [
+        ("a zeroed header", zeroed_header),
+        ("a text file", b"not a database at all\n".repeat(300)),
+        ("half the file", sound[..sound.len() / 2].to_vec()),
+        ("an empty file", Vec::new()),
+    ] {
+        std::fs::write(&path, &bytes).unwrap();
+        let started = std::time::Instant::now();
+        let refused = Store::connect(&url, Integrity::Check).await;
+        assert!(
+            matches!(refused, Err(OpenError::Corrupt(_))),
+            "{what}: {:?}",
+            refused.map(|_| ())
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{what}"
+        );
+    }
 }
