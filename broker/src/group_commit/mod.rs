@@ -132,9 +132,10 @@ impl Stop {
         self.stopped.cancelled().await;
     }
 
-    fn set(&self, err: &sqlx::Error) {
+    /// Stops the writer for good, with `err` as the reason, unless it already stopped.
+    pub(crate) fn set(&self, err: &sqlx::Error) {
         if self.reason.set(err.to_string()).is_ok() {
-            tracing::error!(error = %err, "the database file failed a write: refusing every later write and stopping");
+            tracing::error!(error = %err, "the database file failed: refusing every later write and stopping");
             self.stopped.cancel();
         }
     }
@@ -149,7 +150,7 @@ impl Stop {
 /// error (`SQLITE_IOERR`), a corrupt file (`SQLITE_CORRUPT`) or not a
 /// database at all (`SQLITE_NOTADB`). A full disk (`SQLITE_FULL`) is not: it
 /// heals when space is freed, and nothing acknowledged was lost.
-fn is_storage_failure(err: &sqlx::Error) -> bool {
+pub(crate) fn is_storage_failure(err: &sqlx::Error) -> bool {
     const IOERR: i32 = 10;
     const CORRUPT: i32 = 11;
     const NOTADB: i32 = 26;

@@ -79,7 +79,8 @@ impl Store {
         .bind(filter.label_prefix.as_deref())
         .bind(filter.limit)
         .fetch_all(&self.pool)
-        .await?;
+        .await;
+        let rows = self.observe(rows)?;
         rows.iter()
             .map(|row| {
                 Ok(AuditRecord {

@@ -103,7 +103,8 @@ impl Store {
         let row = sqlx::query(self.sql(&sql))
             .bind(id)
             .fetch_optional(&self.pool)
-            .await?;
+            .await;
+        let row = self.observe(row)?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -125,7 +126,8 @@ impl Store {
             .bind(path_object.map(|(vendor, _)| vendor))
             .bind(path_object.map(|(_, id)| id))
             .fetch_optional(&self.pool)
-            .await?;
+            .await;
+        let row = self.observe(row)?;
         row.as_ref()
             .map(|row| Ok((key_from_row(row)?, row.try_get("path_object_label")?)))
             .transpose()
@@ -154,7 +156,8 @@ impl Store {
             .bind(LIFETIME_CAP_LIMIT_MS)
             .bind(SpendPeriod::LIFE)
             .fetch_all(&self.pool)
-            .await?;
+            .await;
+        let rows = self.observe(rows)?;
         rows.iter()
             .map(|row| Ok((key_from_row(row)?, row.try_get("spent_micros")?)))
             .collect()

@@ -210,6 +210,19 @@ impl Store {
         self.writer.stop()
     }
 
+    /// `result` of a read, after stopping the writer if the read showed the
+    /// file can no longer be trusted: a page that reads back corrupt fails
+    /// the broker as a failed write does, rather than leave it serving.
+    fn observe<T>(&self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        if let Err(err) = &result
+            && self.backend == Backend::Sqlite
+            && crate::group_commit::is_storage_failure(err)
+        {
+            self.writer.stop().set(err);
+        }
+        result
+    }
+
     /// Commits one statement; the rows it affected.
     async fn write_one(&self, statement: Statement) -> Result<u64, sqlx::Error> {
         Ok(self

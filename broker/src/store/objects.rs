@@ -65,7 +65,8 @@ impl Store {
         .bind(vendor)
         .bind(id)
         .fetch_optional(&self.pool)
-        .await?;
+        .await;
+        let row = self.observe(row)?;
         row.map(|row| {
             let held_key: Option<String> = row.try_get("held_key")?;
             let held_period: Option<String> = row.try_get("held_period")?;

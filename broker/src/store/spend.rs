@@ -30,13 +30,14 @@ impl Reservation {
 impl Store {
     /// What `key` has spent (or holds in flight) in its period at `now`, in micro-dollars.
     pub async fn spent(&self, key: &KeyRecord, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
-        let spent: Option<i64> = sqlx::query_scalar(
+        let spent: Result<Option<i64>, _> = sqlx::query_scalar(
             self.sql("SELECT micros FROM spend WHERE key_id = ?1 AND period = ?2"),
         )
         .bind(&key.id)
         .bind(key.spend_period(now).to_string())
         .fetch_optional(&self.pool)
-        .await?;
+        .await;
+        let spent = self.observe(spent)?;
         Ok(spent.unwrap_or(0))
     }
 

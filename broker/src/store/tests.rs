@@ -110,3 +110,23 @@ async fn a_file_that_is_not_the_brokers_database_is_refused_at_once() {
         );
     }
 }
+
+/// Found by attacking this session's build: reads that hit a corrupt page
+/// answered 500 while the broker went on serving (and writing audit rows)
+/// until some write touched the page. A read that finds the file corrupt
+/// now stops the writer as a failed write does, and the broker with it.
+#[tokio::test]
+async fn a_read_that_finds_the_file_corrupt_stops_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, path) = filled_file(&dir, 2_000).await;
+    corrupt_a_page(&path);
+    let store = Store::connect(&url, Integrity::Skip).await.unwrap();
+    assert!(store.stop().reason().is_none());
+    let every_row = crate::store::KeyFilter {
+        limit: 10_000,
+        ..Default::default()
+    };
+    assert!(store.audit(&every_row).await.is_err(), "the read meets the bad page");
+    let reason = store.stop().reason().expect("the writer stopped");
+    assert!(reason.contains("malformed"), "{reason}");
+}
