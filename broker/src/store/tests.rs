@@ -126,7 +126,10 @@ async fn a_read_that_finds_the_file_corrupt_stops_the_writer() {
         limit: 10_000,
         ..Default::default()
     };
-    assert!(store.audit(&every_row).await.is_err(), "the read meets the bad page");
+    assert!(
+        store.audit(&every_row).await.is_err(),
+        "the read meets the bad page"
+    );
     let reason = store.stop().reason().expect("the writer stopped");
     assert!(reason.contains("malformed"), "{reason}");
 }
