@@ -7,6 +7,7 @@ use axum::http::request::Parts;
 use secrecy::ExposeSecret;
 
 use crate::error::ApiError;
+use crate::routes::admin_audit::AdminCall;
 use crate::state::AppState;
 use crate::token::secrets_match;
 
@@ -20,16 +21,28 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Proof that the request carried the admin token; add it to a handler's arguments.
+/// Proof that the request carried the admin token, with the call as its
+/// audit row will name it; add it to a handler's arguments.
 #[derive(Debug)]
-pub struct Admin;
+pub struct Admin {
+    /// The call, for a handler that commits its audit row with its own write.
+    pub call: AdminCall,
+}
 
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         match bearer(&parts.headers) {
-            Some(token) if secrets_match(token, state.admin_token().expose_secret()) => Ok(Admin),
+            Some(token) if secrets_match(token, state.admin_token().expose_secret()) => {
+                // Set by the audit middleware around every admin route.
+                let call = parts
+                    .extensions
+                    .get::<AdminCall>()
+                    .cloned()
+                    .ok_or_else(|| ApiError::internal(std::fmt::Error))?;
+                Ok(Admin { call })
+            }
             _ => Err(ApiError::Unauthorized),
         }
     }

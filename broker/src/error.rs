@@ -144,12 +144,19 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The code of the error an answer carries, in its extensions, for whoever
+/// audits the answer after the handler.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Self::Internal(cause) = &self {
             tracing::error!(error = %cause, "internal error while serving a request");
         }
         let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
-        (self.status(), axum::Json(body)).into_response()
+        let mut response = (self.status(), axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(self.code()));
+        response
     }
 }

@@ -87,9 +87,7 @@ pub enum BrokerError {
 
 /// The broker's routes over `state`.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/metrics", get(routes::health::metrics))
+    let admin = Router::new()
         .route(
             "/v1/keys",
             post(routes::keys::issue).get(routes::keys::list),
@@ -100,6 +98,14 @@ pub fn app(state: AppState) -> Router {
             get(routes::keys::show).delete(routes::keys::revoke),
         )
         .route("/v1/audit", get(routes::audit::list))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            routes::admin_audit::audit_admin_calls,
+        ));
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::health::metrics))
+        .merge(admin)
         .fallback(routes::proxy::proxy)
         .with_state(state)
 }

@@ -82,6 +82,7 @@ impl Unauthenticated {
                 reserved_usd: 0.0,
                 latency_ms: 0,
                 requests: tally.requests,
+                actor: None,
             })
             .collect()
     }
@@ -130,6 +131,7 @@ mod tests {
             reserved_usd: 0.0,
             latency_ms: 3,
             requests: 1,
+            actor: None,
         }
     }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::store::KeyFilter;
+use crate::store::{AuditKind, KeyFilter};
 
 /// Query of `GET /v1/audit`.
 #[derive(Debug, Deserialize)]
@@ -17,9 +17,12 @@ pub struct AuditQuery {
     key_id: Option<String>,
     label_prefix: Option<String>,
     limit: Option<i64>,
+    /// `proxy` (the default), `admin` or `all`.
+    #[serde(default)]
+    kind: AuditKind,
 }
 
-/// `GET /v1/audit?key_id=…&label_prefix=…&limit=…`, newest first.
+/// `GET /v1/audit?key_id=…&label_prefix=…&limit=…&kind=…`, newest first.
 pub async fn list(
     _: Admin,
     State(state): State<AppState>,
@@ -32,6 +35,6 @@ pub async fn list(
         status: None,
         limit: super::limit(query.limit)?,
     };
-    let records = state.store().audit(&filter).await?;
+    let records = state.store().audit(&filter, query.kind).await?;
     Ok(Json(json!({ "records": records })))
 }

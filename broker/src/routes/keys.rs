@@ -3,10 +3,10 @@
 use secrecy::ExposeSecret;
 use std::collections::BTreeMap;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::{Extension, Json};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::key::{KeyRecord, KeyStatus};
 use crate::new_key::{IssueKeyRequest, NewKey};
+use crate::routes::admin_audit::Audited;
 use crate::state::AppState;
 use crate::store::KeyFilter;
 use crate::stripe::VENDOR;
@@ -71,24 +72,35 @@ pub struct IssuedKey {
 
 /// `POST /v1/keys`.
 pub async fn issue(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     body: Bytes,
-) -> Result<(StatusCode, Json<IssuedKey>), ApiError> {
+) -> Result<(StatusCode, Extension<Audited>, Json<IssuedKey>), ApiError> {
     let request: IssueKeyRequest = serde_json::from_slice(&body)
         .map_err(|err| ApiError::InvalidRequest(format!("invalid JSON body: {err}")))?;
     let new_key = NewKey::parse(request, &[VENDOR], state.max_ttl())?;
     let id = new_key_id().map_err(ApiError::internal)?;
     let token = new_token().map_err(ApiError::internal)?;
     let now = Utc::now();
+    let issued = admin
+        .call
+        .record(201, None, Some(&id), Some(&new_key.label));
+    let audit = state.store().record_audit(&issued, 0, None);
     let key = state
         .store()
-        .insert_key(&id, &token_hash(token.expose_secret()), &new_key, now)
+        .insert_key(
+            &id,
+            &token_hash(token.expose_secret()),
+            &new_key,
+            now,
+            vec![audit],
+        )
         .await?;
     state.metrics().keys_issued.inc();
     tracing::info!(key_id = %key.id, label = %key.label, expires_at = %key.expires_at, "key issued");
     Ok((
         StatusCode::CREATED,
+        Extension(Audited),
         Json(IssuedKey {
             token: token.expose_secret().to_owned(),
             key: KeyView::new(key, 0, now),
@@ -146,20 +158,23 @@ pub async fn list(
 
 /// `DELETE /v1/keys/{id}`: 204 however often it is called.
 pub async fn revoke(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<(StatusCode, Extension<Audited>), ApiError> {
+    // Written only if the key exists; a 404 is audited after the handler.
+    let record = admin.call.record(204, None, Some(&id), None);
+    let audit = state.store().record_admin_call_on_key(&record, &id);
     let revoked_now = state
         .store()
-        .revoke(&id, Utc::now())
+        .revoke(&id, Utc::now(), vec![audit])
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no key {id}")))?;
     if revoked_now {
         state.metrics().keys_revoked.inc();
         tracing::info!(key_id = %id, "key revoked");
     }
-    Ok(StatusCode::NO_CONTENT)
+    Ok((StatusCode::NO_CONTENT, Extension(Audited)))
 }
 
 /// Body of `POST /v1/keys/revoke`.
@@ -171,10 +186,10 @@ pub struct BulkRevokeRequest {
 
 /// `POST /v1/keys/revoke`: revokes every active key whose label starts with the prefix.
 pub async fn revoke_by_prefix(
-    _: Admin,
+    admin: Admin,
     State(state): State<AppState>,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<(Extension<Audited>, Json<serde_json::Value>), ApiError> {
     let request: BulkRevokeRequest = serde_json::from_slice(&body)
         .map_err(|err| ApiError::InvalidRequest(format!("invalid JSON body: {err}")))?;
     if request.label_prefix.is_empty() {
@@ -182,11 +197,15 @@ pub async fn revoke_by_prefix(
             "label_prefix must not be empty: it would revoke every key".to_owned(),
         ));
     }
+    let record = admin
+        .call
+        .record(200, None, None, Some(&request.label_prefix));
+    let audit = state.store().record_audit(&record, 0, None);
     let revoked = state
         .store()
-        .revoke_by_prefix(&request.label_prefix, Utc::now())
+        .revoke_by_prefix(&request.label_prefix, Utc::now(), vec![audit])
         .await?;
     state.metrics().keys_revoked.inc_by(revoked);
     tracing::info!(label_prefix = %request.label_prefix, revoked, "keys revoked by label prefix");
-    Ok(Json(json!({ "revoked": revoked })))
+    Ok((Extension(Audited), Json(json!({ "revoked": revoked }))))
 }

@@ -1,5 +1,6 @@
 //! HTTP endpoints, one module per group.
 
+pub mod admin_audit;
 pub mod audit;
 pub mod health;
 pub mod keys;

@@ -35,6 +35,32 @@ pub struct AuditRecord {
     /// How many requests the row stands for: 1, or the number a summary of
     /// requests without a valid key counts ([`crate::unauthenticated`]).
     pub requests: i64,
+    /// Who made an admin call: the admin token's id, never the token.
+    /// `None` on a proxied request, whose actor is its key.
+    pub actor: Option<String>,
+}
+
+/// Which audit rows a listing holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditKind {
+    /// Proxied requests (and the summaries of those without a valid key).
+    #[default]
+    Proxy,
+    /// Calls of the admin API (`vendor` `admin`).
+    Admin,
+    /// Both.
+    All,
+}
+
+impl AuditKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Proxy => "proxy",
+            Self::Admin => "admin",
+            Self::All => "all",
+        }
+    }
 }
 
 impl Store {
@@ -48,8 +74,8 @@ impl Store {
         request_id: Option<&str>,
     ) -> Statement {
         self.statement(
-            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, request_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, request_id, actor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
              ON CONFLICT (request_id) DO UPDATE SET status = excluded.status, code = excluded.code,
                reserved_micros = excluded.reserved_micros, latency_ms = excluded.latency_ms",
             vec![
@@ -65,19 +91,46 @@ impl Store {
                 record.latency_ms.into(),
                 record.requests.into(),
                 request_id.into(),
+                record.actor.as_deref().into(),
             ],
         )
     }
 
-    /// Audit records matching `filter` (key id, label prefix), newest first.
-    pub async fn audit(&self, filter: &KeyFilter) -> Result<Vec<AuditRecord>, sqlx::Error> {
-        let rows = sqlx::query(self.sql("SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests FROM audit
+    /// The audit row of an admin call on key `key_id`, written only if that
+    /// key exists: a statement for [`Store::write`], to commit with the call's own write.
+    pub fn record_admin_call_on_key(&self, record: &AuditRecord, key_id: &str) -> Statement {
+        self.statement(
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor)
+             SELECT ?1, ?2, label, ?3, ?4, ?5, ?6, ?7, 0, ?8, 1, ?9 FROM keys WHERE id = ?2",
+            vec![
+                millis(record.at).into(),
+                key_id.into(),
+                record.vendor.as_str().into(),
+                record.method.as_str().into(),
+                record.path.as_str().into(),
+                i64::from(record.status).into(),
+                record.code.as_deref().into(),
+                record.latency_ms.into(),
+                record.actor.as_deref().into(),
+            ],
+        )
+    }
+
+    /// Audit records of `kind` matching `filter` (key id, label prefix), newest first.
+    pub async fn audit(
+        &self,
+        filter: &KeyFilter,
+        kind: AuditKind,
+    ) -> Result<Vec<AuditRecord>, sqlx::Error> {
+        let rows = sqlx::query(self.sql("SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor FROM audit
              WHERE (?1 IS NULL OR key_id = ?1)
                AND (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
+               AND (?4 = 'all' OR (?4 = 'admin') = (vendor = 'admin'))
              ORDER BY id DESC LIMIT ?3"))
         .bind(filter.key_id.as_deref())
         .bind(filter.label_prefix.as_deref())
         .bind(filter.limit)
+        .bind(kind.as_str())
         .fetch_all(&self.pool)
         .await;
         let rows = self.observe(rows)?;
@@ -95,6 +148,7 @@ impl Store {
                     reserved_usd: micros_to_usd(row.try_get("reserved_micros")?),
                     latency_ms: row.try_get("latency_ms")?,
                     requests: row.try_get("requests")?,
+                    actor: row.try_get("actor")?,
                 })
             })
             .collect()

@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::spend::PERIOD_SQL;
 use super::{Store, decode_err, from_millis, millis};
+use crate::group_commit::Statement;
 use crate::key::{KeyRecord, KeyStatus, LIFETIME_CAP_LIMIT_MS, SpendPeriod};
 use crate::new_key::NewKey;
 
@@ -50,13 +51,15 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
 }
 
 impl Store {
-    /// Stores a new key under `id`, keeping only the hash of its token.
+    /// Stores a new key under `id`, keeping only the hash of its token;
+    /// `with` (the call's audit row) commits in the same unit.
     pub async fn insert_key(
         &self,
         id: &str,
         token_hash: &str,
         key: &NewKey,
         now: DateTime<Utc>,
+        with: Vec<Statement>,
     ) -> Result<KeyRecord, sqlx::Error> {
         let expires_at = now
             + chrono::Duration::from_std(key.expires_in)
@@ -64,7 +67,7 @@ impl Store {
         let endpoints = serde_json::to_string(&key.allowed_endpoints).map_err(decode_err)?;
         let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
         let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
-        self.write_one(self.statement(
+        let mut unit = vec![self.statement(
             "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             vec![
@@ -80,8 +83,9 @@ impl Store {
                 objects.as_str().into(),
                 key.stripe_account.as_deref().into(),
             ],
-        ))
-        .await?;
+        )];
+        unit.extend(with);
+        self.write(unit).await?;
         Ok(KeyRecord {
             id: id.to_owned(),
             label: key.label.clone(),
@@ -165,30 +169,39 @@ impl Store {
 
     /// Revokes one key: `None` if there is no such key, else whether this call
     /// revoked it (`false`: it already was, and keeps its first revocation time).
-    pub async fn revoke(&self, id: &str, now: DateTime<Utc>) -> Result<Option<bool>, sqlx::Error> {
-        let revoked = self
-            .write_one(self.statement(
-                "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-                vec![id.into(), millis(now).into()],
-            ))
-            .await?;
+    /// `with` (the call's audit row) commits in the same unit.
+    pub async fn revoke(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        with: Vec<Statement>,
+    ) -> Result<Option<bool>, sqlx::Error> {
+        let mut unit = vec![self.statement(
+            "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            vec![id.into(), millis(now).into()],
+        )];
+        unit.extend(with);
+        let revoked = self.write(unit).await?.first().copied().unwrap_or(0);
         if revoked > 0 {
             return Ok(Some(true));
         }
         Ok(self.key(id).await?.map(|_| false))
     }
 
-    /// Revokes every active key whose label starts with `prefix`; returns how many.
+    /// Revokes every active key whose label starts with `prefix`; returns how
+    /// many. `with` (the call's audit row) commits in the same unit.
     pub async fn revoke_by_prefix(
         &self,
         prefix: &str,
         now: DateTime<Utc>,
+        with: Vec<Statement>,
     ) -> Result<u64, sqlx::Error> {
-        self.write_one(self.statement(
+        let mut unit = vec![self.statement(
             "UPDATE keys SET revoked_at = ?1
              WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2",
             vec![millis(now).into(), prefix.into()],
-        ))
-        .await
+        )];
+        unit.extend(with);
+        Ok(self.write(unit).await?.first().copied().unwrap_or(0))
     }
 }

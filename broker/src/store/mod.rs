@@ -23,7 +23,7 @@ use sqlx::{Any, AnyPool, Executor};
 
 use crate::group_commit::{Arg, Statement, Writer};
 
-pub use audit::AuditRecord;
+pub use audit::{AuditKind, AuditRecord};
 pub use keys::KeyFilter;
 pub use objects::ObjectRecord;
 pub use spend::Reservation;

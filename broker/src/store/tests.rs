@@ -21,6 +21,7 @@ async fn filled_file(dir: &tempfile::TempDir, rows: usize) -> (String, std::path
         reserved_usd: 0.0,
         latency_ms: 1,
         requests: 1,
+        actor: None,
     };
     for _ in 0..rows / 100 {
         let unit = (0..100)
@@ -127,7 +128,10 @@ async fn a_read_that_finds_the_file_corrupt_stops_the_writer() {
         ..Default::default()
     };
     assert!(
-        store.audit(&every_row).await.is_err(),
+        store
+            .audit(&every_row, crate::store::AuditKind::All)
+            .await
+            .is_err(),
         "the read meets the bad page"
     );
     let reason = store.stop().reason().expect("the writer stopped");

@@ -92,6 +92,7 @@ impl Trail {
             reserved_usd: micros_to_usd(reserved_micros),
             latency_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
             requests: 1,
+            actor: None,
         }
     }
 

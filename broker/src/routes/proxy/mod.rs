@@ -29,6 +29,7 @@ use audit::Trail;
 use spend::Target;
 
 pub use authz::namespaced_idempotency_key;
+pub use canonical::bounded;
 
 /// The proxy handler (the router's fallback).
 ///

@@ -250,3 +250,103 @@ pub async fn a_money_request_is_on_record_before_it_is_forwarded(backend: Backen
     assert_eq!(records[0]["code"], "in_flight");
     assert_eq!(records[0]["reserved_usd"], 25.0);
 }
+
+/// Issue 20: admin calls (issue, revoke, bulk revoke, list) were not
+/// audited. Each is now a row of `kind=admin` naming the admin token by its
+/// id (`admin-` and 12 hex digits of its SHA-256), never the token; an issue
+/// or a revocation commits its row with its own write. Proxied requests
+/// stay the default listing.
+pub async fn admin_calls_are_audited_with_the_tokens_id_never_the_token(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue(
+            "temporal-adm-charge",
+            &["POST /v1/payment_intents"],
+            5.0,
+            json!(60),
+        )
+        .await;
+    let (status, _) = broker
+        .admin(Method::DELETE, &format!("/v1/keys/{}", key.id), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = broker
+        .admin(
+            Method::DELETE,
+            "/v1/keys/key_0000000000000000000000000000dead",
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = broker
+        .admin(
+            Method::POST,
+            "/v1/keys/revoke",
+            Some(json!({"label_prefix": "temporal-adm-"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = broker.admin(Method::GET, "/v1/keys?limit=5", None).await;
+    assert_eq!(status, 200);
+    let (status, _) = broker.issue_raw(json!({"label": ""})).await;
+    assert_eq!(status, 422);
+
+    let (_, audit) = broker
+        .admin(Method::GET, "/v1/audit?kind=admin&limit=20", None)
+        .await;
+    let text = audit.to_string();
+    assert!(
+        !text.contains(crate::helpers::ADMIN_TOKEN),
+        "never the token"
+    );
+    let records = audit["records"].as_array().unwrap();
+    let actor = records[0]["actor"].as_str().unwrap().to_owned();
+    assert!(actor.starts_with("admin-") && actor.len() == 18, "{actor}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["actor"] == actor.as_str() && r["vendor"] == "admin")
+    );
+    let seen: Vec<(String, String, u64)> = records
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap().to_owned(),
+                r["path"].as_str().unwrap().to_owned(),
+                r["status"].as_u64().unwrap(),
+            )
+        })
+        .rev()
+        .collect();
+    let revoke_path = format!("/v1/keys/{}", key.id);
+    let expected = [
+        ("POST", "/v1/keys", 201),
+        ("DELETE", revoke_path.as_str(), 204),
+        (
+            "DELETE",
+            "/v1/keys/key_0000000000000000000000000000dead",
+            404,
+        ),
+        ("POST", "/v1/keys/revoke", 200),
+        ("GET", "/v1/keys", 200),
+        ("POST", "/v1/keys", 422),
+    ];
+    let expected: Vec<(String, String, u64)> = expected
+        .iter()
+        .map(|(m, p, s)| ((*m).to_owned(), (*p).to_owned(), *s))
+        .collect();
+    assert_eq!(seen, expected);
+    let issued = &records[records.len() - 1];
+    assert_eq!(issued["key_id"], key.id.as_str());
+    assert_eq!(issued["label"], "temporal-adm-charge");
+
+    let (_, proxied) = broker.admin(Method::GET, "/v1/audit?limit=20", None).await;
+    assert!(
+        proxied["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["vendor"] != "admin"),
+        "the default listing holds proxied requests: {proxied}"
+    );
+}
