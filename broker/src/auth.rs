@@ -1,15 +1,19 @@
-//! Bearer tokens: the admin extractor and the header parser shared with the proxy.
+//! Bearer tokens: the admin extractor, the admin call as its audit row
+//! names it, and the header parser shared with the proxy.
+
+use std::time::Instant;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
 use crate::error::ApiError;
-use crate::routes::admin_audit::AdminCall;
 use crate::state::AppState;
-use crate::token::secrets_match;
+use crate::store::AuditRecord;
+use crate::token::{secrets_match, token_hash};
 
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
 pub fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -46,4 +50,61 @@ impl FromRequestParts<AppState> for Admin {
             _ => Err(ApiError::Unauthorized),
         }
     }
+}
+
+/// The `vendor` of an admin call's audit row.
+const ADMIN: &str = "admin";
+
+/// An admin call in progress, put in the request's extensions for its handler.
+#[derive(Debug, Clone)]
+pub struct AdminCall {
+    actor: String,
+    method: String,
+    path: String,
+    at: DateTime<Utc>,
+    started: Instant,
+}
+
+impl AdminCall {
+    /// A call by `actor` of `method path`, starting now.
+    pub fn new(actor: String, method: String, path: String) -> Self {
+        Self {
+            actor,
+            method,
+            path,
+            at: Utc::now(),
+            started: Instant::now(),
+        }
+    }
+
+    /// This call's audit row, answered `status` (with `code`), acting on key
+    /// `key_id` (of `label`) when it names one.
+    pub fn record(
+        &self,
+        status: u16,
+        code: Option<&str>,
+        key_id: Option<&str>,
+        label: Option<&str>,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: self.at,
+            key_id: key_id.map(str::to_owned),
+            label: label.map(str::to_owned),
+            vendor: ADMIN.to_owned(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+            status,
+            code: code.map(str::to_owned),
+            reserved_usd: 0.0,
+            latency_ms: i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX),
+            requests: 1,
+            actor: Some(self.actor.clone()),
+        }
+    }
+}
+
+/// The id an audit row names an admin token by: it tells tokens apart
+/// across a rotation and says nothing usable about the token.
+pub fn actor_of(token: &str) -> String {
+    format!("{ADMIN}-{}", &token_hash(token)[..12])
 }
