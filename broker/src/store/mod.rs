@@ -25,7 +25,7 @@ use crate::group_commit::{Arg, Statement, Writer};
 
 pub use audit::{AuditKind, AuditRecord};
 pub use keys::KeyFilter;
-pub use objects::ObjectRecord;
+pub use objects::{Hold, ObjectRecord};
 pub use spend::Reservation;
 
 /// Which database a store is on.

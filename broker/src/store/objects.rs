@@ -52,6 +52,36 @@ impl ObjectRecord {
     }
 }
 
+/// What a valued request that upstream accepted leaves on its object.
+#[derive(Debug, Clone, Copy)]
+pub struct Hold<'a> {
+    /// Micro-dollars it reserved beyond what the object held.
+    pub add_micros: i64,
+    /// The spend row it reserved in.
+    pub row: &'a SpendRow,
+    /// The object's amount after it, in minor units.
+    pub amount: i64,
+    /// The object's currency after it.
+    pub currency: &'a str,
+}
+
+/// The hold update of [`Store::hold_for_object`], binds `?1`–`?7` from [`hold_args`].
+const HOLD_SQL: &str = "UPDATE objects SET held_micros = CASE WHEN held_key = ?6 AND held_period = ?7 THEN held_micros ELSE 0 END + ?3,
+        held_key = ?6, held_period = ?7, amount = ?4, currency = ?5
+     WHERE vendor = ?1 AND object_id = ?2";
+
+fn hold_args(vendor: &str, id: &str, hold: &Hold<'_>) -> Vec<crate::group_commit::Arg> {
+    vec![
+        vendor.into(),
+        id.into(),
+        hold.add_micros.into(),
+        hold.amount.into(),
+        hold.currency.into(),
+        hold.row.key_id.as_str().into(),
+        hold.row.period.as_str().into(),
+    ]
+}
+
 impl Store {
     /// The object `id` of `vendor`, if the broker has seen it.
     pub async fn object(
@@ -129,31 +159,41 @@ impl Store {
         )
     }
 
-    /// After upstream accepted a valued request: the object now holds `add_micros`
-    /// more against spend row `row` (a hold of another row is replaced, not
-    /// added to), and is worth `amount` of `currency`. A statement for [`Store::write`].
-    pub fn hold_for_object(
+    /// [`Store::hold_for_object`] for the object a create answered with, only
+    /// if its row was made at `made_at` by the same answer (a replayed create
+    /// names an object recorded earlier).
+    pub fn hold_for_object_made_at(
         &self,
         vendor: &str,
         id: &str,
-        add_micros: i64,
-        row: &SpendRow,
-        amount: i64,
-        currency: &str,
+        hold: &Hold<'_>,
+        made_at: DateTime<Utc>,
+    ) -> Statement {
+        let mut args = hold_args(vendor, id, hold);
+        args.push(millis(made_at).into());
+        self.statement(&format!("{HOLD_SQL} AND created_at = ?8"), args)
+    }
+
+    /// Forgets the price of object `id` unless its row was made at
+    /// `made_at`: for the object of a create that may have been replayed.
+    pub fn forget_price_unless_made_at(
+        &self,
+        vendor: &str,
+        id: &str,
+        made_at: DateTime<Utc>,
     ) -> Statement {
         self.statement(
-            "UPDATE objects SET held_micros = CASE WHEN held_key = ?6 AND held_period = ?7 THEN held_micros ELSE 0 END + ?3,
-                    held_key = ?6, held_period = ?7, amount = ?4, currency = ?5
-             WHERE vendor = ?1 AND object_id = ?2",
-            vec![
-                vendor.into(),
-                id.into(),
-                add_micros.into(),
-                amount.into(),
-                currency.into(),
-                row.key_id.as_str().into(),
-                row.period.as_str().into(),
-            ],
+            "UPDATE objects SET amount = NULL, currency = NULL
+             WHERE vendor = ?1 AND object_id = ?2 AND created_at <> ?3",
+            vec![vendor.into(), id.into(), millis(made_at).into()],
         )
+    }
+
+    /// After upstream accepted a valued request: the object now holds
+    /// `hold.add_micros` more against its spend row (a hold of another row is
+    /// replaced, not added to), and is worth its amount and currency. A
+    /// statement for [`Store::write`].
+    pub fn hold_for_object(&self, vendor: &str, id: &str, hold: &Hold<'_>) -> Statement {
+        self.statement(HOLD_SQL, hold_args(vendor, id, hold))
     }
 }

@@ -58,6 +58,7 @@ on_both_backends! {
     attacks::a_hold_from_an_earlier_day_pays_for_nothing_today,
     attacks::a_hold_pays_only_for_the_key_that_reserved_it,
     attacks::a_price_read_for_one_request_is_not_kept_for_the_next,
+    attacks::a_replayed_create_does_not_reset_a_price,
     attacks::a_money_request_is_on_record_before_it_is_forwarded,
     attacks::admin_calls_are_audited_with_the_tokens_id_never_the_token,
     attacks::a_failed_valued_request_leaves_no_price_behind,

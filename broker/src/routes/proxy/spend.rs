@@ -18,7 +18,7 @@ use crate::form::FormParams;
 use crate::group_commit::Statement;
 use crate::key::{KeyRecord, KeyStatus, SpendPeriod};
 use crate::state::AppState;
-use crate::store::{ObjectRecord, Reservation};
+use crate::store::{Hold, ObjectRecord, Reservation};
 use crate::stripe::VENDOR;
 use crate::stripe::answers::{created_id, made_objects};
 use crate::stripe::endpoints::{Valuation, created_kind, unknown_valued_param, valuation};
@@ -298,6 +298,9 @@ fn record(
         return writes;
     };
     let store = state.store();
+    // When this answer's objects are recorded: a create's hold below goes
+    // only to an object whose row carries this instant.
+    let now = Utc::now();
     // Objects made by a known create, or by a request on an object this label owns.
     let (owns_target, kind) = match target.object() {
         None => (
@@ -312,24 +315,31 @@ fn record(
                 label: target.key.label.clone(),
                 ..ObjectRecord::priced(made.amount, made.currency)
             };
-            writes.push(store.record_object_statement(VENDOR, &made.id, &object, Utc::now()));
+            writes.push(store.record_object_statement(VENDOR, &made.id, &object, now));
         }
     }
     if let Some(valued) = valued.filter(|_| status.is_success()) {
-        // A create's object is the one upstream made; any other's is in the path.
-        let id = match &valued.object {
-            Some(id) => Some(id.clone()),
-            None => created_id(&body).map(str::to_owned),
+        let row = target.key.spend_row(&valued.period);
+        let hold = Hold {
+            add_micros: valued.need_micros,
+            row: &row,
+            amount: valued.amount,
+            currency: &valued.currency,
         };
-        if let Some(id) = id {
-            writes.push(store.hold_for_object(
-                VENDOR,
-                &id,
-                valued.need_micros,
-                &target.key.spend_row(&valued.period),
-                valued.amount,
-                &valued.currency,
-            ));
+        match &valued.object {
+            // Any other call's object is in the path.
+            Some(id) => writes.push(store.hold_for_object(VENDOR, id, &hold)),
+            // A create's object is the one upstream answered with, held and
+            // priced only if this very answer made it: a create replayed
+            // under an Idempotency-Key seen before is Stripe's saved answer,
+            // whose amount may no longer be the object's, so that object's
+            // price is forgotten and its hold left as it was.
+            None => {
+                if let Some(id) = created_id(&body) {
+                    writes.push(store.hold_for_object_made_at(VENDOR, id, &hold, now));
+                    writes.push(store.forget_price_unless_made_at(VENDOR, id, now));
+                }
+            }
         }
     }
     writes

@@ -187,3 +187,72 @@ pub async fn a_valued_call_with_a_parameter_the_table_does_not_know_is_refused(b
         "only the create holds"
     );
 }
+
+/// Found by attacking this session's build: a create replayed with its
+/// `Idempotency-Key` gets Stripe's saved answer, and the broker took that
+/// answer's amount as the PaymentIntent's current price and held it. After
+/// a declined confirm and the merchant raising the amount at Stripe, the
+/// replay reset the price to 100¢ and the next confirm moved $5,000 on a
+/// $10 key. A create's hold and price now go only to an object its own
+/// answer made; a replay forgets the price instead.
+pub async fn a_replayed_create_does_not_reset_a_price(backend: Backend) {
+    let (broker, sim) = broker_on_sim(backend).await;
+    let key = broker
+        .issue(
+            "temporal-replay-charge",
+            &[
+                "POST /v1/payment_intents",
+                "POST /v1/payment_intents/*/confirm",
+            ],
+            10.0,
+            json!("1h"),
+        )
+        .await;
+    let create = || {
+        broker
+            .http
+            .post(broker.url("/stripe/v1/payment_intents"))
+            .bearer_auth(&key.token)
+            .header("Idempotency-Key", "order-replayed-1")
+            .form(&[
+                ("amount", "100"),
+                ("currency", "usd"),
+                ("allowed_payment_method_types[]", "card"),
+            ])
+            .send()
+    };
+    let (status, created) = crate::helpers::json_of(create().await.unwrap()).await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let confirm = format!("/v1/payment_intents/{id}/confirm");
+    let (status, body) = post_form(
+        &broker,
+        &key.token,
+        &confirm,
+        "payment_method=pm_card_chargeDeclined",
+    )
+    .await;
+    assert_eq!(status, 402, "{body}");
+
+    let raised = reqwest::Client::new()
+        .post(format!("{sim}/v1/payment_intents/{id}"))
+        .bearer_auth(STRIPE_SECRET)
+        .form(&[("amount", "500000")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raised.status(),
+        200,
+        "the merchant raises the amount at Stripe"
+    );
+
+    let (status, replayed) = crate::helpers::json_of(create().await.unwrap()).await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_eq!(replayed["amount"], 100, "Stripe's saved answer");
+
+    let (status, body) =
+        post_form(&broker, &key.token, &confirm, "payment_method=pm_card_visa").await;
+    assert_eq!((status, code(&body)), (429, "cap_exhausted"), "{body}");
+    assert_eq!(succeeded_cents(&sim).await, 0, "nothing moved on a $10 key");
+}
