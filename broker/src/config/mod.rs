@@ -142,7 +142,7 @@ pub struct BrokerConfig {
     pub max_connections: usize,
 
     /// Largest request line and headers, in bytes (at least 8192): larger
-    /// ones are answered 431 (414 for a request line alone). Bounds what one
+    /// ones are answered 431, a long request line included. Bounds what one
     /// slow connection can make the broker hold.
     #[arg(long, env = "KEYLEASE_BROKER_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,

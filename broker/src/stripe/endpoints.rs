@@ -134,6 +134,13 @@ const NO_MONEY: [&str; 25] = [
     "POST /v1/disputes/{id}",
 ];
 
+/// Parameters that move money on calls otherwise known to move none: a
+/// customer's `balance` is a credit or debit applied to its invoices.
+const UNVALUED_PARAMS: [(&str, &[&str]); 2] = [
+    ("POST /v1/customers", &["balance"]),
+    ("POST /v1/customers/{id}", &["balance"]),
+];
+
 /// Creates whose answer names an object the key's label then owns: the
 /// collection, the object type Stripe answers with, and its id prefix. An id
 /// of another shape (a product's caller-chosen id) is never taken as owned.
@@ -183,6 +190,23 @@ pub fn valuation(method: &str, path: &str) -> Option<Valuation> {
 
 fn valued_call(method: &str, path: &str) -> Option<&'static ValuedCall> {
     VALUED.iter().find(|call| fits(call.template, method, path))
+}
+
+/// The first top-level parameter that moves money the broker cannot value
+/// on a call otherwise free of money ([`UNVALUED_PARAMS`]), with the call's template.
+pub fn unvalued_param<'a>(
+    method: &str,
+    path: &str,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<(&'a str, &'static str)> {
+    let (template, params) = UNVALUED_PARAMS
+        .iter()
+        .find(|(template, _)| fits(template, method, path))?;
+    names
+        .into_iter()
+        .map(|name| name.split('[').next().unwrap_or(name))
+        .find(|base| params.contains(base))
+        .map(|base| (base, *template))
 }
 
 /// The first top-level parameter of a valued call that the money table does
@@ -291,6 +315,23 @@ mod tests {
             unknown_valued_param("POST", "/v1/refunds", ["anything"]),
             None,
             "not a valued call"
+        );
+    }
+
+    #[test]
+    fn a_customer_balance_is_money_the_broker_cannot_value() {
+        assert_eq!(
+            unvalued_param("POST", "/v1/customers", ["email", "balance"]),
+            Some(("balance", "POST /v1/customers"))
+        );
+        assert_eq!(
+            unvalued_param("POST", "/v1/customers/cus_1A", ["balance"]),
+            Some(("balance", "POST /v1/customers/{id}"))
+        );
+        assert_eq!(unvalued_param("POST", "/v1/customers", ["email"]), None);
+        assert_eq!(
+            unvalued_param("GET", "/v1/customers/cus_1A", ["balance"]),
+            None
         );
     }
 

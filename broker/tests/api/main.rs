@@ -68,6 +68,7 @@ on_both_backends! {
     attacks::idempotency_keys_cannot_be_taken_by_another_key,
     attacks::stripe_account_is_bound_to_the_key,
     attacks::unvalued_money_endpoints_are_out_of_reach,
+    attacks::a_customer_balance_is_refused_on_calls_free_of_money,
     attacks::encoded_paths_and_odd_methods_are_refused,
     attacks::forms_that_nest_or_widen_without_end_cost_a_400,
     attacks::a_key_revoked_while_its_body_arrives_forwards_nothing,

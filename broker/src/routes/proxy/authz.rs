@@ -10,7 +10,7 @@ use crate::form::FormParams;
 use crate::key::KeyRecord;
 use crate::state::AppState;
 use crate::stripe::VENDOR;
-use crate::stripe::endpoints::is_unvalued;
+use crate::stripe::endpoints::{is_unvalued, unvalued_param};
 use crate::stripe::ids::object_in_path;
 use crate::stripe::params::named_objects;
 
@@ -57,6 +57,18 @@ pub fn check_endpoint(key: &KeyRecord, method: &str, path: &str) -> Result<(), A
         )));
     }
     Ok(())
+}
+
+/// Refuses a parameter that moves money the broker cannot value on a call
+/// otherwise free of money (a customer's `balance`).
+pub fn check_money_params(method: &str, path: &str, params: &FormParams) -> Result<(), ApiError> {
+    let names = params.pairs().map(|(name, _)| name);
+    match unvalued_param(method, path, names) {
+        Some((name, call)) => Err(ApiError::EndpointNotAllowed(format!(
+            "parameter `{name}` of {call} moves money the broker cannot value"
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Whether `key` reaches object `id`, created under label `owner` (`None`:

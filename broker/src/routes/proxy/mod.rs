@@ -81,6 +81,7 @@ async fn forward(
     // The parameters, and the objects they name.
     let body = canonical::read_body(state, body).await?;
     let params = canonical::params(method, parts.uri.query(), &parts.headers, &body.bytes)?;
+    authz::check_money_params(method, path, &params)?;
     authz::check_named_objects(state, &key, path, &params).await?;
 
     // What it could move, held against the cap with the key checked again.

@@ -341,3 +341,50 @@ pub async fn a_hold_pays_only_for_the_key_that_reserved_it(backend: Backend) {
         "the second key moved $3 of its $5"
     );
 }
+
+/// Found by the second attack round: a cap-0 key allowed to create or
+/// update customers forwarded `balance=-5000000`, a $50,000 credit applied
+/// to the customer's invoices, which the broker lists as money it cannot
+/// value. Such a parameter is now refused (403), and nothing is forwarded.
+pub async fn a_customer_balance_is_refused_on_calls_free_of_money(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue_with(
+            "temporal-customer-setup",
+            &["POST /v1/customers", "POST /v1/customers/cus_1A"],
+            0.0,
+            json!({"allowed_objects": ["cus_1A"]}),
+        )
+        .await;
+    for (path, form) in [
+        ("/v1/customers", "email=a%40example.com&balance=-5000000"),
+        ("/v1/customers/cus_1A", "balance=-5000000"),
+        ("/v1/customers/cus_1A", "name=x&balance=1"),
+    ] {
+        let (status, body) = crate::helpers::json_of(
+            broker
+                .http
+                .post(broker.url(&format!("/stripe{path}")))
+                .bearer_auth(&key.token)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "endpoint_not_allowed"),
+            "{path} {form}"
+        );
+    }
+    assert!(broker.upstream.received().is_empty(), "nothing forwarded");
+    let (status, _) = crate::helpers::json_of(
+        broker
+            .stripe_post(&key.token, "/v1/customers", &[("email", "a@example.com")])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 200, "a customer without a balance is free of money");
+}
