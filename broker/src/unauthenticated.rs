@@ -2,8 +2,9 @@
 //! one row per kind per interval, never one durable write each.
 //!
 //! Anyone who can reach the broker can send them (an unknown token, vendor
-//! or method, a malformed path), so a durable write apiece would let a
-//! stranger turn requests into fsyncs and disk. Each is counted in memory
+//! or method, a malformed path; a revoked or expired key's token, which
+//! keeps working as a credential for nothing), so a durable write apiece
+//! would let a stranger turn requests into fsyncs and disk. Each is counted in memory
 //! under a kind drawn from a small fixed set (the vendor segment as the
 //! metrics name it, the method among GET, POST, DELETE or `other`, the
 //! status and error code the broker answered); [`flush_every`] writes what
@@ -25,6 +26,8 @@ struct Kind {
     method: &'static str,
     status: u16,
     code: Option<String>,
+    /// A revoked or expired key's, named: bounded by the keys ever issued.
+    key: Option<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -54,6 +57,7 @@ impl Unauthenticated {
             method,
             status: record.status,
             code: record.code.clone(),
+            key: record.key_id.clone().zip(record.label.clone()),
         };
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts
@@ -72,8 +76,8 @@ impl Unauthenticated {
             .into_iter()
             .map(|(kind, tally)| AuditRecord {
                 at: tally.since,
-                key_id: None,
-                label: None,
+                key_id: kind.key.as_ref().map(|(id, _)| id.clone()),
+                label: kind.key.map(|(_, label)| label),
                 vendor: kind.vendor,
                 method: kind.method.to_owned(),
                 path: String::new(),

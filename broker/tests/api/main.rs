@@ -61,6 +61,7 @@ on_both_backends! {
     attacks::a_replayed_create_does_not_reset_a_price,
     attacks::a_money_request_is_on_record_before_it_is_forwarded,
     attacks::admin_calls_are_audited_with_the_tokens_id_never_the_token,
+    attacks::a_revoked_keys_requests_are_summarised_by_key,
     attacks::a_failed_valued_request_leaves_no_price_behind,
     attacks::a_valued_call_with_a_parameter_the_table_does_not_know_is_refused,
     attacks::fifty_concurrent_sequences_never_pass_the_cap,

@@ -126,7 +126,12 @@ pub async fn finish(
     let elapsed = trail.started.elapsed();
     let record = trail.record(response.status().as_u16(), code, trail.reserved_micros);
     count(state, &record, elapsed.as_secs_f64());
-    if trail.key.is_none() {
+    // A revoked or expired key's request reserved nothing and has no row
+    // written before forwarding (it was refused before its reservation, or
+    // its reservation refused it after writing one: then it is completed below).
+    let dead_key = trail.request_id.is_none()
+        && matches!(record.code.as_deref(), Some("key_revoked" | "key_expired"));
+    if trail.key.is_none() || dead_key {
         // A stranger's requests are a log line each only at debug level.
         tracing::debug!(method = %record.method, vendor = %record.vendor, status = record.status, "request without a valid key");
         // Named no valid key, so it reserved and forwarded nothing: counted

@@ -350,3 +350,53 @@ pub async fn admin_calls_are_audited_with_the_tokens_id_never_the_token(backend:
         "the default listing holds proxied requests: {proxied}"
     );
 }
+
+/// Found by the second attack round: each request with a revoked or
+/// expired key's token still cost one durable audit row and one log line.
+/// They are counted in the summary rows too, one per key per interval,
+/// still naming the key.
+pub async fn a_revoked_keys_requests_are_summarised_by_key(backend: Backend) {
+    let broker = TestBroker::spawn_with(backend, |config| {
+        config.unauthenticated_audit_interval = Duration::from_millis(200);
+    })
+    .await;
+    let key = broker
+        .issue("temporal-dead-charge", &["GET /v1/balance"], 0.0, json!(60))
+        .await;
+    let (status, _) = broker
+        .admin(Method::DELETE, &format!("/v1/keys/{}", key.id), None)
+        .await;
+    assert_eq!(status, 204);
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        let (status, body) = json_of(broker.stripe_get(&key.token, "/v1/balance").await).await;
+        assert_eq!((status, code(&body)), (401, "key_revoked"));
+    }
+    let path = format!("/v1/audit?key_id={}&limit=100", key.id);
+    let records = eventually(
+        Duration::from_secs(10),
+        "the revoked key's summary",
+        || async {
+            let (_, audit) = broker.admin(Method::GET, &path, None).await;
+            let records = audit["records"].as_array().unwrap().clone();
+            let counted: i64 = records
+                .iter()
+                .map(|r| r["requests"].as_i64().unwrap())
+                .sum();
+            (counted == 50).then_some(records)
+        },
+    )
+    .await;
+    let intervals = started.elapsed().as_millis() / 200 + 2;
+    assert!(records.len() as u128 <= intervals, "{} rows", records.len());
+    for record in &records {
+        assert_eq!(record["label"], "temporal-dead-charge");
+        assert_eq!(record["code"], "key_revoked");
+    }
+    assert!(
+        broker
+            .metrics()
+            .await
+            .contains("keylease_broker_unauthenticated_requests_total 50")
+    );
+}
