@@ -138,6 +138,14 @@ pub async fn finish(
         // for its summary row rather than written durably on its own.
         state.metrics().unauthenticated.inc();
         state.unauthenticated().count(&record);
+        // A stranger keeps no kept-alive connection: one that sent only
+        // such requests could otherwise hold a slot of the connection limit
+        // for as long as it likes, and /healthz would find none free.
+        let mut response = response;
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
         return response;
     }
     log(&record);

@@ -111,8 +111,11 @@ async fn collect(state: &AppState, mut body: Body) -> Result<HeldBody, ApiError>
                  pieces must average {MIN_PIECE_BYTES} bytes"
             )));
         }
-        // Whole KiB of the budget, taken as the body grows.
-        let needed = (bytes.len() + data.len()).div_ceil(1024);
+        bytes.extend_from_slice(&data);
+        // Whole KiB of the budget for what the buffer holds allocated (it
+        // grows by doubling), taken as it grows; past the budget the body
+        // is dropped at once.
+        let needed = bytes.capacity().div_ceil(1024);
         let held = share.as_ref().map_or(0, |s| s.num_permits());
         if needed > held {
             let more = state
@@ -125,7 +128,6 @@ async fn collect(state: &AppState, mut body: Body) -> Result<HeldBody, ApiError>
                 None => share = Some(more),
             }
         }
-        bytes.extend_from_slice(&data);
     }
     Ok(HeldBody {
         bytes: bytes.freeze(),

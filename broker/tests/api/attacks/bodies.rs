@@ -135,3 +135,59 @@ async fn unfinished_bodies_hold_a_bounded_share_of_memory() {
     );
     assert!(upstream.received().is_empty());
 }
+
+/// Found by the second attack round: 1,030 kept-alive connections, each
+/// sending a request with a made-up token every few seconds, held every slot
+/// of the connection limit, and `/healthz` timed out until they stopped. A
+/// request without a valid key is now answered with `Connection: close`, so
+/// a stranger holds no slot between its requests.
+#[tokio::test]
+async fn strangers_keep_no_connection_and_healthz_stays_reachable() {
+    const CONNECTIONS: usize = 1_030;
+    let upstream = crate::helpers::TestUpstream::spawn().await;
+    let database = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
+    let broker = keylease_testkit::BrokerProcess::spawn(
+        crate::helpers::broker_settings().log_filter("info"),
+        upstream.addr,
+        &database.url,
+    )
+    .await;
+    let addr = broker.addr;
+    let strangers = (0..CONNECTIONS).map(|i| async move {
+        let mut stream = TcpStream::connect(addr).await.ok()?;
+        let request = format!(
+            "GET /stripe/v1/balance HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer vk_made_up_{i}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        // Closed by the broker after its answer, not kept alive.
+        let closed = tokio::time::timeout(
+            Duration::from_secs(10),
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut answer),
+        )
+        .await
+        .is_ok();
+        Some((closed, stream))
+    });
+    let done: Vec<_> = futures::future::join_all(strangers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    let closed = done.iter().filter(|(closed, _)| *closed).count();
+    assert_eq!(
+        closed, CONNECTIONS,
+        "every stranger's connection was closed"
+    );
+    let health = tokio::time::timeout(
+        Duration::from_secs(5),
+        reqwest::Client::new()
+            .get(format!("http://{addr}/healthz"))
+            .send(),
+    )
+    .await
+    .expect("/healthz answers while the strangers' sockets are still open on their side")
+    .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(upstream.received().is_empty());
+}
