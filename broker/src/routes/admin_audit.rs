@@ -52,6 +52,12 @@ pub async fn audit_admin_calls(
         record.actor = None;
         state.metrics().unauthenticated.inc();
         state.unauthenticated().count(&record);
+        // As for the proxy's strangers: no kept-alive slot between requests.
+        let mut response = response;
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
         return response;
     }
     let store = state.store();

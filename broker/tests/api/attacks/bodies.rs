@@ -155,8 +155,14 @@ async fn strangers_keep_no_connection_and_healthz_stays_reachable() {
     let addr = broker.addr;
     let strangers = (0..CONNECTIONS).map(|i| async move {
         let mut stream = TcpStream::connect(addr).await.ok()?;
+        // Half at the proxy, half at the admin API.
+        let path = if i % 2 == 0 {
+            "/stripe/v1/balance"
+        } else {
+            "/v1/keys"
+        };
         let request = format!(
-            "GET /stripe/v1/balance HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer vk_made_up_{i}\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer vk_made_up_{i}\r\n\r\n"
         );
         stream.write_all(request.as_bytes()).await.ok()?;
         let mut answer = Vec::new();
