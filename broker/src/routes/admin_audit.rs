@@ -50,15 +50,7 @@ pub async fn audit_admin_calls(
     let mut record = call.record(status, code, None, None);
     if actor.is_none() {
         record.actor = None;
-        state.metrics().unauthenticated.inc();
-        state.unauthenticated().count(&record);
-        // As for the proxy's strangers: no kept-alive slot between requests.
-        let mut response = response;
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-        return response;
+        return super::answer_stranger(&state, &record, response);
     }
     let store = state.store();
     match store

@@ -7,8 +7,12 @@ pub mod keys;
 pub mod proxy;
 
 use axum::extract::rejection::QueryRejection;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
 
 use crate::error::ApiError;
+use crate::state::AppState;
+use crate::store::AuditRecord;
 
 /// Default and largest `limit` of the listing endpoints.
 const DEFAULT_LIMIT: i64 = 100;
@@ -28,4 +32,22 @@ fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
             "limit must be from 1 to {MAX_LIMIT}"
         ))),
     }
+}
+
+/// The answer to a request that named no valid key (at the proxy or the
+/// admin API): counted for its summary row ([`crate::unauthenticated`]),
+/// never written durably on its own, and its connection closed, so that a
+/// stranger holds no slot of the connection limit between its requests
+/// (else kept-alive strangers could leave /healthz none).
+pub(crate) fn answer_stranger(
+    state: &AppState,
+    record: &AuditRecord,
+    mut response: Response,
+) -> Response {
+    state.metrics().unauthenticated.inc();
+    state.unauthenticated().count(record);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }

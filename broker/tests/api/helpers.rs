@@ -393,3 +393,18 @@ pub fn broker_settings() -> BrokerSettings {
     )
     .log_filter("trace")
 }
+
+/// The broker binary on a SQLite file of its own, in front of a recording
+/// upstream, logging at info: for tests that measure the process or kill it.
+pub async fn spawn_broker_process() -> (TestUpstream, TestDatabase, keylease_testkit::BrokerProcess)
+{
+    let upstream = TestUpstream::spawn().await;
+    let database = TestDatabase::create(Backend::Sqlite).await;
+    let broker = keylease_testkit::BrokerProcess::spawn(
+        broker_settings().log_filter("info"),
+        upstream.addr,
+        &database.url,
+    )
+    .await;
+    (upstream, database, broker)
+}

@@ -134,19 +134,8 @@ pub async fn finish(
     if trail.key.is_none() || dead_key {
         // A stranger's requests are a log line each only at debug level.
         tracing::debug!(method = %record.method, vendor = %record.vendor, status = record.status, "request without a valid key");
-        // Named no valid key, so it reserved and forwarded nothing: counted
-        // for its summary row rather than written durably on its own.
-        state.metrics().unauthenticated.inc();
-        state.unauthenticated().count(&record);
-        // A stranger keeps no kept-alive connection: one that sent only
-        // such requests could otherwise hold a slot of the connection limit
-        // for as long as it likes, and /healthz would find none free.
-        let mut response = response;
-        response.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-        return response;
+        // Named no valid key, so it reserved and forwarded nothing.
+        return crate::routes::answer_stranger(state, &record, response);
     }
     log(&record);
     // Every answer a client sees has its audit row: when the row cannot be

@@ -64,14 +64,7 @@ async fn a_body_in_one_byte_chunks_is_refused_at_once() {
 async fn unfinished_bodies_hold_a_bounded_share_of_memory() {
     const CONNECTIONS: usize = 200;
     const SENT: usize = 900 * 1024;
-    let upstream = crate::helpers::TestUpstream::spawn().await;
-    let database = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
-    let broker = keylease_testkit::BrokerProcess::spawn(
-        crate::helpers::broker_settings().log_filter("info"),
-        upstream.addr,
-        &database.url,
-    )
-    .await;
+    let (upstream, _database, broker) = crate::helpers::spawn_broker_process().await;
     let (addr, pid) = (broker.addr, broker.pid().expect("the broker runs"));
     let http = reqwest::Client::new();
     let issued: serde_json::Value = http
@@ -144,14 +137,7 @@ async fn unfinished_bodies_hold_a_bounded_share_of_memory() {
 #[tokio::test]
 async fn strangers_keep_no_connection_and_healthz_stays_reachable() {
     const CONNECTIONS: usize = 1_030;
-    let upstream = crate::helpers::TestUpstream::spawn().await;
-    let database = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
-    let broker = keylease_testkit::BrokerProcess::spawn(
-        crate::helpers::broker_settings().log_filter("info"),
-        upstream.addr,
-        &database.url,
-    )
-    .await;
+    let (upstream, _database, broker) = crate::helpers::spawn_broker_process().await;
     let addr = broker.addr;
     let strangers = (0..CONNECTIONS).map(|i| async move {
         let mut stream = TcpStream::connect(addr).await.ok()?;

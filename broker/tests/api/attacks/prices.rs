@@ -25,6 +25,22 @@ async fn made_elsewhere(sim: &str, cents: u32) -> String {
     created["id"].as_str().unwrap().to_owned()
 }
 
+/// The merchant, with the real secret, sets PaymentIntent `id`'s amount at Stripe.
+async fn raise_at_stripe(sim: &str, id: &str, cents: u32) {
+    let raised = reqwest::Client::new()
+        .post(format!("{sim}/v1/payment_intents/{id}"))
+        .bearer_auth(STRIPE_SECRET)
+        .form(&[("amount", cents.to_string())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        raised.status(),
+        200,
+        "the merchant raises the amount at Stripe"
+    );
+}
+
 /// Issue 20: a PaymentIntent made elsewhere, named in a $2 key's
 /// `allowed_objects`. A declined confirm made the broker keep the 100¢ it
 /// read; the merchant raised the amount to 90,000¢ at Stripe; the key's next
@@ -50,18 +66,7 @@ pub async fn a_price_read_for_one_request_is_not_kept_for_the_next(backend: Back
     .await;
     assert_eq!(status, 402, "{body}");
 
-    let raised = reqwest::Client::new()
-        .post(format!("{sim}/v1/payment_intents/{id}"))
-        .bearer_auth(STRIPE_SECRET)
-        .form(&[("amount", "90000")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        raised.status(),
-        200,
-        "the merchant raises the amount at Stripe"
-    );
+    raise_at_stripe(&sim, &id, 90000).await;
 
     let (status, body) = post_form(
         &broker,
@@ -234,18 +239,7 @@ pub async fn a_replayed_create_does_not_reset_a_price(backend: Backend) {
     .await;
     assert_eq!(status, 402, "{body}");
 
-    let raised = reqwest::Client::new()
-        .post(format!("{sim}/v1/payment_intents/{id}"))
-        .bearer_auth(STRIPE_SECRET)
-        .form(&[("amount", "500000")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        raised.status(),
-        200,
-        "the merchant raises the amount at Stripe"
-    );
+    raise_at_stripe(&sim, &id, 500000).await;
 
     let (status, replayed) = crate::helpers::json_of(create().await.unwrap()).await;
     assert_eq!(status, 200, "{replayed}");

@@ -124,24 +124,48 @@ pub async fn fifty_concurrent_sequences_never_pass_the_cap(backend: Backend) {
 /// Endpoints that move money the broker cannot value are out of reach.
 pub async fn unvalued_money_endpoints_are_out_of_reach(backend: Backend) {
     let broker = TestBroker::spawn(backend).await;
-    for endpoints in [
-        json!(["POST /v1/*"]),
-        json!(["/v1/*"]),
-        json!(["POST /v1/transfers"]),
+    // Issue 20 added the last three: a concrete invoice id, or any pattern
+    // whose grammar can name one, is refused when the key is issued, not
+    // only when it is used.
+    for (label, endpoints, extra) in [
+        ("temporal-wide-charge", json!(["POST /v1/*"]), json!({})),
+        ("temporal-wide-charge", json!(["/v1/*"]), json!({})),
+        (
+            "temporal-wide-charge",
+            json!(["POST /v1/transfers"]),
+            json!({}),
+        ),
+        (
+            "temporal-pay-invoice",
+            json!(["POST /v1/invoices/in_1Real/pay"]),
+            json!({"allowed_objects": ["in_1Real"]}),
+        ),
+        (
+            "temporal-pay-invoice",
+            json!(["POST /v1/invoices/inv_*/pay"]),
+            json!({"allowed_objects": ["in_1Real"]}),
+        ),
+        (
+            "temporal-pay-invoice",
+            json!(["DELETE /v1/subscriptions/*"]),
+            json!({"allowed_objects": ["in_1Real"]}),
+        ),
     ] {
-        let (status, body) = broker
-            .issue_raw(json!({
-                "label": "temporal-wide-charge",
-                "vendor": "stripe",
-                "daily_usd_cap": 5,
-                "allowed_endpoints": endpoints,
-                "expires_in": 60,
-            }))
-            .await;
+        let mut request = json!({
+            "label": label,
+            "vendor": "stripe",
+            "daily_usd_cap": 5,
+            "allowed_endpoints": endpoints,
+            "expires_in": 60,
+        });
+        for (field, value) in extra.as_object().unwrap() {
+            request[field] = value.clone();
+        }
+        let (status, body) = broker.issue_raw(request).await;
         assert_eq!(
             (status, code(&body)),
             (422, "invalid_request"),
-            "{endpoints}"
+            "{endpoints}: {body}"
         );
         assert!(
             body["error"]["message"]
@@ -149,29 +173,6 @@ pub async fn unvalued_money_endpoints_are_out_of_reach(backend: Backend) {
                 .unwrap()
                 .contains("/v1/transfers")
                 || endpoints != json!(["POST /v1/transfers"])
-        );
-    }
-    // Issue 20: a concrete invoice id, or any pattern whose grammar can
-    // name one, is refused when the key is issued, not only when it is used.
-    for endpoints in [
-        json!(["POST /v1/invoices/in_1Real/pay"]),
-        json!(["POST /v1/invoices/inv_*/pay"]),
-        json!(["DELETE /v1/subscriptions/*"]),
-    ] {
-        let (status, body) = broker
-            .issue_raw(json!({
-                "label": "temporal-pay-invoice",
-                "vendor": "stripe",
-                "daily_usd_cap": 5,
-                "allowed_endpoints": endpoints,
-                "allowed_objects": ["in_1Real"],
-                "expires_in": 60,
-            }))
-            .await;
-        assert_eq!(
-            (status, code(&body)),
-            (422, "invalid_request"),
-            "{endpoints}: {body}"
         );
     }
     assert!(broker.upstream.received().is_empty());

@@ -242,14 +242,7 @@ pub(super) fn memory_kb(pid: u32, field: &str) -> u64 {
 async fn a_thousand_connections_of_endless_headers_cost_bounded_memory() {
     const CONNECTIONS: usize = 1_000;
     const HEADER_BYTES: usize = 100 * 1024;
-    let upstream = crate::helpers::TestUpstream::spawn().await;
-    let database = crate::helpers::TestDatabase::create(Backend::Sqlite).await;
-    let broker = keylease_testkit::BrokerProcess::spawn(
-        crate::helpers::broker_settings().log_filter("info"),
-        upstream.addr,
-        &database.url,
-    )
-    .await;
+    let (_upstream, _database, broker) = crate::helpers::spawn_broker_process().await;
     let pid = broker.pid().expect("the broker runs");
     let addr = broker.addr;
     let padding = "a".repeat(HEADER_BYTES);
