@@ -44,6 +44,10 @@ pub struct KeyRequest {
     /// Objects the key may name besides those it creates (a refund's PaymentIntent).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub allowed_objects: Vec<String>,
+    /// Objects whose Stripe metadata holds all these pairs are visible to
+    /// the key in lists and searches (how reconcile finds the charge's PaymentIntent).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub allowed_metadata: BTreeMap<String, String>,
 }
 
 /// An issued key. Its token never prints.

@@ -177,6 +177,7 @@ impl Attempt {
             expires_in: self.ttl_seconds,
             metadata: self.metadata.clone(),
             allowed_objects,
+            allowed_metadata: BTreeMap::new(),
         }
     }
 }

@@ -1,9 +1,10 @@
 //! One attempt of `reconcile`: what did a checkout's charge do at Stripe?
 //!
 //! The key is read-only: it may call `GET /v1/payment_intents/search`, named
-//! exactly (the broker refuses search to a `*`), and nothing else; every
-//! field it needs comes in the search results themselves, so it never reads
-//! a PaymentIntent by id (which the broker would refuse: its label created none).
+//! exactly (the broker refuses search to a `*`), and nothing else, and it
+//! sees only PaymentIntents whose metadata names this checkout
+//! (`allowed_metadata`: the broker filters the results). Every field it
+//! needs comes in the search results themselves.
 //!
 //! | search finds | the attempt |
 //! |---|---|
@@ -13,6 +14,7 @@
 //! | nothing, within the search window | fails `NotYetIndexed`, retried |
 //! | nothing, after it | `NotCharged` |
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use keylease_workflows::contract::{ReconcileInput, ReconcileOutput};
@@ -81,7 +83,11 @@ impl PaymentActivities {
         check_checkout_id(&input.checkout_id)
             .map_err(|why| classify(&AttemptFailure::InvalidInput(why), attempt_number))?;
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
-        let request = attempt.key_request(0.0, &[SEARCH_ENDPOINT], Vec::new());
+        let mut request = attempt.key_request(0.0, &[SEARCH_ENDPOINT], Vec::new());
+        // The broker shows a key only the objects it may see: this one sees
+        // the PaymentIntents of this checkout, whichever attempt made them.
+        request.allowed_metadata =
+            BTreeMap::from([("checkout_id".to_owned(), input.checkout_id.clone())]);
         let query = format!("metadata['checkout_id']:'{}'", input.checkout_id);
         let since_scheduled = ctx
             .info()

@@ -57,6 +57,9 @@ pub struct KeyRecord {
     pub allowed_objects: Vec<String>,
     /// The only `Stripe-Account` the key acts as.
     pub stripe_account: Option<String>,
+    /// Objects whose Stripe metadata holds every one of these pairs are
+    /// visible to the key in answers; empty: none by metadata.
+    pub allowed_metadata: BTreeMap<String, String>,
 }
 
 /// Keys that live at most this long count their cap over their whole life.
@@ -151,6 +154,7 @@ mod tests {
             revoked_at: None,
             allowed_objects: Vec::new(),
             stripe_account: None,
+            allowed_metadata: BTreeMap::new(),
         }
     }
 

@@ -34,6 +34,7 @@ pub struct IssueKeyRequest {
     metadata: Option<Value>,
     allowed_objects: Option<Value>,
     stripe_account: Option<Value>,
+    allowed_metadata: Option<Value>,
 }
 
 /// A key request that passed validation.
@@ -56,6 +57,9 @@ pub struct NewKey {
     pub allowed_objects: Vec<String>,
     /// The connected account the key acts as, sent as `Stripe-Account`; none: the platform.
     pub stripe_account: Option<String>,
+    /// Objects whose Stripe metadata holds every one of these pairs are
+    /// visible to the key in answers (lists, searches, expansions, reads).
+    pub allowed_metadata: BTreeMap<String, String>,
 }
 
 fn invalid(message: impl Into<String>) -> ApiError {
@@ -85,9 +89,10 @@ impl NewKey {
                 "allowed_endpoints",
             )?)?,
             expires_in: parse_expires_in(required(&request.expires_in, "expires_in")?, max_ttl)?,
-            metadata: parse_metadata(request.metadata.as_ref())?,
+            metadata: parse_pairs(request.metadata.as_ref(), "metadata")?,
             allowed_objects: parse_allowed_objects(request.allowed_objects.as_ref())?,
             stripe_account: parse_stripe_account(request.stripe_account.as_ref())?,
+            allowed_metadata: parse_pairs(request.allowed_metadata.as_ref(), "allowed_metadata")?,
         })
     }
 }
@@ -230,16 +235,16 @@ fn parse_duration_text(text: &str) -> Option<Duration> {
     (ttl.subsec_nanos() == 0).then_some(ttl)
 }
 
-fn parse_metadata(value: Option<&Value>) -> Result<BTreeMap<String, String>, ApiError> {
+fn parse_pairs(value: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(BTreeMap::new());
     };
     let pairs = value
         .as_object()
-        .ok_or_else(|| invalid("metadata must be an object of strings"))?;
+        .ok_or_else(|| invalid(format!("{field} must be an object of strings")))?;
     if pairs.len() > MAX_METADATA_PAIRS {
         return Err(invalid(format!(
-            "metadata holds at most {MAX_METADATA_PAIRS} pairs"
+            "{field} holds at most {MAX_METADATA_PAIRS} pairs"
         )));
     }
     pairs
@@ -247,10 +252,10 @@ fn parse_metadata(value: Option<&Value>) -> Result<BTreeMap<String, String>, Api
         .map(|(key, value)| {
             let value = value
                 .as_str()
-                .ok_or_else(|| invalid(format!("metadata.{key} must be a string")))?;
+                .ok_or_else(|| invalid(format!("{field}.{key} must be a string")))?;
             if key.is_empty() || key.len() > MAX_METADATA_KEY || value.len() > MAX_METADATA_VALUE {
                 return Err(invalid(format!(
-                    "metadata keys are 1-{MAX_METADATA_KEY} characters and values at most {MAX_METADATA_VALUE}"
+                    "{field} keys are 1-{MAX_METADATA_KEY} characters and values at most {MAX_METADATA_VALUE}"
                 )));
             }
             Ok((key.clone(), value.to_owned()))

@@ -291,6 +291,21 @@ impl FormParams {
         out.finish()
     }
 
+    /// The form encoded with every top-level parameter of `names` left out
+    /// and `added` appended: the same request, moved to another page.
+    pub fn encode_replacing(&self, names: &[&str], added: &[(&str, &str)]) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in &self.pairs {
+            if !names.contains(&name.as_str()) {
+                out.append_pair(name, value);
+            }
+        }
+        for (name, value) in added {
+            out.append_pair(name, value);
+        }
+        out.finish()
+    }
+
     /// Whether there are no parameters.
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()

@@ -40,6 +40,7 @@ pub struct KeyView {
     revoked_at: Option<DateTime<Utc>>,
     allowed_objects: Vec<String>,
     stripe_account: Option<String>,
+    allowed_metadata: BTreeMap<String, String>,
 }
 
 impl KeyView {
@@ -58,6 +59,7 @@ impl KeyView {
             revoked_at: key.revoked_at,
             allowed_objects: key.allowed_objects,
             stripe_account: key.stripe_account,
+            allowed_metadata: key.allowed_metadata,
         }
     }
 }

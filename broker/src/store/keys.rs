@@ -24,7 +24,7 @@ pub struct KeyFilter {
     pub limit: i64,
 }
 
-const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at, allowed_objects, stripe_account";
+const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at, allowed_objects, stripe_account, allowed_metadata";
 
 /// SQL for a key's status ([`KeyRecord::status`]) at the time bound as `?1`.
 const STATUS_SQL: &str = "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= ?1 THEN 'expired' ELSE 'active' END";
@@ -47,6 +47,8 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
         allowed_objects: serde_json::from_str(&row.try_get::<String, _>("allowed_objects")?)
             .map_err(decode_err)?,
         stripe_account: row.try_get("stripe_account")?,
+        allowed_metadata: serde_json::from_str(&row.try_get::<String, _>("allowed_metadata")?)
+            .map_err(decode_err)?,
     })
 }
 
@@ -67,9 +69,10 @@ impl Store {
         let endpoints = serde_json::to_string(&key.allowed_endpoints).map_err(decode_err)?;
         let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
         let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
+        let allowed_metadata = serde_json::to_string(&key.allowed_metadata).map_err(decode_err)?;
         let mut unit = vec![self.statement(
-            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             vec![
                 id.into(),
                 token_hash.into(),
@@ -82,6 +85,7 @@ impl Store {
                 millis(expires_at).into(),
                 objects.as_str().into(),
                 key.stripe_account.as_deref().into(),
+                allowed_metadata.as_str().into(),
             ],
         )];
         unit.extend(with);
@@ -98,6 +102,7 @@ impl Store {
             revoked_at: None,
             allowed_objects: key.allowed_objects.clone(),
             stripe_account: key.stripe_account.clone(),
+            allowed_metadata: key.allowed_metadata.clone(),
         })
     }
 

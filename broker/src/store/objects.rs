@@ -114,6 +114,29 @@ impl Store {
         .transpose()
     }
 
+    /// Which of `ids` a key of `label` created: one read for a page of an answer.
+    pub async fn created_by(
+        &self,
+        vendor: &str,
+        label: &str,
+        ids: &[&str],
+    ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
+        if ids.is_empty() || label.is_empty() {
+            return Ok(Default::default());
+        }
+        let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("?{}", i + 3)).collect();
+        let sql = format!(
+            "SELECT object_id FROM objects WHERE vendor = ?1 AND label = ?2 AND object_id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(self.sql(&sql)).bind(vendor).bind(label);
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = self.observe(query.fetch_all(&self.pool).await)?;
+        rows.iter().map(|row| row.try_get("object_id")).collect()
+    }
+
     /// Records an object the first time it is seen; a later sighting changes nothing.
     pub async fn record_object(
         &self,

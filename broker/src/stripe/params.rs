@@ -22,6 +22,9 @@ const OBJECT_PARAMS: [&str; 10] = [
     "transfer_data[destination]",
 ];
 
+/// Parameters that say where a page of a list or search starts.
+const CURSORS: [&str; 3] = ["starting_after", "ending_before", "page"];
+
 /// Largest amount in minor units the broker reads: Stripe's own limit is 8 digits.
 const MAX_AMOUNT_DIGITS: usize = 12;
 
@@ -239,9 +242,20 @@ fn is_free_text(name: &str) -> bool {
 /// like a Stripe id: a confirmation token, an account, a card, a default
 /// payment method nested in settings are all objects too, and a list of
 /// every such parameter would always be missing the next one.
-pub fn named_objects<'a>(path: &'a str, params: &'a FormParams) -> Result<Vec<&'a str>, ApiError> {
+pub fn named_objects<'a>(
+    method: &str,
+    path: &'a str,
+    params: &'a FormParams,
+) -> Result<Vec<&'a str>, ApiError> {
     let mut named: Vec<&str> = object_in_path(path).into_iter().collect();
+    // On a list or search of the account, a cursor (`starting_after`,
+    // `ending_before`, search's opaque `page`) marks a place, not an object
+    // to act on: what it leads to is filtered like the first page.
+    let lists = method == "GET" && object_in_path(path).is_none();
     for (name, value) in params.pairs() {
+        if lists && CURSORS.contains(&name) {
+            continue;
+        }
         if !is_free_text(name) && looks_like_id(value) && !is_test_payment_method(value) {
             named.push(value);
         }

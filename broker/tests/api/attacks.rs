@@ -8,12 +8,14 @@
 
 mod audit;
 mod bodies;
+mod listing;
 mod objects;
 mod prices;
 mod spend;
 mod wire;
 
 pub use audit::*;
+pub use listing::*;
 
 pub use objects::*;
 pub use prices::*;

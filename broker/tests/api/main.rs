@@ -79,4 +79,7 @@ on_both_backends! {
     attacks::a_created_object_of_another_kind_claims_nothing,
     attacks::objects_named_in_any_money_parameter_are_checked,
     attacks::client_secrets_never_leave_the_broker,
+    attacks::lists_and_searches_show_a_key_only_what_it_may_see,
+    attacks::a_list_with_nothing_visible_for_pages_is_refused_not_emptied,
+    attacks::an_expansion_reaches_only_what_the_key_may_see,
 }

@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use super::canonical::{ECHO_LIMIT, bounded};
+use super::visible::PathReach;
 use crate::error::ApiError;
 use crate::form::FormParams;
 use crate::key::KeyRecord;
@@ -88,12 +89,23 @@ fn check_object(key: &KeyRecord, id: &str, owner: Option<&str>) -> Result<(), Ap
     )))
 }
 
-/// The object the path names, whose owner was read with the key.
-pub fn check_path_object(key: &KeyRecord, path: &str, owner: Option<&str>) -> Result<(), ApiError> {
-    match object_in_path(path) {
-        Some(id) => check_object(key, id, owner),
-        None => Ok(()),
+/// The object the path names, whose owner was read with the key. A key
+/// with `allowed_metadata` may read an object it does not otherwise reach:
+/// whether it sees it is decided on the answer.
+pub fn check_path_object(
+    key: &KeyRecord,
+    method: &str,
+    path: &str,
+    owner: Option<&str>,
+) -> Result<PathReach, ApiError> {
+    let Some(id) = object_in_path(path) else {
+        return Ok(PathReach::Checked);
+    };
+    let reads_the_object = method == "GET" && path.rsplit('/').next() == Some(id);
+    if !reaches(key, id, owner) && reads_the_object && !key.allowed_metadata.is_empty() {
+        return Ok(PathReach::OnAnswer);
     }
+    check_object(key, id, owner).map(|()| PathReach::Checked)
 }
 
 /// The objects the parameters name; each one's owner is read only when the
@@ -102,11 +114,12 @@ pub fn check_path_object(key: &KeyRecord, path: &str, owner: Option<&str>) -> Re
 pub async fn check_named_objects(
     state: &AppState,
     key: &KeyRecord,
+    method: &str,
     path: &str,
     params: &FormParams,
 ) -> Result<(), ApiError> {
     let path_object = object_in_path(path);
-    for id in named_objects(path, params)? {
+    for id in named_objects(method, path, params)? {
         // The path's object was checked with the key, and its owner cannot change.
         if Some(id) == path_object
             || key.stripe_account.as_deref() == Some(id)

@@ -16,6 +16,7 @@ mod authz;
 mod canonical;
 mod spend;
 mod upstream;
+mod visible;
 
 use axum::body::HttpBody;
 use axum::extract::{Request, State};
@@ -27,6 +28,7 @@ use crate::state::AppState;
 use crate::stripe::VENDOR;
 use audit::Trail;
 use spend::Target;
+use visible::{Page, Sight};
 
 pub use authz::namespaced_idempotency_key;
 pub use canonical::bounded;
@@ -75,14 +77,15 @@ async fn forward(
 
     // What the key may do: the endpoint, the path's object, the headers.
     authz::check_endpoint(&key, method, path)?;
-    authz::check_path_object(&key, path, path_owner.as_deref())?;
+    let reach = authz::check_path_object(&key, method, path, path_owner.as_deref())?;
     let headers = authz::forward_headers(&key, &parts.headers)?;
 
     // The parameters, and the objects they name.
     let body = canonical::read_body(state, body).await?;
     let params = canonical::params(method, parts.uri.query(), &parts.headers, &body.bytes)?;
     authz::check_money_params(method, path, &params)?;
-    authz::check_named_objects(state, &key, path, &params).await?;
+    authz::check_named_objects(state, &key, method, path, &params).await?;
+    let sight = Sight::of(method, path, &params, reach)?;
 
     // What it could move, held against the cap with the key checked again.
     let target = Target {
@@ -109,6 +112,7 @@ async fn forward(
     trail.reserved(reservation.as_ref().map_or(0, |r| r.micros()));
 
     // Stripe, then what its answer changes.
+    let sent_headers = sight.may_read_pages().then(|| headers.headers.clone());
     let outcome = upstream::send(state, method, path, params.encode(), headers.headers).await;
     trail.settled(spend::settle(
         state,
@@ -118,7 +122,13 @@ async fn forward(
         reservation.as_ref(),
         &outcome,
     ));
-    outcome
-        .map(|answer| answer.into_response_for(headers.client_idempotency_key))
-        .map_err(|failure| failure.error)
+    // What of the answer the key may see.
+    let answer = outcome.map_err(|failure| failure.error)?;
+    let page = Page {
+        path,
+        params: &params,
+        headers: &sent_headers.unwrap_or_default(),
+    };
+    let answer = sight.limit(state, &key, page, answer).await?;
+    Ok(answer.into_response_for(headers.client_idempotency_key))
 }
