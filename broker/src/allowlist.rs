@@ -46,6 +46,52 @@ impl EndpointRule {
             && !self.pattern.contains('*')
             && self.pattern == path
     }
+
+    /// Whether every request this entry allows, `wider` allows too: a role's
+    /// bound on the keys its tokens issue.
+    ///
+    /// `wider`'s pattern must match this one with this one's `*` taken as a
+    /// character only a `*` of `wider` can stand for: then whatever run each
+    /// `*` here stands for, the same `*` there covers it. Patterns too long to
+    /// compare cheaply are taken as not within.
+    pub fn within(&self, wider: &EndpointRule) -> bool {
+        let method_within = match (&wider.method, &self.method) {
+            (None, _) => true,
+            (Some(wide), Some(narrow)) => wide == narrow,
+            (Some(_), None) => false,
+        };
+        method_within && pattern_within(self.pattern.as_bytes(), wider.pattern.as_bytes())
+    }
+}
+
+/// Most cells [`pattern_within`] fills: far beyond any real allowlist entry.
+const MAX_PATTERN_CELLS: usize = 1 << 20;
+
+/// Whether glob `wide` covers every path glob `narrow` matches (see [`EndpointRule::within`]).
+fn pattern_within(narrow: &[u8], wide: &[u8]) -> bool {
+    if (narrow.len() + 1).saturating_mul(wide.len() + 1) > MAX_PATTERN_CELLS {
+        return false;
+    }
+    // covered[j]: wide[..i] matches narrow[..j], row by row over i.
+    let mut covered = vec![false; narrow.len() + 1];
+    covered[0] = true;
+    for &w in wide {
+        let mut next = vec![false; narrow.len() + 1];
+        if w == b'*' {
+            // A `*` stands for any run of `narrow`, its `*`s included.
+            let mut reached = false;
+            for j in 0..=narrow.len() {
+                reached |= covered[j];
+                next[j] = reached;
+            }
+        } else {
+            for j in 1..=narrow.len() {
+                next[j] = covered[j - 1] && narrow[j - 1] == w && w != b'*';
+            }
+        }
+        covered = next;
+    }
+    covered[narrow.len()]
 }
 
 impl TryFrom<String> for EndpointRule {
@@ -208,5 +254,42 @@ mod tests {
         }
         assert!(check_path("/v1/payment_intents/pi_1/confirm").is_ok());
         assert!(check_path("/v1/a-b/c.d").is_ok());
+    }
+
+    #[test]
+    fn an_entry_is_within_a_wider_one_only_when_it_allows_nothing_more() {
+        let rule = |text: &str| EndpointRule::try_from(text.to_owned()).unwrap();
+        let within = |narrow: &str, wide: &str| rule(narrow).within(&rule(wide));
+        assert!(within(
+            "POST /v1/payment_intents",
+            "POST /v1/payment_intents"
+        ));
+        assert!(within(
+            "POST /v1/payment_intents/*/confirm",
+            "POST /v1/payment_intents/*"
+        ));
+        assert!(within(
+            "POST /v1/payment_intents/pi_1/capture",
+            "/v1/payment_intents/*"
+        ));
+        assert!(within("GET /v1/payment_intents/*", "GET /v1/*"));
+        assert!(within("GET /v1/a*b*c", "GET /v1/a*c"));
+        // Wider than the role: a method it does not name, a `*` where it has text.
+        assert!(!within("/v1/payment_intents", "POST /v1/payment_intents"));
+        assert!(!within(
+            "POST /v1/payment_intents/*",
+            "POST /v1/payment_intents/*/confirm"
+        ));
+        assert!(!within("POST /v1/*", "POST /v1/payment_intents/*"));
+        assert!(!within(
+            "GET /v1/payment_intents*",
+            "GET /v1/payment_intents"
+        ));
+        assert!(!within(
+            "GET /v1/payment_intents/search",
+            "GET /v1/payment_intents"
+        ));
+        let long = format!("GET /v1/{}", "a*".repeat(2000));
+        assert!(!within(&long, &long), "too long to compare is not within");
     }
 }

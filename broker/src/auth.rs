@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
 
 use crate::error::ApiError;
+use crate::role::Caller;
 use crate::state::AppState;
 use crate::store::AuditRecord;
 use crate::token::{secrets_match, token_hash};
@@ -26,7 +27,8 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Proof that the request carried the admin token, with the call as its
-/// audit row will name it; add it to a handler's arguments.
+/// audit row will name it; add it to a handler's arguments. A role token is
+/// refused 403 `role_limit`: what this handler does is the admin's alone.
 #[derive(Debug)]
 pub struct Admin {
     /// The call, for a handler that commits its audit row with its own write.
@@ -37,19 +39,71 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        match bearer(&parts.headers) {
-            Some(token) if secrets_match(token, state.admin_token().expose_secret()) => {
-                // Set by the audit middleware around every admin route.
-                let call = parts
-                    .extensions
-                    .get::<AdminCall>()
-                    .cloned()
-                    .ok_or_else(|| ApiError::internal(std::fmt::Error))?;
-                Ok(Admin { call })
-            }
+        let Authorized { caller, call } = Authorized::from_request_parts(parts, state).await?;
+        match caller {
+            Caller::Admin => Ok(Admin { call }),
+            Caller::Role { .. } => Err(ApiError::RoleLimit(
+                "only the broker's admin token may do this".to_owned(),
+            )),
+        }
+    }
+}
+
+/// Proof that the request carried the admin token or a live role token,
+/// with who it is and the call as its audit row will name it.
+#[derive(Debug)]
+pub struct Authorized {
+    /// The admin, or a role token's holder.
+    pub caller: Caller,
+    /// The call, for a handler that commits its audit row with its own write.
+    pub call: AdminCall,
+}
+
+impl FromRequestParts<AppState> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
+        // Both set by the audit middleware around every admin route.
+        match (
+            parts.extensions.get::<Caller>(),
+            parts.extensions.get::<AdminCall>(),
+        ) {
+            (Some(caller), Some(call)) => Ok(Self {
+                caller: caller.clone(),
+                call: call.clone(),
+            }),
             _ => Err(ApiError::Unauthorized),
         }
     }
+}
+
+/// Who the request's bearer token names, and the actor its audit rows record:
+/// the admin token (`admin-<12 hex>`), a live role token
+/// (`role-<name>/<token id>`), or nobody.
+pub async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(Caller, String)>, ApiError> {
+    let Some(token) = bearer(headers) else {
+        return Ok(None);
+    };
+    if secrets_match(token, state.admin_token().expose_secret()) {
+        return Ok(Some((Caller::Admin, actor_of(token))));
+    }
+    let found = state
+        .store()
+        .live_role_token(&token_hash(token), Utc::now())
+        .await?;
+    Ok(found.map(|(token, role)| {
+        let actor = format!("role-{}/{}", role.name, token.id);
+        (
+            Caller::Role {
+                role: Box::new(role),
+                token_id: token.id,
+            },
+            actor,
+        )
+    }))
 }
 
 /// The `vendor` of an admin call's audit row.

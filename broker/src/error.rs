@@ -58,6 +58,12 @@ pub enum ApiError {
     /// The request asks for a `Stripe-Account` the key was not issued for.
     #[error("{0}")]
     AccountNotAllowed(String),
+    /// A role token asked for a key outside its role's bounds, or for what only the admin may do.
+    #[error("{0}")]
+    RoleLimit(String),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    Conflict(String),
     /// The request body is over the proxy's limit.
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -99,6 +105,8 @@ impl ApiError {
             Self::RequestTimeout(_) => "request_timeout",
             Self::ObjectNotAllowed(_) => "object_not_allowed",
             Self::AccountNotAllowed(_) => "account_not_allowed",
+            Self::RoleLimit(_) => "role_limit",
+            Self::Conflict(_) => "conflict",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::AuditUnavailable => "audit_unavailable",
@@ -119,7 +127,9 @@ impl ApiError {
             Self::EndpointNotAllowed(_)
             | Self::CurrencyNotAllowed(_)
             | Self::ObjectNotAllowed(_)
-            | Self::AccountNotAllowed(_) => StatusCode::FORBIDDEN,
+            | Self::AccountNotAllowed(_)
+            | Self::RoleLimit(_) => StatusCode::FORBIDDEN,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,

@@ -60,6 +60,20 @@ pub struct KeyRecord {
     /// Objects whose Stripe metadata holds every one of these pairs are
     /// visible to the key in answers; empty: none by metadata.
     pub allowed_metadata: BTreeMap<String, String>,
+    /// The role whose token issued the key, with that role's daily cap in
+    /// micro-dollars; `None`: issued with the admin token.
+    pub role: Option<KeyRole>,
+    /// The id of the role token that issued it; `None`: the admin token.
+    pub issued_by: Option<String>,
+}
+
+/// The role a key was issued under, as its reservations need it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRole {
+    /// The role's name.
+    pub name: String,
+    /// What all the role's keys together may hold per UTC day, in micro-dollars.
+    pub daily_cap_micros: i64,
 }
 
 /// Keys that live at most this long count their cap over their whole life.
@@ -155,6 +169,8 @@ mod tests {
             allowed_objects: Vec::new(),
             stripe_account: None,
             allowed_metadata: BTreeMap::new(),
+            role: None,
+            issued_by: None,
         }
     }
 

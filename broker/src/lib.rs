@@ -34,6 +34,7 @@ pub mod group_commit;
 pub mod key;
 pub mod metrics;
 pub mod new_key;
+pub mod role;
 pub mod routes;
 pub mod server;
 pub mod state;
@@ -47,7 +48,7 @@ use secrecy::ExposeSecret;
 use std::future::Future;
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tokio::net::TcpListener;
 
 pub use config::BrokerConfig;
@@ -98,6 +99,16 @@ pub fn app(state: AppState) -> Router {
             get(routes::keys::show).delete(routes::keys::revoke),
         )
         .route("/v1/audit", get(routes::audit::list))
+        .route(
+            "/v1/roles",
+            post(routes::roles::create).get(routes::roles::list),
+        )
+        .route("/v1/roles/{name}/tokens", post(routes::roles::issue_token))
+        .route(
+            "/v1/roles/{name}/tokens/{id}",
+            delete(routes::roles::revoke_token),
+        )
+        .route("/v1/whoami", get(routes::roles::whoami))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             routes::admin_audit::audit_admin_calls,

@@ -62,11 +62,11 @@ pub struct NewKey {
     pub allowed_metadata: BTreeMap<String, String>,
 }
 
-fn invalid(message: impl Into<String>) -> ApiError {
+pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::InvalidRequest(message.into())
 }
 
-fn required<'a>(value: &'a Option<Value>, field: &str) -> Result<&'a Value, ApiError> {
+pub(crate) fn required<'a>(value: &'a Option<Value>, field: &str) -> Result<&'a Value, ApiError> {
     value
         .as_ref()
         .filter(|v| !v.is_null())
@@ -98,7 +98,7 @@ impl NewKey {
 }
 
 /// Whether `label` fits the label alphabet: 1–255 printable ASCII characters without whitespace.
-fn is_valid_label(label: &str) -> bool {
+pub(crate) fn is_valid_label(label: &str) -> bool {
     (1..=255).contains(&label.len()) && label.bytes().all(|b| b.is_ascii_graphic())
 }
 
@@ -128,20 +128,25 @@ fn parse_vendor(value: &Value, vendors: &[&str]) -> Result<String, ApiError> {
 }
 
 fn parse_cap(value: &Value) -> Result<i64, ApiError> {
+    parse_usd(value, "daily_usd_cap")
+}
+
+/// A USD amount in whole cents from 0 to [`MAX_DAILY_USD_CAP`], as micro-dollars.
+pub(crate) fn parse_usd(value: &Value, field: &str) -> Result<i64, ApiError> {
     let usd = value
         .as_f64()
         .filter(|usd| usd.is_finite() && (0.0..=MAX_DAILY_USD_CAP).contains(usd))
-        .ok_or_else(|| invalid("daily_usd_cap must be a number from 0 to 1000000000"))?;
+        .ok_or_else(|| invalid(format!("{field} must be a number from 0 to 1000000000")))?;
     let cents = (usd * 100.0).round();
     if (usd * 100.0 - cents).abs() > 1e-6 {
-        return Err(invalid(
-            "daily_usd_cap must be whole cents (at most two decimals)",
-        ));
+        return Err(invalid(format!(
+            "{field} must be whole cents (at most two decimals)"
+        )));
     }
     Ok(cents as i64 * (MICROS_PER_USD / 100))
 }
 
-fn parse_endpoints(value: &Value) -> Result<Vec<EndpointRule>, ApiError> {
+pub(crate) fn parse_endpoints(value: &Value) -> Result<Vec<EndpointRule>, ApiError> {
     let entries = value
         .as_array()
         .filter(|entries| !entries.is_empty())
@@ -196,7 +201,7 @@ fn parse_allowed_objects(value: Option<&Value>) -> Result<Vec<String>, ApiError>
         .collect()
 }
 
-fn parse_stripe_account(value: Option<&Value>) -> Result<Option<String>, ApiError> {
+pub(crate) fn parse_stripe_account(value: Option<&Value>) -> Result<Option<String>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(None);
     };
@@ -208,18 +213,29 @@ fn parse_stripe_account(value: Option<&Value>) -> Result<Option<String>, ApiErro
 }
 
 fn parse_expires_in(value: &Value, max_ttl: Duration) -> Result<Duration, ApiError> {
+    parse_duration(value, max_ttl, "expires_in")
+}
+
+/// A duration of whole seconds, more than 0 and at most `max`.
+pub(crate) fn parse_duration(
+    value: &Value,
+    max: Duration,
+    field: &str,
+) -> Result<Duration, ApiError> {
     let ttl = match value {
         Value::Number(n) => n.as_u64().map(Duration::from_secs),
         Value::String(s) => parse_duration_text(s),
         _ => None,
     }
     .ok_or_else(|| {
-        invalid("expires_in must be whole seconds, as a number or a duration like 90s, 5m, 1h30m")
+        invalid(format!(
+            "{field} must be whole seconds, as a number or a duration like 90s, 5m, 1h30m"
+        ))
     })?;
-    if ttl.is_zero() || ttl > max_ttl {
+    if ttl.is_zero() || ttl > max {
         return Err(invalid(format!(
-            "expires_in must be more than 0 and at most {}s",
-            max_ttl.as_secs()
+            "{field} must be more than 0 and at most {}s",
+            max.as_secs()
         )));
     }
     Ok(ttl)

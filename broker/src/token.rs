@@ -28,6 +28,19 @@ pub fn new_key_id() -> Result<String, getrandom::Error> {
     Ok(format!("key_{}", hex::encode(os_random::<16>()?)))
 }
 
+/// A fresh role token: `rt_` and 32 random bytes in hex.
+pub fn new_role_token() -> Result<SecretString, getrandom::Error> {
+    Ok(SecretString::from(format!(
+        "rt_{}",
+        hex::encode(os_random::<32>()?)
+    )))
+}
+
+/// A fresh role token id: `rtok_` and 12 random bytes in hex. Not a secret.
+pub fn new_role_token_id() -> Result<String, getrandom::Error> {
+    Ok(format!("rtok_{}", hex::encode(os_random::<12>()?)))
+}
+
 /// A fresh request id: 16 random bytes in hex. Not a secret: it joins a
 /// money request's audit row written before forwarding to its answer.
 pub fn new_request_id() -> Result<String, getrandom::Error> {

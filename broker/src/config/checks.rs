@@ -117,7 +117,7 @@ pub const MIN_TOKEN_BITS: f64 = 128.0;
 pub const MIN_PATTERN_BITS: f64 = 80.0;
 
 /// Why `token` is too weak to guard an admin API, if it is.
-fn weak_token(token: &str) -> Option<&'static str> {
+pub fn weak_token(token: &str) -> Option<&'static str> {
     let lowercase = token.to_ascii_lowercase();
     if PLACEHOLDER_MARKERS.iter().any(|m| lowercase.contains(m)) {
         Some("is a placeholder from the examples")

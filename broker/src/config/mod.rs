@@ -6,7 +6,7 @@
 mod checks;
 mod database;
 
-pub use checks::MIN_TOKEN_LEN;
+pub use checks::{MIN_TOKEN_LEN, weak_token};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

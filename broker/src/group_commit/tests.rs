@@ -241,3 +241,60 @@ async fn a_write_that_finds_the_file_corrupt_stops_the_writer_for_good() {
         "nothing was written"
     );
 }
+
+/// An insert of `n` that changes no row when `n` is taken.
+fn insert_if_free(n: i64) -> Statement {
+    Statement::new(
+        "INSERT INTO t (n) VALUES (?1) ON CONFLICT (n) DO NOTHING".to_owned(),
+        vec![n.into()],
+    )
+}
+
+/// Gates take effect together or not at all; the rest of the unit runs
+/// either way, alone or batched with other units.
+#[tokio::test]
+async fn gates_commit_together_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Writer::batched(sqlite_pool(&dir, 1).await);
+    let pool = sqlite_pool(&dir, 2).await;
+    writer.write(vec![insert(5)]).await.unwrap();
+    let failed = vec![
+        insert_if_free(1).gate(),
+        insert_if_free(5).gate(),
+        insert(2),
+    ];
+    assert_eq!(writer.write(failed).await.unwrap(), vec![0, 0, 1]);
+    assert_eq!(
+        rows(&pool).await,
+        vec![2, 5],
+        "the first gate was rolled back"
+    );
+    let passed = vec![
+        insert_if_free(3).gate(),
+        insert_if_free(4).gate(),
+        insert(6),
+    ];
+    assert_eq!(writer.write(passed).await.unwrap(), vec![1, 1, 1]);
+    assert_eq!(rows(&pool).await, vec![2, 3, 4, 5, 6]);
+    // Batched: many units in one transaction, each unit's gates on their own.
+    let units = (0..20).map(|i| {
+        let writer = writer.clone();
+        async move {
+            let unit = vec![
+                insert_if_free(100 + i).gate(),
+                insert_if_free(5).gate(),
+                insert(200 + i),
+            ];
+            writer.write(unit).await.unwrap()
+        }
+    });
+    for answer in futures::future::join_all(units).await {
+        assert_eq!(answer, vec![0, 0, 1]);
+    }
+    let kept: Vec<i64> = rows(&pool)
+        .await
+        .into_iter()
+        .filter(|n| (100..120).contains(n))
+        .collect();
+    assert!(kept.is_empty(), "no failed gate kept a row: {kept:?}");
+}

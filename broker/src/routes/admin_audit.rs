@@ -1,6 +1,7 @@
-//! Every admin call (`/v1/keys…`, `/v1/audit`) is audited with its actor:
-//! the id of the admin token it carried (`admin-` and the first 12 hex
-//! digits of the token's SHA-256), never the token.
+//! Every admin-API call (`/v1/keys…`, `/v1/roles…`, `/v1/audit`) is audited
+//! with its actor: the id of the admin token it carried (`admin-` and the
+//! first 12 hex digits of the token's SHA-256), or the role and id of the
+//! role token (`role-<name>/<token id>`), never the token.
 //!
 //! A call that issues or revokes keys commits its audit row in the same unit
 //! as its own write ([`crate::auth::AdminCall::record`], then [`Audited`] on the answer),
@@ -12,13 +13,11 @@
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use secrecy::ExposeSecret;
 
-use crate::auth::{AdminCall, actor_of, bearer};
+use crate::auth::{AdminCall, identify};
 use crate::error::{ApiError, ErrorCode};
 use crate::routes::proxy::bounded;
 use crate::state::AppState;
-use crate::token::secrets_match;
 
 /// On an answer whose audit row its handler committed with its own write.
 #[derive(Debug, Clone, Copy)]
@@ -30,16 +29,19 @@ pub async fn audit_admin_calls(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let actor = bearer(request.headers())
-        .filter(|token| secrets_match(token, state.admin_token().expose_secret()))
-        .map(actor_of);
+    let caller = match identify(&state, request.headers()).await {
+        Ok(caller) => caller,
+        Err(err) => return err.into_response(),
+    };
+    let actor = caller.as_ref().map(|(_, actor)| actor.clone());
     let call = AdminCall::new(
         actor.clone().unwrap_or_default(),
         bounded(request.method().as_str(), 16),
         bounded(request.uri().path(), 256),
     );
-    if actor.is_some() {
+    if let Some((caller, _)) = caller {
         request.extensions_mut().insert(call.clone());
+        request.extensions_mut().insert(caller);
     }
     let response = next.run(request).await;
     if response.extensions().get::<Audited>().is_some() {

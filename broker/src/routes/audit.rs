@@ -6,7 +6,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Admin;
+use crate::auth::Authorized;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::store::{AuditKind, KeyFilter};
@@ -23,8 +23,10 @@ pub struct AuditQuery {
 }
 
 /// `GET /v1/audit?key_id=…&label_prefix=…&limit=…&kind=…`, newest first.
+///
+/// A role token reads only the rows of keys its role issued.
 pub async fn list(
-    _: Admin,
+    authorized: Authorized,
     State(state): State<AppState>,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -34,6 +36,7 @@ pub async fn list(
         label_prefix: query.label_prefix,
         status: None,
         limit: super::limit(query.limit)?,
+        role: authorized.caller.role_name().map(str::to_owned),
     };
     let records = state.store().audit(&filter, query.kind).await?;
     Ok(Json(json!({ "records": records })))

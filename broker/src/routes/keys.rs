@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::allowlist::EndpointRule;
-use crate::auth::Admin;
+use crate::auth::Authorized;
 use crate::error::ApiError;
 use crate::key::{KeyRecord, KeyStatus};
 use crate::new_key::{IssueKeyRequest, NewKey};
@@ -41,6 +41,8 @@ pub struct KeyView {
     allowed_objects: Vec<String>,
     stripe_account: Option<String>,
     allowed_metadata: BTreeMap<String, String>,
+    role: Option<String>,
+    issued_by: Option<String>,
 }
 
 impl KeyView {
@@ -60,6 +62,8 @@ impl KeyView {
             allowed_objects: key.allowed_objects,
             stripe_account: key.stripe_account,
             allowed_metadata: key.allowed_metadata,
+            role: key.role.map(|role| role.name),
+            issued_by: key.issued_by,
         }
     }
 }
@@ -72,19 +76,22 @@ pub struct IssuedKey {
     key: KeyView,
 }
 
-/// `POST /v1/keys`.
+/// `POST /v1/keys`: with a role token, only within the role's bounds.
 pub async fn issue(
-    admin: Admin,
+    authorized: Authorized,
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(StatusCode, Extension<Audited>, Json<IssuedKey>), ApiError> {
     let request: IssueKeyRequest = serde_json::from_slice(&body)
         .map_err(|err| ApiError::InvalidRequest(format!("invalid JSON body: {err}")))?;
     let new_key = NewKey::parse(request, &[VENDOR], state.max_ttl())?;
+    if let Some(role) = authorized.caller.role() {
+        role.admits(&new_key)?;
+    }
     let id = new_key_id().map_err(ApiError::internal)?;
     let token = new_token().map_err(ApiError::internal)?;
     let now = Utc::now();
-    let issued = admin
+    let issued = authorized
         .call
         .record(201, None, Some(&id), Some(&new_key.label));
     let audit = state.store().record_audit(&issued, 0, None);
@@ -94,6 +101,7 @@ pub async fn issue(
             &id,
             &token_hash(token.expose_secret()),
             &new_key,
+            &authorized.caller,
             now,
             vec![audit],
         )
@@ -110,18 +118,30 @@ pub async fn issue(
     ))
 }
 
+/// The key `id`, if the caller may see it: a role token sees only its
+/// role's keys (another's is "no key", as if it did not exist).
+async fn visible_key(
+    state: &AppState,
+    authorized: &Authorized,
+    id: &str,
+) -> Result<KeyRecord, ApiError> {
+    let role = authorized.caller.role_name();
+    state
+        .store()
+        .key(id)
+        .await?
+        .filter(|key| role.is_none() || key.role.as_ref().map(|r| r.name.as_str()) == role)
+        .ok_or_else(|| ApiError::NotFound(format!("no key {id}")))
+}
+
 /// `GET /v1/keys/{id}`.
 pub async fn show(
-    _: Admin,
+    authorized: Authorized,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<KeyView>, ApiError> {
     let now = Utc::now();
-    let key = state
-        .store()
-        .key(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no key {id}")))?;
+    let key = visible_key(&state, &authorized, &id).await?;
     let spent = state.store().spent(&key, now).await?;
     Ok(Json(KeyView::new(key, spent, now)))
 }
@@ -134,9 +154,10 @@ pub struct ListQuery {
     limit: Option<i64>,
 }
 
-/// `GET /v1/keys?label_prefix=…&status=…&limit=…`, newest first.
+/// `GET /v1/keys?label_prefix=…&status=…&limit=…`, newest first; a role
+/// token lists only its role's keys.
 pub async fn list(
-    _: Admin,
+    authorized: Authorized,
     State(state): State<AppState>,
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -147,6 +168,7 @@ pub async fn list(
         status: query.status,
         key_id: None,
         limit: super::limit(query.limit)?,
+        role: authorized.caller.role_name().map(str::to_owned),
     };
     let keys: Vec<KeyView> = state
         .store()
@@ -158,12 +180,17 @@ pub async fn list(
     Ok(Json(json!({ "keys": keys })))
 }
 
-/// `DELETE /v1/keys/{id}`: 204 however often it is called.
+/// `DELETE /v1/keys/{id}`: 204 however often it is called; a role token
+/// revokes only its role's keys.
 pub async fn revoke(
-    admin: Admin,
+    authorized: Authorized,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Extension<Audited>), ApiError> {
+    if authorized.caller.role().is_some() {
+        visible_key(&state, &authorized, &id).await?;
+    }
+    let admin = &authorized;
     // Written only if the key exists; a 404 is audited after the handler.
     let record = admin.call.record(204, None, Some(&id), None);
     let audit = state.store().record_admin_call_on_key(&record, &id);
@@ -186,9 +213,10 @@ pub struct BulkRevokeRequest {
     label_prefix: String,
 }
 
-/// `POST /v1/keys/revoke`: revokes every active key whose label starts with the prefix.
+/// `POST /v1/keys/revoke`: revokes every active key whose label starts with
+/// the prefix (with a role token, only among its role's keys).
 pub async fn revoke_by_prefix(
-    admin: Admin,
+    admin: Authorized,
     State(state): State<AppState>,
     body: Bytes,
 ) -> Result<(Extension<Audited>, Json<serde_json::Value>), ApiError> {
@@ -205,7 +233,12 @@ pub async fn revoke_by_prefix(
     let audit = state.store().record_audit(&record, 0, None);
     let revoked = state
         .store()
-        .revoke_by_prefix(&request.label_prefix, Utc::now(), vec![audit])
+        .revoke_by_prefix(
+            &request.label_prefix,
+            admin.caller.role_name(),
+            Utc::now(),
+            vec![audit],
+        )
         .await?;
     state.metrics().keys_revoked.inc_by(revoked);
     tracing::info!(label_prefix = %request.label_prefix, revoked, "keys revoked by label prefix");

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod health;
 pub mod keys;
 pub mod proxy;
+pub mod roles;
 
 use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, header};

@@ -122,17 +122,29 @@ impl Store {
         filter: &KeyFilter,
         kind: AuditKind,
     ) -> Result<Vec<AuditRecord>, sqlx::Error> {
-        let rows = sqlx::query(self.sql("SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor FROM audit
+        // A role token's view reads only its role's keys' rows; the admin's
+        // query stays the plain scan.
+        let of_role = if filter.role.is_some() {
+            "AND key_id IN (SELECT id FROM keys WHERE role = ?5)"
+        } else {
+            "AND ?5 IS NULL"
+        };
+        let sql = format!(
+            "SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor FROM audit
              WHERE (?1 IS NULL OR key_id = ?1)
                AND (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
                AND (?4 = 'all' OR (?4 = 'admin') = (vendor = 'admin'))
-             ORDER BY id DESC LIMIT ?3"))
-        .bind(filter.key_id.as_deref())
-        .bind(filter.label_prefix.as_deref())
-        .bind(filter.limit)
-        .bind(kind.as_str())
-        .fetch_all(&self.pool)
-        .await;
+               {of_role}
+             ORDER BY id DESC LIMIT ?3"
+        );
+        let rows = sqlx::query(self.sql(&sql))
+            .bind(filter.key_id.as_deref())
+            .bind(filter.label_prefix.as_deref())
+            .bind(filter.limit)
+            .bind(kind.as_str())
+            .bind(filter.role.as_deref())
+            .fetch_all(&self.pool)
+            .await;
         let rows = self.observe(rows)?;
         rows.iter()
             .map(|row| {

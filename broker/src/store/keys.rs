@@ -8,8 +8,9 @@ use sqlx::any::AnyRow;
 use super::spend::PERIOD_SQL;
 use super::{Store, decode_err, from_millis, millis};
 use crate::group_commit::Statement;
-use crate::key::{KeyRecord, KeyStatus, LIFETIME_CAP_LIMIT_MS, SpendPeriod};
+use crate::key::{KeyRecord, KeyRole, KeyStatus, LIFETIME_CAP_LIMIT_MS, SpendPeriod};
 use crate::new_key::NewKey;
+use crate::role::Caller;
 
 /// Filters of `GET /v1/keys` and `GET /v1/audit`.
 #[derive(Debug, Default, Clone)]
@@ -22,9 +23,11 @@ pub struct KeyFilter {
     pub key_id: Option<String>,
     /// At most this many rows.
     pub limit: i64,
+    /// Only keys this role issued (a role token's view).
+    pub role: Option<String>,
 }
 
-const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at, allowed_objects, stripe_account, allowed_metadata";
+const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, revoked_at, allowed_objects, stripe_account, allowed_metadata, role, issued_by, (SELECT daily_cap_micros FROM roles WHERE roles.name = keys.role) AS role_cap_micros";
 
 /// SQL for a key's status ([`KeyRecord::status`]) at the time bound as `?1`.
 const STATUS_SQL: &str = "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= ?1 THEN 'expired' ELSE 'active' END";
@@ -49,6 +52,19 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
         stripe_account: row.try_get("stripe_account")?,
         allowed_metadata: serde_json::from_str(&row.try_get::<String, _>("allowed_metadata")?)
             .map_err(decode_err)?,
+        role: row
+            .try_get::<Option<String>, _>("role")?
+            .map(|name| -> Result<KeyRole, sqlx::Error> {
+                Ok(KeyRole {
+                    name,
+                    // A role is never deleted; were its row gone, nothing more may be held.
+                    daily_cap_micros: row
+                        .try_get::<Option<i64>, _>("role_cap_micros")?
+                        .unwrap_or(0),
+                })
+            })
+            .transpose()?,
+        issued_by: row.try_get("issued_by")?,
     })
 }
 
@@ -60,6 +76,7 @@ impl Store {
         id: &str,
         token_hash: &str,
         key: &NewKey,
+        issuer: &Caller,
         now: DateTime<Utc>,
         with: Vec<Statement>,
     ) -> Result<KeyRecord, sqlx::Error> {
@@ -71,8 +88,8 @@ impl Store {
         let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
         let allowed_metadata = serde_json::to_string(&key.allowed_metadata).map_err(decode_err)?;
         let mut unit = vec![self.statement(
-            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata, role, issued_by)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             vec![
                 id.into(),
                 token_hash.into(),
@@ -86,6 +103,8 @@ impl Store {
                 objects.as_str().into(),
                 key.stripe_account.as_deref().into(),
                 allowed_metadata.as_str().into(),
+                issuer.role_name().into(),
+                issuer.token_id().into(),
             ],
         )];
         unit.extend(with);
@@ -103,6 +122,11 @@ impl Store {
             allowed_objects: key.allowed_objects.clone(),
             stripe_account: key.stripe_account.clone(),
             allowed_metadata: key.allowed_metadata.clone(),
+            role: issuer.role().map(|role| KeyRole {
+                name: role.name.clone(),
+                daily_cap_micros: role.daily_cap_micros,
+            }),
+            issued_by: issuer.token_id().map(str::to_owned),
         })
     }
 
@@ -154,6 +178,7 @@ impl Store {
              LEFT JOIN spend ON spend.key_id = keys.id AND spend.period = {PERIOD_SQL}
              WHERE (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
                AND (?3 IS NULL OR {STATUS_SQL} = ?3)
+               AND (?8 IS NULL OR role = ?8)
              ORDER BY created_at DESC, id LIMIT ?4"
         );
         let rows = sqlx::query(self.sql(&sql))
@@ -164,6 +189,7 @@ impl Store {
             .bind(SpendPeriod::day_of(now).to_string())
             .bind(LIFETIME_CAP_LIMIT_MS)
             .bind(SpendPeriod::LIFE)
+            .bind(filter.role.as_deref())
             .fetch_all(&self.pool)
             .await;
         let rows = self.observe(rows)?;
@@ -198,13 +224,15 @@ impl Store {
     pub async fn revoke_by_prefix(
         &self,
         prefix: &str,
+        role: Option<&str>,
         now: DateTime<Utc>,
         with: Vec<Statement>,
     ) -> Result<u64, sqlx::Error> {
         let mut unit = vec![self.statement(
             "UPDATE keys SET revoked_at = ?1
-             WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2",
-            vec![millis(now).into(), prefix.into()],
+             WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2
+               AND (?3 IS NULL OR role = ?3)",
+            vec![millis(now).into(), prefix.into(), role.into()],
         )];
         unit.extend(with);
         Ok(self.write(unit).await?.first().copied().unwrap_or(0))

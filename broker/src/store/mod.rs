@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod keys;
 pub mod objects;
+pub mod roles;
 pub mod spend;
 
 use chrono::{DateTime, Utc};

@@ -18,6 +18,8 @@ pub struct Reservation {
     key_id: String,
     period: SpendPeriod,
     micros: i64,
+    /// The role it was also held against, in the UTC day it was made.
+    role: Option<(String, SpendPeriod)>,
 }
 
 impl Reservation {
@@ -49,6 +51,11 @@ impl Store {
     /// so concurrent requests on one key can never together pass the cap, and
     /// a key revoked while its request was arriving reserves nothing.
     ///
+    /// A key issued under a role holds the same amount against the role's
+    /// daily cap (UTC day of `now`) in the same unit: both or neither (two
+    /// gates, [`Statement::gate`]), so all of a role's keys together never
+    /// pass its cap, however many its tokens issue.
+    ///
     /// `with` are committed in the same unit (the request's audit row), so
     /// what is written before forwarding costs one commit.
     pub async fn reserve(
@@ -71,25 +78,38 @@ impl Store {
                     key.daily_cap_micros.into(),
                     millis(now).into(),
                 ],
-        )];
+        ).gate()];
+        let role = key
+            .role
+            .as_ref()
+            .map(|role| (role.name.clone(), SpendPeriod::day_of(now)));
+        if let (Some((name, day)), Some(role)) = (&role, &key.role) {
+            unit.push(self.reserve_for_role(name, day, micros, role.daily_cap_micros));
+        }
         unit.extend(with);
         let reserved = self.write(unit).await?.first().copied().unwrap_or(0);
         Ok((reserved == 1).then(|| Reservation {
             key_id: key.id.clone(),
             period: period.clone(),
             micros,
+            role,
         }))
     }
 
-    /// Gives a reservation back, for a request upstream refused: a statement for [`Store::write`].
-    pub fn release(&self, reservation: &Reservation) -> Statement {
-        self.statement(
+    /// Gives a reservation back (to its key, and to its role), for a request
+    /// upstream refused: statements for [`Store::write`].
+    pub fn release(&self, reservation: &Reservation) -> Vec<Statement> {
+        let mut release = vec![self.statement(
             "UPDATE spend SET micros = micros - ?3 WHERE key_id = ?1 AND period = ?2",
             vec![
                 reservation.key_id.as_str().into(),
                 reservation.period.as_str().into(),
                 reservation.micros.into(),
             ],
-        )
+        )];
+        if let Some((role, day)) = &reservation.role {
+            release.push(self.release_for_role(role, day, reservation.micros));
+        }
+        release
     }
 }

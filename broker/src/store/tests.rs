@@ -38,15 +38,17 @@ async fn filled_file(dir: &tempfile::TempDir, rows: usize) -> (String, std::path
     (url, path)
 }
 
-/// Overwrites one page in the middle of the file with garbage.
+/// Overwrites pages in the middle of the file with garbage.
 fn corrupt_a_page(path: &std::path::Path) {
     use std::io::{Seek, SeekFrom, Write};
     const PAGE: u64 = 4096;
     let len = std::fs::metadata(path).unwrap().len();
     assert!(len > 8 * PAGE, "the file has pages to spare: {len} bytes");
     let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    // Three pages from the middle: whatever tables and indexes lie there
+    // (the layout moves with each migration), one of them holds audit rows.
     file.seek(SeekFrom::Start(len / 2 / PAGE * PAGE)).unwrap();
-    file.write_all(&[0xa5; PAGE as usize]).unwrap();
+    file.write_all(&[0xa5; 3 * PAGE as usize]).unwrap();
     file.sync_all().unwrap();
 }
 

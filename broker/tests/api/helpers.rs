@@ -218,9 +218,15 @@ impl TestBroker {
 
     /// Starts a second broker on the same database and upstream; returns its address.
     pub async fn sibling(&self) -> SocketAddr {
+        self.sibling_with(|_| {}).await
+    }
+
+    /// [`TestBroker::sibling`], with its config changed by `tweak`.
+    pub async fn sibling_with(&self, tweak: impl FnOnce(&mut BrokerConfig)) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let config = config(&self.upstream, &self.database_url);
+        let mut config = config(&self.upstream, &self.database_url);
+        tweak(&mut config);
         tokio::spawn(async move {
             keylease_broker::run(listener, config, std::future::pending())
                 .await

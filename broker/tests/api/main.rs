@@ -10,6 +10,7 @@ mod migrations;
 mod parsing;
 mod persistence;
 mod proxy;
+mod roles;
 mod spend;
 
 /// Runs each test once per backend, as `sqlite::<test>` and `postgres::<test>`.
@@ -79,6 +80,10 @@ on_both_backends! {
     attacks::a_created_object_of_another_kind_claims_nothing,
     attacks::objects_named_in_any_money_parameter_are_checked,
     attacks::client_secrets_never_leave_the_broker,
+    roles::a_role_token_issues_only_within_its_roles_limits,
+    roles::a_role_token_reaches_only_its_roles_keys,
+    roles::a_revoked_role_token_stops_at_once,
+    roles::a_roles_daily_cap_holds_across_its_keys_and_brokers,
     attacks::lists_and_searches_show_a_key_only_what_it_may_see,
     attacks::a_list_with_nothing_visible_for_pages_is_refused_not_emptied,
     attacks::an_expansion_reaches_only_what_the_key_may_see,

@@ -214,9 +214,13 @@ pub async fn reserve(
     match current.status(now) {
         KeyStatus::Revoked => Err(ApiError::KeyRevoked),
         KeyStatus::Expired => Err(ApiError::KeyExpired),
-        KeyStatus::Active if need => Err(ApiError::CapExhausted(
-            "request would pass the key's spend cap".to_owned(),
-        )),
+        KeyStatus::Active if need => Err(ApiError::CapExhausted(match &key.role {
+            Some(role) => format!(
+                "request would pass the key's spend cap or role {}'s daily cap",
+                role.name
+            ),
+            None => "request would pass the key's spend cap".to_owned(),
+        })),
         KeyStatus::Active => Ok(None),
     }
 }
@@ -252,7 +256,7 @@ pub fn settle(
         writes: Vec::new(),
     };
     if let (true, Some(reservation)) = (release, reservation) {
-        settlement.writes.push(state.store().release(reservation));
+        settlement.writes.extend(state.store().release(reservation));
         settlement.held = 0;
     }
     // A valued request on an object that was not answered 2xx may still have

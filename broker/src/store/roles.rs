@@ -1,0 +1,214 @@
+//! The `roles`, `role_tokens` and `role_spend` tables: roles, their tokens
+//! (hashed), and what each role's keys together hold per UTC day.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, decode_err, from_millis, millis};
+use crate::group_commit::Statement;
+use crate::key::SpendPeriod;
+use crate::role::Role;
+
+const ROLE_COLUMNS: &str = "name, vendor, label_prefix, allowed_endpoints, max_key_cap_micros, daily_cap_micros, max_expires_in_s, stripe_accounts, allow_allowed_objects, allow_allowed_metadata";
+
+fn role_from_row(row: &AnyRow) -> Result<Role, sqlx::Error> {
+    Ok(Role {
+        name: row.try_get("name")?,
+        vendor: row.try_get("vendor")?,
+        label_prefix: row.try_get("label_prefix")?,
+        allowed_endpoints: serde_json::from_str(&row.try_get::<String, _>("allowed_endpoints")?)
+            .map_err(decode_err)?,
+        max_key_cap_micros: row.try_get("max_key_cap_micros")?,
+        daily_cap_micros: row.try_get("daily_cap_micros")?,
+        max_expires_in: Duration::from_secs(
+            u64::try_from(row.try_get::<i64, _>("max_expires_in_s")?).unwrap_or(0),
+        ),
+        stripe_accounts: serde_json::from_str(&row.try_get::<String, _>("stripe_accounts")?)
+            .map_err(decode_err)?,
+        allow_allowed_objects: row.try_get::<i64, _>("allow_allowed_objects")? != 0,
+        allow_allowed_metadata: row.try_get::<i64, _>("allow_allowed_metadata")? != 0,
+    })
+}
+
+/// A role token as stored (never the token).
+#[derive(Debug, Clone)]
+pub struct RoleToken {
+    /// `rtok_…`.
+    pub id: String,
+    /// Its role.
+    pub role: String,
+    /// When it was issued.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Stores a new role; `false` if one of that name exists. `with` (the
+    /// call's audit row) commits in the same unit.
+    pub async fn insert_role(
+        &self,
+        role: &Role,
+        now: DateTime<Utc>,
+        with: Vec<Statement>,
+    ) -> Result<bool, sqlx::Error> {
+        let endpoints = serde_json::to_string(&role.allowed_endpoints).map_err(decode_err)?;
+        let accounts = serde_json::to_string(&role.stripe_accounts).map_err(decode_err)?;
+        let mut unit = vec![self.statement(
+            "INSERT INTO roles (name, vendor, label_prefix, allowed_endpoints, max_key_cap_micros, daily_cap_micros, max_expires_in_s, stripe_accounts, allow_allowed_objects, allow_allowed_metadata, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (name) DO NOTHING",
+            vec![
+                role.name.as_str().into(),
+                role.vendor.as_str().into(),
+                role.label_prefix.as_str().into(),
+                endpoints.as_str().into(),
+                role.max_key_cap_micros.into(),
+                role.daily_cap_micros.into(),
+                i64::try_from(role.max_expires_in.as_secs()).unwrap_or(i64::MAX).into(),
+                accounts.as_str().into(),
+                i64::from(role.allow_allowed_objects).into(),
+                i64::from(role.allow_allowed_metadata).into(),
+                millis(now).into(),
+            ],
+        )];
+        unit.extend(with);
+        Ok(self.write(unit).await?.first().copied().unwrap_or(0) == 1)
+    }
+
+    /// The role named `name`.
+    pub async fn role(&self, name: &str) -> Result<Option<Role>, sqlx::Error> {
+        let sql = format!("SELECT {ROLE_COLUMNS} FROM roles WHERE name = ?1");
+        let row = sqlx::query(self.sql(&sql))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await;
+        self.observe(row)?.as_ref().map(role_from_row).transpose()
+    }
+
+    /// Every role, by name, each with what its keys hold in the UTC day of `now`.
+    pub async fn roles(&self, now: DateTime<Utc>) -> Result<Vec<(Role, i64)>, sqlx::Error> {
+        let sql = format!(
+            "SELECT {ROLE_COLUMNS}, COALESCE(role_spend.micros, 0) AS spent_micros FROM roles
+             LEFT JOIN role_spend ON role_spend.role = roles.name AND role_spend.period = ?1
+             ORDER BY name"
+        );
+        let rows = sqlx::query(self.sql(&sql))
+            .bind(SpendPeriod::day_of(now).to_string())
+            .fetch_all(&self.pool)
+            .await;
+        self.observe(rows)?
+            .iter()
+            .map(|row| Ok((role_from_row(row)?, row.try_get("spent_micros")?)))
+            .collect()
+    }
+
+    /// Stores a token of role `role` under `id`, keeping only its hash.
+    pub async fn insert_role_token(
+        &self,
+        id: &str,
+        role: &str,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        with: Vec<Statement>,
+    ) -> Result<(), sqlx::Error> {
+        let mut unit = vec![self.statement(
+            "INSERT INTO role_tokens (id, role, token_hash, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            vec![
+                id.into(),
+                role.into(),
+                token_hash.into(),
+                millis(now).into(),
+                expires_at.map(millis).into(),
+            ],
+        )];
+        unit.extend(with);
+        self.write(unit).await?;
+        Ok(())
+    }
+
+    /// The live role token whose hash is `token_hash`, with its role.
+    pub async fn live_role_token(
+        &self,
+        token_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(RoleToken, Role)>, sqlx::Error> {
+        let sql = format!(
+            "SELECT role_tokens.id AS token_id, role_tokens.created_at AS token_created_at,
+                    role_tokens.expires_at AS token_expires_at, {ROLE_COLUMNS}
+             FROM role_tokens JOIN roles ON roles.name = role_tokens.role
+             WHERE token_hash = ?1 AND revoked_at IS NULL
+               AND (role_tokens.expires_at IS NULL OR role_tokens.expires_at > ?2)"
+        );
+        let row = sqlx::query(self.sql(&sql))
+            .bind(token_hash)
+            .bind(millis(now))
+            .fetch_optional(&self.pool)
+            .await;
+        self.observe(row)?
+            .as_ref()
+            .map(|row| {
+                let role = role_from_row(row)?;
+                let token = RoleToken {
+                    id: row.try_get("token_id")?,
+                    role: role.name.clone(),
+                    created_at: from_millis(row.try_get("token_created_at")?),
+                    expires_at: row
+                        .try_get::<Option<i64>, _>("token_expires_at")?
+                        .map(from_millis),
+                };
+                Ok((token, role))
+            })
+            .transpose()
+    }
+
+    /// Revokes token `id` of role `role`: `false` if there is no such token.
+    pub async fn revoke_role_token(
+        &self,
+        role: &str,
+        id: &str,
+        now: DateTime<Utc>,
+        with: Vec<Statement>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut unit = vec![self.statement(
+            "UPDATE role_tokens SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 AND role = ?2",
+            vec![id.into(), role.into(), millis(now).into()],
+        )];
+        unit.extend(with);
+        Ok(self.write(unit).await?.first().copied().unwrap_or(0) == 1)
+    }
+
+    /// Holds `micros` against role `role`'s daily cap `cap` in `period`, or
+    /// changes nothing: a gate ([`Statement::gate`]) for a key's reservation.
+    pub fn reserve_for_role(
+        &self,
+        role: &str,
+        period: &SpendPeriod,
+        micros: i64,
+        cap: i64,
+    ) -> Statement {
+        self.statement(
+            "INSERT INTO role_spend (role, period, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
+             ON CONFLICT (role, period) DO UPDATE SET micros = role_spend.micros + excluded.micros
+             WHERE role_spend.micros + excluded.micros <= ?4",
+            vec![
+                role.into(),
+                period.as_str().into(),
+                micros.into(),
+                cap.into(),
+            ],
+        )
+        .gate()
+    }
+
+    /// Gives back what a role's reservation held: a statement for [`Store::write`].
+    pub fn release_for_role(&self, role: &str, period: &SpendPeriod, micros: i64) -> Statement {
+        self.statement(
+            "UPDATE role_spend SET micros = micros - ?3 WHERE role = ?1 AND period = ?2",
+            vec![role.into(), period.as_str().into(), micros.into()],
+        )
+    }
+}
