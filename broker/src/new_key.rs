@@ -92,7 +92,7 @@ impl NewKey {
             metadata: parse_pairs(request.metadata.as_ref(), "metadata")?,
             allowed_objects: parse_allowed_objects(request.allowed_objects.as_ref())?,
             stripe_account: parse_stripe_account(request.stripe_account.as_ref())?,
-            allowed_metadata: parse_pairs(request.allowed_metadata.as_ref(), "allowed_metadata")?,
+            allowed_metadata: parse_allowed_metadata(request.allowed_metadata.as_ref())?,
         })
     }
 }
@@ -251,6 +251,33 @@ fn parse_duration_text(text: &str) -> Option<Duration> {
     (ttl.subsec_nanos() == 0).then_some(ttl)
 }
 
+/// `allowed_metadata`: pairs the broker writes into a Stripe search query
+/// (`metadata['name']:'value'`), so names are `[A-Za-z0-9_-]` and values
+/// non-empty printable ASCII without quotes or backslashes: nothing in them
+/// can end the clause and change the query.
+fn parse_allowed_metadata(value: Option<&Value>) -> Result<BTreeMap<String, String>, ApiError> {
+    let pairs = parse_pairs(value, "allowed_metadata")?;
+    let plain_name = |name: &str| {
+        name.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    let plain_value = |value: &str| {
+        !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'\'' | b'"' | b'\\'))
+    };
+    if let Some((name, _)) = pairs
+        .iter()
+        .find(|(name, value)| !plain_name(name) || !plain_value(value))
+    {
+        return Err(invalid(format!(
+            "allowed_metadata.{name}: names are [A-Za-z0-9_-] and values non-empty printable ASCII without quotes or backslashes"
+        )));
+    }
+    Ok(pairs)
+}
+
 fn parse_pairs(value: Option<&Value>, field: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_null()) else {
         return Ok(BTreeMap::new());
@@ -366,6 +393,11 @@ mod tests {
             ("allowed_objects", json!(["pi_1", "pi 2"])),
             ("allowed_objects", json!("pi_1")),
             ("stripe_account", json!("cus_1")),
+            // Written into a Stripe search query: nothing may end its clause.
+            ("allowed_metadata", json!({"order_id": "o-1' OR amount>0"})),
+            ("allowed_metadata", json!({"order']": "o-1"})),
+            ("allowed_metadata", json!({"order_id": ""})),
+            ("allowed_metadata", json!({"order_id": "a\\b"})),
         ];
         for (field, value) in cases {
             let err = parse(with(field, value.clone())).unwrap_err();

@@ -26,6 +26,7 @@ struct Inner {
     usd_rates: UsdRates,
     upstream: reqwest::Client,
     body_timeout: Duration,
+    upstream_timeout: Duration,
     metrics: BrokerMetrics,
     in_flight: TaskTracker,
     unauthenticated: Unauthenticated,
@@ -65,6 +66,7 @@ impl AppState {
                 usd_rates: config.usd_rates.clone(),
                 upstream,
                 body_timeout: config.body_timeout,
+                upstream_timeout: config.upstream_timeout,
                 metrics: BrokerMetrics::default(),
                 in_flight: TaskTracker::new(),
                 unauthenticated: Unauthenticated::default(),
@@ -123,6 +125,11 @@ impl AppState {
     /// How long a request body may take to arrive.
     pub fn body_timeout(&self) -> Duration {
         self.inner.body_timeout
+    }
+
+    /// How long one upstream call may take.
+    pub fn upstream_timeout(&self) -> Duration {
+        self.inner.upstream_timeout
     }
 
     /// The pooled upstream HTTP client.

@@ -60,6 +60,69 @@ pub fn check_endpoint(key: &KeyRecord, method: &str, path: &str) -> Result<(), A
     Ok(())
 }
 
+/// A search of the account, narrowed at Stripe to the objects the key may
+/// see by metadata: the key's `allowed_metadata` clauses come first, ANDed
+/// with the client's query.
+///
+/// Filtering the answer alone is not enough for a search: its `has_more`,
+/// and how many pages the broker reads to fill a page, would still tell a
+/// key how many hidden objects match any query it writes (`amount:2222`,
+/// `metadata['secret']:'…'`). Narrowed at Stripe, everything the search
+/// finds is the key's to see. Stripe's query language has no parentheses
+/// and does not mix `AND` with `OR`, so a query with `OR` is refused; a key
+/// without `allowed_metadata` may not search.
+pub fn narrow_search(
+    key: &KeyRecord,
+    method: &str,
+    path: &str,
+    params: FormParams,
+) -> Result<FormParams, ApiError> {
+    if method != "GET" || !path.ends_with("/search") || object_in_path(path).is_some() {
+        return Ok(params);
+    }
+    if key.allowed_metadata.is_empty() {
+        return Err(ApiError::EndpointNotAllowed(
+            "a search is narrowed to the key's allowed_metadata: this key has none".to_owned(),
+        ));
+    }
+    let asked = match params.scalar("query") {
+        Some(query) => query,
+        None if params.has("query") => {
+            return Err(ApiError::BadParameter(
+                "parameter `query` must be a single string".to_owned(),
+            ));
+        }
+        None => "",
+    };
+    if has_or(asked) {
+        return Err(ApiError::BadParameter(
+            "parameter `query` may not use OR: the broker ANDs it with the key's allowed_metadata"
+                .to_owned(),
+        ));
+    }
+    let mut clauses: Vec<String> = key
+        .allowed_metadata
+        .iter()
+        .map(|(name, value)| format!("metadata['{name}']:'{value}'"))
+        .collect();
+    if !asked.trim().is_empty() {
+        clauses.push(asked.to_owned());
+    }
+    let narrowed = params.encode_replacing(&["query"], &[("query", &clauses.join(" AND "))]);
+    FormParams::parse(narrowed.as_bytes()).map_err(|err| ApiError::BadParameter(err.to_string()))
+}
+
+/// Whether `query` holds the word `or` in any case, anywhere (a value that
+/// holds it is refused too: rare, and safe).
+fn has_or(query: &str) -> bool {
+    let lower = query.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let is_word = |at: Option<&u8>| at.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
+    lower.match_indices("or").any(|(at, _)| {
+        !is_word(at.checked_sub(1).and_then(|i| bytes.get(i))) && !is_word(bytes.get(at + 2))
+    })
+}
+
 /// Refuses a parameter that moves money the broker cannot value on a call
 /// otherwise free of money (a customer's `balance`).
 pub fn check_money_params(method: &str, path: &str, params: &FormParams) -> Result<(), ApiError> {
@@ -230,6 +293,21 @@ fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn or_is_found_as_a_word_in_any_case() {
+        for query in ["a:'1' OR b:'2'", "a:'1'or b:'2'", "x:'y' Or", "OR"] {
+            assert!(has_or(query), "{query}");
+        }
+        for query in [
+            "status:'succeeded'",
+            "metadata['order_id']:'o-1'",
+            "currency:'usd' AND amount>1",
+            "origin:'x'",
+        ] {
+            assert!(!has_or(query), "{query}");
+        }
+    }
 
     #[test]
     fn idempotency_keys_are_namespaced_per_label_and_bounded() {

@@ -83,6 +83,7 @@ async fn forward(
     // The parameters, and the objects they name.
     let body = canonical::read_body(state, body).await?;
     let params = canonical::params(method, parts.uri.query(), &parts.headers, &body.bytes)?;
+    let params = authz::narrow_search(&key, method, path, params)?;
     authz::check_money_params(method, path, &params)?;
     authz::check_named_objects(state, &key, method, path, &params).await?;
     let sight = Sight::of(method, path, &params, reach)?;

@@ -200,6 +200,9 @@ impl<'r> Sight<'r> {
         let mut answer = first;
         let mut kept: Vec<Value> = Vec::new();
         let mut pages = 1;
+        // A further page only while the request is within one upstream
+        // timeout: a slow upstream costs one request at most about two.
+        let started = std::time::Instant::now();
         loop {
             let items = match answer["data"].take() {
                 Value::Array(items) => items,
@@ -226,7 +229,9 @@ impl<'r> Sight<'r> {
                 kept.append(&mut visible);
             }
             let more = answer["has_more"] == true;
-            let Some(cursor) = cursor.filter(|_| more && kept.len() < limit && pages < MAX_PAGES)
+            let in_time = started.elapsed() < state.upstream_timeout();
+            let Some(cursor) =
+                cursor.filter(|_| more && kept.len() < limit && pages < MAX_PAGES && in_time)
             else {
                 break;
             };

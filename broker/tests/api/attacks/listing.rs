@@ -60,7 +60,7 @@ async fn reader(broker: &TestBroker, label: &str, extra: Value) -> String {
 /// whose metadata matches its `allowed_metadata`, across pages, however many
 /// foreign ones lie between.
 pub async fn lists_and_searches_show_a_key_only_what_it_may_see(backend: Backend) {
-    let (broker, _sim) = broker_on_sim(backend).await;
+    let (broker, sim) = broker_on_sim(backend).await;
     let endpoints = ["POST /v1/payment_intents"];
     let own = broker
         .issue("temporal-own-charge", &endpoints, 10.0, json!(60))
@@ -81,28 +81,23 @@ pub async fn lists_and_searches_show_a_key_only_what_it_may_see(backend: Backend
     order_2.reverse();
 
     let same_label = reader(&broker, "temporal-own-charge", json!({})).await;
-    for listing in [
-        "/v1/payment_intents?limit=2",
-        "/v1/payment_intents?limit=1",
-        "/v1/payment_intents/search?query=currency%3A%27usd%27&limit=2",
-    ] {
+    for listing in ["/v1/payment_intents?limit=2", "/v1/payment_intents?limit=1"] {
         assert_eq!(
             walk(&broker, &same_label, listing).await,
             own_ids,
             "{listing}: only the label's own, all of them, newest first"
         );
     }
+    // A search is narrowed at Stripe by allowed_metadata; a key without any may not search.
+    let search_all = "/v1/payment_intents/search?query=currency%3A%27usd%27";
+    let (status, body) = json_of(broker.stripe_get(&same_label, search_all).await).await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "endpoint_not_allowed"),
+        "{body}"
+    );
 
     let stranger = reader(&broker, "temporal-stranger-reconcile", json!({})).await;
-    assert!(
-        walk(
-            &broker,
-            &stranger,
-            "/v1/payment_intents/search?query=currency%3A%27usd%27"
-        )
-        .await
-        .is_empty()
-    );
     let (status, body) = json_of(
         broker
             .stripe_get(&stranger, "/v1/payment_intents?limit=100")
@@ -135,6 +130,34 @@ pub async fn lists_and_searches_show_a_key_only_what_it_may_see(backend: Backend
         walk(&broker, &order_reader, "/v1/payment_intents?limit=5").await,
         order_2
     );
+    // Every search it sends upstream names its metadata first; with OR, the
+    // client's clause could widen it, so OR is refused.
+    let searches: Vec<String> = reqwest::get(format!("{sim}/_sim/requests"))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"] == "/v1/payment_intents/search")
+        .map(|r| r["query"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(!searches.is_empty());
+    for query in searches {
+        let query: String = form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "query")
+            .map(|(_, value)| value.into_owned())
+            .unwrap();
+        assert!(
+            query.starts_with("metadata['order_id']:'o-2' AND "),
+            "narrowed at Stripe: {query}"
+        );
+    }
+    let widened = "/v1/payment_intents/search?query=currency%3A%27usd%27%20OR%20amount%3E0";
+    let (status, body) = json_of(broker.stripe_get(&order_reader, widened).await).await;
+    assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
     // A read by id is checked on the answer: an order-2 object is shown,
     // an order-1 object withheld.
     let shown = format!("/v1/payment_intents/{}", order_2[0]);
