@@ -84,9 +84,14 @@ pids+=($!)
 wait_for_port "$temporal_port" temporal
 wait_for_port "$broker_port" broker
 
+# The admin token creates the worker's role and its token; the worker holds only that token.
+worker_token=$(KEYLEASE_BROKER_URL=http://127.0.0.1:$broker_port KEYLEASE_BROKER_ADMIN_TOKEN=$admin_token \
+  "$bin/keylease-worker" role setup --name demo-worker --max-key-usd-cap 1000 --daily-usd-cap 5000)
+echo "Broker role demo-worker: keys labelled temporal-*, at most \$1,000 each and \$5,000 a day together"
+
 export TEMPORAL_ADDRESS=127.0.0.1:$temporal_port KEYLEASE_TASK_QUEUE=payments
 KEYLEASE_BROKER_URL=http://127.0.0.1:$broker_port KEYLEASE_PROXY_URL=http://127.0.0.1:$broker_port/stripe \
-KEYLEASE_BROKER_TOKEN=$admin_token "$bin/keylease-worker" run >"$state/worker.log" 2>&1 &
+KEYLEASE_BROKER_TOKEN=$worker_token "$bin/keylease-worker" run >"$state/worker.log" 2>&1 &
 pids+=($!)
 
 run=$(date +%s)

@@ -167,6 +167,36 @@ impl BrokerClient {
         Ok(list.keys)
     }
 
+    /// `GET /v1/whoami`: which kind of token this client holds
+    /// (`{"kind": "admin"}`, or `{"kind": "role", "role": {…}}`).
+    pub async fn whoami(&self) -> Result<serde_json::Value, BrokerError> {
+        let response = self
+            .http
+            .get(self.url("/v1/whoami"))
+            .bearer_auth(self.token.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(response).await?.json().await.map_err(unavailable)
+    }
+
+    /// `POST path` with a JSON body (an admin call: `/v1/roles`, …); the answer's JSON.
+    pub async fn post_json(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<serde_json::Value, BrokerError> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(self.token.expose_secret())
+            .json(body)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        check(response).await?.json().await.map_err(unavailable)
+    }
+
     /// `GET /healthz`: whether the broker answers at all, within `timeout`.
     pub async fn health(&self, timeout: Duration) -> Result<(), BrokerError> {
         let response = self

@@ -22,6 +22,7 @@ pub mod charge;
 pub mod classify;
 pub mod lease;
 pub mod metrics;
+pub mod needs;
 pub mod payments;
 pub mod reconcile;
 pub mod scope;

@@ -25,6 +25,9 @@ use crate::scope::{TtlSource, idempotency_key, key_label, key_ttl};
 use crate::stripe_client::{ProxyError, StripeClient};
 use crate::validate;
 
+/// The one endpoint a refund key may call.
+pub const REFUND_ENDPOINT: &str = "POST /v1/refunds";
+
 /// How often an attempt heartbeats while it waits on Stripe: cancellation
 /// reaches an activity only through heartbeat responses.
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
@@ -368,7 +371,7 @@ impl PaymentActivities {
         // reaches the one PaymentIntent it refunds, nothing else.
         let request = attempt.key_request(
             0.0,
-            &["POST /v1/refunds"],
+            &[REFUND_ENDPOINT],
             vec![input.payment_intent_id.clone()],
         );
         let form = validate::refund_form(&input, &attempt.workflow_id);

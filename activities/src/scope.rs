@@ -10,6 +10,9 @@ use sha2::{Digest, Sha256};
 /// always encoded), plus `%` itself so that an encoded label reads one way.
 const OUTSIDE_LABEL_ALPHABET: &AsciiSet = &CONTROLS.add(b' ').add(b'%');
 
+/// What every key label the activities ask for starts with.
+pub const LABEL_PREFIX: &str = "temporal-";
+
 /// Longest label the broker takes.
 const MAX_LABEL: usize = 255;
 

@@ -96,6 +96,8 @@ impl Shared {
         // The broker logs at `info`, as it runs by default.
         let broker =
             BrokerProcess::spawn(broker_settings().log_filter("info"), sim, &database).await;
+        // The worker runs on its role's token, as deployed.
+        keylease_tests::stack::with_worker_role(&broker.base()).await;
         let client =
             keylease_worker::connect::temporal_client(&temporal_args(&temporal_address, "unused"))
                 .await?;

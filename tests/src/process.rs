@@ -15,7 +15,7 @@ use keylease_testkit::process::terminate;
 use tokio::net::TcpListener;
 use tokio::process::{Child, Command};
 
-use crate::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack};
+use crate::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack, WORKER_TOKEN};
 
 /// `keylease-broker` as the stack's: this build's binary, the stack's
 /// secrets, logging `info,keylease_broker=debug`.
@@ -67,7 +67,7 @@ impl WorkerProcess {
             .env("KEYLEASE_TASK_QUEUE", task_queue)
             .env("KEYLEASE_BROKER_URL", broker_url)
             .env("KEYLEASE_PROXY_URL", proxy_url)
-            .env("KEYLEASE_BROKER_TOKEN", ADMIN_TOKEN)
+            .env("KEYLEASE_BROKER_TOKEN", WORKER_TOKEN)
             .env("KEYLEASE_METRICS_ADDR", metrics.to_string())
             .env("KEYLEASE_LOG_FORMAT", "json")
             .env(

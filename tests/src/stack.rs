@@ -18,8 +18,29 @@ use tokio::sync::oneshot;
 
 use crate::temporal::{DevServer, dev_server};
 
-/// The broker's admin token, which the worker uses as its broker token.
+/// The broker's admin token: the tests' own admin calls use it, never the worker.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-5b1c-9e4f07a2c3d8";
+/// The worker's broker token: a token of the worker's role
+/// ([`with_worker_role`]), as the README has operators give it.
+pub const WORKER_TOKEN: &str = "rt_e2e_4c9a1f7e2b8d5a3c6f0e9b2d7a4c1f8e";
+
+/// Creates the worker's broker role on the broker at `broker` (kept if it
+/// exists) and registers [`WORKER_TOKEN`] for it, with the worker's own
+/// `role setup`.
+pub async fn with_worker_role(broker: &str) {
+    let args = keylease_worker::role::RoleSetupArgs {
+        broker_url: broker.parse().expect("broker url"),
+        admin_token: ADMIN_TOKEN.into(),
+        name: "keylease-worker".to_owned(),
+        max_key_usd_cap: 100_000.0,
+        daily_usd_cap: 10_000_000.0,
+        max_ttl: Duration::from_secs(86_400),
+        worker_token: Some(WORKER_TOKEN.into()),
+    };
+    keylease_worker::role::setup(&args)
+        .await
+        .expect("the worker's role and token");
+}
 /// The Stripe secret only the broker holds.
 pub const STRIPE_SECRET: &str = "sk_test_e2e_secret_9d2f";
 
@@ -196,6 +217,7 @@ impl Stack {
         tokio::spawn(keylease_broker::run(broker_listener, config, async {
             stopped.await.ok();
         }));
+        with_worker_role(&format!("http://{broker}")).await;
 
         let task_queue = unique(&format!("e2e-{name}"));
         let temporal_args = temporal_args(&temporal.address, &task_queue);
@@ -209,7 +231,7 @@ impl Stack {
             proxy_url: format!("http://{broker}/stripe")
                 .parse()
                 .expect("proxy url"),
-            broker_token: ADMIN_TOKEN.into(),
+            broker_token: WORKER_TOKEN.into(),
             identity: None,
             max_concurrent_activities: 10,
             broker_max_ttl: Duration::from_secs(86_400),

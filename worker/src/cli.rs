@@ -1,4 +1,4 @@
-//! The command line: `run`, `checkout`, `fulfil`.
+//! The command line: `run`, `checkout`, `fulfil`, `policy`, `keys`, `role`.
 
 use clap::{Parser, Subcommand};
 
@@ -8,6 +8,7 @@ use clap::Args;
 
 use crate::config::{LogFormat, WorkerConfig};
 use crate::policy::PolicyArgs;
+use crate::role::RoleSetupArgs;
 use crate::start::{CheckoutArgs, FulfilArgs};
 use crate::sweep::SweepArgs;
 
@@ -38,6 +39,17 @@ pub enum Command {
     /// Broker key tools.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The broker role the worker runs under.
+    #[command(subcommand)]
+    Role(RoleCommand),
+}
+
+/// `keylease-worker role …`.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// With the broker's admin token (this step only): create the worker's
+    /// role and register (or make and print) the worker's token.
+    Setup(Box<RoleSetupArgs>),
 }
 
 /// `keylease-worker keys …`.
@@ -63,4 +75,11 @@ pub struct ExplainArgs {
     /// The broker's longest key TTL.
     #[arg(long, env = "KEYLEASE_BROKER_MAX_TTL", default_value = "24h", value_parser = humantime::parse_duration)]
     pub broker_max_ttl: Duration,
+    /// With `--broker-token`: also show what the token's broker role allows
+    /// next to what the activities ask for, and each mismatch.
+    #[arg(long, env = "KEYLEASE_BROKER_URL")]
+    pub broker_url: Option<url::Url>,
+    /// The worker's broker token (a role token).
+    #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
+    pub broker_token: Option<secrecy::SecretString>,
 }

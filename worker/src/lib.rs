@@ -18,6 +18,7 @@ pub mod connect;
 pub mod error;
 pub mod observe;
 pub mod policy;
+pub mod role;
 pub mod run;
 pub mod start;
 pub mod sweep;

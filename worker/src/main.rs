@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::Parser;
 use keylease_worker::LogFormat;
-use keylease_worker::cli::{Cli, Command, KeysCommand, PolicyCommand};
+use keylease_worker::cli::{Cli, Command, KeysCommand, PolicyCommand, RoleCommand};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
@@ -29,8 +29,9 @@ fn main() -> std::process::ExitCode {
             Command::Fulfil(args) => keylease_worker::start::fulfil(args)
                 .await
                 .map(|receipt| println!("{receipt}")),
-            Command::Policy(PolicyCommand::Explain(args)) => explain(&args),
+            Command::Policy(PolicyCommand::Explain(args)) => explain(&args).await,
             Command::Keys(KeysCommand::Sweep(args)) => sweep(&args).await,
+            Command::Role(RoleCommand::Setup(args)) => role_setup(&args).await,
         }
     });
     match result {
@@ -56,18 +57,56 @@ async fn checkout(
     Ok(())
 }
 
-/// Prints what the policy means for `charge` and `refund`.
-fn explain(args: &keylease_worker::cli::ExplainArgs) -> Result<(), keylease_worker::WorkerError> {
+/// Prints what the policy means for `charge` and `refund`, and with a
+/// broker token, what its role allows next to what the activities ask.
+async fn explain(
+    args: &keylease_worker::cli::ExplainArgs,
+) -> Result<(), keylease_worker::WorkerError> {
     let policy = args.policy.load()?;
     let charge = keylease_worker::policy::explain("charge", &policy.charge, args.broker_max_ttl);
     let refund = keylease_worker::policy::explain("refund", &policy.refund, args.broker_max_ttl);
+    let mut text = format!("{charge}\n{refund}");
+    if let (Some(url), Some(token)) = (&args.broker_url, &args.broker_token) {
+        let broker = keylease_activities::broker_client::BrokerClient::new(
+            url.clone(),
+            token.clone(),
+            std::time::Duration::from_secs(10),
+        )
+        .map_err(|err| keylease_worker::WorkerError::Broker(err.to_string()))?;
+        let who = broker
+            .whoami()
+            .await
+            .map_err(|err| keylease_worker::WorkerError::Broker(err.to_string()))?;
+        text.push('\n');
+        if who["kind"] == "role" {
+            text.push_str(&keylease_worker::role::describe(
+                &who["role"],
+                &policy,
+                args.broker_max_ttl,
+            ));
+        } else {
+            text.push_str("the broker token is the admin token: it has no role to compare (create one: keylease-worker role setup)\n");
+        }
+    }
     // A closed pipe (`| head`) ends the output; it is not an error.
-    match write!(std::io::stdout().lock(), "{charge}\n{refund}") {
+    match write!(std::io::stdout().lock(), "{text}") {
         Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
             Err(keylease_worker::WorkerError::Run(err.to_string()))
         }
         _ => Ok(()),
     }
+}
+
+/// Creates the worker's role and its token; prints the token when the broker made it.
+async fn role_setup(
+    args: &keylease_worker::role::RoleSetupArgs,
+) -> Result<(), keylease_worker::WorkerError> {
+    use secrecy::ExposeSecret;
+    match keylease_worker::role::setup(args).await? {
+        Some(token) => println!("{}", token.expose_secret()),
+        None => println!("role {} ready", args.name),
+    }
+    Ok(())
 }
 
 /// Prints the orphaned keys, and what was done with them.

@@ -104,6 +104,7 @@ pub async fn run_worker(
             config.broker_url
         ))
     })?;
+    crate::role::check_token(&broker).await?;
     serve(&config, activities, shutdown).await
 }
 

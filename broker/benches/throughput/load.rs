@@ -56,6 +56,15 @@ impl Stats {
         self.count as f64 / self.seconds
     }
 
+    /// Two runs over the same window (two brokers loaded at once) as one.
+    pub fn merged(mut self, other: Stats) -> Stats {
+        self.count += other.count;
+        self.errors += other.errors;
+        self.latencies.extend(other.latencies);
+        self.latencies.sort_unstable();
+        self
+    }
+
     /// The `q` quantile of the latency, in milliseconds.
     pub fn quantile_ms(&self, q: f64) -> f64 {
         if self.latencies.is_empty() {

@@ -14,6 +14,11 @@
 //! and the commit probe go; default the target directory, on disk: a tmpfs
 //! such as `/dev/shm` makes every fsync free, which shows what the broker
 //! costs apart from its disk), `KEYLEASE_TEST_POSTGRES_URL`.
+//!
+//! On PostgreSQL it also measures a role's shared daily cap (issue 21): 50
+//! keys creating PaymentIntents through two brokers on one database, issued
+//! with the admin token (no role) and then with one role's token (every
+//! reservation also updates the role's one `role_spend` row).
 
 mod load;
 mod procs;
@@ -59,10 +64,15 @@ impl Setup {
     }
 
     async fn issue(&self, label: &str) -> String {
+        self.issue_with(ADMIN_TOKEN, label).await
+    }
+
+    /// Issues a key with `token` (the admin's, or a role's).
+    async fn issue_with(&self, token: &str, label: &str) -> String {
         let issued: Value = self
             .http
             .post(format!("http://{}/v1/keys", self.broker))
-            .bearer_auth(ADMIN_TOKEN)
+            .bearer_auth(token)
             .json(&key_request(label))
             .send()
             .await
@@ -205,8 +215,90 @@ async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec
             broker: brokered,
         });
     }
+    if backend == "postgres" {
+        rows.extend(measure_role_scale(&database, sim, &setup, timing).await);
+    }
     drop(broker);
     drop(postgres);
+    rows
+}
+
+/// Keys that charge at once in the role figures.
+const ROLE_KEYS: usize = 50;
+
+/// 50 keys' creates through two brokers on `database` at once: issued with
+/// the admin token, then with one role's token (sharing its daily cap).
+async fn measure_role_scale(
+    database: &str,
+    sim: SocketAddr,
+    setup: &Setup,
+    timing: &Timing,
+) -> Vec<Row> {
+    let second = procs::spawn_broker(database, sim).await;
+    let brokers = [setup.broker, second.addr];
+    let role: Value = setup
+        .http
+        .post(format!("http://{}/v1/roles", setup.broker))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({
+            "name": "bench", "vendor": "stripe", "label_prefix": "temporal-",
+            "allowed_endpoints": ["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
+            "max_key_usd_cap": 1_000_000_000, "daily_usd_cap": 1_000_000_000, "max_expires_in": 3600,
+        }))
+        .send()
+        .await
+        .expect("create the role")
+        .json()
+        .await
+        .expect("role");
+    assert_eq!(role["name"], "bench", "{role}");
+    let token: Value = setup
+        .http
+        .post(format!("http://{}/v1/roles/bench/tokens", setup.broker))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("role token")
+        .json()
+        .await
+        .expect("role token");
+    let role_token = token["token"].as_str().expect("token").to_owned();
+    let mut rows = Vec::new();
+    for (name, issuer) in [
+        (
+            "POST create, 50 keys, 2 brokers: no role",
+            ADMIN_TOKEN.to_owned(),
+        ),
+        ("POST create, 50 keys, 2 brokers: one role", role_token),
+    ] {
+        setup.reset_sim().await;
+        let mut ops: [Vec<Op>; 2] = [Vec::new(), Vec::new()];
+        for i in 0..ROLE_KEYS {
+            let key = setup
+                .issue_with(&issuer, &format!("temporal-bench-role-{i}"))
+                .await;
+            ops[i % 2].push(Op::Request {
+                method: Method::POST,
+                path: "/stripe/v1/payment_intents".to_owned(),
+                token: key,
+                form: Some(CREATE_FORM.to_owned()),
+                expect: StatusCode::OK,
+            });
+        }
+        let [a, b] = ops;
+        let (a, b) = tokio::join!(
+            load::run(brokers[0], a, timing.warmup, timing.measure),
+            load::run(brokers[1], b, timing.warmup, timing.measure),
+        );
+        rows.push(Row {
+            name,
+            connections: ROLE_KEYS,
+            direct: None,
+            broker: a.merged(b),
+        });
+    }
+    drop(second);
     rows
 }
 

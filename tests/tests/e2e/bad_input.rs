@@ -13,7 +13,7 @@ use keylease_testkit::ports::free_port;
 use keylease_testkit::process::run_refusing;
 use keylease_testkit::table::{assert_no_problems, refused, set_var};
 use keylease_tests::raw::{RawOutcome, RawWorker};
-use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, unique};
+use keylease_tests::stack::{Stack, WORKER_TOKEN, checkout, unique};
 use keylease_workflows::{CheckoutOutcome, CheckoutWorkflow};
 use serde_json::{Value, json};
 use temporalio_client::WorkflowGetResultOptions;
@@ -204,7 +204,7 @@ async fn bad_environments_stop_the_worker_before_it_starts() {
         let mut env = vec![
             ("KEYLEASE_BROKER_URL".to_owned(), broker.clone()),
             ("KEYLEASE_PROXY_URL".to_owned(), format!("{broker}/stripe")),
-            ("KEYLEASE_BROKER_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
+            ("KEYLEASE_BROKER_TOKEN".to_owned(), WORKER_TOKEN.to_owned()),
             (
                 "TEMPORAL_ADDRESS".to_owned(),
                 format!("127.0.0.1:{}", free_port()),

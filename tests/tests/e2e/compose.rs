@@ -71,11 +71,27 @@ fn compose_gives_the_broker_only_what_it_reads() {
     check("broker", read, required);
 }
 
+/// The worker's variables for subcommand `path` (`["run"]`, `["role", "setup"]`),
+/// global flags included: what it reads, and what it requires.
+fn worker_env(path: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let cli = keylease_worker::cli::Cli::command();
+    let (mut read, mut required) = (BTreeSet::new(), BTreeSet::new());
+    for arg in cli.get_arguments() {
+        if let Some(env) = arg.get_env() {
+            read.insert(env.to_string_lossy().into_owned());
+        }
+    }
+    let mut command = &cli;
+    for name in path {
+        command = command.find_subcommand(name).expect("a worker subcommand");
+    }
+    env_names(command, &mut read, &mut required);
+    (read, required)
+}
+
 #[test]
 fn compose_gives_the_worker_only_what_it_reads() {
-    let command = keylease_worker::cli::Cli::command();
-    let (mut read, mut required) = (BTreeSet::new(), BTreeSet::new());
-    env_names(&command, &mut read, &mut required);
+    let (read, required) = worker_env(&["run"]);
     for name in [
         "KEYLEASE_BROKER_TOKEN",
         "TEMPORAL_ADDRESS",
@@ -84,6 +100,37 @@ fn compose_gives_the_worker_only_what_it_reads() {
         assert!(read.contains(name), "the worker reads {name}: {read:?}");
     }
     check("worker", read, required);
+}
+
+/// Issue 21: the worker holds a role token, never the admin token; only the
+/// one-shot `broker-role` job (and the broker) get the admin token.
+#[test]
+fn compose_gives_the_admin_token_to_the_role_job_never_the_worker() {
+    let worker = compose::environment("worker");
+    assert_eq!(
+        worker.get("KEYLEASE_BROKER_TOKEN").map(String::as_str),
+        Some("${KEYLEASE_WORKER_TOKEN:?set KEYLEASE_WORKER_TOKEN in .env}")
+    );
+    let carriers: Vec<_> = worker
+        .iter()
+        .filter(|(_, value)| value.contains("KEYLEASE_BROKER_ADMIN_TOKEN"))
+        .collect();
+    assert!(
+        carriers.is_empty(),
+        "the worker gets the admin token: {carriers:?}"
+    );
+    let (read, required) = worker_env(&["role", "setup"]);
+    assert!(
+        required.contains("KEYLEASE_BROKER_ADMIN_TOKEN"),
+        "{required:?}"
+    );
+    check("broker-role", read, required);
+    let job = compose::service("broker-role");
+    assert_eq!(job["restart"], "no", "a job that ends");
+    assert_eq!(
+        compose::service("worker")["depends_on"]["broker-role"]["condition"],
+        "service_completed_successfully"
+    );
 }
 
 /// A password in a URL must be percent-encoded, which compose cannot do: the broker

@@ -41,6 +41,13 @@ async fn the_demo_runs_both_checkouts_and_cleans_up() {
         .find(|l| l.starts_with("demo-failed-"))
         .expect("the failed checkout");
     assert!(compensated.ends_with(": Compensated"), "{compensated}");
+    // The worker runs on a role token; the admin token stays with the script.
+    assert!(stdout.contains("Broker role demo-worker"), "{stdout}");
+    let worker_log = std::fs::read_to_string(state.path().join("worker.log")).unwrap_or_default();
+    assert!(
+        worker_log.contains("broker token is a role token"),
+        "{worker_log}"
+    );
     assert_eq!(
         stdout.matches("  payment_intent_id: pi_").count(),
         2,

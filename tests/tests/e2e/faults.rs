@@ -20,7 +20,7 @@ use std::time::Duration;
 use keylease_testkit::eventually;
 use keylease_tests::process::{FaultyKeyApi, WorkerProcess};
 use keylease_tests::stack::{
-    ADMIN_TOKEN, CheckoutHandle, STRIPE_SECRET, Stack, checkout, test_policy, unique,
+    ADMIN_TOKEN, CheckoutHandle, STRIPE_SECRET, Stack, WORKER_TOKEN, checkout, test_policy, unique,
 };
 use keylease_worker::sweep::{SweepArgs, sweep};
 use keylease_workflows::{CheckoutOutcome, CheckoutPolicy, CheckoutStep, CheckoutWorkflow};
@@ -193,7 +193,7 @@ async fn sweep_apply(temporal_address: &str, broker: SocketAddr, queue: &str) ->
     let args = SweepArgs {
         temporal: keylease_tests::stack::temporal_args(temporal_address, queue),
         broker_url: format!("http://{broker}").parse().unwrap(),
-        broker_token: ADMIN_TOKEN.into(),
+        broker_token: WORKER_TOKEN.into(),
         apply: true,
     };
     sweep(&args).await.expect("keys sweep --apply").len()
@@ -207,7 +207,7 @@ async fn active_keys(stack: &Stack, broker: SocketAddr, prefix: &str) -> usize {
 /// No broker token, admin token or Stripe secret in the texts (logs, histories).
 fn assert_no_tokens(texts: &[String]) {
     for text in texts {
-        for secret in [ADMIN_TOKEN, STRIPE_SECRET, "vk_"] {
+        for secret in [ADMIN_TOKEN, WORKER_TOKEN, STRIPE_SECRET, "vk_"] {
             assert!(
                 !text.contains(secret),
                 "{secret:?} appears in a log or history"

@@ -14,6 +14,7 @@ mod ids;
 mod observe;
 mod reconcile;
 mod reuse;
+mod roles;
 mod secrets;
 mod shutdown;
 mod statuses;

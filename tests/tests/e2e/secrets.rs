@@ -1,6 +1,6 @@
 //! No vault token, admin token or Stripe secret in workflow history or in any log line.
 
-use keylease_tests::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack, checkout, unique};
+use keylease_tests::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack, WORKER_TOKEN, checkout, unique};
 use keylease_workflows::{CheckoutOutcome, CheckoutStep};
 
 use crate::checkout::{fulfil, outcome, wait_for_step};
@@ -57,7 +57,11 @@ async fn history_and_logs_hold_no_secret() {
         assert!(!text.contains("vk_"), "a vault token is in the {name}");
         assert!(
             !text.contains(ADMIN_TOKEN),
-            "the broker token is in the {name}"
+            "the broker's admin token is in the {name}"
+        );
+        assert!(
+            !text.contains(WORKER_TOKEN),
+            "the worker's role token is in the {name}"
         );
         assert!(
             !text.contains(STRIPE_SECRET),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use keylease_testkit::bins::binary;
 use keylease_testkit::eventually;
 use keylease_testkit::process::terminate;
-use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, unique};
+use keylease_tests::stack::{Stack, WORKER_TOKEN, checkout, unique};
 use tokio::process::Command;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,7 +23,7 @@ async fn sigterm_lets_the_running_charge_finish_and_revoke() {
             "KEYLEASE_PROXY_URL",
             format!("http://{}/stripe", stack.broker),
         )
-        .env("KEYLEASE_BROKER_TOKEN", ADMIN_TOKEN)
+        .env("KEYLEASE_BROKER_TOKEN", WORKER_TOKEN)
         .kill_on_drop(true)
         .spawn()
         .unwrap();

@@ -1,20 +1,22 @@
 //! `keys sweep` finds and revokes the live key of a terminated run, and
 //! leaves the keys of running workflows alone.
 
-use keylease_tests::stack::{ADMIN_TOKEN, Stack, checkout, unique};
+use keylease_tests::stack::{ADMIN_TOKEN, Stack, WORKER_TOKEN, checkout, unique};
 use keylease_worker::sweep::{SweepArgs, sweep};
 use keylease_workflows::CheckoutWorkflow;
 use serde_json::json;
 use temporalio_client::{WorkflowStartOptions, WorkflowTerminateOptions};
 
-/// A key as a worker that crashed mid-attempt leaves it: issued for the run, never revoked.
+/// A key as a worker that crashed mid-attempt leaves it: issued for the
+/// run with the worker's role token, never revoked.
 async fn crashed_attempt_key(stack: &Stack, workflow_id: &str, run_id: &str) -> String {
-    crashed_attempt_key_in(stack, "default", workflow_id, run_id).await
+    crashed_attempt_key_in(stack, WORKER_TOKEN, "default", workflow_id, run_id).await
 }
 
-/// The same, issued by a worker of `namespace`.
+/// The same, issued with `token` by a worker of `namespace`.
 async fn crashed_attempt_key_in(
     stack: &Stack,
+    token: &str,
     namespace: &str,
     workflow_id: &str,
     run_id: &str,
@@ -22,7 +24,7 @@ async fn crashed_attempt_key_in(
     let response = stack
         .http
         .post(format!("http://{}/v1/keys", stack.broker))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(token)
         .json(&json!({
             "label": format!("temporal-{workflow_id}-charge"),
             "vendor": "stripe",
@@ -46,6 +48,7 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
     let idle_queue = unique("idle");
     let mut keys = Vec::new();
     let mut handles = Vec::new();
+    let mut runs = Vec::new();
     for name in ["sweep-live", "sweep-dead"] {
         let wf = unique(name);
         let handle = stack
@@ -59,12 +62,24 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
             .unwrap();
         let run_id = handle.run_id().expect("a started run has an id").to_owned();
         keys.push(crashed_attempt_key(&stack, &wf, &run_id).await);
+        runs.push((wf, run_id));
         handles.push(handle);
     }
     let (live_key, dead_key) = (&keys[0], &keys[1]);
     // A live key of a running workflow in another namespace: "not found" in this one.
-    let other_namespace_key =
-        crashed_attempt_key_in(&stack, "other-ns", &unique("elsewhere"), "run-elsewhere").await;
+    let other_namespace_key = crashed_attempt_key_in(
+        &stack,
+        WORKER_TOKEN,
+        "other-ns",
+        &unique("elsewhere"),
+        "run-elsewhere",
+    )
+    .await;
+    // The dead run's key as another role (here the admin) issued it: a
+    // sweep on the worker's role token neither sees nor revokes it.
+    let (dead_wf, dead_run) = &runs[1];
+    let not_the_roles_key =
+        crashed_attempt_key_in(&stack, ADMIN_TOKEN, "default", dead_wf, dead_run).await;
     handles[1]
         .terminate(
             WorkflowTerminateOptions::builder()
@@ -77,7 +92,7 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
     let mut args = SweepArgs {
         temporal: keylease_tests::stack::temporal_args(&stack.temporal.address, &idle_queue),
         broker_url: format!("http://{}", stack.broker).parse().unwrap(),
-        broker_token: ADMIN_TOKEN.into(),
+        broker_token: WORKER_TOKEN.into(),
         apply: false,
     };
     let found = sweep(&args).await.unwrap();
@@ -111,6 +126,11 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
         status(other_namespace_key.clone()).await,
         "active",
         "another namespace's key is not this sweep's to judge"
+    );
+    assert_eq!(
+        status(not_the_roles_key.clone()).await,
+        "active",
+        "a key another role issued is not the worker's role's to revoke"
     );
     assert!(
         sweep(&args).await.unwrap().is_empty(),

@@ -32,6 +32,7 @@ async fn kill_the_broker_mid_load(database_url: &str) {
     const N: usize = 10;
     let stack = Stack::spawn("kill-broker").await;
     let mut broker = BrokerProcess::spawn(broker_settings(), stack.sim, database_url).await;
+    keylease_tests::stack::with_worker_role(&broker.base()).await;
     let queue = unique("kill-broker-queue");
     // Every first create waits 4 s inside stripe-sim: the charges are all
     // "inside Stripe", their spend reserved, when the broker dies.

@@ -44,6 +44,8 @@ async fn a_worker_and_a_broker_killed_among_three_and_two_during_300_checkouts_c
     let database = TestDatabase::create("scale_out").await;
     let mut broker_a = BrokerProcess::spawn(broker_settings(), stack.sim, database.url()).await;
     let mut broker_b = BrokerProcess::spawn(broker_settings(), stack.sim, database.url()).await;
+    // One database: the role and its token, made through one broker, serve both.
+    keylease_tests::stack::with_worker_role(&broker_a.base()).await;
     let queue = unique("scale-out-queue");
     let prefix = unique("scale-out");
     let checkouts = start_checkouts_paying(

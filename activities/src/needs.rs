@@ -1,0 +1,14 @@
+//! What the activities' keys need from a broker role: the endpoints they ask for.
+
+use crate::charge::CHARGE_ENDPOINTS;
+use crate::payments::REFUND_ENDPOINT;
+use crate::reconcile::SEARCH_ENDPOINT;
+
+/// Every allowlist entry the activities' keys ask for: what a broker role
+/// for this worker must allow.
+pub fn endpoints() -> Vec<&'static str> {
+    let mut all = CHARGE_ENDPOINTS.to_vec();
+    all.push(REFUND_ENDPOINT);
+    all.push(SEARCH_ENDPOINT);
+    all
+}
