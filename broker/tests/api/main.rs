@@ -52,6 +52,7 @@ on_both_backends! {
     spend::ambiguous_amounts_are_refused,
     persistence::keys_revocations_and_spend_survive_a_restart,
     migrations::naming_columns_for_what_they_hold_keeps_spend_and_holds,
+    migrations::keys_issued_before_roles_keep_working,
     bad_input::bad_key_requests_issue_no_key,
     bad_input::bad_proxied_requests_forward_nothing,
     attacks::cap_is_not_bypassed_by_parameter_spelling,

@@ -129,3 +129,53 @@ pub async fn naming_columns_for_what_they_hold_keeps_spend_and_holds(backend: Ba
     let object = store.object("stripe", "pi_life").await.unwrap().unwrap();
     assert_eq!(object.held_against(&life_row), 2_500_000);
 }
+
+/// Migrations 0009 and 0010 (allowed_metadata, roles): a key the admin
+/// issued before them opens with no role and no metadata reach, keeps its
+/// spend, and reserves against its own cap alone.
+pub async fn keys_issued_before_roles_keep_working(backend: Backend) {
+    let database = TestDatabase::create(backend).await;
+    sqlx::any::install_default_drivers();
+    if backend == Backend::Sqlite {
+        sqlx::Any::create_database(&database.url).await.unwrap();
+    }
+    let pool = sqlx::AnyPool::connect(&database.url).await.unwrap();
+    migrations_up_to(backend, 8).run(&pool).await.unwrap();
+    let now = Utc::now().timestamp_millis();
+    let insert = if backend == Backend::Postgres {
+        "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at)
+         VALUES ('key_old', 'hash-old', 'temporal-old-charge', 'stripe', 3000000, '[\"POST /v1/payment_intents\"]', '{}', $1, $2)"
+    } else {
+        "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at)
+         VALUES ('key_old', 'hash-old', 'temporal-old-charge', 'stripe', 3000000, '[\"POST /v1/payment_intents\"]', '{}', ?1, ?2)"
+    };
+    sqlx::query(sqlx::AssertSqlSafe(insert))
+        .bind(now)
+        .bind(now + 3_600_000)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let store = Store::connect(&database.url, Integrity::Check)
+        .await
+        .unwrap();
+    let (key, _) = store
+        .key_by_token_hash("hash-old", None)
+        .await
+        .unwrap()
+        .expect("the old key by its token");
+    assert_eq!((key.role.clone(), key.issued_by.clone()), (None, None));
+    assert!(key.allowed_metadata.is_empty());
+    let period = key.spend_period(Utc::now());
+    let first = store
+        .reserve(&key, 2_000_000, &period, Utc::now(), Vec::new())
+        .await
+        .unwrap();
+    assert!(first.is_some(), "reserves against its own cap");
+    let second = store
+        .reserve(&key, 2_000_000, &period, Utc::now(), Vec::new())
+        .await
+        .unwrap();
+    assert!(second.is_none(), "and its cap still holds");
+}
