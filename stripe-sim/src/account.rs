@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use crate::error::StripeError;
 use crate::idempotency::IdempotencyTable;
 use crate::objects::{Charge, PaymentIntent, Refund, Store, list};
+use crate::version::ApiVersion;
 
 /// Everything created with one secret key.
 #[derive(Debug, Default)]
@@ -21,10 +22,11 @@ pub struct Account {
 }
 
 /// What an object may expand, by Stripe's field names.
-const EXPANDABLE: [(&str, &str); 5] = [
+const EXPANDABLE: [(&str, &str); 6] = [
     ("payment_intent", "latest_charge"),
     ("payment_intent", "payment_method"),
     ("charge", "payment_intent"),
+    ("charge", "refunds"),
     ("refund", "charge"),
     ("refund", "payment_intent"),
 ];
@@ -68,8 +70,13 @@ impl Account {
             .ok_or_else(|| StripeError::resource_missing(param, "charge", id))
     }
 
-    /// A PaymentIntent's JSON with `expand` applied, or 404.
-    pub fn payment_intent_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
+    /// A PaymentIntent's JSON at `version` with `expand` applied, or 404.
+    pub fn payment_intent_json(
+        &self,
+        id: &str,
+        expand: &[String],
+        version: ApiVersion,
+    ) -> Result<Value, StripeError> {
         let pi = self
             .payment_intents
             .get(id)
@@ -78,7 +85,7 @@ impl Account {
         if wants(expand, "latest_charge")
             && let Some(charge_id) = &pi.latest_charge
         {
-            value["latest_charge"] = self.charge_json(charge_id, &[])?;
+            value["latest_charge"] = self.charge_json(charge_id, &[], version)?;
         }
         if wants(expand, "payment_method")
             && let Some(pm) = &pi.payment_method
@@ -88,55 +95,83 @@ impl Account {
         Ok(value)
     }
 
-    /// A charge's JSON, its refunds listed, with `expand` applied, or 404.
-    pub fn charge_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
+    /// A charge's JSON at `version` with `expand` applied, or 404. Its
+    /// refunds are listed before 2022-11-15, and after only when expanded.
+    pub fn charge_json(
+        &self,
+        id: &str,
+        expand: &[String],
+        version: ApiVersion,
+    ) -> Result<Value, StripeError> {
         let charge = self
             .charges
             .get(id)
             .ok_or_else(|| StripeError::resource_missing("charge", "charge", id))?;
         let mut value = json!(charge);
-        let refunds: Vec<Value> = self
-            .refunds
-            .iter()
-            .rev()
-            .filter(|r| r.charge == id)
-            .map(|r| json!(r))
-            .collect();
-        value["refunds"] = list(&format!("/v1/charges/{id}/refunds"), refunds, false);
+        if version.charge_embeds_refunds() || wants(expand, "refunds") {
+            let refunds: Vec<Value> = self
+                .refunds
+                .iter()
+                .rev()
+                .filter(|r| r.charge == id)
+                .map(|r| json!(r))
+                .collect();
+            value["refunds"] = list(&format!("/v1/charges/{id}/refunds"), refunds, false);
+        }
         if wants(expand, "payment_intent") {
-            value["payment_intent"] = self.payment_intent_json(&charge.payment_intent, &[])?;
+            value["payment_intent"] =
+                self.payment_intent_json(&charge.payment_intent, &[], version)?;
         }
         Ok(value)
     }
 
-    /// A refund's JSON with `expand` applied, or 404.
-    pub fn refund_json(&self, id: &str, expand: &[String]) -> Result<Value, StripeError> {
+    /// A refund's JSON at `version` with `expand` applied, or 404.
+    pub fn refund_json(
+        &self,
+        id: &str,
+        expand: &[String],
+        version: ApiVersion,
+    ) -> Result<Value, StripeError> {
         let refund = self
             .refunds
             .get(id)
             .ok_or_else(|| StripeError::resource_missing("refund", "refund", id))?;
         let mut value = json!(refund);
         if wants(expand, "charge") {
-            value["charge"] = self.charge_json(&refund.charge, &[])?;
+            value["charge"] = self.charge_json(&refund.charge, &[], version)?;
         }
         if wants(expand, "payment_intent") {
-            value["payment_intent"] = self.payment_intent_json(&refund.payment_intent, &[])?;
+            value["payment_intent"] =
+                self.payment_intent_json(&refund.payment_intent, &[], version)?;
         }
         Ok(value)
     }
 }
 
-/// A test PaymentMethod as `expand[]=payment_method` shows it.
-fn payment_method_json(id: &str) -> Value {
+/// A test PaymentMethod as `expand[]=payment_method` (and a card error) shows it.
+pub fn payment_method_json(id: &str) -> Value {
     let Some(method) = crate::cards::test_method(id) else {
         return json!(id);
     };
-    let details = crate::objects::card_details(&method, 0, false, false);
     let mut value = json!({
         "id": id, "object": "payment_method", "type": method.kind, "livemode": false,
         "created": 0, "customer": null, "metadata": {},
         "billing_details": crate::objects::empty_billing_details(),
     });
-    value[method.kind] = details[method.kind].clone();
+    value[method.kind] = if method.kind == "card" {
+        // A PaymentMethod's card, not a charge's `payment_method_details.card`.
+        json!({
+            "brand": method.brand,
+            "checks": { "address_line1_check": null, "address_postal_code_check": null, "cvc_check": "unchecked" },
+            "country": "US", "display_brand": method.brand, "exp_month": 12, "exp_year": 2034,
+            "fingerprint": format!("sim{}", method.last4), "funding": method.funding,
+            "generated_from": null, "last4": method.last4,
+            "networks": { "available": [method.brand], "preferred": null },
+            "regulated_status": "unregulated",
+            "three_d_secure_usage": { "supported": true }, "wallet": null,
+        })
+    } else {
+        crate::objects::card_details(&method, 0, false, false)[method.kind].clone()
+    };
     value
 }

@@ -18,8 +18,9 @@ use bytes::Bytes;
 use crate::error::StripeError;
 use crate::faults::FaultKind;
 use crate::idempotency::Claim;
+use crate::ids::new_id;
 use crate::params::Params;
-use crate::response::SimResponse;
+use crate::response::{SimResponse, Stamp};
 use crate::routes::{Command, Endpoint};
 use crate::server::ConnectionKill;
 use crate::state::{RecordedAt, RecordedRequest, Sim};
@@ -154,7 +155,37 @@ fn staged_status(fault_id: u64, status: u16) -> SimResponse {
     )
 }
 
+/// Answers the request, with Stripe's headers about it on whatever it answers.
 async fn answer(sim: Arc<Sim>, parts: Parts, body: Bytes, at: RecordedAt) -> Reply {
+    let mut stamp = Stamp {
+        request_id: Some(new_id("req")),
+        version: Some(ApiVersion::default().to_string()),
+        ..Stamp::default()
+    };
+    if parts.method == Method::POST {
+        stamp.idempotency_key = parts
+            .headers
+            .get("idempotency-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+    }
+    match execute(sim, &parts, body, at, &mut stamp).await {
+        Reply::Send(mut response) => {
+            stamp.log_url(&mut response);
+            response.stamp = stamp;
+            Reply::Send(response)
+        }
+        Reply::Drop => Reply::Drop,
+    }
+}
+
+async fn execute(
+    sim: Arc<Sim>,
+    parts: &Parts,
+    body: Bytes,
+    at: RecordedAt,
+    stamp: &mut Stamp,
+) -> Reply {
     let refuse = |err: StripeError| Reply::Send(err.response());
     let secret = match authenticate(&parts.headers) {
         Ok(secret) => secret,
@@ -165,7 +196,11 @@ async fn answer(sim: Arc<Sim>, parts: Parts, body: Bytes, at: RecordedAt) -> Rep
         .get("stripe-version")
         .map(|v| v.to_str().unwrap_or("\u{fffd}"));
     let version = match ApiVersion::from_header(version) {
-        Ok(version) => version,
+        Ok(served) => {
+            stamp.version = Some(served.version.to_string());
+            stamp.warning = served.warning;
+            served.version
+        }
         Err(err) => return refuse(err),
     };
     let path = parts.uri.path();
@@ -216,6 +251,7 @@ async fn answer(sim: Arc<Sim>, parts: Parts, body: Bytes, at: RecordedAt) -> Rep
                 let mut response = staged_status(fault.id, fault.spec.status.unwrap_or(500));
                 // Stripe: a saved 500 would only replay, so retrying it is no use.
                 response.should_retry = Some(false);
+                stamp.log_url(&mut response);
                 if let Some(Claim::Fresh(guard)) = claim {
                     guard.complete(&response);
                 }
@@ -244,10 +280,12 @@ async fn answer(sim: Arc<Sim>, parts: Parts, body: Bytes, at: RecordedAt) -> Rep
         Ok(command) => command,
         Err(err) => return refuse(err),
     };
-    let response = match sim.with_account(&secret, |account| command.execute(account, &ctx)) {
+    let mut response = match sim.with_account(&secret, |account| command.execute(account, &ctx)) {
         Ok(body) => SimResponse::ok(body),
         Err(err) => err.response(),
     };
+    // Saved with the first request's log, as Stripe replays the whole body.
+    stamp.log_url(&mut response);
     if let Some(guard) = guard {
         guard.complete(&response);
     }

@@ -3,9 +3,9 @@
 
 use serde_json::{Value, json};
 
-use crate::account::Account;
+use crate::account::{Account, payment_method_json};
 use crate::cards::{Decline, TestMethod};
-use crate::error::StripeError;
+use crate::error::{StripeError, doc_url};
 use crate::ids::new_id;
 use crate::objects::{Charge, PaymentIntent, card_details, empty_billing_details, outcome};
 use crate::state::Ctx;
@@ -117,12 +117,20 @@ pub fn decline_now(
     pi.status = "requires_payment_method";
     pi.next_action = None;
     pi.latest_charge = Some(charge.id.clone());
-    pi.last_payment_error = Some(json!({
+    let payment_method = payment_method_json(pm);
+    let mut last_payment_error = json!({
         "type": "card_error", "code": decline.code, "decline_code": decline.decline_code,
-        "message": decline.message, "charge": charge.id, "doc_url": format!("https://stripe.com/docs/error-codes/{}", decline.code),
-        "payment_method": { "id": pm, "object": "payment_method", "type": method.kind },
-    }));
+        "message": decline.message, "charge": charge.id, "doc_url": doc_url(decline.code),
+        "payment_method": payment_method,
+    });
+    if let Some(param) = decline.param {
+        last_payment_error["param"] = json!(param);
+    }
+    pi.last_payment_error = Some(last_payment_error);
+    let charge_id = charge.id.clone();
     account.charges.push(charge);
-    let pi_json = account.payment_intent_json(id, &[]).unwrap_or(Value::Null);
-    StripeError::card_error(decline.code, decline.decline_code, decline.message, pi_json)
+    let pi_json = account
+        .payment_intent_json(id, &[], ctx.version)
+        .unwrap_or(Value::Null);
+    StripeError::card_error(decline, &charge_id, payment_method_json(pm), pi_json)
 }

@@ -1,5 +1,8 @@
 //! Stripe's test PaymentMethods (`pm_card_visa`, …) and what confirming with
-//! each does, as Stripe's testing docs list them.
+//! each does, as Stripe's testing docs list them
+//! (docs.stripe.com/testing: "Declined payments", and `pm_card_radarBlock`
+//! from "Fraud prevention"). The `pm_card_chargeDeclined…` spellings without
+//! `visa_` are the older names the simulator has always taken.
 
 /// What confirming a PaymentIntent with a test PaymentMethod does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +28,8 @@ pub struct Decline {
     pub decline_code: &'static str,
     /// Stripe's message for it.
     pub message: &'static str,
+    /// The card field at fault, as Stripe names it (`exp_month`, `cvc`).
+    pub param: Option<&'static str>,
 }
 
 const fn declined(
@@ -36,6 +41,16 @@ const fn declined(
         code,
         decline_code,
         message,
+        param: None,
+    })
+}
+
+const fn declined_on(code: &'static str, message: &'static str, param: &'static str) -> Outcome {
+    Outcome::Declined(Decline {
+        code,
+        decline_code: code,
+        message,
+        param: Some(param),
     })
 }
 
@@ -44,6 +59,7 @@ pub const AUTHENTICATION_REQUIRED: Decline = Decline {
     code: "authentication_required",
     decline_code: "authentication_required",
     message: "Your card was declined. This transaction requires authentication.",
+    param: None,
 };
 
 /// A test PaymentMethod.
@@ -86,13 +102,14 @@ pub fn test_method(id: &str) -> Option<TestMethod> {
         "pm_card_visa_debit" => card("visa", "debit", "5556", Succeeds),
         "pm_card_mastercard" => card("mastercard", "credit", "4444", Succeeds),
         "pm_card_amex" => card("amex", "credit", "8431", Succeeds),
-        "pm_card_chargeDeclined" => card(
+        "pm_card_visa_chargeDeclined" | "pm_card_chargeDeclined" => card(
             "visa",
             "credit",
             "0002",
             declined("card_declined", "generic_decline", DECLINED),
         ),
-        "pm_card_chargeDeclinedInsufficientFunds" => card(
+        "pm_card_visa_chargeDeclinedInsufficientFunds"
+        | "pm_card_chargeDeclinedInsufficientFunds" => card(
             "visa",
             "credit",
             "9995",
@@ -102,38 +119,48 @@ pub fn test_method(id: &str) -> Option<TestMethod> {
                 "Your card has insufficient funds.",
             ),
         ),
-        "pm_card_chargeDeclinedFraudulent" => card(
-            "visa",
-            "credit",
-            "0019",
-            declined("card_declined", "fraudulent", DECLINED),
-        ),
-        "pm_card_chargeDeclinedLostCard" => card(
+        "pm_card_visa_chargeDeclinedLostCard" | "pm_card_chargeDeclinedLostCard" => card(
             "visa",
             "credit",
             "9987",
             declined("card_declined", "lost_card", DECLINED),
         ),
-        "pm_card_chargeDeclinedStolenCard" => card(
+        "pm_card_visa_chargeDeclinedStolenCard" | "pm_card_chargeDeclinedStolenCard" => card(
             "visa",
             "credit",
             "9979",
             declined("card_declined", "stolen_card", DECLINED),
         ),
+        "pm_card_visa_chargeDeclinedVelocityLimitExceeded" => card(
+            "visa",
+            "credit",
+            "6975",
+            declined(
+                "card_declined",
+                "card_velocity_exceeded",
+                "Your card was declined for making repeated attempts too frequently or exceeding its amount limit.",
+            ),
+        ),
+        "pm_card_radarBlock" | "pm_card_chargeDeclinedFraudulent" => card(
+            "visa",
+            "credit",
+            "0019",
+            declined("card_declined", "fraudulent", DECLINED),
+        ),
         "pm_card_chargeDeclinedExpiredCard" => card(
             "visa",
             "credit",
             "0069",
-            declined("expired_card", "expired_card", "Your card has expired."),
+            declined_on("expired_card", "Your card has expired.", "exp_month"),
         ),
         "pm_card_chargeDeclinedIncorrectCvc" => card(
             "visa",
             "credit",
             "0127",
-            declined(
-                "incorrect_cvc",
+            declined_on(
                 "incorrect_cvc",
                 "Your card's security code is incorrect.",
+                "cvc",
             ),
         ),
         "pm_card_chargeDeclinedProcessingError" => card(

@@ -177,7 +177,7 @@ fn change(
     };
     let ctx = sim.ctx(crate::version::ApiVersion::default());
     let result = sim.with_account(&secret, |account| {
-        f(account, &ctx).and_then(|()| account.payment_intent_json(id, &[]))
+        f(account, &ctx).and_then(|()| account.payment_intent_json(id, &[], ctx.version))
     });
     match result {
         Ok(pi) => Json(pi).into_response(),

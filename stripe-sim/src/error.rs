@@ -1,7 +1,12 @@
-//! Stripe's error envelope: `{"error":{"type","code","message","param","decline_code"?}}`.
+//! Stripe's error envelope: `{"error":{"type","code","message","param","doc_url",…}}`,
+//! with a card error's `decline_code`, `charge`, `payment_intent` and
+//! `payment_method`. `type` is one of the four Stripe's spec allows
+//! (`api_error`, `card_error`, `idempotency_error`, `invalid_request_error`);
+//! the HTTP status tells libraries the rest (401: authentication).
 
 use serde_json::{Value, json};
 
+use crate::cards::Decline;
 use crate::response::SimResponse;
 
 /// An error as Stripe answers it. Boxed: it travels in every `Result` here.
@@ -16,7 +21,18 @@ struct ErrorBody {
     message: String,
     param: Option<String>,
     decline_code: Option<&'static str>,
+    charge: Option<String>,
     payment_intent: Option<Value>,
+    payment_method: Option<Value>,
+}
+
+/// Stripe's page for an error code: `card_declined` →
+/// `https://stripe.com/docs/error-codes/card-declined`.
+pub fn doc_url(code: &str) -> String {
+    format!(
+        "https://stripe.com/docs/error-codes/{}",
+        code.replace('_', "-")
+    )
 }
 
 impl StripeError {
@@ -33,7 +49,9 @@ impl StripeError {
             message: message.into(),
             param: None,
             decline_code: None,
+            charge: None,
             payment_intent: None,
+            payment_method: None,
         }))
     }
 
@@ -42,9 +60,10 @@ impl StripeError {
         self
     }
 
-    /// 401: no usable test secret key.
+    /// 401: no usable test secret key. Stripe's type for it is
+    /// `invalid_request_error` (its spec has no other); libraries read the 401.
     pub fn authentication(message: impl Into<String>) -> Self {
-        Self::new(401, "authentication_error", None, message)
+        Self::new(401, "invalid_request_error", None, message)
     }
 
     /// 400 `invalid_request_error` with no code: Stripe's answer to an unknown
@@ -153,16 +172,19 @@ impl StripeError {
         error
     }
 
-    /// 402 `card_error` (`card_declined`, `expired_card`, `authentication_required`, …)
-    /// with its decline code and the PaymentIntent.
+    /// 402 `card_error` (`card_declined`, `expired_card`, `authentication_required`, …):
+    /// the decline, the failed charge and payment method, and the PaymentIntent.
     pub fn card_error(
-        code: &'static str,
-        decline_code: &'static str,
-        message: &str,
+        decline: &Decline,
+        charge: &str,
+        payment_method: Value,
         payment_intent: Value,
     ) -> Self {
-        let mut error = Self::new(402, "card_error", Some(code), message);
-        error.0.decline_code = Some(decline_code);
+        let mut error = Self::new(402, "card_error", Some(decline.code), decline.message);
+        error.0.param = decline.param.map(str::to_owned);
+        error.0.decline_code = Some(decline.decline_code);
+        error.0.charge = Some(charge.to_owned());
+        error.0.payment_method = Some(payment_method);
         error.0.payment_intent = Some(payment_intent);
         error
     }
@@ -187,12 +209,18 @@ impl StripeError {
         )
     }
 
+    /// Whether this is a 402 card error: a decline that records a failed attempt.
+    pub fn is_card_error(&self) -> bool {
+        self.0.kind == "card_error"
+    }
+
     /// This error as a response.
     pub fn response(&self) -> SimResponse {
         let this = &self.0;
         let mut error = json!({ "type": this.kind, "message": this.message });
         if let Some(code) = this.code {
             error["code"] = json!(code);
+            error["doc_url"] = json!(doc_url(code));
         }
         if let Some(param) = &this.param {
             error["param"] = json!(param);
@@ -200,8 +228,14 @@ impl StripeError {
         if let Some(decline_code) = this.decline_code {
             error["decline_code"] = json!(decline_code);
         }
+        if let Some(charge) = &this.charge {
+            error["charge"] = json!(charge);
+        }
         if let Some(payment_intent) = &this.payment_intent {
             error["payment_intent"] = payment_intent.clone();
+        }
+        if let Some(payment_method) = &this.payment_method {
+            error["payment_method"] = payment_method.clone();
         }
         SimResponse::new(this.status, json!({ "error": error }))
     }

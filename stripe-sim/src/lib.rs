@@ -18,7 +18,8 @@
 //! - [`payment_intents`], [`attempts`], [`pi_changes`], [`refunds`]: the objects' rules;
 //!   [`objects`] their shapes; [`cards`] the test payment methods.
 //! - [`listing`], [`search`]: list endpoints and the search query language.
-//! - [`params`], [`reference`]: form parameters, and which ones Stripe takes.
+//! - [`params`], [`reference`]: form parameters, and which ones Stripe takes;
+//!   [`currencies`]: the currencies Stripe takes and their minimum amounts.
 //! - [`version`], the API version a request is served at (`Stripe-Version`).
 //! - [`idempotency`]: the answers saved by key, and the rules for replaying them.
 //! - [`faults`], [`control`]: staged faults and the `/_sim` API.
@@ -30,6 +31,7 @@ pub mod api;
 pub mod attempts;
 pub mod cards;
 pub mod control;
+pub mod currencies;
 pub mod error;
 pub mod faults;
 pub mod idempotency;

@@ -7,6 +7,7 @@ use crate::account::Account;
 use crate::error::StripeError;
 use crate::objects::list;
 use crate::params::Params;
+use crate::version::ApiVersion;
 
 /// A `created` filter: an exact second or bounds (`created[gte]=…`).
 #[derive(Debug, Clone, Default)]
@@ -92,6 +93,7 @@ pub fn payment_intents(
     account: &Account,
     params: &Params,
     expand: &[String],
+    version: ApiVersion,
 ) -> Result<Value, StripeError> {
     let created = Created::parse(params)?;
     let customer = params.string("customer")?;
@@ -106,7 +108,7 @@ pub fn payment_intents(
     let (ids, has_more) = page(ids, params, "payment_intent")?;
     let data = ids
         .iter()
-        .map(|id| account.payment_intent_json(id, expand))
+        .map(|id| account.payment_intent_json(id, expand, version))
         .collect::<Result<_, _>>()?;
     Ok(list("/v1/payment_intents", data, has_more))
 }
@@ -116,6 +118,7 @@ pub fn refunds(
     account: &Account,
     params: &Params,
     expand: &[String],
+    version: ApiVersion,
 ) -> Result<Value, StripeError> {
     let created = Created::parse(params)?;
     let payment_intent = params.string("payment_intent")?;
@@ -136,7 +139,7 @@ pub fn refunds(
     let (ids, has_more) = page(ids, params, "refund")?;
     let data = ids
         .iter()
-        .map(|id| account.refund_json(id, expand))
+        .map(|id| account.refund_json(id, expand, version))
         .collect::<Result<_, _>>()?;
     Ok(list("/v1/refunds", data, has_more))
 }

@@ -70,19 +70,12 @@ pub fn check_amount(amount: i64, param: &str) -> Result<i64, StripeError> {
     Ok(amount)
 }
 
-/// Validates a three-letter currency, lowercased.
+/// Validates `currency`, lowercased: one Stripe takes.
 pub fn check_currency(params: &Params) -> Result<Option<String>, StripeError> {
-    let Some(currency) = params.string("currency")? else {
-        return Ok(None);
-    };
-    let currency = currency.to_ascii_lowercase();
-    if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_lowercase()) {
-        return Err(StripeError::invalid(
-            "currency",
-            format!("Invalid currency: {currency}"),
-        ));
-    }
-    Ok(Some(currency))
+    params
+        .string("currency")?
+        .map(|currency| crate::currencies::check(&currency, "currency"))
+        .transpose()
 }
 
 /// `payment_method_options`, as given, with the card option the simulator acts on checked.
@@ -211,6 +204,7 @@ pub fn validate_create(params: &Params, ctx: &Ctx) -> Result<NewPaymentIntent, S
         "amount",
     )?;
     let currency = check_currency(params)?.ok_or_else(|| StripeError::missing("currency"))?;
+    let amount = crate::currencies::check_minimum(amount, &currency, "amount")?;
     let confirming = params.boolean("confirm")?.unwrap_or(false);
     let confirm = confirmation(params, confirming)?;
     let (automatic_payment_methods, payment_method_types) = payment_methods(params, ctx.version)?;

@@ -138,6 +138,9 @@ pub fn update(account: &mut Account, id: &str, params: &Params) -> Result<(), St
     if let Some(currency) = check_currency(params)? {
         pi.currency = currency;
     }
+    if params.raw("amount").is_some() || params.raw("currency").is_some() {
+        crate::currencies::check_minimum(pi.amount, &pi.currency, "amount")?;
+    }
     if let Some(pm) = check_payment_method(params)? {
         pi.payment_method = Some(pm);
         pi.status = "requires_confirmation";

@@ -78,7 +78,7 @@ mod tests {
         let params = Params::parse(b"amount=1&payment_method_types[0]=card");
         let endpoint = "POST /v1/payment_intents";
         assert!(check(endpoint, &params, ApiVersion::default()).is_err());
-        let old = ApiVersion::from_header(Some("2023-10-16")).unwrap();
+        let old = ApiVersion::from_header(Some("2023-10-16")).unwrap().version;
         assert!(check(endpoint, &params, old).is_ok());
         let renamed = Params::parse(b"allowed_payment_method_types[0]=card");
         assert!(check(endpoint, &renamed, ApiVersion::default()).is_ok());

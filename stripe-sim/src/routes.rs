@@ -131,7 +131,14 @@ impl Command {
         let (name, object) = endpoint.reference();
         reference::check(name, &params, ctx.version)?;
         let expand = params.expand()?;
-        check_expand(object, &expand)?;
+        // A search answer counts its matches when asked, as Stripe's do.
+        let searching = endpoint == Endpoint::SearchPaymentIntents;
+        let objects: Vec<String> = expand
+            .iter()
+            .filter(|e| !(searching && *e == search::TOTAL_COUNT))
+            .cloned()
+            .collect();
+        check_expand(object, &objects)?;
         let action = match endpoint {
             Endpoint::CreatePaymentIntent => {
                 Action::CreatePaymentIntent(payment_intents::validate_create(&params, ctx)?)
@@ -165,53 +172,87 @@ impl Command {
         })
     }
 
-    /// Runs the command on `account`; the answer's JSON.
+    /// Runs the command on `account`; the answer's JSON. A PaymentIntent
+    /// changes all at once or not at all: if the change is refused, it is put
+    /// back as it was (a decline, which records a failed attempt, is not a refusal).
     pub fn execute(self, account: &mut Account, ctx: &Ctx) -> Result<Value, StripeError> {
-        let (params, expand) = (&self.params, self.expand.as_slice());
+        let (params, expand, version) = (&self.params, self.expand.as_slice(), ctx.version);
         let id = match self.action {
             Action::CreatePaymentIntent(new) => payment_intents::create(account, new, ctx)?,
-            Action::ListPaymentIntents => return listing::payment_intents(account, params, expand),
+            Action::ListPaymentIntents => {
+                return listing::payment_intents(account, params, expand, version);
+            }
             Action::SearchPaymentIntents => {
-                return search::payment_intents(account, params, expand, ctx.now_ms);
+                return search::payment_intents(account, params, expand, ctx);
             }
             Action::RetrievePaymentIntent(id) => id,
             Action::UpdatePaymentIntent(id) => {
-                pi_changes::update(account, &id, params)?;
+                atomically(account, &id, |account| {
+                    pi_changes::update(account, &id, params)
+                })?;
                 id
             }
             Action::ConfirmPaymentIntent(id, confirmation, options, capture) => {
-                let pi = account.payment_intent_mut(&id, "intent")?;
-                if let Some(options) = options {
-                    pi.payment_method_options = options;
-                }
-                if let Some(capture) = capture {
-                    pi.capture_method = capture;
-                }
-                payment_intents::confirm(account, &id, confirmation, ctx)?;
+                atomically(account, &id, |account| {
+                    let pi = account.payment_intent_mut(&id, "intent")?;
+                    if let Some(options) = options {
+                        pi.payment_method_options = options;
+                    }
+                    if let Some(capture) = capture {
+                        pi.capture_method = capture;
+                    }
+                    payment_intents::confirm(account, &id, confirmation, ctx)
+                })?;
                 id
             }
             Action::CapturePaymentIntent(id, amount) => {
-                pi_changes::capture(account, &id, amount)?;
+                atomically(account, &id, |account| {
+                    pi_changes::capture(account, &id, amount)
+                })?;
                 id
             }
             Action::CancelPaymentIntent(id, reason) => {
-                pi_changes::cancel(account, &id, reason, ctx)?;
+                atomically(account, &id, |account| {
+                    pi_changes::cancel(account, &id, reason, ctx)
+                })?;
                 id
             }
             Action::IncrementAuthorization(id, amount) => {
-                pi_changes::increment_authorization(account, &id, amount, params)?;
+                atomically(account, &id, |account| {
+                    pi_changes::increment_authorization(account, &id, amount, params)
+                })?;
                 id
             }
             Action::CreateRefund(new) => {
                 let id = refunds::create(account, new, ctx)?;
-                return account.refund_json(&id, expand);
+                return account.refund_json(&id, expand, version);
             }
-            Action::ListRefunds => return listing::refunds(account, params, expand),
-            Action::RetrieveRefund(id) => return account.refund_json(&id, expand),
-            Action::RetrieveCharge(id) => return account.charge_json(&id, expand),
+            Action::ListRefunds => return listing::refunds(account, params, expand, version),
+            Action::RetrieveRefund(id) => return account.refund_json(&id, expand, version),
+            Action::RetrieveCharge(id) => return account.charge_json(&id, expand, version),
         };
-        account.payment_intent_json(&id, expand)
+        account.payment_intent_json(&id, expand, version)
     }
+}
+
+/// Runs `change` on the PaymentIntent `id`; if it is refused (any error but a
+/// card decline, which records its attempt), the PaymentIntent is restored.
+/// Changes fail before touching charges or refunds, so the PaymentIntent is
+/// all there is to restore.
+fn atomically(
+    account: &mut Account,
+    id: &str,
+    change: impl FnOnce(&mut Account) -> Result<(), StripeError>,
+) -> Result<(), StripeError> {
+    let before = account.payment_intent_mut(id, "intent")?.clone();
+    let result = change(account);
+    if let Err(err) = &result
+        && !err.is_card_error()
+        && let Ok(pi) = account.payment_intent_mut(id, "intent")
+    {
+        *pi = before;
+    }
+    result
 }
 
 #[cfg(test)]

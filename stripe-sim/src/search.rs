@@ -12,6 +12,10 @@ use crate::account::Account;
 use crate::error::StripeError;
 use crate::objects::PaymentIntent;
 use crate::params::Params;
+use crate::state::Ctx;
+
+/// The `expand[]` path that adds the number of matches to a search answer.
+pub const TOTAL_COUNT: &str = "total_count";
 
 #[derive(Debug, Clone, PartialEq)]
 enum Op {
@@ -158,8 +162,9 @@ pub fn payment_intents(
     account: &Account,
     params: &Params,
     expand: &[String],
-    now_ms: i64,
+    ctx: &Ctx,
 ) -> Result<Value, StripeError> {
+    let (now_ms, version) = (ctx.now_ms, ctx.version);
     let query = params.required_string("query")?;
     let (clauses, any) = parse(&query)?;
     let limit = crate::listing::limit(params)?;
@@ -194,15 +199,19 @@ pub fn payment_intents(
     let has_more = found.len() > skip + limit;
     let data = page
         .iter()
-        .map(|id| account.payment_intent_json(id, expand))
+        .map(|id| account.payment_intent_json(id, expand, version))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(json!({
+    let mut answer = json!({
         "object": "search_result",
         "url": "/v1/payment_intents/search",
         "has_more": has_more,
         "next_page": has_more.then(|| format!("page_sim_{}", skip + limit)),
         "data": data,
-    }))
+    });
+    if expand.iter().any(|e| e == TOTAL_COUNT) {
+        answer["total_count"] = json!(found.len());
+    }
+    Ok(answer)
 }
 
 #[cfg(test)]

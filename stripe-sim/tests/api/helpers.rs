@@ -103,6 +103,16 @@ impl TestSim {
         Self::answer(request.send().await.unwrap()).await
     }
 
+    /// A GET at API version `version`.
+    pub async fn get_version(&self, path: &str, version: &str) -> Answer {
+        let request = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.secret)
+            .header("Stripe-Version", version);
+        Self::answer(request.send().await.unwrap()).await
+    }
+
     /// A control call (`/_sim/…`) with a JSON body.
     pub async fn control(&self, path: &str, body: Value) -> Answer {
         let url = format!("{}?secret={}", self.url(path), self.secret);

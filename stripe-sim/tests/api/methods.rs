@@ -211,3 +211,119 @@ async fn a_bank_debit_stays_processing_until_it_settles() {
     );
     assert_eq!(card_only.body["error"]["param"], "payment_method");
 }
+
+/// Stripe's documented decline test methods (docs.stripe.com/testing#declined-payments,
+/// and the fraud section's `pm_card_radarBlock`): code, decline code, and the
+/// page of `doc_url`.
+const DECLINES: [(&str, &str, &str, &str); 10] = [
+    (
+        "pm_card_visa_chargeDeclined",
+        "card_declined",
+        "generic_decline",
+        "card-declined",
+    ),
+    (
+        "pm_card_visa_chargeDeclinedInsufficientFunds",
+        "card_declined",
+        "insufficient_funds",
+        "card-declined",
+    ),
+    (
+        "pm_card_visa_chargeDeclinedLostCard",
+        "card_declined",
+        "lost_card",
+        "card-declined",
+    ),
+    (
+        "pm_card_visa_chargeDeclinedStolenCard",
+        "card_declined",
+        "stolen_card",
+        "card-declined",
+    ),
+    (
+        "pm_card_visa_chargeDeclinedVelocityLimitExceeded",
+        "card_declined",
+        "card_velocity_exceeded",
+        "card-declined",
+    ),
+    (
+        "pm_card_chargeDeclinedExpiredCard",
+        "expired_card",
+        "expired_card",
+        "expired-card",
+    ),
+    (
+        "pm_card_chargeDeclinedIncorrectCvc",
+        "incorrect_cvc",
+        "incorrect_cvc",
+        "incorrect-cvc",
+    ),
+    (
+        "pm_card_chargeDeclinedProcessingError",
+        "processing_error",
+        "processing_error",
+        "processing-error",
+    ),
+    (
+        "pm_card_radarBlock",
+        "card_declined",
+        "fraudulent",
+        "card-declined",
+    ),
+    (
+        "pm_card_chargeDeclinedInsufficientFunds",
+        "card_declined",
+        "insufficient_funds",
+        "card-declined",
+    ),
+];
+
+#[tokio::test]
+async fn each_documented_decline_is_a_full_card_error() {
+    let sim = TestSim::spawn().await;
+    for (pm, code, decline_code, page) in DECLINES {
+        let answer = sim.post("/v1/payment_intents", &confirmed(pm, &[])).await;
+        assert_eq!(
+            (answer.status, answer.error_code()),
+            (402, code),
+            "{pm}: {}",
+            answer.body
+        );
+        let error = &answer.body["error"];
+        assert_eq!(error["type"], "card_error", "{pm}");
+        assert_eq!(error["decline_code"], decline_code, "{pm}");
+        assert_eq!(
+            error["doc_url"],
+            format!("https://stripe.com/docs/error-codes/{page}"),
+            "{pm}"
+        );
+        let pi = &error["payment_intent"];
+        assert_eq!(pi["status"], "requires_payment_method", "{pm}");
+        assert_eq!(error["charge"], pi["latest_charge"], "{pm}");
+        assert!(error["charge"].as_str().unwrap().starts_with("ch_"), "{pm}");
+        assert_eq!(error["payment_method"]["id"], pm, "{pm}");
+        assert_eq!(error["payment_method"]["object"], "payment_method", "{pm}");
+        assert_eq!(error["payment_method"]["type"], "card", "{pm}");
+        let request_id = answer.header("request-id").unwrap();
+        let log = error["request_log_url"].as_str().unwrap_or_default();
+        assert!(
+            log.starts_with("https://dashboard.stripe.com/test/logs/") && log.contains(request_id),
+            "{pm}: {log}"
+        );
+        let last = &pi["last_payment_error"];
+        for field in [
+            "type",
+            "code",
+            "decline_code",
+            "doc_url",
+            "charge",
+            "message",
+        ] {
+            assert_eq!(
+                last[field], error[field],
+                "{pm}: last_payment_error.{field}"
+            );
+        }
+        assert_eq!(last["payment_method"]["id"], pm, "{pm}");
+    }
+}

@@ -132,3 +132,54 @@ async fn only_captured_money_can_be_refunded() {
     );
     assert!(sim.held("refunds").await.is_empty());
 }
+
+#[tokio::test]
+async fn a_charge_embeds_its_refunds_only_before_2022_11_15() {
+    let sim = TestSim::spawn().await;
+    let pi = sim.charge("3000").await;
+    let pi_id = pi["id"].as_str().unwrap();
+    let refund = sim
+        .post(
+            "/v1/refunds",
+            &[("payment_intent", pi_id), ("amount", "700")],
+        )
+        .await
+        .body;
+    let charge_path = format!("/v1/charges/{}", pi["latest_charge"].as_str().unwrap());
+    for version in ["2022-11-15", "2023-08-16", "2026-11-18.endive"] {
+        let charge = sim.get_version(&charge_path, version).await.body;
+        assert!(
+            charge.get("refunds").is_none(),
+            "{version}: Stripe stopped embedding refunds: {charge}"
+        );
+        let expanded = sim
+            .get_version(&format!("{charge_path}?expand[]=refunds"), version)
+            .await
+            .body;
+        assert_eq!(
+            expanded["refunds"]["data"][0]["id"], refund["id"],
+            "{version}"
+        );
+    }
+    let default = sim.get(&charge_path).await.body;
+    assert!(default.get("refunds").is_none(), "{default}");
+    for version in ["2020-08-27", "2022-08-01"] {
+        let charge = sim.get_version(&charge_path, version).await.body;
+        assert_eq!(charge["refunds"]["object"], "list", "{version}");
+        assert_eq!(
+            charge["refunds"]["data"][0]["id"], refund["id"],
+            "{version}"
+        );
+        let pi = sim
+            .get_version(
+                &format!("/v1/payment_intents/{pi_id}?expand[]=latest_charge"),
+                version,
+            )
+            .await
+            .body;
+        assert_eq!(
+            pi["latest_charge"]["refunds"]["data"][0]["amount"], 700,
+            "{version}: an expanded charge too"
+        );
+    }
+}

@@ -131,3 +131,27 @@ async fn new_payment_intents_appear_only_after_the_indexing_delay() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn search_counts_its_matches_when_asked() {
+    let sim = TestSim::spawn().await;
+    for order in ["o-1", "o-1", "o-2"] {
+        create(&sim, "100", order, false).await;
+    }
+    let path = "/v1/payment_intents/search?query=metadata%5B%27order_id%27%5D%3A%27o-1%27&limit=1";
+    let plain = sim.get(path).await.body;
+    assert!(
+        plain.get("total_count").is_none(),
+        "only when expanded: {plain}"
+    );
+    let counted = sim.get(&format!("{path}&expand[]=total_count")).await;
+    assert_eq!(counted.status, 200, "{}", counted.body);
+    assert_eq!(counted.body["total_count"], 2);
+    assert_eq!(counted.body["data"].as_array().unwrap().len(), 1);
+    let refused = sim.get("/v1/payment_intents?expand[]=total_count").await;
+    assert_eq!(
+        refused.status, 400,
+        "lists have no total_count: {}",
+        refused.body
+    );
+}

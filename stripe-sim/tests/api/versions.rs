@@ -1,5 +1,6 @@
-//! `Stripe-Version`: unknown versions refused, and the automatic payment
-//! methods rules of each version (a `return_url` since 2023-08-16).
+//! `Stripe-Version`: every released version served, a later one served as the
+//! newest known, malformed or unreleased ones refused, and the automatic
+//! payment methods rules of each version (a `return_url` since 2023-08-16).
 
 use serde_json::json;
 
@@ -17,9 +18,16 @@ fn with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 }
 
 #[tokio::test]
-async fn an_unknown_version_is_refused_as_stripe_does() {
+async fn a_malformed_or_unreleased_version_is_refused_as_stripe_does() {
     let sim = TestSim::spawn().await;
-    for bad in ["2019-2-19", "2099-01-01", "2025-03-31.acacia", "latest"] {
+    for bad in [
+        "2019-2-19",
+        "2025-03-31.acacia",
+        "latest",
+        "2024-10-29.acacia",
+        "2020-08-28",
+        "2026-02-30.endive",
+    ] {
         let answer = sim
             .post_version(
                 "/v1/payment_intents",
@@ -35,6 +43,51 @@ async fn an_unknown_version_is_refused_as_stripe_does() {
         );
     }
     assert!(sim.held("payment_intents").await.is_empty());
+}
+
+#[tokio::test]
+async fn every_released_version_is_served_as_itself() {
+    let sim = TestSim::spawn().await;
+    // What Stripe's libraries pin: stripe-node 23.2 and stripe-python 16.1,
+    // and the oldest, a dated one and the one-off Dashboard version.
+    for version in [
+        "2026-11-18.endive",
+        "2026-10-28.endive",
+        "2011-01-01",
+        "2020-08-27",
+        "2025-03-01.dashboard",
+        "2024-09-30.acacia",
+    ] {
+        let answer = sim.get_version("/v1/payment_intents", version).await;
+        assert_eq!(answer.status, 200, "{version}: {}", answer.body);
+        assert_eq!(answer.header("stripe-version"), Some(version));
+        assert_eq!(answer.header("warning"), None, "{version}");
+    }
+}
+
+#[tokio::test]
+async fn a_later_version_is_served_as_the_newest_known_with_a_warning() {
+    let sim = TestSim::spawn().await;
+    for later in ["2027-01-27.fig", "2099-01-01"] {
+        let answer = sim
+            .post_version("/v1/payment_intents", &with(&[]), later)
+            .await;
+        assert_eq!(answer.status, 400, "{later}: {}", answer.body);
+        assert!(
+            answer.body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("A `return_url` must be specified"),
+            "the rules of the newest version apply: {}",
+            answer.body
+        );
+        assert_eq!(answer.header("stripe-version"), Some("2026-11-18.endive"));
+        let warning = answer.header("warning").unwrap_or_default();
+        assert!(
+            warning.contains(later) && warning.contains("2026-11-18.endive"),
+            "{warning}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -124,8 +124,9 @@ pub async fn idempotency_keys_cannot_be_taken_by_another_key(backend: Backend) {
             .await
         }
     };
-    // The thief goes first with the victim's predictable key and other parameters.
-    let (status, stolen) = charge(thief.token.clone(), 1).await;
+    // The thief goes first with the victim's predictable key and other
+    // parameters (50 cents: Stripe's smallest USD charge).
+    let (status, stolen) = charge(thief.token.clone(), 50).await;
     assert_eq!(status, 200, "{stolen}");
     let (status, own) = charge(victim.token.clone(), 700).await;
     assert_eq!(status, 200, "the victim's charge is not blocked: {own}");
