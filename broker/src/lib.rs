@@ -35,6 +35,7 @@ pub mod key;
 pub mod metrics;
 pub mod new_key;
 pub mod role;
+pub mod role_budget;
 pub mod routes;
 pub mod server;
 pub mod state;

@@ -31,6 +31,7 @@ struct Inner {
     in_flight: TaskTracker,
     unauthenticated: Unauthenticated,
     body_budget: Arc<tokio::sync::Semaphore>,
+    role_budget: crate::role_budget::RoleBudget,
 }
 
 /// Bytes of request bodies the broker holds at once, in KiB: 64 MiB, 64
@@ -71,6 +72,7 @@ impl AppState {
                 in_flight: TaskTracker::new(),
                 unauthenticated: Unauthenticated::default(),
                 body_budget: Arc::new(tokio::sync::Semaphore::new(BODY_BUDGET_KIB)),
+                role_budget: crate::role_budget::RoleBudget::default(),
             }),
         })
     }
@@ -115,6 +117,11 @@ impl AppState {
     /// Requests without a valid key, counted until their summary is written.
     pub fn unauthenticated(&self) -> &Unauthenticated {
         &self.inner.unauthenticated
+    }
+
+    /// What this broker leased of each role's daily cap.
+    pub fn role_budget(&self) -> &crate::role_budget::RoleBudget {
+        &self.inner.role_budget
     }
 
     /// The KiB of request bodies the broker may still take in ([`BODY_BUDGET_KIB`] in all).

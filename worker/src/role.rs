@@ -226,12 +226,12 @@ pub fn mismatches(role: &Value, policy: &CheckoutPolicy, worker_max_ttl: Duratio
 /// activities ask for, and each mismatch.
 pub fn describe(role: &Value, policy: &CheckoutPolicy, worker_max_ttl: Duration) -> String {
     let mut text = format!(
-        "role {}: labels {}*, per-key cap ${}, daily cap ${} (spent today ${}), key TTL at most {}s\n  allows: {}\n  the activities ask: {}\n  a charge above the per-key cap is refused at issue (role_limit)\n",
+        "role {}: labels {}*, per-key cap ${}, daily cap ${} (leased by brokers today ${}), key TTL at most {}s\n  allows: {}\n  the activities ask: {}\n  a charge above the per-key cap is refused at issue (role_limit)\n",
         role["name"].as_str().unwrap_or_default(),
         role["label_prefix"].as_str().unwrap_or_default(),
         role["max_key_usd_cap"],
         role["daily_usd_cap"],
-        role["spent_usd_today"],
+        role["leased_usd_today"],
         role["max_expires_in"],
         role["allowed_endpoints"],
         endpoints().join(", "),

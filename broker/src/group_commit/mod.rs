@@ -80,28 +80,12 @@ impl From<Option<&str>> for Arg {
 pub struct Statement {
     sql: String,
     args: Vec<Arg>,
-    gate: bool,
 }
 
 impl Statement {
     /// `sql` (already in the backend's syntax) with `args` bound in order.
     pub fn new(sql: String, args: Vec<Arg>) -> Self {
-        Self {
-            sql,
-            args,
-            gate: false,
-        }
-    }
-
-    /// This statement as a gate: the gates at the head of a unit take
-    /// effect all together or not at all. If one of them changes no row
-    /// (a conditional upsert whose condition failed), what the gates before
-    /// it changed is rolled back and every gate answers 0 rows; the rest of
-    /// the unit runs either way. So a key's reservation and its role's
-    /// commit together or not at all.
-    pub fn gate(mut self) -> Self {
-        self.gate = true;
-        self
+        Self { sql, args }
     }
 
     fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments> {
@@ -381,12 +365,8 @@ async fn execute(
     connection: &mut AnyConnection,
     unit: &[Statement],
 ) -> Result<Vec<u64>, sqlx::Error> {
-    let gates = unit.iter().take_while(|statement| statement.gate).count();
     let mut rows = Vec::with_capacity(unit.len());
-    if gates > 1 {
-        rows = gated(connection, &unit[..gates]).await?;
-    }
-    for statement in &unit[rows.len()..] {
+    for statement in unit {
         rows.push(
             statement
                 .query()
@@ -395,35 +375,6 @@ async fn execute(
                 .rows_affected(),
         );
     }
-    Ok(rows)
-}
-
-/// Runs `gates` in a savepoint kept only if every one changed a row.
-async fn gated(
-    connection: &mut AnyConnection,
-    gates: &[Statement],
-) -> Result<Vec<u64>, sqlx::Error> {
-    use sqlx::Executor;
-    connection.execute("SAVEPOINT keylease_gates").await?;
-    let mut rows = Vec::with_capacity(gates.len());
-    for statement in gates {
-        let changed = statement
-            .query()
-            .execute(&mut *connection)
-            .await?
-            .rows_affected();
-        rows.push(changed);
-        if changed == 0 {
-            connection
-                .execute("ROLLBACK TO SAVEPOINT keylease_gates")
-                .await?;
-            rows = vec![0; gates.len()];
-            break;
-        }
-    }
-    connection
-        .execute("RELEASE SAVEPOINT keylease_gates")
-        .await?;
     Ok(rows)
 }
 

@@ -35,7 +35,7 @@ fn view(role: &Role, spent_micros: i64) -> Value {
         "stripe_accounts": role.stripe_accounts,
         "allow_allowed_objects": role.allow_allowed_objects,
         "allow_allowed_metadata": role.allow_allowed_metadata,
-        "spent_usd_today": micros_to_usd(spent_micros),
+        "leased_usd_today": micros_to_usd(spent_micros),
     })
 }
 

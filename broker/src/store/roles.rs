@@ -1,5 +1,5 @@
 //! The `roles`, `role_tokens` and `role_spend` tables: roles, their tokens
-//! (hashed), and what each role's keys together hold per UTC day.
+//! (hashed), and how much of each role's daily cap brokers have leased.
 
 use std::time::Duration;
 
@@ -181,34 +181,24 @@ impl Store {
         Ok(self.write(unit).await?.first().copied().unwrap_or(0) == 1)
     }
 
-    /// Holds `micros` against role `role`'s daily cap `cap` in `period`, or
-    /// changes nothing: a gate ([`Statement::gate`]) for a key's reservation.
-    pub fn reserve_for_role(
+    /// Leases `micros` of role `role`'s daily cap `cap` for `day` to this
+    /// broker: one conditional upsert, durable before it returns; `false`
+    /// if the day's cap has no room for it ([`crate::role_budget`]).
+    pub async fn lease_for_role(
         &self,
         role: &str,
-        period: &SpendPeriod,
+        day: &SpendPeriod,
         micros: i64,
         cap: i64,
-    ) -> Statement {
-        self.statement(
-            "INSERT INTO role_spend (role, period, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
-             ON CONFLICT (role, period) DO UPDATE SET micros = role_spend.micros + excluded.micros
-             WHERE role_spend.micros + excluded.micros <= ?4",
-            vec![
-                role.into(),
-                period.as_str().into(),
-                micros.into(),
-                cap.into(),
-            ],
-        )
-        .gate()
-    }
-
-    /// Gives back what a role's reservation held: a statement for [`Store::write`].
-    pub fn release_for_role(&self, role: &str, period: &SpendPeriod, micros: i64) -> Statement {
-        self.statement(
-            "UPDATE role_spend SET micros = micros - ?3 WHERE role = ?1 AND period = ?2",
-            vec![role.into(), period.as_str().into(), micros.into()],
-        )
+    ) -> Result<bool, sqlx::Error> {
+        let leased = self
+            .write_one(self.statement(
+                "INSERT INTO role_spend (role, period, micros) SELECT ?1, ?2, ?3 WHERE ?3 <= ?4
+                 ON CONFLICT (role, period) DO UPDATE SET micros = role_spend.micros + excluded.micros
+                 WHERE role_spend.micros + excluded.micros <= ?4",
+                vec![role.into(), day.as_str().into(), micros.into(), cap.into()],
+            ))
+            .await?;
+        Ok(leased == 1)
     }
 }

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{Store, millis};
 use crate::group_commit::Statement;
-use crate::key::{KeyRecord, SpendPeriod};
+use crate::key::{KeyRecord, KeyRole, SpendPeriod};
 
 /// SQL for a key's spend period ([`KeyRecord::spend_period`]), given the UTC
 /// day bound as `?5`, [`crate::key::LIFETIME_CAP_LIMIT_MS`] as `?6` and
@@ -18,14 +18,19 @@ pub struct Reservation {
     key_id: String,
     period: SpendPeriod,
     micros: i64,
-    /// The role it was also held against, in the UTC day it was made.
-    role: Option<(String, SpendPeriod)>,
+    /// The role whose daily cap it was also taken from, and the UTC day.
+    role: Option<(KeyRole, SpendPeriod)>,
 }
 
 impl Reservation {
     /// The reserved amount in micro-dollars.
     pub fn micros(&self) -> i64 {
         self.micros
+    }
+
+    /// The role whose daily cap it was also taken from, and the UTC day.
+    pub fn role(&self) -> Option<&(KeyRole, SpendPeriod)> {
+        self.role.as_ref()
     }
 }
 
@@ -51,10 +56,9 @@ impl Store {
     /// so concurrent requests on one key can never together pass the cap, and
     /// a key revoked while its request was arriving reserves nothing.
     ///
-    /// A key issued under a role holds the same amount against the role's
-    /// daily cap (UTC day of `now`) in the same unit: both or neither (two
-    /// gates, [`Statement::gate`]), so all of a role's keys together never
-    /// pass its cap, however many its tokens issue.
+    /// A key issued under a role has taken the same amount from its role's
+    /// daily cap first ([`crate::role_budget`]); the reservation remembers
+    /// the role and UTC day of `now`, so that a release gives it back.
     ///
     /// `with` are committed in the same unit (the request's audit row), so
     /// what is written before forwarding costs one commit.
@@ -78,14 +82,11 @@ impl Store {
                     key.daily_cap_micros.into(),
                     millis(now).into(),
                 ],
-        ).gate()];
+        )];
         let role = key
             .role
             .as_ref()
-            .map(|role| (role.name.clone(), SpendPeriod::day_of(now)));
-        if let (Some((name, day)), Some(role)) = (&role, &key.role) {
-            unit.push(self.reserve_for_role(name, day, micros, role.daily_cap_micros));
-        }
+            .map(|role| (role.clone(), SpendPeriod::day_of(now)));
         unit.extend(with);
         let reserved = self.write(unit).await?.first().copied().unwrap_or(0);
         Ok((reserved == 1).then(|| Reservation {
@@ -96,20 +97,17 @@ impl Store {
         }))
     }
 
-    /// Gives a reservation back (to its key, and to its role), for a request
-    /// upstream refused: statements for [`Store::write`].
-    pub fn release(&self, reservation: &Reservation) -> Vec<Statement> {
-        let mut release = vec![self.statement(
+    /// Gives a reservation back to its key, for a request upstream refused:
+    /// a statement for [`Store::write`]. (Its role's part goes back to the
+    /// broker's lease: [`crate::role_budget::RoleBudget::give_back`].)
+    pub fn release(&self, reservation: &Reservation) -> Statement {
+        self.statement(
             "UPDATE spend SET micros = micros - ?3 WHERE key_id = ?1 AND period = ?2",
             vec![
                 reservation.key_id.as_str().into(),
                 reservation.period.as_str().into(),
                 reservation.micros.into(),
             ],
-        )];
-        if let Some((role, day)) = &reservation.role {
-            release.push(self.release_for_role(role, day, reservation.micros));
-        }
-        release
+        )
     }
 }

@@ -237,9 +237,15 @@ impl TestBroker {
 
     /// Stops the broker and starts a new one on the same database file.
     pub async fn restart(&mut self) {
+        self.restart_with(|_| {}).await;
+    }
+
+    /// [`TestBroker::restart`], with the new broker's config changed by `tweak`.
+    pub async fn restart_with(&mut self, tweak: impl FnOnce(&mut BrokerConfig)) {
         self.stop.take().unwrap().send(()).unwrap();
         self.task.take().unwrap().await.unwrap();
-        let config = config(&self.upstream, &self.database_url);
+        let mut config = config(&self.upstream, &self.database_url);
+        tweak(&mut config);
         self.start(config).await;
     }
 

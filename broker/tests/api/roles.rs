@@ -439,5 +439,96 @@ pub async fn a_roles_daily_cap_holds_across_its_keys_and_brokers(backend: Backen
         "stripe-sim moved the role's cap, no more"
     );
     let (_, roles) = broker.admin(Method::GET, "/v1/roles", None).await;
-    assert_eq!(roles["roles"][0]["spent_usd_today"], json!(20.0), "{roles}");
+    assert_eq!(
+        roles["roles"][0]["leased_usd_today"],
+        json!(20.0),
+        "{roles}"
+    );
+}
+
+/// A broker leases a role's cap in slices: what it leased and did not use
+/// when it restarts stays counted, so the cap goes partly unused that day,
+/// never passed; and a declined charge gives its part back to the slice.
+pub async fn a_restarted_broker_leaves_its_unused_slice_counted(backend: Backend) {
+    let (mut broker, sim) = broker_on_sim(backend).await;
+    // $64 a day: slices of $2, so each $1 charge leaves $1 leased and unused.
+    let mut role = worker_role("worker", 64.0);
+    role["max_key_usd_cap"] = json!(100);
+    let token = role_token(&broker, role).await;
+    let (status, body) = call(
+        broker.addr,
+        &token,
+        Method::POST,
+        "/v1/keys",
+        Some(key_request("temporal-wf-charge", &[CHARGE], 100.0)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let key = body["token"].as_str().unwrap().to_owned();
+    let charge = |card: &'static str| {
+        let (addr, key) = (broker.addr, key.clone());
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("http://{addr}/stripe/v1/payment_intents"))
+                .bearer_auth(&key)
+                .header("Stripe-Version", crate::attacks::OLD_STRIPE_VERSION)
+                .form(&[
+                    ("amount", "100"),
+                    ("currency", "usd"),
+                    ("confirm", "true"),
+                    ("payment_method", card),
+                ])
+                .send()
+                .await
+                .unwrap();
+            json_of(response).await.0
+        }
+    };
+    assert_eq!(charge("pm_card_visa").await, 200);
+    assert_eq!(charge("pm_card_chargeDeclined").await, 402, "a decline");
+    let base = sim.clone();
+    broker
+        .restart_with(move |c| c.stripe_api_base = base.parse().unwrap())
+        .await;
+    let charge = |card: &'static str| {
+        let (addr, key) = (broker.addr, key.clone());
+        async move {
+            let response = reqwest::Client::new()
+                .post(format!("http://{addr}/stripe/v1/payment_intents"))
+                .bearer_auth(&key)
+                .header("Stripe-Version", crate::attacks::OLD_STRIPE_VERSION)
+                .form(&[
+                    ("amount", "100"),
+                    ("currency", "usd"),
+                    ("confirm", "true"),
+                    ("payment_method", card),
+                ])
+                .send()
+                .await
+                .unwrap();
+            json_of(response).await
+        }
+    };
+    let mut succeeded = 1;
+    loop {
+        let (status, body) = charge("pm_card_visa").await;
+        if status != 200 {
+            assert_eq!((status, code(&body)), (429, "cap_exhausted"), "{body}");
+            assert!(body.to_string().contains("role worker"), "{body}");
+            break;
+        }
+        succeeded += 1;
+        assert!(succeeded <= 64, "never past the role's cap");
+    }
+    assert_eq!(
+        succeeded, 63,
+        "the slice leased before the restart stays counted"
+    );
+    assert_eq!(succeeded_cents(&sim).await, 6300);
+    let (_, roles) = broker.admin(Method::GET, "/v1/roles", None).await;
+    assert_eq!(
+        roles["roles"][0]["leased_usd_today"],
+        json!(64.0),
+        "{roles}"
+    );
 }

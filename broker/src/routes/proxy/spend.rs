@@ -192,6 +192,22 @@ pub async fn reserve(
     let now = Utc::now();
     let need = valued.is_some_and(|v| v.need_micros > 0);
     if let Some(valued) = valued.filter(|v| v.need_micros > 0) {
+        // A role's key takes its part of the role's daily cap first.
+        let day = SpendPeriod::day_of(now);
+        if let Some(role) = &key.role
+            && !state
+                .role_budget()
+                .take(state.store(), role, &day, valued.need_micros)
+                .await?
+        {
+            if let Some(row) = audit_row {
+                state.store().write(vec![row]).await?;
+            }
+            return Err(ApiError::CapExhausted(format!(
+                "request would pass role {}'s daily cap",
+                role.name
+            )));
+        }
         let with = audit_row.into_iter().collect();
         let reserved = state
             .store()
@@ -199,6 +215,11 @@ pub async fn reserve(
             .await?;
         if let Some(reservation) = reserved {
             return Ok(Some(reservation));
+        }
+        if let Some(role) = &key.role {
+            state
+                .role_budget()
+                .give_back(role, &day, valued.need_micros);
         }
     } else if let Some(row) = audit_row {
         state.store().write(vec![row]).await?;
@@ -214,13 +235,9 @@ pub async fn reserve(
     match current.status(now) {
         KeyStatus::Revoked => Err(ApiError::KeyRevoked),
         KeyStatus::Expired => Err(ApiError::KeyExpired),
-        KeyStatus::Active if need => Err(ApiError::CapExhausted(match &key.role {
-            Some(role) => format!(
-                "request would pass the key's spend cap or role {}'s daily cap",
-                role.name
-            ),
-            None => "request would pass the key's spend cap".to_owned(),
-        })),
+        KeyStatus::Active if need => Err(ApiError::CapExhausted(
+            "request would pass the key's spend cap".to_owned(),
+        )),
         KeyStatus::Active => Ok(None),
     }
 }
@@ -256,7 +273,12 @@ pub fn settle(
         writes: Vec::new(),
     };
     if let (true, Some(reservation)) = (release, reservation) {
-        settlement.writes.extend(state.store().release(reservation));
+        settlement.writes.push(state.store().release(reservation));
+        if let Some((role, day)) = reservation.role() {
+            state
+                .role_budget()
+                .give_back(role, day, reservation.micros());
+        }
         settlement.held = 0;
     }
     // A valued request on an object that was not answered 2xx may still have
