@@ -122,10 +122,29 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The router of the `--stripe-listen` address: Stripe's API at the root,
+/// every request handled as `/stripe/...` is on the main address.
+pub fn stripe_root_app(state: AppState) -> Router {
+    Router::new()
+        .fallback(routes::proxy::proxy_at_root)
+        .with_state(state)
+}
+
 /// Refuses a weak admin token, opens the database of `config` and serves on
 /// `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
+    config: BrokerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), BrokerError> {
+    run_on(listener, None, config, shutdown).await
+}
+
+/// [`run`], also serving Stripe's API at the root of `stripe_listener`
+/// (`--stripe-listen`) when given.
+pub async fn run_on(
+    listener: TcpListener,
+    stripe_listener: Option<TcpListener>,
     config: BrokerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), BrokerError> {
@@ -174,7 +193,38 @@ pub async fn run(
             state.metrics().refused_by_http.get_or_create(&labels).inc();
         }
     };
-    server::serve(listener, app(state.clone()), limits, refused, shutdown).await?;
+    // One stop for both addresses.
+    let stopping = tokio_util::sync::CancellationToken::new();
+    let stop_both = stopping.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stop_both.cancel();
+    });
+    let main = server::serve(
+        listener,
+        app(state.clone()),
+        limits.clone(),
+        refused.clone(),
+        stopping.clone().cancelled_owned(),
+    );
+    let root = async {
+        match stripe_listener {
+            Some(stripe) => {
+                server::serve(
+                    stripe,
+                    stripe_root_app(state.clone()),
+                    limits.clone(),
+                    refused.clone(),
+                    stopping.clone().cancelled_owned(),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    let (main, root) = tokio::join!(main, root);
+    main?;
+    root?;
     // Connections are closed; requests already forwarded still finish, settle and are audited.
     state.in_flight().close();
     state.in_flight().wait().await;

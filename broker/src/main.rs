@@ -27,7 +27,17 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %listener.local_addr()?, "keylease-broker listening");
-    keylease_broker::run(listener, config, shutdown_signal()).await?;
+    let stripe_listener = match config.stripe_listen {
+        Some(address) => {
+            let stripe = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address}"))?;
+            tracing::info!(address = %stripe.local_addr()?, "Stripe's API served at the root");
+            Some(stripe)
+        }
+        None => None,
+    };
+    keylease_broker::run_on(listener, stripe_listener, config, shutdown_signal()).await?;
     tracing::info!("keylease-broker stopped");
     Ok(())
 }

@@ -40,6 +40,12 @@ pub struct BrokerConfig {
     #[arg(long, env = "KEYLEASE_BROKER_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Also serve Stripe's API at the root of this address (`/v1/...`, as
+    /// `api.stripe.com` does), same rules and audit as `/stripe/...`: for
+    /// Stripe's libraries, which take a host, port and protocol but no base path.
+    #[arg(long, env = "KEYLEASE_BROKER_STRIPE_LISTEN")]
+    pub stripe_listen: Option<SocketAddr>,
+
     /// Database holding keys, spend and audit records: `sqlite://path` (created if
     /// missing) or `postgres://[user[:password]@][host][:port][/db]`. For PostgreSQL,
     /// the `PG*` settings fill in the parts the URL leaves out (libpq's rule: the URL
@@ -185,6 +191,7 @@ impl BrokerConfig {
     ) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            stripe_listen: None,
             database_url: SecretString::from("sqlite://keylease-broker.db"),
             skip_integrity_check: false,
             pg_host: None,

@@ -151,6 +151,8 @@ async fn record(State(log): State<Arc<UpstreamLog>>, request: Request) -> Respon
 /// A broker running in this test's runtime.
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// Its `--stripe-listen` address: Stripe's API at the root.
+    pub stripe_root: SocketAddr,
     pub upstream: TestUpstream,
     pub http: reqwest::Client,
     pub database_url: String,
@@ -191,6 +193,7 @@ impl TestBroker {
         tweak(&mut config);
         let mut broker = Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stripe_root: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream,
             http: reqwest::Client::new(),
             database_url,
@@ -205,10 +208,12 @@ impl TestBroker {
     async fn start(&mut self, config: BrokerConfig) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.addr = listener.local_addr().unwrap();
+        let stripe_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        self.stripe_root = stripe_listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         self.stop = Some(stop);
         self.task = Some(tokio::spawn(async move {
-            keylease_broker::run(listener, config, async {
+            keylease_broker::run_on(listener, Some(stripe_listener), config, async {
                 stopped.await.ok();
             })
             .await

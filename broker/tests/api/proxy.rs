@@ -438,3 +438,85 @@ async fn a_revocation_on_one_broker_holds_on_another_before_delete_returns() {
     assert_eq!((status, code(&body)), (401, "key_revoked"));
     assert_eq!(broker.upstream.received().len(), forwarded);
 }
+
+/// Issue 22: `--stripe-listen` serves Stripe's API at the root of an address
+/// of its own, for libraries that take only a host, port and protocol: the
+/// same rules and the same audit as `/stripe/...`, and no admin API.
+pub async fn the_stripe_root_serves_the_proxy_with_the_same_rules(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue(
+            "temporal-root-charge",
+            &["POST /v1/payment_intents"],
+            100.0,
+            json!(60),
+        )
+        .await;
+    let root = |path: &str| format!("http://{}{path}", broker.stripe_root);
+    let response = broker
+        .http
+        .post(root("/v1/payment_intents"))
+        .bearer_auth(&key.token)
+        .form(&[("amount", "1999"), ("currency", "usd")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let received = broker.upstream.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].path, "/v1/payment_intents");
+
+    // The allowlist, the token and the path rules hold as on /stripe/.
+    let refused = broker
+        .http
+        .post(root("/v1/refunds"))
+        .bearer_auth(&key.token)
+        .form(&[("payment_intent", "pi_1")])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(refused).await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "endpoint_not_allowed"),
+        "{body}"
+    );
+    for (path, token) in [
+        ("/v1/payment%5Fintents", key.token.as_str()),
+        ("/v1/payment_intents", "vk_not_a_key"),
+        // The admin API is not served here: the admin token is no vault key.
+        ("/v1/keys", crate::helpers::ADMIN_TOKEN),
+    ] {
+        let status = broker
+            .http
+            .post(root(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        assert!(status == 400 || status == 401, "{path}: {status}");
+    }
+    assert_eq!(
+        broker.upstream.received().len(),
+        1,
+        "nothing more forwarded"
+    );
+
+    // Audited as any proxied request.
+    let (_, audit) = broker
+        .admin(
+            reqwest::Method::GET,
+            &format!("/v1/audit?key_id={}", key.id),
+            None,
+        )
+        .await;
+    let paths: Vec<&str> = audit["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, vec!["/v1/refunds", "/v1/payment_intents"], "{audit}");
+}

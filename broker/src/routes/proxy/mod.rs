@@ -46,6 +46,22 @@ pub async fn proxy(State(state): State<AppState>, request: Request) -> Response 
     }
 }
 
+/// The handler of the `--stripe-listen` address: `/v1/...` there is
+/// `/stripe/v1/...` here, with every rule and the audit the same.
+pub async fn proxy_at_root(State(state): State<AppState>, mut request: Request) -> Response {
+    let below = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |path| path.as_str());
+    match format!("/{VENDOR}{below}").parse() {
+        Ok(uri) => *request.uri_mut() = uri,
+        Err(_) => {
+            return ApiError::InvalidPath("the path is not valid".to_owned()).into_response();
+        }
+    }
+    proxy(State(state), request).await
+}
+
 async fn handle(state: AppState, request: Request) -> Response {
     let mut trail = Trail::start(request.method().as_str());
     let result = forward(&state, request, &mut trail).await;
