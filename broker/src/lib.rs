@@ -203,7 +203,7 @@ pub async fn run_on(
     let main = server::serve(
         listener,
         app(state.clone()),
-        limits.clone(),
+        limits,
         refused.clone(),
         stopping.clone().cancelled_owned(),
     );
@@ -213,7 +213,7 @@ pub async fn run_on(
                 server::serve(
                     stripe,
                     stripe_root_app(state.clone()),
-                    limits.clone(),
+                    limits,
                     refused.clone(),
                     stopping.clone().cancelled_owned(),
                 )
