@@ -142,6 +142,28 @@ impl ApiError {
         }
     }
 
+    /// Stripe's error `type` for this answer, which Stripe's libraries read
+    /// (with the status) to choose the error class they raise: the broker's
+    /// own failures are `api_error`, every refusal `invalid_request_error`.
+    pub fn error_type(&self) -> &'static str {
+        if self.status().is_server_error() {
+            "api_error"
+        } else {
+            "invalid_request_error"
+        }
+    }
+
+    /// The request parameter at fault, as Stripe names it in `param`: the
+    /// one a refusal's message names as "parameter `…`".
+    fn param(&self, message: &str) -> Option<String> {
+        if !matches!(self, Self::BadParameter(_) | Self::EndpointNotAllowed(_)) {
+            return None;
+        }
+        let (_, rest) = message.split_once("parameter `")?;
+        let (name, _) = rest.split_once('`')?;
+        Some(name.to_owned())
+    }
+
     /// Wraps an internal failure whose details must not reach the caller.
     pub fn internal(err: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Internal(Box::new(err))
@@ -164,7 +186,16 @@ impl IntoResponse for ApiError {
         if let Self::Internal(cause) = &self {
             tracing::error!(error = %cause, "internal error while serving a request");
         }
-        let body = json!({ "error": { "code": self.code(), "message": self.to_string() } });
+        let message = self.to_string();
+        let mut error = json!({
+            "type": self.error_type(),
+            "code": self.code(),
+            "message": message,
+        });
+        if let Some(param) = self.param(&message) {
+            error["param"] = json!(param);
+        }
+        let body = json!({ "error": error });
         let mut response = (self.status(), axum::Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(self.code()));
         response

@@ -46,6 +46,7 @@ on_both_backends! {
     proxy::upstream_timeout_is_504_and_unreachable_is_502,
     proxy::every_proxied_request_is_audited,
     proxy::the_stripe_root_serves_the_proxy_with_the_same_rules,
+    proxy::refusals_are_stripe_shaped,
     spend::over_the_cap_is_429_and_nothing_is_forwarded,
     spend::twenty_concurrent_charges_on_a_cap_for_seven_forward_exactly_seven,
     spend::a_4xx_releases_the_reservation_and_a_5xx_keeps_it,

@@ -520,3 +520,71 @@ pub async fn the_stripe_root_serves_the_proxy_with_the_same_rules(backend: Backe
         .collect();
     assert_eq!(paths, vec!["/v1/refunds", "/v1/payment_intents"], "{audit}");
 }
+
+/// Issue 22: every refusal is Stripe-shaped, so Stripe's libraries raise the
+/// class an integrator expects: `type` (`invalid_request_error`, or
+/// `api_error` for the broker's own failures), the broker's `code`, and the
+/// `param` at fault when there is one.
+pub async fn refusals_are_stripe_shaped(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue(
+            "temporal-shape-charge",
+            &["POST /v1/payment_intents"],
+            1.0,
+            json!(60),
+        )
+        .await;
+    let post = |form: &'static [(&'static str, &'static str)], path: &'static str| {
+        let (broker, token) = (&broker, key.token.clone());
+        async move {
+            json_of(
+                broker
+                    .http
+                    .post(broker.url(path))
+                    .bearer_auth(token)
+                    .form(form)
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let (status, body) = post(&[("currency", "usd")], "/stripe/v1/payment_intents").await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        (&body["error"]["type"], &body["error"]["param"]),
+        (&json!("invalid_request_error"), &json!("amount")),
+        "{body}"
+    );
+    let (status, body) = post(
+        &[("amount", "5000"), ("currency", "usd")],
+        "/stripe/v1/payment_intents",
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body), &body["error"]["type"]),
+        (429, "cap_exhausted", &json!("invalid_request_error")),
+        "{body}"
+    );
+    let (status, body) = post(&[("payment_intent", "pi_1")], "/stripe/v1/refunds").await;
+    assert_eq!(
+        (status, code(&body), &body["error"]["type"]),
+        (403, "endpoint_not_allowed", &json!("invalid_request_error")),
+        "{body}"
+    );
+    let response = broker
+        .http
+        .post(broker.url("/stripe/v1/payment_intents"))
+        .bearer_auth("vk_unknown")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(response).await;
+    assert_eq!(
+        (status, code(&body), &body["error"]["type"]),
+        (401, "invalid_key", &json!("invalid_request_error")),
+        "{body}"
+    );
+}

@@ -123,19 +123,19 @@ pub async fn value(
     }
     let period = target.key.spend_period(Utc::now());
     if valuation == Valuation::Create {
-        let (Some(amount), Some(currency)) =
-            (amount_param(params, "amount")?, currency_param(params)?)
-        else {
-            return Err(ApiError::BadParameter(
-                "a request that moves money needs one amount and one currency".to_owned(),
-            ));
+        let (amount, currency) = (amount_param(params, "amount")?, currency_param(params)?);
+        let (Some(amount), Some(currency)) = (amount, currency.as_ref()) else {
+            let missing = if amount.is_none() { "amount" } else { "currency" };
+            return Err(ApiError::BadParameter(format!(
+                "parameter `{missing}` is required: a request that moves money needs one amount and one currency"
+            )));
         };
-        let need_micros = micros(state, amount, &currency)?;
+        let need_micros = micros(state, amount, currency)?;
         return Ok(Some(Valued {
             object: None,
             need_micros,
             amount,
-            currency,
+            currency: currency.clone(),
             period,
         }));
     }
