@@ -12,6 +12,7 @@
 //! - [`audit`]: one row per proxied request.
 
 pub mod audit;
+pub mod idempotent;
 pub mod keys;
 pub mod objects;
 pub mod roles;

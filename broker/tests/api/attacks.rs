@@ -11,6 +11,7 @@ mod bodies;
 mod listing;
 mod objects;
 mod prices;
+mod replays;
 mod spend;
 mod wire;
 
@@ -19,6 +20,7 @@ pub use listing::*;
 
 pub use objects::*;
 pub use prices::*;
+pub use replays::*;
 pub use spend::*;
 pub use wire::*;
 

@@ -110,7 +110,13 @@ async fn forward(
         method,
         path,
     };
-    let valued = spend::value(state, target, &params).await?;
+    let mut valued = spend::value(state, target, &params).await?;
+    // A library's retry of a money request already counted reserves nothing more.
+    let client_key = headers
+        .client_idempotency_key
+        .as_ref()
+        .and_then(|key| key.to_str().ok());
+    let idempotent = spend::replay(state, target, &params, client_key, valued.as_mut()).await?;
     // A request that moves money is on record before it is forwarded.
     let audit_row = match &valued {
         Some(valued) => Some(trail.before_forwarding(state, valued.need_micros)?),
@@ -137,6 +143,7 @@ async fn forward(
         path_owner.as_deref(),
         valued.as_ref(),
         reservation.as_ref(),
+        idempotent.as_ref(),
         &outcome,
     ));
     // What of the answer the key may see.

@@ -11,6 +11,7 @@
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::upstream::{Upstream, UpstreamFailure, fetch_object};
 use crate::error::ApiError;
@@ -58,6 +59,57 @@ pub struct Valued {
     /// the need is reckoned against the object's hold in it, reserved in it,
     /// and the new hold is made in it.
     period: SpendPeriod,
+}
+
+/// A money request's Idempotency-Key, and what makes a retry of it the same request.
+pub struct Idempotent {
+    /// The client's key, as sent.
+    key: String,
+    /// SHA-256 of the method, path, parameters and account.
+    fingerprint: String,
+    /// Whether this request repeats one already counted.
+    replay: bool,
+}
+
+/// For a money request sent with an Idempotency-Key: whether it repeats,
+/// within [`crate::store::idempotent::REPLAY_WINDOW`], one of the same label
+/// with the same key and the same request whose money is counted. Stripe
+/// answers such a retry (a library's, after a 5xx, a dropped answer or a
+/// timeout) with its saved answer and moves nothing more, so nothing more
+/// is reserved: `valued.need_micros` becomes 0.
+pub async fn replay(
+    state: &AppState,
+    target: Target<'_>,
+    params: &FormParams,
+    client_key: Option<&str>,
+    valued: Option<&mut Valued>,
+) -> Result<Option<Idempotent>, ApiError> {
+    let (Some(client_key), Some(valued)) = (client_key, valued) else {
+        return Ok(None);
+    };
+    let mut digest = Sha256::new();
+    for part in [
+        target.method,
+        target.path,
+        &params.encode(),
+        target.key.stripe_account.as_deref().unwrap_or(""),
+    ] {
+        digest.update(part.as_bytes());
+        digest.update([0]);
+    }
+    let fingerprint = hex::encode(digest.finalize());
+    let replay = state
+        .store()
+        .counted_before(&target.key.label, client_key, &fingerprint, Utc::now())
+        .await?;
+    if replay {
+        valued.need_micros = 0;
+    }
+    Ok(Some(Idempotent {
+        key: client_key.to_owned(),
+        fingerprint,
+        replay,
+    }))
 }
 
 fn micros(state: &AppState, amount: i64, currency: &str) -> Result<i64, ApiError> {
@@ -125,7 +177,11 @@ pub async fn value(
     if valuation == Valuation::Create {
         let (amount, currency) = (amount_param(params, "amount")?, currency_param(params)?);
         let (Some(amount), Some(currency)) = (amount, currency.as_ref()) else {
-            let missing = if amount.is_none() { "amount" } else { "currency" };
+            let missing = if amount.is_none() {
+                "amount"
+            } else {
+                "currency"
+            };
             return Err(ApiError::BadParameter(format!(
                 "parameter `{missing}` is required: a request that moves money needs one amount and one currency"
             )));
@@ -262,15 +318,29 @@ pub fn settle(
     path_owner: Option<&str>,
     valued: Option<&Valued>,
     reservation: Option<&Reservation>,
+    idempotent: Option<&Idempotent>,
     outcome: &Result<Upstream, UpstreamFailure>,
 ) -> Settlement {
     let release = match outcome {
         Ok(upstream) => upstream.status.is_client_error(),
         Err(failure) => !failure.maybe_delivered,
     };
+    // A first request sent with an Idempotency-Key is remembered, and whether
+    // its money is counted: kept on every outcome that may have moved it
+    // (a 4xx may not have been saved by Stripe, so its retry counts anew).
+    let mut remembered = None;
+    if let Some(idempotent) = idempotent.filter(|i| !i.replay) {
+        remembered = Some(state.store().record_idempotent(
+            &target.key.label,
+            &idempotent.key,
+            &idempotent.fingerprint,
+            !release,
+            Utc::now(),
+        ));
+    }
     let mut settlement = Settlement {
         held: reservation.map_or(0, Reservation::micros),
-        writes: Vec::new(),
+        writes: remembered.into_iter().collect(),
     };
     if let (true, Some(reservation)) = (release, reservation) {
         settlement.writes.push(state.store().release(reservation));
