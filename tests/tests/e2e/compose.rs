@@ -168,7 +168,10 @@ fn compose_publishes_ports_on_loopback_by_default() {
             published += 1;
         }
     }
-    assert_eq!(published, 3, "Temporal, its UI and the broker");
+    assert_eq!(
+        published, 4,
+        "Temporal, its UI, the broker's API and its Stripe root"
+    );
     assert_eq!(
         compose::env_example("KEYLEASE_PUBLISH_ADDRESS"),
         "127.0.0.1"

@@ -69,10 +69,12 @@ async fn the_broker_runs_on_postgres_with_a_url_hostile_password() {
     // Only what names compose's network changes: the `postgresql` service is this
     // machine's server, the port a free one, the database this test's own.
     let listen = format!("127.0.0.1:{}", free_port());
+    let stripe_listen = format!("127.0.0.1:{}", free_port());
     for (name, value) in [
         ("PGHOST", "127.0.0.1"),
         ("PGDATABASE", database),
         ("KEYLEASE_BROKER_LISTEN", listen.as_str()),
+        ("KEYLEASE_BROKER_STRIPE_LISTEN", stripe_listen.as_str()),
     ] {
         let given = env.insert(name.to_owned(), value.to_owned());
         assert!(given.is_some(), "compose gives the broker {name}");
