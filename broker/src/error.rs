@@ -176,6 +176,10 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The header on every answer the broker refused itself, naming its code.
+pub const BROKER_ERROR_HEADER: axum::http::HeaderName =
+    axum::http::HeaderName::from_static("keylease-error");
+
 /// The code of the error an answer carries, in its extensions, for whoever
 /// audits the answer after the handler.
 #[derive(Debug, Clone, Copy)]
@@ -197,6 +201,12 @@ impl IntoResponse for ApiError {
         }
         let body = json!({ "error": error });
         let mut response = (self.status(), axum::Json(body)).into_response();
+        // Tells the broker's own refusals from Stripe's answers, which are
+        // Stripe-shaped too: Stripe's never carry this header.
+        response.headers_mut().insert(
+            BROKER_ERROR_HEADER,
+            axum::http::HeaderValue::from_static(self.code()),
+        );
         response.extensions_mut().insert(ErrorCode(self.code()));
         response
     }

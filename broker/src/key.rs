@@ -1,6 +1,7 @@
 //! A vault key as the broker keeps it, and the pure rules about it: its
 //! status at an instant, and the spend period its cap counts in.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -120,6 +121,18 @@ pub struct SpendRow {
 }
 
 impl KeyRecord {
+    /// The name the key's label owns objects, Idempotency-Keys and replays
+    /// under: the label, for a key the admin issued; for a role's key, the
+    /// role's name and the label with a space between (labels hold none),
+    /// so that no role reaches the admin's or another role's objects by
+    /// issuing a key of the same label.
+    pub fn namespace(&self) -> Cow<'_, str> {
+        match &self.role {
+            Some(role) => Cow::Owned(format!("{} {}", role.name, self.label)),
+            None => Cow::Borrowed(&self.label),
+        }
+    }
+
     /// The spend period `now` falls in: the key's whole life when it lives at
     /// most 24 h (a fresh cap at UTC midnight would double it), else the UTC day.
     pub fn spend_period(&self, now: DateTime<Utc>) -> SpendPeriod {

@@ -16,12 +16,42 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::{AdminCall, identify};
 use crate::error::{ApiError, ErrorCode};
+use crate::role::Caller;
 use crate::routes::proxy::bounded;
 use crate::state::AppState;
 
 /// On an answer whose audit row its handler committed with its own write.
 #[derive(Debug, Clone, Copy)]
 pub struct Audited;
+
+/// Largest body of an admin call: a key or role request is a few KiB.
+const MAX_ADMIN_BODY: usize = 64 * 1024;
+
+/// `request` with its whole body read, within the broker's body timeout;
+/// and for a role token, the token checked again once it has: a token
+/// revoked or expired while a body was on its way does nothing with it
+/// (the key insert checks it once more, in its own statement).
+async fn with_body(
+    state: &AppState,
+    request: Request,
+    caller: &Caller,
+) -> Result<Request, ApiError> {
+    let (parts, body) = request.into_parts();
+    let timeout = state.body_timeout();
+    let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_ADMIN_BODY))
+        .await
+        .map_err(|_| ApiError::RequestTimeout(timeout.as_secs()))?
+        .map_err(|_| ApiError::PayloadTooLarge(MAX_ADMIN_BODY))?;
+    if let Caller::Role { token_id, .. } = caller {
+        let still = identify(state, &parts.headers).await?;
+        let same =
+            matches!(still, Some((Caller::Role { token_id: now, .. }, _)) if now == *token_id);
+        if !same {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
+}
 
 /// The middleware around the admin routes.
 pub async fn audit_admin_calls(
@@ -39,11 +69,17 @@ pub async fn audit_admin_calls(
         bounded(request.method().as_str(), 16),
         bounded(request.uri().path(), 256),
     );
-    if let Some((caller, _)) = caller {
-        request.extensions_mut().insert(call.clone());
-        request.extensions_mut().insert(caller);
-    }
-    let response = next.run(request).await;
+    let response = match caller {
+        Some((caller, _)) => {
+            request.extensions_mut().insert(call.clone());
+            request.extensions_mut().insert(caller.clone());
+            match with_body(&state, request, &caller).await {
+                Ok(request) => next.run(request).await,
+                Err(refusal) => refusal.into_response(),
+            }
+        }
+        None => next.run(request).await,
+    };
     if response.extensions().get::<Audited>().is_some() {
         return response;
     }

@@ -94,7 +94,8 @@ pub async fn issue(
     let issued = authorized
         .call
         .record(201, None, Some(&id), Some(&new_key.label));
-    let audit = state.store().record_audit(&issued, 0, None);
+    // Written only with the key: a role token revoked before the write issues nothing.
+    let audit = state.store().record_admin_call_on_key(&issued, &id);
     let key = state
         .store()
         .insert_key(
@@ -105,7 +106,8 @@ pub async fn issue(
             now,
             vec![audit],
         )
-        .await?;
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     state.metrics().keys_issued.inc();
     tracing::info!(key_id = %key.id, label = %key.label, expires_at = %key.expires_at, "key issued");
     Ok((

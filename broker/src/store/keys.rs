@@ -70,7 +70,9 @@ fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
 
 impl Store {
     /// Stores a new key under `id`, keeping only the hash of its token;
-    /// `with` (the call's audit row) commits in the same unit.
+    /// `with` (the call's audit row) commits in the same unit. A key of a
+    /// role token is written only if that token is still live in the same
+    /// statement (`None` otherwise, and nothing is written but `with`).
     pub async fn insert_key(
         &self,
         id: &str,
@@ -79,7 +81,7 @@ impl Store {
         issuer: &Caller,
         now: DateTime<Utc>,
         with: Vec<Statement>,
-    ) -> Result<KeyRecord, sqlx::Error> {
+    ) -> Result<Option<KeyRecord>, sqlx::Error> {
         let expires_at = now
             + chrono::Duration::from_std(key.expires_in)
                 .map_err(|e| sqlx::Error::Encode(e.into()))?;
@@ -89,7 +91,9 @@ impl Store {
         let allowed_metadata = serde_json::to_string(&key.allowed_metadata).map_err(decode_err)?;
         let mut unit = vec![self.statement(
             "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata, role, issued_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+             WHERE ?14 IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?14 AND role = ?13
+               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?8))",
             vec![
                 id.into(),
                 token_hash.into(),
@@ -108,8 +112,11 @@ impl Store {
             ],
         )];
         unit.extend(with);
-        self.write(unit).await?;
-        Ok(KeyRecord {
+        if self.write(unit).await?.first() != Some(&1) {
+            // The role token was revoked or expired before the key was written.
+            return Ok(None);
+        }
+        Ok(Some(KeyRecord {
             id: id.to_owned(),
             label: key.label.clone(),
             vendor: key.vendor.clone(),
@@ -127,7 +134,7 @@ impl Store {
                 daily_cap_micros: role.daily_cap_micros,
             }),
             issued_by: issuer.token_id().map(str::to_owned),
-        })
+        }))
     }
 
     /// The key with this id.

@@ -581,6 +581,8 @@ pub async fn refusals_are_stripe_shaped(backend: Backend) {
         .send()
         .await
         .unwrap();
+    // The broker's own refusals say so, where Stripe's answers never do.
+    assert_eq!(response.headers()["keylease-error"], "invalid_key");
     let (status, body) = json_of(response).await;
     assert_eq!(
         (status, code(&body), &body["error"]["type"]),

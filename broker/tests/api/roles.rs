@@ -532,3 +532,131 @@ pub async fn a_restarted_broker_leaves_its_unused_slice_counted(backend: Backend
         "{roles}"
     );
 }
+
+/// Found by attacking roles: a role token checked when a `POST /v1/keys`
+/// began still issued a key when the body came after the token's
+/// revocation (minutes later; the admin API read bodies without a timeout).
+/// The token is checked again once the body is in, and the key is written
+/// only if the token is live in the same statement; a body that does not
+/// come is cut off at the body timeout.
+pub async fn a_role_token_revoked_while_its_body_arrives_issues_nothing(backend: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let broker = TestBroker::spawn_with(backend, |c| {
+        c.body_timeout = std::time::Duration::from_secs(2);
+    })
+    .await;
+    let (status, _) = broker
+        .admin(Method::POST, "/v1/roles", Some(worker_role("worker", 10.0)))
+        .await;
+    assert_eq!(status, 201);
+    let (_, issued) = broker
+        .admin(Method::POST, "/v1/roles/worker/tokens", Some(json!({})))
+        .await;
+    let (token_id, token) = (
+        issued["id"].as_str().unwrap().to_owned(),
+        issued["token"].as_str().unwrap().to_owned(),
+    );
+    let body = key_request("temporal-late-charge", &[CHARGE], 5.0).to_string();
+    let head = format!(
+        "POST /v1/keys HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut parked = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+    parked.write_all(head.as_bytes()).await.unwrap();
+    parked.write_all(&body.as_bytes()[..1]).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, _) = broker
+        .admin(
+            Method::DELETE,
+            &format!("/v1/roles/worker/tokens/{token_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    parked.write_all(&body.as_bytes()[1..]).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = parked.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    let (_, keys) = broker
+        .admin(Method::GET, "/v1/keys?label_prefix=temporal-late-", None)
+        .await;
+    assert_eq!(keys["keys"], json!([]), "nothing issued: {keys}");
+
+    // A body that never comes holds its connection for the body timeout only.
+    let fresh = role_token(&broker, worker_role("worker-2", 10.0)).await;
+    let head = head.replace(&token, &fresh);
+    let mut stalled = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+    stalled.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stalled.read(&mut answer),
+    )
+    .await
+    .expect("answered within the body timeout")
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+}
+
+/// Found by attacking roles: objects and Idempotency-Keys were owned by
+/// label, so a role could issue a key of the same label as an admin's key
+/// and reach (cancel, refund, replay) what that key made. A role's keys own
+/// them under the role's name and the label.
+pub async fn a_role_cannot_take_another_issuers_objects_by_its_label(backend: Backend) {
+    let (broker, _sim) = broker_on_sim(backend).await;
+    let endpoints = ["POST /v1/payment_intents", "GET /v1/payment_intents/*"];
+    let admin_key = broker
+        .issue("temporal-legacy-charge", &endpoints, 10.0, json!(60))
+        .await;
+    let create = |token: String| {
+        let broker = &broker;
+        async move {
+            json_of(
+                broker
+                    .http
+                    .post(broker.url("/stripe/v1/payment_intents"))
+                    .bearer_auth(token)
+                    .header("Idempotency-Key", "order-78")
+                    .form(&[("amount", "100"), ("currency", "usd")])
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await
+        }
+    };
+    let (status, admins) = create(admin_key.token.clone()).await;
+    assert_eq!(status, 200, "{admins}");
+    let pi = admins["id"].as_str().unwrap().to_owned();
+
+    let mut role = worker_role("worker", 10.0);
+    role["allowed_endpoints"] = json!(endpoints);
+    role["allow_allowed_objects"] = json!(false);
+    let token = role_token(&broker, role).await;
+    let (status, body) = call(
+        broker.addr,
+        &token,
+        Method::POST,
+        "/v1/keys",
+        Some(key_request("temporal-legacy-charge", &endpoints, 5.0)),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let same_label = body["token"].as_str().unwrap().to_owned();
+    let (status, body) = json_of(
+        broker
+            .stripe_get(&same_label, &format!("/v1/payment_intents/{pi}"))
+            .await,
+    )
+    .await;
+    assert_eq!((status, code(&body)), (403, "object_not_allowed"), "{body}");
+    let (status, replayed) = create(same_label).await;
+    assert_eq!(status, 200, "{replayed}");
+    assert_ne!(
+        replayed["id"].as_str(),
+        Some(pi.as_str()),
+        "the admin key's Idempotency-Key is not the role's to replay"
+    );
+}

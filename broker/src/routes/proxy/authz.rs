@@ -139,7 +139,7 @@ pub fn check_money_params(method: &str, path: &str, params: &FormParams) -> Resu
 /// never seen): only if the key was issued for it, or a key of the same
 /// label created it (so every attempt of an activity sees its own).
 fn reaches(key: &KeyRecord, id: &str, owner: Option<&str>) -> bool {
-    key.allowed_objects.iter().any(|allowed| allowed == id) || owner == Some(key.label.as_str())
+    key.allowed_objects.iter().any(|allowed| allowed == id) || owner == Some(&*key.namespace())
 }
 
 fn check_object(key: &KeyRecord, id: &str, owner: Option<&str>) -> Result<(), ApiError> {
@@ -252,7 +252,7 @@ pub fn forward_headers(key: &KeyRecord, headers: &HeaderMap) -> Result<ForwardHe
                 "Idempotency-Key is longer than {MAX_IDEMPOTENCY_KEY} characters"
             )));
         }
-        let namespaced = namespaced_idempotency_key(&key.label, client_key);
+        let namespaced = namespaced_idempotency_key(&key.namespace(), client_key);
         out.insert(IDEMPOTENCY_KEY, header_value(&namespaced)?);
         client_idempotency_key = Some(header_value(client_key)?);
     }

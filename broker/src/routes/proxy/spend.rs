@@ -100,7 +100,12 @@ pub async fn replay(
     let fingerprint = hex::encode(digest.finalize());
     let replay = state
         .store()
-        .counted_before(&target.key.label, client_key, &fingerprint, Utc::now())
+        .counted_before(
+            &target.key.namespace(),
+            client_key,
+            &fingerprint,
+            Utc::now(),
+        )
         .await?;
     if replay {
         valued.need_micros = 0;
@@ -331,7 +336,7 @@ pub fn settle(
     let mut remembered = None;
     if let Some(idempotent) = idempotent.filter(|i| !i.replay) {
         remembered = Some(state.store().record_idempotent(
-            &target.key.label,
+            &target.key.namespace(),
             &idempotent.key,
             &idempotent.fingerprint,
             !release,
@@ -363,7 +368,7 @@ pub fn settle(
             .push(state.store().forget_price(VENDOR, id));
     }
     if let Ok(upstream) = outcome {
-        let owns_path_object = path_owner == Some(target.key.label.as_str());
+        let owns_path_object = path_owner == Some(&*target.key.namespace());
         settlement.writes.extend(record(
             state,
             target,
@@ -408,7 +413,7 @@ fn record(
     if owns_target {
         for made in made_objects(&body, kind) {
             let object = ObjectRecord {
-                label: target.key.label.clone(),
+                label: target.key.namespace().into_owned(),
                 ..ObjectRecord::priced(made.amount, made.currency)
             };
             writes.push(store.record_object_statement(VENDOR, &made.id, &object, now));

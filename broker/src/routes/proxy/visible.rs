@@ -159,7 +159,7 @@ impl<'r> Sight<'r> {
         seen.extend(
             state
                 .store()
-                .created_by(VENDOR, &key.label, &unknown)
+                .created_by(VENDOR, &key.namespace(), &unknown)
                 .await?,
         );
         Ok(seen)
