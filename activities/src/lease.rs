@@ -26,6 +26,51 @@ struct Revoker {
     budget: Duration,
 }
 
+/// Revokes the still-active keys of the earlier attempts of `request`'s
+/// activity in the same run (same label, same `run_id`, a lower `attempt`):
+/// attempt `attempt` starts only after those ended or timed out, so none can
+/// still be in use, yet a worker killed mid-attempt never revoked its key.
+/// Best effort: a failure is logged and left to the key's TTL. Returns how
+/// many were revoked.
+pub async fn revoke_predecessors(
+    broker: &BrokerClient,
+    request: &KeyRequest,
+    attempt: u32,
+) -> usize {
+    if attempt <= 1 {
+        return 0;
+    }
+    let run_id = request.metadata.get("run_id").filter(|id| !id.is_empty());
+    let keys = match broker.list_keys(&request.label, "active").await {
+        Ok(keys) => keys,
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot list the earlier attempts' keys; their TTL ends them");
+            return 0;
+        }
+    };
+    let mut revoked = 0;
+    for key in keys {
+        let earlier = key
+            .metadata
+            .get("attempt")
+            .and_then(|n| n.parse::<u32>().ok())
+            .is_some_and(|n| n < attempt);
+        if key.label != request.label || key.metadata.get("run_id") != run_id || !earlier {
+            continue;
+        }
+        match broker.revoke(&key.id).await {
+            Ok(()) => {
+                tracing::info!(predecessor_key_id = %key.id, "revoked an earlier attempt's key");
+                revoked += 1;
+            }
+            Err(err) => {
+                tracing::warn!(predecessor_key_id = %key.id, error = %err, "cannot revoke an earlier attempt's key; its TTL ends it");
+            }
+        }
+    }
+    revoked
+}
+
 impl KeyLease {
     /// Issues a key for `request`.
     pub async fn issue(

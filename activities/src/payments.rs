@@ -271,6 +271,7 @@ impl PaymentActivities {
                     broker,
                     revoke_budget,
                 } => {
+                    crate::lease::revoke_predecessors(broker, &request, attempt_number).await;
                     let lease =
                         KeyLease::issue(broker, &request, self.metrics.clone(), *revoke_budget)
                             .await

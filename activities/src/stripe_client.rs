@@ -143,14 +143,21 @@ fn transport(err: reqwest::Error) -> ProxyError {
     }
 }
 
-/// Tells the broker's errors (`{"error":{"code","message"}}`) from Stripe's (which carry a `type`).
+/// The header this project's broker puts on every answer it refused itself.
+const BROKER_ERROR_HEADER: &str = "keylease-error";
+
+/// Tells the broker's errors from Stripe's: the broker's carry a
+/// `Keylease-Error` header (its errors are Stripe-shaped, with a `type`,
+/// for Stripe's libraries); a broker without it (a hosted one) answers
+/// `{"error":{"code","message"}}` without the `type` Stripe's always carry.
 fn error_of(status: u16, headers: &HeaderMap, body: &[u8]) -> ProxyError {
     let Ok(Envelope { error }) = serde_json::from_slice::<Envelope>(body) else {
         return ProxyError::Transport {
             message: format!("status {status} with a body that is not an API error"),
         };
     };
-    if error.get("type").is_some() {
+    let from_broker = headers.contains_key(BROKER_ERROR_HEADER) || error.get("type").is_none();
+    if !from_broker {
         let should_retry = headers
             .get("stripe-should-retry")
             .and_then(|v| v.to_str().ok())
@@ -194,6 +201,17 @@ mod tests {
         );
         assert!(
             matches!(broker, ProxyError::Broker { status: 429, ref code, .. } if code == "cap_exhausted")
+        );
+        // This broker's refusals are Stripe-shaped; its header tells them apart.
+        let mut marked = HeaderMap::new();
+        marked.insert(BROKER_ERROR_HEADER, "cap_exhausted".parse().unwrap());
+        let shaped = error_of(
+            429,
+            &marked,
+            br#"{"error":{"type":"invalid_request_error","code":"cap_exhausted","message":"over"}}"#,
+        );
+        assert!(
+            matches!(shaped, ProxyError::Broker { status: 429, ref code, .. } if code == "cap_exhausted")
         );
 
         let mut headers = HeaderMap::new();

@@ -76,7 +76,8 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
         requests[0]["headers"]["authorization"],
         format!("Bearer {STRIPE_SECRET}")
     );
-    // The broker namespaces the key by label; inside it, the checkout (its first run id).
+    // The broker namespaces the key by its role and label; inside it, the
+    // checkout (its first run id).
     let run_id = stack.keys_of(&wf).await[0]["metadata"]["run_id"]
         .as_str()
         .expect("the run the key was issued for")
@@ -84,7 +85,7 @@ async fn a_fulfilled_checkout_charges_once_with_one_revoked_key() {
     assert_eq!(
         requests[0]["headers"]["idempotency-key"],
         keylease_broker::routes::proxy::namespaced_idempotency_key(
-            &format!("temporal-{wf}-charge"),
+            &format!("keylease-worker temporal-{wf}-charge"),
             &format!("keylease:charge:c:{run_id}:{wf}:charge:order-happy")
         )
     );
