@@ -131,10 +131,12 @@ async fn a_worker_and_a_broker_killed_among_three_and_two_during_300_checkouts_c
         not_revoked += refused;
     }
     let left = active_keys(&stack, broker_a.addr, &prefix).await;
-    assert_eq!(
-        left,
-        doomed_left + not_revoked as usize,
-        "active: the killed worker's {doomed_left} and the {not_revoked} revocations the broker's death refused"
+    // Of the killed worker's {doomed_left} and the {not_revoked} revocations the
+    // broker's death refused, a charge's next attempt revoked its predecessors'
+    // (issue 19, finding 10): only keys of attempts that were the last stay.
+    assert!(
+        left <= doomed_left + not_revoked as usize,
+        "active {left}: at most the killed worker's {doomed_left} and the {not_revoked} revocations the broker's death refused"
     );
     assert_eq!(
         sweep_apply(&stack.temporal.address, broker_a.addr, &queue).await,
