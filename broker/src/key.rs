@@ -151,6 +151,22 @@ impl KeyRecord {
         }
     }
 
+    /// The row an object's hold made by this key in `period` on UTC day
+    /// `day` pays for: its spend row; for a role's key, that row on that day
+    /// alone. A role's daily cap counts each day's money: a hold reserved
+    /// (for the key and the role) before midnight pays for nothing after it,
+    /// so confirming it after midnight reserves again, and the role's keys
+    /// never move more than its cap within a UTC day.
+    pub fn hold_row(&self, period: &SpendPeriod, day: &SpendPeriod) -> SpendRow {
+        match &self.role {
+            Some(_) => SpendRow {
+                key_id: self.id.clone(),
+                period: SpendPeriod::stored(format!("{period}@{day}")),
+            },
+            None => self.spend_row(period),
+        }
+    }
+
     /// The key's status at `now`.
     pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
         if self.revoked_at.is_some() {
@@ -196,5 +212,34 @@ mod tests {
         let long = key("2026-11-28T23:59:00Z", 48);
         assert_ne!(long.spend_period(before), long.spend_period(after));
         assert_eq!(long.spend_period(after).as_str(), "2026-11-29");
+    }
+
+    /// Found by attacking roles: a role's key that created an unconfirmed
+    /// PaymentIntent just before midnight confirmed it after, paying with
+    /// the hold of the day before, so a role moved twice its daily cap in
+    /// one UTC day. A role key's hold pays only on the day it was made.
+    #[test]
+    fn a_role_keys_hold_pays_only_on_its_day() {
+        let mut admin = key("2026-11-28T23:59:00Z", 1);
+        let life = admin.spend_period("2026-11-28T23:59:30Z".parse().unwrap());
+        let (before, after) = (
+            SpendPeriod::day_of("2026-11-28T23:59:30Z".parse().unwrap()),
+            SpendPeriod::day_of("2026-11-29T00:00:30Z".parse().unwrap()),
+        );
+        assert_eq!(admin.hold_row(&life, &before), admin.hold_row(&life, &after));
+        assert_eq!(admin.hold_row(&life, &before), admin.spend_row(&life));
+        admin.role = Some(KeyRole {
+            name: "worker".to_owned(),
+            daily_cap_micros: 20_000_000,
+        });
+        let role_key = admin;
+        assert_ne!(
+            role_key.hold_row(&life, &before),
+            role_key.hold_row(&life, &after)
+        );
+        assert_eq!(
+            role_key.hold_row(&life, &after),
+            role_key.hold_row(&life, &after)
+        );
     }
 }

@@ -58,7 +58,7 @@ impl Store {
     ///
     /// A key issued under a role has taken the same amount from its role's
     /// daily cap first ([`crate::role_budget`]); the reservation remembers
-    /// the role and UTC day of `now`, so that a release gives it back.
+    /// the role and UTC `day` it took from, so that a release gives it back.
     ///
     /// `with` are committed in the same unit (the request's audit row), so
     /// what is written before forwarding costs one commit.
@@ -67,6 +67,7 @@ impl Store {
         key: &KeyRecord,
         micros: i64,
         period: &SpendPeriod,
+        day: &SpendPeriod,
         now: DateTime<Utc>,
         with: Vec<Statement>,
     ) -> Result<Option<Reservation>, sqlx::Error> {
@@ -83,10 +84,7 @@ impl Store {
                     millis(now).into(),
                 ],
         )];
-        let role = key
-            .role
-            .as_ref()
-            .map(|role| (role.clone(), SpendPeriod::day_of(now)));
+        let role = key.role.as_ref().map(|role| (role.clone(), day.clone()));
         unit.extend(with);
         let reserved = self.write(unit).await?.first().copied().unwrap_or(0);
         Ok((reserved == 1).then(|| Reservation {

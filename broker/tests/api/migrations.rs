@@ -169,12 +169,26 @@ pub async fn keys_issued_before_roles_keep_working(backend: Backend) {
     assert!(key.allowed_metadata.is_empty());
     let period = key.spend_period(Utc::now());
     let first = store
-        .reserve(&key, 2_000_000, &period, Utc::now(), Vec::new())
+        .reserve(
+            &key,
+            2_000_000,
+            &period,
+            &SpendPeriod::day_of(Utc::now()),
+            Utc::now(),
+            Vec::new(),
+        )
         .await
         .unwrap();
     assert!(first.is_some(), "reserves against its own cap");
     let second = store
-        .reserve(&key, 2_000_000, &period, Utc::now(), Vec::new())
+        .reserve(
+            &key,
+            2_000_000,
+            &period,
+            &SpendPeriod::day_of(Utc::now()),
+            Utc::now(),
+            Vec::new(),
+        )
         .await
         .unwrap();
     assert!(second.is_none(), "and its cap still holds");

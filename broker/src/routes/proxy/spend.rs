@@ -17,7 +17,7 @@ use super::upstream::{Upstream, UpstreamFailure, fetch_object};
 use crate::error::ApiError;
 use crate::form::FormParams;
 use crate::group_commit::Statement;
-use crate::key::{KeyRecord, KeyStatus, SpendPeriod};
+use crate::key::{KeyRecord, KeyStatus, SpendPeriod, SpendRow};
 use crate::state::AppState;
 use crate::store::{Hold, ObjectRecord, Reservation};
 use crate::stripe::VENDOR;
@@ -56,9 +56,13 @@ pub struct Valued {
     amount: i64,
     currency: String,
     /// The key's spend period when valued ([`KeyRecord::spend_period`]):
-    /// the need is reckoned against the object's hold in it, reserved in it,
-    /// and the new hold is made in it.
+    /// the need is reserved in it.
     period: SpendPeriod,
+    /// The UTC day when valued: a role's key takes from the role's cap of that day.
+    day: SpendPeriod,
+    /// What the object's hold is reckoned against, and the new hold made in
+    /// ([`KeyRecord::hold_row`]).
+    hold_row: SpendRow,
 }
 
 /// A money request's Idempotency-Key, and what makes a retry of it the same request.
@@ -178,7 +182,10 @@ pub async fn value(
             super::canonical::bounded(name, 64)
         )));
     }
-    let period = target.key.spend_period(Utc::now());
+    let now = Utc::now();
+    let period = target.key.spend_period(now);
+    let day = SpendPeriod::day_of(now);
+    let hold_row = target.key.hold_row(&period, &day);
     if valuation == Valuation::Create {
         let (amount, currency) = (amount_param(params, "amount")?, currency_param(params)?);
         let (Some(amount), Some(currency)) = (amount, currency.as_ref()) else {
@@ -198,6 +205,8 @@ pub async fn value(
             amount,
             currency: currency.clone(),
             period,
+            day,
+            hold_row,
         }));
     }
     let id = target
@@ -223,7 +232,7 @@ pub async fn value(
         }
         Valuation::ObjectAmount | Valuation::Create => (amount, amount, currency),
     };
-    let held = object.held_against(&target.key.spend_row(&period));
+    let held = object.held_against(&hold_row);
     let need_micros = (micros(state, moved, &currency)? - held).max(0);
     Ok(Some(Valued {
         object: Some(id.to_owned()),
@@ -231,6 +240,8 @@ pub async fn value(
         amount: after,
         currency,
         period,
+        day,
+        hold_row,
     }))
 }
 
@@ -254,11 +265,11 @@ pub async fn reserve(
     let need = valued.is_some_and(|v| v.need_micros > 0);
     if let Some(valued) = valued.filter(|v| v.need_micros > 0) {
         // A role's key takes its part of the role's daily cap first.
-        let day = SpendPeriod::day_of(now);
+        let day = &valued.day;
         if let Some(role) = &key.role
             && !state
                 .role_budget()
-                .take(state.store(), role, &day, valued.need_micros)
+                .take(state.store(), role, day, valued.need_micros)
                 .await?
         {
             if let Some(row) = audit_row {
@@ -272,15 +283,20 @@ pub async fn reserve(
         let with = audit_row.into_iter().collect();
         let reserved = state
             .store()
-            .reserve(key, valued.need_micros, &valued.period, now, with)
+            .reserve(
+                key,
+                valued.need_micros,
+                &valued.period,
+                &valued.day,
+                now,
+                with,
+            )
             .await?;
         if let Some(reservation) = reserved {
             return Ok(Some(reservation));
         }
         if let Some(role) = &key.role {
-            state
-                .role_budget()
-                .give_back(role, &day, valued.need_micros);
+            state.role_budget().give_back(role, day, valued.need_micros);
         }
     } else if let Some(row) = audit_row {
         state.store().write(vec![row]).await?;
@@ -420,10 +436,9 @@ fn record(
         }
     }
     if let Some(valued) = valued.filter(|_| status.is_success()) {
-        let row = target.key.spend_row(&valued.period);
         let hold = Hold {
             add_micros: valued.need_micros,
-            row: &row,
+            row: &valued.hold_row,
             amount: valued.amount,
             currency: &valued.currency,
         };
