@@ -226,7 +226,10 @@ mod tests {
             SpendPeriod::day_of("2026-11-28T23:59:30Z".parse().unwrap()),
             SpendPeriod::day_of("2026-11-29T00:00:30Z".parse().unwrap()),
         );
-        assert_eq!(admin.hold_row(&life, &before), admin.hold_row(&life, &after));
+        assert_eq!(
+            admin.hold_row(&life, &before),
+            admin.hold_row(&life, &after)
+        );
         assert_eq!(admin.hold_row(&life, &before), admin.spend_row(&life));
         admin.role = Some(KeyRole {
             name: "worker".to_owned(),

@@ -61,6 +61,24 @@ async fn call(
     json_of(request.send().await.unwrap()).await
 }
 
+/// A $1 charge confirmed with `card` through the broker at `addr` with vault key `key`.
+async fn dollar_charge(addr: SocketAddr, key: &str, card: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/stripe/v1/payment_intents"))
+        .bearer_auth(key)
+        .header("Stripe-Version", crate::attacks::OLD_STRIPE_VERSION)
+        .form(&[
+            ("amount", "100"),
+            ("currency", "usd"),
+            ("confirm", "true"),
+            ("payment_method", card),
+        ])
+        .send()
+        .await
+        .unwrap();
+    json_of(response).await
+}
+
 fn key_request(label: &str, endpoints: &[&str], cap: f64) -> Value {
     json!({
         "label": label,
@@ -409,20 +427,7 @@ pub async fn a_roles_daily_cap_holds_across_its_keys_and_brokers(backend: Backen
             .await;
             assert_eq!(status, 201, "{body}");
             let key = body["token"].as_str().unwrap().to_owned();
-            let response = reqwest::Client::new()
-                .post(format!("http://{addr}/stripe/v1/payment_intents"))
-                .bearer_auth(&key)
-                .header("Stripe-Version", crate::attacks::OLD_STRIPE_VERSION)
-                .form(&[
-                    ("amount", "100"),
-                    ("currency", "usd"),
-                    ("confirm", "true"),
-                    ("payment_method", "pm_card_visa"),
-                ])
-                .send()
-                .await
-                .unwrap();
-            let (status, body) = json_of(response).await;
+            let (status, body) = dollar_charge(addr, &key, "pm_card_visa").await;
             assert!(
                 status == 200 || (status == 429 && code(&body) == "cap_exhausted"),
                 "{status} {body}"
@@ -465,53 +470,24 @@ pub async fn a_restarted_broker_leaves_its_unused_slice_counted(backend: Backend
     .await;
     assert_eq!(status, 201, "{body}");
     let key = body["token"].as_str().unwrap().to_owned();
-    let charge = |card: &'static str| {
-        let (addr, key) = (broker.addr, key.clone());
-        async move {
-            let response = reqwest::Client::new()
-                .post(format!("http://{addr}/stripe/v1/payment_intents"))
-                .bearer_auth(&key)
-                .header("Stripe-Version", crate::attacks::OLD_STRIPE_VERSION)
-                .form(&[
-                    ("amount", "100"),
-                    ("currency", "usd"),
-                    ("confirm", "true"),
-                    ("payment_method", card),
-                ])
-                .send()
-                .await
-                .unwrap();
-            json_of(response).await.0
-        }
-    };
-    assert_eq!(charge("pm_card_visa").await, 200);
-    assert_eq!(charge("pm_card_chargeDeclined").await, 402, "a decline");
+    assert_eq!(
+        dollar_charge(broker.addr, &key, "pm_card_visa").await.0,
+        200
+    );
+    assert_eq!(
+        dollar_charge(broker.addr, &key, "pm_card_chargeDeclined")
+            .await
+            .0,
+        402,
+        "a decline"
+    );
     let base = sim.clone();
     broker
         .restart_with(move |c| c.stripe_api_base = base.parse().unwrap())
         .await;
-    let charge = |card: &'static str| {
-        let (addr, key) = (broker.addr, key.clone());
-        async move {
-            let response = reqwest::Client::new()
-                .post(format!("http://{addr}/stripe/v1/payment_intents"))
-                .bearer_auth(&key)
-                .header("Stripe-Version", crate::attacks::OLD_STRIPE_VERSION)
-                .form(&[
-                    ("amount", "100"),
-                    ("currency", "usd"),
-                    ("confirm", "true"),
-                    ("payment_method", card),
-                ])
-                .send()
-                .await
-                .unwrap();
-            json_of(response).await
-        }
-    };
     let mut succeeded = 1;
     loop {
-        let (status, body) = charge("pm_card_visa").await;
+        let (status, body) = dollar_charge(broker.addr, &key, "pm_card_visa").await;
         if status != 200 {
             assert_eq!((status, code(&body)), (429, "cap_exhausted"), "{body}");
             assert!(body.to_string().contains("role worker"), "{body}");
