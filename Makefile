@@ -25,7 +25,8 @@ cycles:
 
 # The end-to-end tests start the Temporal dev server from the project-local install;
 # the broker's tests also run on the PostgreSQL server scripts/start-postgres.sh starts;
-# stripe-sim's contract test runs Stripe's official Python library from .tools/stripe-venv.
+# stripe-sim's contract test runs Stripe's official Python library from .tools/stripe-venv;
+# the test of Stripe's libraries through the broker also runs its Node library from .tools/stripe-node.
 unit: tools
 	cargo test $(CARGO_FLAGS) --workspace
 
@@ -35,6 +36,7 @@ unit-fast:
 tools:
 	@scripts/install-temporal.sh >/dev/null
 	@scripts/install-stripe-python.sh >/dev/null
+	@scripts/install-stripe-node.sh >/dev/null
 	@scripts/start-postgres.sh >/dev/null
 
 # Validates docker-compose.yml with the example settings (needs docker-compose; no engine).

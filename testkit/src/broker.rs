@@ -22,6 +22,9 @@ pub struct BrokerSettings {
     pub stripe_secret: String,
     /// Its `RUST_LOG`.
     pub log_filter: String,
+    /// Whether it also serves Stripe's API at the root of an address of its
+    /// own (`--stripe-listen`), as Stripe's libraries need.
+    pub stripe_listen: bool,
 }
 
 impl BrokerSettings {
@@ -32,7 +35,15 @@ impl BrokerSettings {
             admin_token: admin_token.to_owned(),
             stripe_secret: stripe_secret.to_owned(),
             log_filter: "info,keylease_broker=debug".to_owned(),
+            stripe_listen: false,
         }
+    }
+
+    /// The same, also serving Stripe's API at the root of a free address
+    /// ([`BrokerProcess::stripe_root`]).
+    pub fn stripe_listen(mut self) -> Self {
+        self.stripe_listen = true;
+        self
     }
 
     /// The same, logging what `filter` (a `RUST_LOG` value) lets through.
@@ -49,6 +60,9 @@ pub struct BrokerProcess {
     child: Child,
     /// Where it listens (key API at `/v1`, proxy at `/stripe`).
     pub addr: SocketAddr,
+    /// Its `--stripe-listen` address (Stripe's API at the root), when
+    /// [`BrokerSettings::stripe_listen`] asked for one.
+    pub stripe_root: Option<SocketAddr>,
     settings: BrokerSettings,
     database_url: String,
     upstream: SocketAddr,
@@ -62,9 +76,11 @@ impl BrokerProcess {
         let dir = tempfile::tempdir().expect("temp dir");
         let addr = free_addr();
         let log = dir.path().join("broker.log");
+        let stripe_root = settings.stripe_listen.then(free_addr);
         let mut broker = Self {
-            child: start(&settings, addr, upstream, database_url, &log),
+            child: start(&settings, addr, stripe_root, upstream, database_url, &log),
             addr,
+            stripe_root,
             settings,
             database_url: database_url.to_owned(),
             upstream,
@@ -121,6 +137,7 @@ impl BrokerProcess {
         self.child = start(
             &self.settings,
             self.addr,
+            self.stripe_root,
             self.upstream,
             &self.database_url,
             &self.log,
@@ -143,6 +160,7 @@ impl BrokerProcess {
 fn start(
     settings: &BrokerSettings,
     listen: SocketAddr,
+    stripe_root: Option<SocketAddr>,
     upstream: SocketAddr,
     database_url: &str,
     log: &Path,
@@ -158,8 +176,12 @@ fn start(
         .append(true)
         .open(log)
         .expect("broker log");
-    Command::new(&settings.binary)
-        .args(["--listen", &listen.to_string(), "--log-format", "json"])
+    let mut command = Command::new(&settings.binary);
+    command.args(["--listen", &listen.to_string(), "--log-format", "json"]);
+    if let Some(root) = stripe_root {
+        command.args(["--stripe-listen", &root.to_string()]);
+    }
+    command
         .env_clear()
         .env("RUST_LOG", &settings.log_filter)
         .env("KEYLEASE_BROKER_ADMIN_TOKEN", &settings.admin_token)

@@ -1,6 +1,6 @@
 //! The worker binary as a child process, for tests that kill it; how the
-//! stack's broker binary is started; and a fault switch in front of the
-//! broker's key API.
+//! stack's broker binary is started; stripe-sim as a process; and a fault
+//! switch in front of the broker's key API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,6 +21,63 @@ use crate::stack::{ADMIN_TOKEN, STRIPE_SECRET, Stack, WORKER_TOKEN};
 /// secrets, logging `info,keylease_broker=debug`.
 pub fn broker_settings() -> BrokerSettings {
     BrokerSettings::new(binary("keylease-broker"), ADMIN_TOKEN, STRIPE_SECRET)
+}
+
+/// `stripe-sim` as a child process on a free port, logging to a file: what
+/// a test that runs outside clients (Stripe's own libraries) points them at.
+pub struct SimProcess {
+    _child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its stderr.
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SimProcess {
+    /// Starts this build's binary and waits until its control API answers.
+    pub async fn spawn() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("stripe-sim.log");
+        let file = std::fs::File::create(&log).expect("stripe-sim log");
+        let addr = free_addr();
+        let mut child = Command::new(binary("stripe-sim"))
+            .args(["--listen", &addr.to_string()])
+            .env_clear()
+            .env("RUST_LOG", "info")
+            .stdout(file.try_clone().expect("log handle"))
+            .stderr(file)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start stripe-sim");
+        let url = format!("http://{addr}/_sim/faults");
+        let until = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !reqwest::get(&url)
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            if let Ok(Some(status)) = child.try_wait() {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("stripe-sim exited ({status}):\n{text}");
+            }
+            assert!(
+                tokio::time::Instant::now() < until,
+                "stripe-sim at {addr} not serving within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            _child: child,
+            addr,
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// `http://<addr>`.
+    pub fn base(&self) -> String {
+        format!("http://{}", self.addr)
+    }
 }
 
 /// `keylease-worker run` on a task queue of the test's, logging JSON to a file.

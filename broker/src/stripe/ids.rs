@@ -26,10 +26,14 @@ const NAMESPACES: [&str; 17] = [
 pub(super) const STATIC_ROUTES: [&str; 4] =
     ["search", "upcoming", "upcoming_lines", "create_preview"];
 
-/// Stripe's documented test payment methods (`pm_card_visa`, …): nobody's object.
+/// Stripe's documented test payment methods (`pm_card_visa`,
+/// `pm_card_visa_chargeDeclinedInsufficientFunds`, …): nobody's object.
+/// Stripe's own ids are `pm_` and a random part, never `pm_card_`.
 pub fn is_test_payment_method(id: &str) -> bool {
-    id.strip_prefix("pm_card_")
-        .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+    id.strip_prefix("pm_card_").is_some_and(|rest| {
+        rest.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    })
 }
 
 /// Whether a path segment is a Stripe object id: a lowercase prefix and `_`,
@@ -102,6 +106,10 @@ mod tests {
         assert!(looks_like_id("pi_3MtwBwLkdIwHu7ix28a3tqPa") && looks_like_id("cs_test_a1"));
         assert!(!looks_like_id("pm_card_visa") && !looks_like_id("prod_custom"));
         assert!(is_test_payment_method("pm_card_visa"));
+        assert!(is_test_payment_method(
+            "pm_card_visa_chargeDeclinedInsufficientFunds"
+        ));
+        assert!(!is_test_payment_method("pm_card__x") && !is_test_payment_method("pm_card_a-b"));
         assert!(!is_test_payment_method("pm_1AbC") && !is_test_payment_method("pm_card_"));
         assert_eq!(
             object_path("/v1/payment_intents/pi_1/confirm").as_deref(),

@@ -18,6 +18,7 @@ mod roles;
 mod secrets;
 mod shutdown;
 mod statuses;
+mod stripe_libraries;
 mod sweep;
 mod weak_tokens;
 mod worker_identity;
