@@ -14,6 +14,7 @@ mod audit;
 mod authn;
 mod authz;
 mod canonical;
+mod replay;
 mod spend;
 mod upstream;
 mod visible;
@@ -116,7 +117,7 @@ async fn forward(
         .client_idempotency_key
         .as_ref()
         .and_then(|key| key.to_str().ok());
-    let idempotent = spend::replay(state, target, &params, client_key, valued.as_mut()).await?;
+    let idempotent = replay::replay(state, target, &params, client_key, valued.as_mut()).await?;
     // A request that moves money is on record before it is forwarded.
     let audit_row = match &valued {
         Some(valued) => Some(trail.before_forwarding(state, valued.need_micros)?),
@@ -137,15 +138,17 @@ async fn forward(
     // Stripe, then what its answer changes.
     let sent_headers = sight.may_read_pages().then(|| headers.headers.clone());
     let outcome = upstream::send(state, method, path, params.encode(), headers.headers).await;
-    trail.settled(spend::settle(
+    let mut settlement = spend::settle(
         state,
         target,
         path_owner.as_deref(),
         valued.as_ref(),
         reservation.as_ref(),
-        idempotent.as_ref(),
         &outcome,
-    ));
+    );
+    let remembered = idempotent.and_then(|i| i.remember(state, target, spend::kept(&outcome)));
+    settlement.writes.extend(remembered);
+    trail.settled(settlement);
     // What of the answer the key may see.
     let answer = outcome.map_err(|failure| failure.error)?;
     let page = Page {

@@ -11,7 +11,6 @@
 use axum::http::StatusCode;
 use chrono::Utc;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
 use super::upstream::{Upstream, UpstreamFailure, fetch_object};
 use crate::error::ApiError;
@@ -63,62 +62,6 @@ pub struct Valued {
     /// What the object's hold is reckoned against, and the new hold made in
     /// ([`KeyRecord::hold_row`]).
     hold_row: SpendRow,
-}
-
-/// A money request's Idempotency-Key, and what makes a retry of it the same request.
-pub struct Idempotent {
-    /// The client's key, as sent.
-    key: String,
-    /// SHA-256 of the method, path, parameters and account.
-    fingerprint: String,
-    /// Whether this request repeats one already counted.
-    replay: bool,
-}
-
-/// For a money request sent with an Idempotency-Key: whether it repeats,
-/// within [`crate::store::idempotent::REPLAY_WINDOW`], one of the same label
-/// with the same key and the same request whose money is counted. Stripe
-/// answers such a retry (a library's, after a 5xx, a dropped answer or a
-/// timeout) with its saved answer and moves nothing more, so nothing more
-/// is reserved: `valued.need_micros` becomes 0.
-pub async fn replay(
-    state: &AppState,
-    target: Target<'_>,
-    params: &FormParams,
-    client_key: Option<&str>,
-    valued: Option<&mut Valued>,
-) -> Result<Option<Idempotent>, ApiError> {
-    let (Some(client_key), Some(valued)) = (client_key, valued) else {
-        return Ok(None);
-    };
-    let mut digest = Sha256::new();
-    for part in [
-        target.method,
-        target.path,
-        &params.encode(),
-        target.key.stripe_account.as_deref().unwrap_or(""),
-    ] {
-        digest.update(part.as_bytes());
-        digest.update([0]);
-    }
-    let fingerprint = hex::encode(digest.finalize());
-    let replay = state
-        .store()
-        .counted_before(
-            &target.key.namespace(),
-            client_key,
-            &fingerprint,
-            Utc::now(),
-        )
-        .await?;
-    if replay {
-        valued.need_micros = 0;
-    }
-    Ok(Some(Idempotent {
-        key: client_key.to_owned(),
-        fingerprint,
-        replay,
-    }))
 }
 
 fn micros(state: &AppState, amount: i64, currency: &str) -> Result<i64, ApiError> {
@@ -327,6 +270,16 @@ pub struct Settlement {
     pub writes: Vec<Statement>,
 }
 
+/// Whether what a request may move stays counted after `outcome`: on a 2xx
+/// and on every ambiguous outcome (timeout, dropped connection, 5xx), where
+/// the money may have moved; not on a 4xx or when upstream was never reached.
+pub fn kept(outcome: &Result<Upstream, UpstreamFailure>) -> bool {
+    match outcome {
+        Ok(upstream) => !upstream.status.is_client_error(),
+        Err(failure) => failure.maybe_delivered,
+    }
+}
+
 /// Keeps or releases the reservation, and records what upstream made.
 ///
 /// Released when upstream refused the request (4xx) or was never reached;
@@ -339,29 +292,12 @@ pub fn settle(
     path_owner: Option<&str>,
     valued: Option<&Valued>,
     reservation: Option<&Reservation>,
-    idempotent: Option<&Idempotent>,
     outcome: &Result<Upstream, UpstreamFailure>,
 ) -> Settlement {
-    let release = match outcome {
-        Ok(upstream) => upstream.status.is_client_error(),
-        Err(failure) => !failure.maybe_delivered,
-    };
-    // A first request sent with an Idempotency-Key is remembered, and whether
-    // its money is counted: kept on every outcome that may have moved it
-    // (a 4xx may not have been saved by Stripe, so its retry counts anew).
-    let mut remembered = None;
-    if let Some(idempotent) = idempotent.filter(|i| !i.replay) {
-        remembered = Some(state.store().record_idempotent(
-            &target.key.namespace(),
-            &idempotent.key,
-            &idempotent.fingerprint,
-            !release,
-            Utc::now(),
-        ));
-    }
+    let release = !kept(outcome);
     let mut settlement = Settlement {
         held: reservation.map_or(0, Reservation::micros),
-        writes: remembered.into_iter().collect(),
+        writes: Vec::new(),
     };
     if let (true, Some(reservation)) = (release, reservation) {
         settlement.writes.push(state.store().release(reservation));
