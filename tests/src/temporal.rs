@@ -42,7 +42,7 @@ fn start() -> DevServer {
     let ports = [free_port(), free_port(), free_port()];
     // The server's own log goes to a file, out of the test output.
     let log = std::env::temp_dir().join(format!("keylease-temporal-{}.log", std::process::id()));
-    let watchdog = launch(ports, None, &log);
+    let watchdog = launch(ports, None, &log, true);
     let address = format!("127.0.0.1:{}", ports[0]);
     wait_healthy(&address);
     DevServer {
@@ -60,12 +60,24 @@ pub struct DedicatedDevServer {
     db: PathBuf,
     log: PathBuf,
     watchdog: Option<std::process::Child>,
+    /// Whether it starts with `OrderId` registered, as the shared one does.
+    order_id: bool,
     _dir: tempfile::TempDir,
 }
 
 impl DedicatedDevServer {
     /// Starts a dev server on free ports and a new database file; returns once healthy.
     pub fn spawn() -> Self {
+        Self::spawn_with(true)
+    }
+
+    /// [`DedicatedDevServer::spawn`] as the Temporal docs start one: without
+    /// the `OrderId` search attribute registered.
+    pub fn spawn_plain() -> Self {
+        Self::spawn_with(false)
+    }
+
+    fn spawn_with(order_id: bool) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let ports = [free_port(), free_port(), free_port()];
         let mut server = Self {
@@ -74,6 +86,7 @@ impl DedicatedDevServer {
             db: dir.path().join("temporal.db"),
             log: dir.path().join("temporal.log"),
             watchdog: None,
+            order_id,
             _dir: dir,
         };
         server.start();
@@ -83,7 +96,7 @@ impl DedicatedDevServer {
     /// Starts it (again) on its ports and database file; returns once healthy.
     pub fn start(&mut self) {
         assert!(self.watchdog.is_none(), "the dev server is already running");
-        self.watchdog = Some(launch(self.ports, Some(&self.db), &self.log));
+        self.watchdog = Some(launch(self.ports, Some(&self.db), &self.log, self.order_id));
         wait_healthy(&self.address);
     }
 
@@ -106,7 +119,7 @@ impl Drop for DedicatedDevServer {
 
 /// Starts `temporal server start-dev` on `[frontend, http, metrics]` ports,
 /// in memory or on `db`, logging to `log`; returns the watchdog shell owning it.
-fn launch(ports: [u16; 3], db: Option<&Path>, log: &Path) -> std::process::Child {
+fn launch(ports: [u16; 3], db: Option<&Path>, log: &Path, order_id: bool) -> std::process::Child {
     let [port, http_port, metrics_port] = ports;
     let bin = temporal_bin();
     let db = db.map_or(String::new(), |db| {
@@ -116,11 +129,16 @@ fn launch(ports: [u16; 3], db: Option<&Path>, log: &Path) -> std::process::Child
     // is gone, however the tests end, or when the shell gets SIGTERM.
     let script = format!(
         "'{bin}' server start-dev --headless --ip 127.0.0.1 --port {port} --http-port {http_port} \
-         --metrics-port {metrics_port} {db} --search-attribute OrderId=Keyword --log-level error & server=$!; \
+         --metrics-port {metrics_port} {db} {attribute} --log-level error & server=$!; \
          trap 'kill $server 2>/dev/null; wait $server; exit 0' TERM; \
          while kill -0 {test_pid} 2>/dev/null && kill -0 $server 2>/dev/null; do sleep 1; done; \
          kill $server 2>/dev/null; wait $server",
         bin = bin.display(),
+        attribute = if order_id {
+            "--search-attribute OrderId=Keyword"
+        } else {
+            ""
+        },
         test_pid = std::process::id(),
     );
     // Appended to, so a restarted server's log follows the first one's.

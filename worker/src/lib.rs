@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod namespace;
 pub mod observe;
 pub mod policy;
 pub mod role;

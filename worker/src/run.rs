@@ -121,6 +121,9 @@ pub async fn serve(
         .filter(|identity| !identity.is_empty())
         .unwrap_or_else(default_identity);
     let client = temporal_client_as(&config.temporal, identity).await?;
+    // Before anything is served (`/healthz` included): no checkout may wedge
+    // for want of the search attribute it sets first.
+    crate::namespace::ensure_order_id(&client, &config.temporal.namespace).await?;
 
     let runtime_options = match config.metrics_addr {
         Some(addr) => observe(addr, &activities, &client).await?,

@@ -10,6 +10,7 @@
 //! three and two killed during 300 checkouts in [`scale_out`].
 
 mod broker_kill;
+mod plain_namespace;
 mod scale_out;
 mod temporal_restart;
 
