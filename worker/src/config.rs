@@ -50,6 +50,24 @@ pub fn http_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// Refuses a plain `http://` URL to a host other than this one, unless
+/// `insecure`: the broker token (and vault tokens) would travel in clear text.
+pub fn check_transport(setting: &str, url: &Url, insecure: bool) -> Result<(), WorkerError> {
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    if url.scheme() == "http" && !loopback && !insecure {
+        return Err(WorkerError::Config(format!(
+            "{setting} is plain http to {}: the broker token would travel in clear text; use https://, or set KEYLEASE_BROKER_INSECURE=true on a private network",
+            url.host_str().unwrap_or("-")
+        )));
+    }
+    Ok(())
+}
+
 /// Where Temporal is and which queue to use.
 #[derive(Debug, Clone, Args)]
 pub struct TemporalArgs {
@@ -91,6 +109,11 @@ pub struct WorkerConfig {
     /// value. Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
     pub broker_token: SecretString,
+    /// Allow plain `http://` broker and proxy URLs to hosts other than this
+    /// one (a private network, such as compose's); otherwise they must be
+    /// `https://`, since the broker token travels on every attempt.
+    #[arg(long, env = "KEYLEASE_BROKER_INSECURE")]
+    pub broker_insecure: bool,
     /// How this worker appears in Temporal (pollers, activity attempts); default
     /// `keylease-worker:<pid>@<host name>`, which tells containers (all pid 1) apart.
     #[arg(long, env = "TEMPORAL_WORKER_IDENTITY")]

@@ -83,6 +83,9 @@ const WORKER_ENV: &[(&str, &str, Option<&str>, &str)] = &[
     ("grace not a duration", "KEYLEASE_SHUTDOWN_GRACE", Some("soon"), "--shutdown-grace"),
     ("metrics address without a port", "KEYLEASE_METRICS_ADDR", Some("0.0.0.0"), "--metrics-addr"),
     ("revoke budget not a duration", "KEYLEASE_REVOKE_BUDGET", Some("-2s"), "--revoke-budget"),
+    // Issue 23: the broker token must not travel in clear text off this host.
+    ("broker URL in plain http to another host", "KEYLEASE_BROKER_URL", Some("http://10.9.8.7:8080"), "KEYLEASE_BROKER_URL is plain http"),
+    ("proxy URL in plain http to another host", "KEYLEASE_PROXY_URL", Some("http://broker:8081"), "KEYLEASE_PROXY_URL is plain http"),
 ];
 
 /// Activity inputs a workflow in any SDK may send: (case, activity, input, text the failure names).
