@@ -79,6 +79,12 @@ async fn dollar_charge(addr: SocketAddr, key: &str, card: &str) -> (u16, Value) 
     json_of(response).await
 }
 
+/// What brokers have leased today of the broker's first role's daily cap.
+async fn leased_today(broker: &TestBroker) -> Value {
+    let (_, roles) = broker.admin(Method::GET, "/v1/roles", None).await;
+    roles["roles"][0]["leased_usd_today"].clone()
+}
+
 fn key_request(label: &str, endpoints: &[&str], cap: f64) -> Value {
     json!({
         "label": label,
@@ -443,12 +449,7 @@ pub async fn a_roles_daily_cap_holds_across_its_keys_and_brokers(backend: Backen
         2000,
         "stripe-sim moved the role's cap, no more"
     );
-    let (_, roles) = broker.admin(Method::GET, "/v1/roles", None).await;
-    assert_eq!(
-        roles["roles"][0]["leased_usd_today"],
-        json!(20.0),
-        "{roles}"
-    );
+    assert_eq!(leased_today(&broker).await, json!(20.0));
 }
 
 /// A broker leases a role's cap in slices: what it leased and did not use
@@ -501,12 +502,7 @@ pub async fn a_restarted_broker_leaves_its_unused_slice_counted(backend: Backend
         "the slice leased before the restart stays counted"
     );
     assert_eq!(succeeded_cents(&sim).await, 6300);
-    let (_, roles) = broker.admin(Method::GET, "/v1/roles", None).await;
-    assert_eq!(
-        roles["roles"][0]["leased_usd_today"],
-        json!(64.0),
-        "{roles}"
-    );
+    assert_eq!(leased_today(&broker).await, json!(64.0));
 }
 
 /// Found by attacking roles: a role token checked when a `POST /v1/keys`

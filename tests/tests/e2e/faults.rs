@@ -30,6 +30,24 @@ use temporalio_client::{Client, WorkflowStartOptions};
 
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
+/// A client of the dev server at `address` (one of a test's own) on `queue`.
+async fn client_at(address: &str, queue: &str) -> Client {
+    keylease_worker::connect::temporal_client(&keylease_tests::stack::temporal_args(address, queue))
+        .await
+        .expect("temporal client")
+}
+
+/// The worker binary on the dev server at `address`, with `stack`'s broker.
+fn worker_at(stack: &Stack, address: &str, queue: &str) -> WorkerProcess {
+    WorkerProcess::spawn_at(
+        address,
+        queue,
+        &format!("http://{}", stack.broker),
+        &format!("http://{}/stripe", stack.broker),
+        &[],
+    )
+}
+
 /// `n` checkouts on `queue`, ids `<prefix>-<i>`, orders `order-<prefix>-<i>`, paid by card.
 async fn start_checkouts(
     client: &Client,

@@ -3,12 +3,11 @@
 //! of `OrderId`, forever. The worker registers it at start and the checkout
 //! completes.
 
-use keylease_tests::process::WorkerProcess;
 use keylease_tests::stack::{Stack, test_policy, unique};
 use keylease_tests::temporal::DedicatedDevServer;
 use keylease_workflows::CheckoutOutcome;
 
-use super::{settle, start_checkouts};
+use super::{client_at, settle, start_checkouts, worker_at};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_worker_on_a_plain_dev_server_registers_order_id_and_completes_a_checkout() {
@@ -17,19 +16,8 @@ async fn a_worker_on_a_plain_dev_server_registers_order_id_and_completes_a_check
         .expect("start a plain dev server");
     let stack = Stack::spawn("plain-namespace").await;
     let queue = unique("plain-namespace-queue");
-    let client = keylease_worker::connect::temporal_client(&keylease_tests::stack::temporal_args(
-        &temporal.address,
-        &queue,
-    ))
-    .await
-    .expect("temporal client");
-    let worker = WorkerProcess::spawn_at(
-        &temporal.address,
-        &queue,
-        &format!("http://{}", stack.broker),
-        &format!("http://{}/stripe", stack.broker),
-        &[],
-    );
+    let client = client_at(&temporal.address, &queue).await;
+    let worker = worker_at(&stack, &temporal.address, &queue);
     let prefix = unique("plain");
     let checkouts = start_checkouts(&client, &queue, &prefix, 1, &test_policy()).await;
     let outcomes = settle(&checkouts).await;

@@ -2,14 +2,13 @@
 //! started again on its database file: every workflow completes, on the
 //! same worker process, which reconnects by itself.
 
-use keylease_tests::process::WorkerProcess;
 use keylease_tests::stack::{Stack, unique};
 use keylease_tests::temporal::DedicatedDevServer;
 use serde_json::json;
 
 use super::{
-    active_keys, assert_money, assert_no_tokens, charges_held, histories, patient_policy, settle,
-    start_checkouts, sweep_apply,
+    active_keys, assert_money, assert_no_tokens, charges_held, client_at, histories,
+    patient_policy, settle, start_checkouts, sweep_apply, worker_at,
 };
 
 #[tokio::test(flavor = "multi_thread")]
@@ -21,24 +20,13 @@ async fn the_temporal_server_restarted_on_its_database_mid_load_loses_no_checkou
         .expect("start a dedicated dev server");
     let stack = Stack::spawn("temporal-restart").await;
     let queue = unique("temporal-restart-queue");
-    let client = keylease_worker::connect::temporal_client(&keylease_tests::stack::temporal_args(
-        &temporal.address,
-        &queue,
-    ))
-    .await
-    .expect("temporal client");
+    let client = client_at(&temporal.address, &queue).await;
     // Every first create waits 3 s inside stripe-sim: the charges finish
     // while the server is away, and their results wait for it.
     stack
         .fault(json!({"method": "POST", "path": "/v1/payment_intents", "kind": "delay", "delay_ms": 3000, "count": N}))
         .await;
-    let worker = WorkerProcess::spawn_at(
-        &temporal.address,
-        &queue,
-        &format!("http://{}", stack.broker),
-        &format!("http://{}/stripe", stack.broker),
-        &[],
-    );
+    let worker = worker_at(&stack, &temporal.address, &queue);
     let prefix = unique("temporal-restart");
     let checkouts = start_checkouts(&client, &queue, &prefix, N, &patient_policy()).await;
     charges_held(&stack, N).await;
