@@ -60,7 +60,7 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<ExitCode> {
             broker_url: args.stripe_url.clone(),
             proxy_url: args.stripe_url,
             broker_token: SecretString::from(String::new()),
-            broker_insecure: false,
+            transport: Default::default(),
             identity: Some("keylease-bench-baseline".to_owned()),
             max_concurrent_activities: args.max_concurrent_activities,
             broker_max_ttl: max_ttl,

@@ -30,7 +30,7 @@ pub const WORKER_TOKEN: &str = "rt_e2e_4c9a1f7e2b8d5a3c6f0e9b2d7a4c1f8e";
 pub async fn with_worker_role(broker: &str) {
     let args = keylease_worker::role::RoleSetupArgs {
         broker_url: broker.parse().expect("broker url"),
-        broker_insecure: false,
+        transport: Default::default(),
         admin_token: ADMIN_TOKEN.into(),
         name: "keylease-worker".to_owned(),
         max_key_usd_cap: 100_000.0,
@@ -233,7 +233,7 @@ impl Stack {
                 .parse()
                 .expect("proxy url"),
             broker_token: WORKER_TOKEN.into(),
-            broker_insecure: false,
+            transport: Default::default(),
             identity: None,
             max_concurrent_activities: 10,
             broker_max_ttl: Duration::from_secs(86_400),

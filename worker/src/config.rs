@@ -50,22 +50,35 @@ pub fn http_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Refuses a plain `http://` URL to a host other than this one, unless
-/// `insecure`: the broker token (and vault tokens) would travel in clear text.
-pub fn check_transport(setting: &str, url: &Url, insecure: bool) -> Result<(), WorkerError> {
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    };
-    if url.scheme() == "http" && !loopback && !insecure {
-        return Err(WorkerError::Config(format!(
-            "{setting} is plain http to {}: the broker token would travel in clear text; use https://, or set KEYLEASE_BROKER_INSECURE=true on a private network",
-            url.host_str().unwrap_or("-")
-        )));
+/// How the worker reaches the broker: the same flags on every subcommand that calls it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct BrokerTransport {
+    /// Allow plain `http://` broker and proxy URLs to hosts other than this
+    /// one (a private network, such as compose's); otherwise they must be
+    /// `https://`, since the broker token travels on every call.
+    #[arg(long, env = "KEYLEASE_BROKER_INSECURE")]
+    pub broker_insecure: bool,
+}
+
+impl BrokerTransport {
+    /// Refuses a plain `http://` URL (given as `setting`) to a host other
+    /// than this one, unless `--broker-insecure`: the broker token (and
+    /// vault tokens) would travel in clear text.
+    pub fn check(&self, setting: &str, url: &Url) -> Result<(), WorkerError> {
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            None => false,
+        };
+        if url.scheme() == "http" && !loopback && !self.broker_insecure {
+            return Err(WorkerError::Config(format!(
+                "{setting} is plain http to {}: the broker token would travel in clear text; use https://, or set KEYLEASE_BROKER_INSECURE=true on a private network",
+                url.host_str().unwrap_or("-")
+            )));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Where Temporal is and which queue to use.
@@ -109,11 +122,9 @@ pub struct WorkerConfig {
     /// value. Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
     pub broker_token: SecretString,
-    /// Allow plain `http://` broker and proxy URLs to hosts other than this
-    /// one (a private network, such as compose's); otherwise they must be
-    /// `https://`, since the broker token travels on every attempt.
-    #[arg(long, env = "KEYLEASE_BROKER_INSECURE")]
-    pub broker_insecure: bool,
+    /// How the broker is reached.
+    #[command(flatten)]
+    pub transport: BrokerTransport,
     /// How this worker appears in Temporal (pollers, activity attempts); default
     /// `keylease-worker:<pid>@<host name>`, which tells containers (all pid 1) apart.
     #[arg(long, env = "TEMPORAL_WORKER_IDENTITY")]

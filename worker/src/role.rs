@@ -47,9 +47,9 @@ pub struct RoleSetupArgs {
     /// The broker's admin API.
     #[arg(long, env = "KEYLEASE_BROKER_URL")]
     pub broker_url: Url,
-    /// Allow a plain `http://` broker URL to another host (a private network).
-    #[arg(long, env = "KEYLEASE_BROKER_INSECURE")]
-    pub broker_insecure: bool,
+    /// How the broker is reached.
+    #[command(flatten)]
+    pub transport: crate::config::BrokerTransport,
     /// The broker's admin token: held by this one-shot step only, never by the worker.
     #[arg(long, env = "KEYLEASE_BROKER_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: SecretString,
@@ -78,11 +78,7 @@ pub struct RoleSetupArgs {
 /// Creates the worker's role (kept if it exists) and registers or makes a
 /// token for it; the token when the broker made it (to print once).
 pub async fn setup(args: &RoleSetupArgs) -> Result<Option<SecretString>, WorkerError> {
-    crate::config::check_transport(
-        "KEYLEASE_BROKER_URL",
-        &args.broker_url,
-        args.broker_insecure,
-    )?;
+    (args.transport).check("KEYLEASE_BROKER_URL", &args.broker_url)?;
     let admin = BrokerClient::new(
         args.broker_url.clone(),
         args.admin_token.clone(),

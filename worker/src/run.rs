@@ -97,16 +97,8 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + 'static,
 ) -> Result<(), WorkerError> {
     check_broker_token(&config.broker_token)?;
-    crate::config::check_transport(
-        "KEYLEASE_BROKER_URL",
-        &config.broker_url,
-        config.broker_insecure,
-    )?;
-    crate::config::check_transport(
-        "KEYLEASE_PROXY_URL",
-        &config.proxy_url,
-        config.broker_insecure,
-    )?;
+    (config.transport).check("KEYLEASE_BROKER_URL", &config.broker_url)?;
+    (config.transport).check("KEYLEASE_PROXY_URL", &config.proxy_url)?;
     let (broker, activities) = payment_activities(&config)?;
     broker.health(BROKER_PROBE_TIMEOUT).await.map_err(|err| {
         WorkerError::Broker(format!(

@@ -36,9 +36,9 @@ pub struct SweepArgs {
     /// value. Never logged.
     #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
     pub broker_token: SecretString,
-    /// Allow a plain `http://` broker URL to another host (a private network).
-    #[arg(long, env = "KEYLEASE_BROKER_INSECURE")]
-    pub broker_insecure: bool,
+    /// How the broker is reached.
+    #[command(flatten)]
+    pub transport: crate::config::BrokerTransport,
     /// Revoke the orphaned keys; without it, only list them.
     #[arg(long)]
     pub apply: bool,
@@ -100,11 +100,7 @@ async fn closed(
 /// Lists the orphaned keys and, with `apply`, revokes them; returns them.
 pub async fn sweep(args: &SweepArgs) -> Result<Vec<Orphan>, WorkerError> {
     crate::config::check_broker_token(&args.broker_token)?;
-    crate::config::check_transport(
-        "KEYLEASE_BROKER_URL",
-        &args.broker_url,
-        args.broker_insecure,
-    )?;
+    (args.transport).check("KEYLEASE_BROKER_URL", &args.broker_url)?;
     let broker = BrokerClient::new(
         args.broker_url.clone(),
         args.broker_token.clone(),

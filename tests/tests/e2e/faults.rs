@@ -213,7 +213,7 @@ async fn sweep_apply(temporal_address: &str, broker: SocketAddr, queue: &str) ->
         temporal: keylease_tests::stack::temporal_args(temporal_address, queue),
         broker_url: format!("http://{broker}").parse().unwrap(),
         broker_token: WORKER_TOKEN.into(),
-        broker_insecure: false,
+        transport: Default::default(),
         apply: true,
     };
     sweep(&args).await.expect("keys sweep --apply").len()

@@ -93,7 +93,7 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
         temporal: keylease_tests::stack::temporal_args(&stack.temporal.address, &idle_queue),
         broker_url: format!("http://{}", stack.broker).parse().unwrap(),
         broker_token: WORKER_TOKEN.into(),
-        broker_insecure: false,
+        transport: Default::default(),
         apply: false,
     };
     let found = sweep(&args).await.unwrap();
