@@ -41,6 +41,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 pub mod stripe;
+pub mod tls;
 pub mod token;
 pub mod unauthenticated;
 pub mod usd;
@@ -150,6 +151,7 @@ pub async fn run_on(
 ) -> Result<(), BrokerError> {
     config.check_upstream().map_err(BrokerError::Config)?;
     config.check()?;
+    let tls = tls::acceptor(&config).map_err(BrokerError::Config)?;
     let integrity = if config.skip_integrity_check {
         store::Integrity::Skip
     } else {
@@ -204,6 +206,7 @@ pub async fn run_on(
         listener,
         app(state.clone()),
         limits,
+        tls.clone(),
         refused.clone(),
         stopping.clone().cancelled_owned(),
     );
@@ -214,6 +217,7 @@ pub async fn run_on(
                     stripe,
                     stripe_root_app(state.clone()),
                     limits,
+                    tls.clone(),
                     refused.clone(),
                     stopping.clone().cancelled_owned(),
                 )

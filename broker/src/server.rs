@@ -8,7 +8,8 @@
 //! What one connection may make the broker hold is bounded by the header
 //! size limit (hyper's read buffer, 431 past it), and how many connections
 //! are open at once by the connection limit: past it, the next connection
-//! waits in the listen backlog until one closes.
+//! waits in the listen backlog until one closes. With TLS, the handshake
+//! too must end within the header timeout, holding its connection slot.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,8 +21,11 @@ use axum::body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::Watcher;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 /// How long a stop waits for requests in flight before closing their connections.
@@ -38,13 +42,15 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Serves `router` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish. `refused` learns of each connection the HTTP
-/// layer ended on its own (headers too large or too slow, a malformed request).
+/// Serves `router` on `listener` (over TLS with `tls`) until `shutdown`
+/// completes, then lets requests in flight finish. `refused` learns of each
+/// connection the HTTP layer ended on its own (headers too large or too
+/// slow, a malformed request).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     refused: impl Fn(&hyper::Error) + Clone + Send + 'static,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
@@ -71,29 +77,20 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-            let router = router.clone();
-            async move {
-                Ok::<_, Infallible>(
-                    router
-                        .oneshot(request.map(Body::new))
-                        .await
-                        .unwrap_or_else(|never| match never {}),
-                )
-            }
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .max_buf_size(limits.max_header_bytes)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        let refused = refused.clone();
+        let (router, refused, watcher) = (router.clone(), refused.clone(), graceful.watcher());
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "connection ended with an error");
-                refused(&err);
+            match tls {
+                None => serve_connection(stream, router, limits, watcher, refused).await,
+                Some(tls) => {
+                    match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, router, limits, watcher, refused).await;
+                        }
+                        Ok(Err(err)) => tracing::debug!(error = %err, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake too slow; connection closed"),
+                    }
+                }
             }
             drop(permit);
         });
@@ -106,4 +103,34 @@ pub async fn serve(
         tracing::warn!("requests still in flight after the grace period; closing them");
     }
     Ok(())
+}
+
+/// Serves HTTP/1.1 requests on one connection until it closes.
+async fn serve_connection(
+    stream: impl AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    router: Router,
+    limits: Limits,
+    watcher: Watcher,
+    refused: impl Fn(&hyper::Error),
+) {
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let router = router.clone();
+        async move {
+            Ok::<_, Infallible>(
+                router
+                    .oneshot(request.map(Body::new))
+                    .await
+                    .unwrap_or_else(|never| match never {}),
+            )
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_header_bytes)
+        .serve_connection(TokioIo::new(stream), service);
+    if let Err(err) = watcher.watch(connection).await {
+        tracing::debug!(error = %err, "connection ended with an error");
+        refused(&err);
+    }
 }

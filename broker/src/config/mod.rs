@@ -163,6 +163,15 @@ pub struct BrokerConfig {
     #[arg(long, env = "KEYLEASE_BROKER_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub body_timeout: Duration,
 
+    /// Serve HTTPS with this certificate chain (PEM), on the main address and
+    /// `--stripe-listen`, for deployments without a TLS-terminating proxy. With `--tls-key`.
+    #[arg(long, env = "KEYLEASE_BROKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// The private key (PEM) of `--tls-cert`. Never logged.
+    #[arg(long, env = "KEYLEASE_BROKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Log line format.
     #[arg(long, env = "KEYLEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -212,6 +221,8 @@ impl BrokerConfig {
             max_header_bytes: 16 * 1024,
             unauthenticated_audit_interval: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            tls_cert: None,
+            tls_key: None,
             log_format: LogFormat::Pretty,
         }
     }
