@@ -106,9 +106,15 @@ pub struct BrokerClient {
 }
 
 impl BrokerClient {
-    /// A client for the broker at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: Url, token: SecretString, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = crate::broker_http(timeout)?;
+    /// A client for the broker at `base` (e.g. `http://127.0.0.1:8080`),
+    /// trusting `roots` for its certificate besides the usual web roots.
+    pub fn new(
+        base: Url,
+        token: SecretString,
+        timeout: Duration,
+        roots: &[reqwest::Certificate],
+    ) -> Result<Self, reqwest::Error> {
+        let http = crate::broker_http(timeout, roots)?;
         Ok(Self { http, base, token })
     }
 
@@ -218,8 +224,18 @@ pub(crate) fn url_below(base: &Url, path: &str) -> Url {
     url
 }
 
+/// The error and its causes on one line (an untrusted certificate is a
+/// cause of "error sending request"), without the URL.
 fn unavailable(err: reqwest::Error) -> BrokerError {
-    BrokerError::Unavailable(err.without_url().to_string())
+    let err = err.without_url();
+    let mut text = err.to_string();
+    let mut cause = std::error::Error::source(&err);
+    while let Some(inner) = cause {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        cause = inner.source();
+    }
+    BrokerError::Unavailable(text)
 }
 
 async fn check(response: reqwest::Response) -> Result<reqwest::Response, BrokerError> {

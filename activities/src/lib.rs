@@ -37,11 +37,19 @@ pub use stripe_client::StripeClient;
 /// broker's default header timeout (10 s), after which it closes idle ones.
 pub const BROKER_IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The HTTP client of the broker's key API and of its proxy. The broker
-/// closes a connection idle for its header timeout; dropping ours sooner
-/// means a POST never races that close.
-fn broker_http(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// The HTTP client of the broker's key API and of its proxy, trusting
+/// `roots` besides the usual web roots (a private CA of the broker's). The
+/// broker closes a connection idle for its header timeout; dropping ours
+/// sooner means a POST never races that close.
+fn broker_http(
+    timeout: std::time::Duration,
+    roots: &[reqwest::Certificate],
+) -> reqwest::Result<reqwest::Client> {
+    roots
+        .iter()
+        .fold(reqwest::Client::builder(), |builder, root| {
+            builder.add_root_certificate(root.clone())
+        })
         .timeout(timeout)
         .pool_idle_timeout(BROKER_IDLE_CONNECTION)
         .build()

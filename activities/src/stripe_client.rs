@@ -75,9 +75,14 @@ pub struct StripeClient {
 }
 
 impl StripeClient {
-    /// A client for the proxy at `proxy_base`, e.g. `http://127.0.0.1:8080/stripe`.
-    pub fn new(proxy_base: Url, timeout: Duration) -> Result<Self, reqwest::Error> {
-        let http = crate::broker_http(timeout)?;
+    /// A client for the proxy at `proxy_base`, e.g. `http://127.0.0.1:8080/stripe`,
+    /// trusting `roots` for its certificate besides the usual web roots.
+    pub fn new(
+        proxy_base: Url,
+        timeout: Duration,
+        roots: &[reqwest::Certificate],
+    ) -> Result<Self, reqwest::Error> {
+        let http = crate::broker_http(timeout, roots)?;
         Ok(Self { http, proxy_base })
     }
 

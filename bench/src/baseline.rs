@@ -50,7 +50,7 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<ExitCode> {
     // The SDK's worker is not `Send`: it runs on a local set, as the worker binary's does.
     let local = tokio::task::LocalSet::new();
     local.block_on(&runtime, async {
-        let stripe = StripeClient::new(args.stripe_url.clone(), HTTP_TIMEOUT)?;
+        let stripe = StripeClient::new(args.stripe_url.clone(), HTTP_TIMEOUT, &[])?;
         let max_ttl = Duration::from_secs(86_400);
         let activities = PaymentActivities::keyless_baseline(stripe, args.stripe_secret, max_ttl);
         // `serve` reads only the Temporal, identity, slot, grace and metrics

@@ -82,4 +82,7 @@ pub struct ExplainArgs {
     /// The worker's broker token (a role token).
     #[arg(long, env = "KEYLEASE_BROKER_TOKEN", hide_env_values = true)]
     pub broker_token: Option<secrecy::SecretString>,
+    /// How the broker is reached.
+    #[command(flatten)]
+    pub transport: crate::config::BrokerTransport,
 }

@@ -58,6 +58,30 @@ pub struct BrokerTransport {
     /// `https://`, since the broker token travels on every call.
     #[arg(long, env = "KEYLEASE_BROKER_INSECURE")]
     pub broker_insecure: bool,
+    /// A CA to trust for the broker's `https://` certificate besides the
+    /// usual web roots (a private CA): a PEM file's path, or the PEM itself.
+    #[arg(long, env = "KEYLEASE_BROKER_CA", value_parser = extra_roots, hide_env_values = true)]
+    pub broker_ca: Option<ExtraRoots>,
+}
+
+/// The certificates of `KEYLEASE_BROKER_CA`.
+#[derive(Debug, Clone)]
+pub struct ExtraRoots(Vec<reqwest::Certificate>);
+
+/// Reads `KEYLEASE_BROKER_CA`: PEM text if it holds a PEM header, else the
+/// path of a PEM file; at least one certificate.
+fn extra_roots(text: &str) -> Result<ExtraRoots, String> {
+    let pem = if text.contains("-----BEGIN") {
+        text.as_bytes().to_vec()
+    } else {
+        std::fs::read(text).map_err(|err| format!("cannot read {text}: {err}"))?
+    };
+    let roots = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|err| format!("not PEM certificates: {err}"))?;
+    if roots.is_empty() {
+        return Err("holds no PEM certificate".to_owned());
+    }
+    Ok(ExtraRoots(roots))
 }
 
 impl BrokerTransport {
@@ -79,29 +103,64 @@ impl BrokerTransport {
         }
         Ok(())
     }
+
+    /// The certificates to trust besides the usual web roots.
+    pub fn roots(&self) -> &[reqwest::Certificate] {
+        self.broker_ca.as_ref().map_or(&[], |roots| &roots.0)
+    }
 }
 
-/// Where Temporal is and which queue to use.
+/// Where Temporal is, how to reach it, and which queue to use. The
+/// connection settings are the Temporal CLI's and every SDK's (environment
+/// configuration): a profile of the TOML file (`TEMPORAL_CONFIG_FILE`,
+/// `TEMPORAL_PROFILE`), then the `TEMPORAL_*` variables, then these flags,
+/// each overriding the one before; [`crate::connect`] resolves them.
 #[derive(Debug, Clone, Args)]
 pub struct TemporalArgs {
-    /// Temporal frontend address (`host:port`, or a URL).
-    #[arg(long, env = "TEMPORAL_ADDRESS", default_value = "127.0.0.1:7233")]
-    pub temporal_address: String,
-    /// Temporal namespace.
-    #[arg(long, env = "TEMPORAL_NAMESPACE", default_value = "default")]
-    pub namespace: String,
+    /// Temporal frontend address (`host:port`, or a URL); default: the
+    /// profile's, else 127.0.0.1:7233.
+    #[arg(long, env = "TEMPORAL_ADDRESS")]
+    pub temporal_address: Option<String>,
+    /// Temporal namespace; default: the profile's, else `default`.
+    #[arg(long, env = "TEMPORAL_NAMESPACE")]
+    pub namespace: Option<String>,
+    /// API key (Temporal Cloud): sent as a bearer token, and turns TLS on. Never logged.
+    #[arg(long, env = "TEMPORAL_API_KEY", hide_env_values = true)]
+    pub api_key: Option<SecretString>,
+    /// Client certificate (PEM file) for mTLS; with `--tls-key`.
+    #[arg(long, env = "TEMPORAL_TLS_CLIENT_CERT_PATH")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM file) of the client certificate. Never logged.
+    #[arg(long, env = "TEMPORAL_TLS_CLIENT_KEY_PATH")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// CA (PEM file) that issued the server's certificate, when not a public one.
+    #[arg(long, env = "TEMPORAL_TLS_SERVER_CA_CERT_PATH")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Name the server's certificate is checked against, when not the address's host.
+    #[arg(long, env = "TEMPORAL_TLS_SERVER_NAME")]
+    pub tls_server_name: Option<String>,
+    /// Profile of the Temporal configuration file to use (default: `default`).
+    #[arg(long, env = "TEMPORAL_PROFILE")]
+    pub profile: Option<String>,
     /// Task queue the worker polls and checkouts are started on.
     #[arg(long, env = "KEYLEASE_TASK_QUEUE", default_value = keylease_workflows::TASK_QUEUE)]
     pub task_queue: String,
 }
 
 impl TemporalArgs {
-    /// The address as a URL (`http://` is assumed when no scheme is given).
-    pub fn url(&self) -> Result<Url, url::ParseError> {
-        if self.temporal_address.contains("://") {
-            self.temporal_address.parse()
-        } else {
-            format!("http://{}", self.temporal_address).parse()
+    /// The `default` namespace of the server at `address` and `task_queue`
+    /// (TLS only if the environment asks for it): for tests and the bench.
+    pub fn at(address: &str, task_queue: &str) -> Self {
+        Self {
+            temporal_address: Some(address.to_owned()),
+            namespace: Some("default".to_owned()),
+            api_key: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_server_name: None,
+            profile: None,
+            task_queue: task_queue.to_owned(),
         }
     }
 }

@@ -67,10 +67,12 @@ async fn explain(
     let refund = keylease_worker::policy::explain("refund", &policy.refund, args.broker_max_ttl);
     let mut text = format!("{charge}\n{refund}");
     if let (Some(url), Some(token)) = (&args.broker_url, &args.broker_token) {
+        args.transport.check("KEYLEASE_BROKER_URL", url)?;
         let broker = keylease_activities::broker_client::BrokerClient::new(
             url.clone(),
             token.clone(),
             std::time::Duration::from_secs(10),
+            args.transport.roots(),
         )
         .map_err(|err| keylease_worker::WorkerError::Broker(err.to_string()))?;
         let who = broker

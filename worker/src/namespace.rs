@@ -60,7 +60,7 @@ pub async fn ensure_order_id(client: &Client, namespace: &str) -> Result<(), Wor
         .await
         .map_err(|status| {
             WorkerError::Temporal(format!(
-                "namespace {namespace} has no {ORDER_ID} search attribute, and registering it was refused ({}): run {}",
+                "namespace {namespace} has no {ORDER_ID} search attribute, and registering it was refused ({}): run {} (on Temporal Cloud: tcld namespace search-attributes add --namespace {namespace} --search-attribute {ORDER_ID}=Keyword)",
                 status.message(),
                 command(namespace)
             ))

@@ -38,10 +38,15 @@ fn payment_activities(
         config.broker_url.clone(),
         config.broker_token.clone(),
         HTTP_TIMEOUT,
+        config.transport.roots(),
     )
     .map_err(|err| WorkerError::Config(format!("broker client: {err}")))?;
-    let stripe = StripeClient::new(config.proxy_url.clone(), HTTP_TIMEOUT)
-        .map_err(|err| WorkerError::Config(format!("proxy client: {err}")))?;
+    let stripe = StripeClient::new(
+        config.proxy_url.clone(),
+        HTTP_TIMEOUT,
+        config.transport.roots(),
+    )
+    .map_err(|err| WorkerError::Config(format!("proxy client: {err}")))?;
     let activities = PaymentActivities::new(
         broker.clone(),
         stripe,
@@ -101,8 +106,14 @@ pub async fn run_worker(
     (config.transport).check("KEYLEASE_PROXY_URL", &config.proxy_url)?;
     let (broker, activities) = payment_activities(&config)?;
     broker.health(BROKER_PROBE_TIMEOUT).await.map_err(|err| {
+        let err = err.to_string();
+        let hint = if err.contains("certificate") {
+            "; its certificate is not trusted here: give the CA that issued it as KEYLEASE_BROKER_CA (--broker-ca)"
+        } else {
+            ""
+        };
         WorkerError::Broker(format!(
-            "cannot reach the broker at {}: {err}",
+            "cannot reach the broker at {}: {err}{hint}",
             config.broker_url
         ))
     })?;
@@ -125,7 +136,8 @@ pub async fn serve(
     let client = temporal_client_as(&config.temporal, identity).await?;
     // Before anything is served (`/healthz` included): no checkout may wedge
     // for want of the search attribute it sets first.
-    crate::namespace::ensure_order_id(&client, &config.temporal.namespace).await?;
+    let namespace = client.options().namespace.clone();
+    crate::namespace::ensure_order_id(&client, &namespace).await?;
 
     let runtime_options = match config.metrics_addr {
         Some(addr) => observe(addr, &activities, &client).await?,
@@ -156,7 +168,7 @@ pub async fn serve(
         tracing::info!("stopping: running activities may finish and revoke their keys");
         stop();
     });
-    tracing::info!(task_queue = %config.temporal.task_queue, namespace = %config.temporal.namespace, "keylease-worker polling");
+    tracing::info!(task_queue = %config.temporal.task_queue, namespace = %namespace, "keylease-worker polling");
     worker
         .run()
         .await

@@ -105,6 +105,7 @@ pub async fn sweep(args: &SweepArgs) -> Result<Vec<Orphan>, WorkerError> {
         args.broker_url.clone(),
         args.broker_token.clone(),
         Duration::from_secs(30),
+        args.transport.roots(),
     )
     .map_err(|err| WorkerError::Config(format!("broker client: {err}")))?;
     let keys = broker
@@ -114,9 +115,10 @@ pub async fn sweep(args: &SweepArgs) -> Result<Vec<Orphan>, WorkerError> {
             WorkerError::Broker(format!("cannot list keys at {}: {err}", args.broker_url))
         })?;
     let client = temporal_client(&args.temporal).await?;
+    let namespace = client.options().namespace.clone();
     let mut orphans = Vec::new();
     for key in keys {
-        if let Some(reason) = closed(&client, &args.temporal.namespace, &key).await? {
+        if let Some(reason) = closed(&client, &namespace, &key).await? {
             orphans.push(Orphan {
                 key_id: key.id,
                 label: key.label,
