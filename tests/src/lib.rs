@@ -12,6 +12,7 @@
 //!   the testkit's broker process; a fault switch on the key API.
 //! - [`raw`]: a foreign workflow that schedules Keylease's activities with raw JSON.
 //! - [`compose`]: `docker-compose.yml` and `.env.example` as the tests read them.
+//! - [`tls`]: a private CA and its certificates, and a TLS (mTLS, API key) gRPC front to a dev server.
 
 pub mod compose;
 pub mod logs;
@@ -19,5 +20,6 @@ pub mod process;
 pub mod raw;
 pub mod stack;
 pub mod temporal;
+pub mod tls;
 
 pub use stack::Stack;

@@ -143,11 +143,7 @@ pub fn checkout(order_id: &str, amount: i64, payment_method: &str) -> CheckoutIn
 
 /// Connection settings for the dev server at `address`, namespace `default`, on `task_queue`.
 pub fn temporal_args(address: &str, task_queue: &str) -> TemporalArgs {
-    TemporalArgs {
-        temporal_address: address.to_owned(),
-        namespace: "default".to_owned(),
-        task_queue: task_queue.to_owned(),
-    }
+    TemporalArgs::at(address, task_queue)
 }
 
 /// `GET` on the admin API of the broker at `broker`.

@@ -91,7 +91,8 @@ fn worker_env(path: &[&str]) -> (BTreeSet<String>, BTreeSet<String>) {
 
 #[test]
 fn compose_gives_the_worker_only_what_it_reads() {
-    let (read, required) = worker_env(&["run"]);
+    let (mut read, required) = worker_env(&["run"]);
+    read.extend(keylease_worker::connect::ENVCONFIG_VARIABLES.map(str::to_owned));
     for name in [
         "KEYLEASE_BROKER_TOKEN",
         "TEMPORAL_ADDRESS",

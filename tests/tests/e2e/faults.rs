@@ -31,7 +31,7 @@ use temporalio_client::{Client, WorkflowStartOptions};
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
 /// A client of the dev server at `address` (one of a test's own) on `queue`.
-async fn client_at(address: &str, queue: &str) -> Client {
+pub(crate) async fn client_at(address: &str, queue: &str) -> Client {
     keylease_worker::connect::temporal_client(&keylease_tests::stack::temporal_args(address, queue))
         .await
         .expect("temporal client")
@@ -49,7 +49,7 @@ fn worker_at(stack: &Stack, address: &str, queue: &str) -> WorkerProcess {
 }
 
 /// `n` checkouts on `queue`, ids `<prefix>-<i>`, orders `order-<prefix>-<i>`, paid by card.
-async fn start_checkouts(
+pub(crate) async fn start_checkouts(
     client: &Client,
     queue: &str,
     prefix: &str,
@@ -113,7 +113,7 @@ fn fulfilled(i: usize) -> bool {
 
 /// Fulfils the checkouts [`fulfilled`] says (fails the others) once each
 /// is charged, then returns each outcome.
-async fn settle(checkouts: &[(String, CheckoutHandle)]) -> Vec<CheckoutOutcome> {
+pub(crate) async fn settle(checkouts: &[(String, CheckoutHandle)]) -> Vec<CheckoutOutcome> {
     let each = checkouts
         .iter()
         .enumerate()

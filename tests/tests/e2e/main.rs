@@ -20,5 +20,6 @@ mod shutdown;
 mod statuses;
 mod stripe_libraries;
 mod sweep;
+mod tls;
 mod weak_tokens;
 mod worker_identity;
