@@ -114,7 +114,7 @@ impl BrokerClient {
         timeout: Duration,
         roots: &[reqwest::Certificate],
     ) -> Result<Self, reqwest::Error> {
-        let http = crate::broker_http(timeout, roots)?;
+        let http = crate::broker_http(&base, timeout, roots)?;
         Ok(Self { http, base, token })
     }
 

@@ -37,19 +37,29 @@ pub use stripe_client::StripeClient;
 /// broker's default header timeout (10 s), after which it closes idle ones.
 pub const BROKER_IDLE_CONNECTION: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The HTTP client of the broker's key API and of its proxy, trusting
-/// `roots` besides the usual web roots (a private CA of the broker's). The
+/// The HTTP client of the broker's key API and of its proxy at `base`,
+/// trusting `roots` besides the usual web roots (a private CA of the
+/// broker's). A plain `http://` broker is never reached through a proxy
+/// from the environment (`HTTP_PROXY`, `ALL_PROXY`): its token would cross
+/// it in clear text; an `https://` one may be, end to end through it. The
 /// broker closes a connection idle for its header timeout; dropping ours
 /// sooner means a POST never races that close.
 fn broker_http(
+    base: &url::Url,
     timeout: std::time::Duration,
     roots: &[reqwest::Certificate],
 ) -> reqwest::Result<reqwest::Client> {
-    roots
+    let builder = roots
         .iter()
         .fold(reqwest::Client::builder(), |builder, root| {
             builder.add_root_certificate(root.clone())
-        })
+        });
+    let builder = if base.scheme() == "https" {
+        builder
+    } else {
+        builder.no_proxy()
+    };
+    builder
         .timeout(timeout)
         .pool_idle_timeout(BROKER_IDLE_CONNECTION)
         .build()

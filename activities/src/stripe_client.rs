@@ -82,7 +82,7 @@ impl StripeClient {
         timeout: Duration,
         roots: &[reqwest::Certificate],
     ) -> Result<Self, reqwest::Error> {
-        let http = crate::broker_http(timeout, roots)?;
+        let http = crate::broker_http(&proxy_base, timeout, roots)?;
         Ok(Self { http, proxy_base })
     }
 

@@ -23,6 +23,9 @@ async fn main() -> anyhow::Result<()> {
     config
         .check_upstream()
         .map_err(keylease_broker::BrokerError::Config)?;
+    // Before the port is taken: a bad certificate or key stops the broker
+    // before it says it listens.
+    keylease_broker::tls::acceptor(&config).map_err(keylease_broker::BrokerError::Config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -15,7 +15,11 @@ use crate::config::BrokerConfig;
 /// broker serves plain HTTP. The error names the setting at fault, never
 /// the key's contents.
 pub fn acceptor(config: &BrokerConfig) -> Result<Option<TlsAcceptor>, String> {
-    match (&config.tls_cert, &config.tls_key) {
+    // An empty setting (compose's `${X:-}`) is an unset one.
+    let given = |path: &Option<std::path::PathBuf>| {
+        path.clone().filter(|path| !path.as_os_str().is_empty())
+    };
+    match (&given(&config.tls_cert), &given(&config.tls_key)) {
         (None, None) => Ok(None),
         (Some(cert), Some(key)) => server_config(cert, key).map(|tls| Some(TlsAcceptor::from(tls))),
         _ => Err(
@@ -55,9 +59,9 @@ fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
         .with_single_cert(chain, private)
         .map_err(|err| {
             format!(
-                "KEYLEASE_BROKER_TLS_KEY (--tls-key) {} does not fit the certificate in {}: {err}",
-                key.display(),
-                cert.display()
+                "KEYLEASE_BROKER_TLS_CERT (--tls-cert) {} and KEYLEASE_BROKER_TLS_KEY (--tls-key) {} are not a usable certificate and its key: {err}",
+                cert.display(),
+                key.display()
             )
         })?;
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];

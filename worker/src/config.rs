@@ -60,28 +60,9 @@ pub struct BrokerTransport {
     pub broker_insecure: bool,
     /// A CA to trust for the broker's `https://` certificate besides the
     /// usual web roots (a private CA): a PEM file's path, or the PEM itself.
-    #[arg(long, env = "KEYLEASE_BROKER_CA", value_parser = extra_roots, hide_env_values = true)]
-    pub broker_ca: Option<ExtraRoots>,
-}
-
-/// The certificates of `KEYLEASE_BROKER_CA`.
-#[derive(Debug, Clone)]
-pub struct ExtraRoots(Vec<reqwest::Certificate>);
-
-/// Reads `KEYLEASE_BROKER_CA`: PEM text if it holds a PEM header, else the
-/// path of a PEM file; at least one certificate.
-fn extra_roots(text: &str) -> Result<ExtraRoots, String> {
-    let pem = if text.contains("-----BEGIN") {
-        text.as_bytes().to_vec()
-    } else {
-        std::fs::read(text).map_err(|err| format!("cannot read {text}: {err}"))?
-    };
-    let roots = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|err| format!("not PEM certificates: {err}"))?;
-    if roots.is_empty() {
-        return Err("holds no PEM certificate".to_owned());
-    }
-    Ok(ExtraRoots(roots))
+    /// Read at start; an error names the setting, never its value.
+    #[arg(long, env = "KEYLEASE_BROKER_CA", hide_env_values = true)]
+    pub broker_ca: Option<String>,
 }
 
 impl BrokerTransport {
@@ -104,9 +85,32 @@ impl BrokerTransport {
         Ok(())
     }
 
-    /// The certificates to trust besides the usual web roots.
-    pub fn roots(&self) -> &[reqwest::Certificate] {
-        self.broker_ca.as_ref().map_or(&[], |roots| &roots.0)
+    /// The certificates of `KEYLEASE_BROKER_CA` (none when unset or
+    /// empty): PEM text if it holds a PEM header, else a PEM file's path.
+    pub fn roots(&self) -> Result<Vec<reqwest::Certificate>, WorkerError> {
+        let Some(text) = self.broker_ca.as_deref().filter(|text| !text.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let refused =
+            |why: String| WorkerError::Config(format!("KEYLEASE_BROKER_CA (--broker-ca) {why}"));
+        let pem = if text.contains("-----BEGIN") {
+            text.as_bytes().to_vec()
+        } else {
+            std::fs::read(text).map_err(|err| refused(format!("{text}: cannot read it: {err}")))?
+        };
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|roots| !roots.is_empty())
+            .ok_or_else(|| refused("holds no PEM certificate".to_owned()))?;
+        // A PEM block of garbage parses here and fails only when a client is built.
+        roots
+            .iter()
+            .fold(reqwest::Client::builder(), |builder, root| {
+                builder.add_root_certificate(root.clone())
+            })
+            .build()
+            .map_err(|_| refused("holds a certificate that cannot be used".to_owned()))?;
+        Ok(roots)
     }
 }
 

@@ -84,18 +84,30 @@ pub async fn temporal_client_as(
 /// certificate and key files are read and checked here, so a wrong one is
 /// named before anything connects.
 pub fn profile(args: &TemporalArgs) -> Result<ClientConfigProfile, WorkerError> {
-    let options = LoadClientConfigProfileOptions::builder()
-        .maybe_config_file_profile(args.profile.clone())
-        .build();
     // An empty variable is an unset one (compose's `${TEMPORAL_API_KEY:-}`
-    // must not turn TLS on with an empty key).
-    let env: HashMap<String, String> = std::env::vars()
+    // must not turn TLS on with an empty key); one that is not UTF-8 is none
+    // of Temporal's.
+    let env: HashMap<String, String> = std::env::vars_os()
+        .filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?)))
         .filter(|(_, value)| !value.is_empty())
         .collect();
+    // A file named explicitly must be there: a typo must not fall back to
+    // a plain local server. Unknown keys (a misspelt `api_key`) are refused.
+    if let Some(file) = env.get("TEMPORAL_CONFIG_FILE")
+        && !std::path::Path::new(file).is_file()
+    {
+        return Err(WorkerError::Config(format!(
+            "TEMPORAL_CONFIG_FILE {file} is not a file"
+        )));
+    }
+    let options = LoadClientConfigProfileOptions::builder()
+        .maybe_config_file_profile(args.profile.clone())
+        .config_file_strict(true)
+        .build();
     let mut profile = load_client_config_profile(options, Some(&env)).map_err(|err| {
         WorkerError::Config(format!(
             "Temporal configuration (TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE / --profile, TEMPORAL_*): {}",
-            one_line(&err.to_string())
+            without_source(&err.to_string())
         ))
     })?;
     let given = |flag: &Option<String>| flag.clone().filter(|value| !value.is_empty());
@@ -137,7 +149,44 @@ pub fn profile(args: &TemporalArgs) -> Result<ClientConfigProfile, WorkerError> 
     if let Some(tls) = &mut profile.tls {
         check_tls(tls)?;
     }
+    check_transport(&profile)?;
     Ok(profile)
+}
+
+/// Refuses settings under which TLS, a client certificate or an API key
+/// would not protect what they should: an address whose scheme is not
+/// `https` while TLS is on (the SDK keeps the scheme, and only `https`
+/// gets TLS), and an API key sent without TLS to another host.
+fn check_transport(profile: &ClientConfigProfile) -> Result<(), WorkerError> {
+    let tls_on = match &profile.tls {
+        Some(tls) => tls.disabled != Some(true),
+        None => profile.api_key.is_some(),
+    };
+    let address = profile.address.as_deref().unwrap_or(DEFAULT_ADDRESS);
+    let url = match address.split_once("://") {
+        Some(_) => url::Url::parse(address).ok(),
+        None => url::Url::parse(&format!("http://{address}")).ok(),
+    };
+    if tls_on && address.contains("://") {
+        let scheme = url.as_ref().map(url::Url::scheme).unwrap_or_default();
+        if scheme != "https" {
+            return Err(WorkerError::Config(format!(
+                "TEMPORAL_ADDRESS (--temporal-address) has scheme {scheme:?} while TLS is on (an API key, a CA, a client certificate or TEMPORAL_TLS): the connection would be plain; give host:port or an https:// URL"
+            )));
+        }
+    }
+    let loopback = url.as_ref().is_some_and(|url| match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    });
+    if profile.api_key.is_some() && !tls_on && !loopback {
+        return Err(WorkerError::Config(
+            "TEMPORAL_API_KEY (--api-key) would travel in clear text: TLS is turned off (TEMPORAL_TLS=false or the profile's tls.disabled) for a host other than this one".to_owned(),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads each certificate and key of `tls` (replacing a path by its
@@ -218,10 +267,24 @@ fn read_pem(
     Ok(bytes)
 }
 
+/// A configuration error without the source lines a TOML parser quotes
+/// (they may hold an API key): its first line and its explanation.
+fn without_source(text: &str) -> String {
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.contains('|') && !line.trim_start().starts_with('^'))
+        .collect();
+    one_line(&kept.join(" "))
+}
+
 /// The setting most likely at fault for a connection error `err`.
 fn hint(err: &str, tls: Option<&ClientConfigTLS>, uses_api_key: bool) -> &'static str {
     let err = err.to_ascii_lowercase();
-    if err.contains("unknownissuer") || err.contains("invalid peer certificate") {
+    if err.contains("notvalidforname") {
+        "; the server's certificate is for another name: check TEMPORAL_TLS_SERVER_NAME (--tls-server-name) and the address"
+    } else if err.contains("keymismatch") || err.contains("private key") {
+        "; the client key does not fit the certificate: check TEMPORAL_TLS_CLIENT_KEY_PATH (--tls-key) and TEMPORAL_TLS_CLIENT_CERT_PATH (--tls-cert)"
+    } else if err.contains("unknownissuer") || err.contains("invalid peer certificate") {
         "; the server's certificate is not trusted: check TEMPORAL_TLS_SERVER_CA_CERT_PATH (--tls-ca) and TEMPORAL_TLS_SERVER_NAME (--tls-server-name)"
     } else if tls.is_some_and(|tls| tls.client_cert.is_some())
         && !err.contains("tcp connect error")
@@ -237,6 +300,17 @@ fn hint(err: &str, tls: Option<&ClientConfigTLS>, uses_api_key: bool) -> &'stati
         } else {
             "; the server wants credentials: set TEMPORAL_API_KEY (--api-key) or a client certificate (--tls-cert, --tls-key)"
         }
+    } else if tls.is_some_and(|tls| tls.client_cert.is_none())
+        && [
+            "broken pipe",
+            "connection closed",
+            "canceled",
+            "certificaterequired",
+        ]
+        .iter()
+        .any(|sign| err.contains(sign))
+    {
+        "; the server closed the connection, as one that wants a client certificate does: set TEMPORAL_TLS_CLIENT_CERT_PATH (--tls-cert) and TEMPORAL_TLS_CLIENT_KEY_PATH (--tls-key)"
     } else if tls.is_none() && !uses_api_key && err.contains("connection") {
         "; if the server wants TLS, set TEMPORAL_TLS=true or --tls-ca"
     } else {
@@ -281,6 +355,50 @@ mod tests {
         assert_eq!(profile.address.as_deref(), Some("temporal.example:7233"));
         assert_eq!(profile.api_key, None, "an empty key turns nothing on");
         assert!(profile.tls.is_none(), "an empty CA path turns nothing on");
+    }
+
+    #[test]
+    fn tls_or_an_api_key_never_goes_out_in_clear_text() {
+        let remote_key = |address: &str| {
+            ClientConfigProfile::builder()
+                .address(address.to_owned())
+                .api_key("tmprl-secret".to_owned())
+                .build()
+        };
+        for address in [
+            "http://temporal.example:7233",
+            "HTTP://temporal.example:7233",
+            "grpc://h:1",
+        ] {
+            let err = check_transport(&remote_key(address))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("TEMPORAL_ADDRESS") && !err.contains("tmprl-secret"),
+                "{err}"
+            );
+        }
+        assert!(check_transport(&remote_key("temporal.example:7233")).is_ok());
+        assert!(check_transport(&remote_key("https://temporal.example:7233")).is_ok());
+        let mut off = remote_key("temporal.example:7233");
+        off.tls = Some(ClientConfigTLS::builder().disabled(true).build());
+        let err = check_transport(&off).unwrap_err().to_string();
+        assert!(
+            err.contains("TEMPORAL_API_KEY") && err.contains("clear text"),
+            "{err}"
+        );
+        off.address = Some("127.0.0.1:7233".to_owned());
+        assert!(check_transport(&off).is_ok(), "a dev server on this host");
+    }
+
+    #[test]
+    fn a_toml_error_keeps_its_position_and_drops_the_quoted_source() {
+        let err = "TOML parse error at line 2, column 11\n  |\n2 | api_key = TOMLSECRET\n  |           ^\ninvalid boolean\n";
+        let kept = without_source(err);
+        assert_eq!(
+            kept,
+            "TOML parse error at line 2, column 11 invalid boolean"
+        );
     }
 
     #[test]

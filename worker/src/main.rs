@@ -72,7 +72,7 @@ async fn explain(
             url.clone(),
             token.clone(),
             std::time::Duration::from_secs(10),
-            args.transport.roots(),
+            &args.transport.roots()?,
         )
         .map_err(|err| keylease_worker::WorkerError::Broker(err.to_string()))?;
         let who = broker

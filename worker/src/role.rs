@@ -83,7 +83,7 @@ pub async fn setup(args: &RoleSetupArgs) -> Result<Option<SecretString>, WorkerE
         args.broker_url.clone(),
         args.admin_token.clone(),
         SETUP_TIMEOUT,
-        args.transport.roots(),
+        &args.transport.roots()?,
     )
     .map_err(|err| WorkerError::Broker(err.to_string()))?;
     let role = worker_role(

@@ -34,19 +34,16 @@ const WORKFLOW_SLOTS: usize = 100;
 fn payment_activities(
     config: &WorkerConfig,
 ) -> Result<(BrokerClient, PaymentActivities), WorkerError> {
+    let roots = config.transport.roots()?;
     let broker = BrokerClient::new(
         config.broker_url.clone(),
         config.broker_token.clone(),
         HTTP_TIMEOUT,
-        config.transport.roots(),
+        &roots,
     )
     .map_err(|err| WorkerError::Config(format!("broker client: {err}")))?;
-    let stripe = StripeClient::new(
-        config.proxy_url.clone(),
-        HTTP_TIMEOUT,
-        config.transport.roots(),
-    )
-    .map_err(|err| WorkerError::Config(format!("proxy client: {err}")))?;
+    let stripe = StripeClient::new(config.proxy_url.clone(), HTTP_TIMEOUT, &roots)
+        .map_err(|err| WorkerError::Config(format!("proxy client: {err}")))?;
     let activities = PaymentActivities::new(
         broker.clone(),
         stripe,

@@ -105,7 +105,7 @@ pub async fn sweep(args: &SweepArgs) -> Result<Vec<Orphan>, WorkerError> {
         args.broker_url.clone(),
         args.broker_token.clone(),
         Duration::from_secs(30),
-        args.transport.roots(),
+        &args.transport.roots()?,
     )
     .map_err(|err| WorkerError::Config(format!("broker client: {err}")))?;
     let keys = broker

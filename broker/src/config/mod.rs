@@ -165,11 +165,11 @@ pub struct BrokerConfig {
 
     /// Serve HTTPS with this certificate chain (PEM), on the main address and
     /// `--stripe-listen`, for deployments without a TLS-terminating proxy. With `--tls-key`.
-    #[arg(long, env = "KEYLEASE_BROKER_TLS_CERT", requires = "tls_key")]
+    #[arg(long, env = "KEYLEASE_BROKER_TLS_CERT")]
     pub tls_cert: Option<std::path::PathBuf>,
 
     /// The private key (PEM) of `--tls-cert`. Never logged.
-    #[arg(long, env = "KEYLEASE_BROKER_TLS_KEY", requires = "tls_cert")]
+    #[arg(long, env = "KEYLEASE_BROKER_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
 
     /// Log line format.

@@ -158,7 +158,17 @@ async fn a_wrong_ca_an_expired_client_certificate_or_a_missing_api_key_stops_the
     let (ca, wrong_ca) = (path(&pki.ca), path(&stranger.ca));
     let (cert, key) = (path(&pki.client_cert), path(&pki.client_key));
     let expired = path(&pki.expired_client_cert);
-    let cases: [Refusal; 5] = [
+    let plain_keyed = format!("http://{keyed}");
+    let cases: [Refusal; 6] = [
+        (
+            "an http:// address with an API key (the SDK would keep it plain)",
+            &plain_keyed,
+            vec![
+                ("TEMPORAL_TLS_SERVER_CA_CERT_PATH", &ca),
+                ("TEMPORAL_API_KEY", API_KEY),
+            ],
+            "TEMPORAL_ADDRESS",
+        ),
         (
             "a CA that did not issue the server's certificate",
             &keyed,
@@ -212,6 +222,37 @@ async fn a_wrong_ca_an_expired_client_certificate_or_a_missing_api_key_stops_the
             "{case}: no API key printed: {line}"
         );
     }
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_in_the_environment_never_carries_the_token_to_a_plain_http_broker() {
+    let stack = Stack::spawn("no-proxy").await;
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let output = Command::new(binary("keylease-worker"))
+        .args(["policy", "explain"])
+        .env_clear()
+        .env("KEYLEASE_BROKER_URL", format!("http://{}", stack.broker))
+        .env("KEYLEASE_BROKER_TOKEN", WORKER_TOKEN)
+        .env("HTTP_PROXY", &proxy_url)
+        .env("http_proxy", &proxy_url)
+        .env("ALL_PROXY", &proxy_url)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("role keylease-worker"),
+        "answered by the broker itself: {stdout}"
+    );
+    let reached = tokio::time::timeout(Duration::from_millis(100), proxy.accept()).await;
+    assert!(reached.is_err(), "the proxy was never connected to");
     stack.stop().await;
 }
 
@@ -321,6 +362,18 @@ async fn a_broker_serving_tls_with_a_private_ca_is_reached_only_with_keylease_br
         "cannot reach the broker",
     );
     assert!(line.contains("KEYLEASE_BROKER_CA"), "{line}");
+
+    // A private key pasted where the CA goes: one line, the key never echoed.
+    let key_pem = std::fs::read_to_string(&pki.server_key).unwrap();
+    let pasted = refused_run(
+        &stack,
+        &stack.temporal.address,
+        &[("KEYLEASE_BROKER_CA", &key_pem)],
+    )
+    .await;
+    one_error_line("a key as KEYLEASE_BROKER_CA", &pasted, "KEYLEASE_BROKER_CA");
+    let printed = String::from_utf8_lossy(&pasted.stderr);
+    assert!(!printed.contains("PRIVATE KEY"), "{printed}");
 
     let worker = WorkerProcess::spawn_at(
         &stack.temporal.address,
