@@ -99,10 +99,10 @@ ok_wf=demo-fulfilled-$run
 failed_wf=demo-failed-$run
 "$bin/keylease-worker" checkout --order-id "order-$run-1" --amount 4200 --currency usd \
   --payment-method pm_card_visa --workflow-id "$ok_wf" >/dev/null
-"$bin/keylease-worker" fulfil --workflow-id "$ok_wf" --ok
+"$bin/keylease-worker" fulfil --workflow-id "$ok_wf" --ok --wait 60s
 "$bin/keylease-worker" checkout --order-id "order-$run-2" --amount 1999 --currency usd \
   --payment-method pm_card_visa --workflow-id "$failed_wf" >/dev/null
-"$bin/keylease-worker" fulfil --workflow-id "$failed_wf" --failed --reason "out of stock"
+"$bin/keylease-worker" fulfil --workflow-id "$failed_wf" --failed --reason "out of stock" --wait 60s
 
 for wf in "$ok_wf" "$failed_wf"; do
   result=$("$temporal" workflow result --address "$TEMPORAL_ADDRESS" --workflow-id "$wf" --output json)

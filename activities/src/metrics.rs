@@ -35,6 +35,9 @@ pub struct ActivityMetrics {
     pub lease_seconds: Histogram,
     /// Attempts by activity and outcome.
     pub outcomes: Family<OutcomeLabels, Counter>,
+    /// Refund attempts of a compensation that began longer ago than the
+    /// overdue threshold: a checkout holding money it should have given back.
+    pub refunds_overdue: Counter,
 }
 
 impl Default for ActivityMetrics {
@@ -50,6 +53,7 @@ impl Default for ActivityMetrics {
             revoke_seconds: Histogram::new(buckets()),
             lease_seconds: Histogram::new(buckets()),
             outcomes: Family::default(),
+            refunds_overdue: Counter::default(),
         }
     }
 }
@@ -91,6 +95,11 @@ impl ActivityMetrics {
             "keylease_activity_outcomes",
             "Attempts by activity and outcome",
             self.outcomes.clone(),
+        );
+        registry.register(
+            "keylease_refund_attempts_overdue",
+            "Refund attempts of a checkout compensating for longer than KEYLEASE_REFUND_OVERDUE_AFTER: alert on any increase",
+            self.refunds_overdue.clone(),
         );
     }
 

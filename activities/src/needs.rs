@@ -2,7 +2,7 @@
 
 use crate::charge::CHARGE_ENDPOINTS;
 use crate::payments::REFUND_ENDPOINT;
-use crate::reconcile::SEARCH_ENDPOINT;
+use crate::reconcile::{LIST_ENDPOINT, SEARCH_ENDPOINT};
 
 /// Every allowlist entry the activities' keys ask for: what a broker role
 /// for this worker must allow.
@@ -10,5 +10,6 @@ pub fn endpoints() -> Vec<&'static str> {
     let mut all = CHARGE_ENDPOINTS.to_vec();
     all.push(REFUND_ENDPOINT);
     all.push(SEARCH_ENDPOINT);
+    all.push(LIST_ENDPOINT);
     all
 }

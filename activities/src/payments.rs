@@ -46,7 +46,12 @@ pub struct PaymentActivities {
     pub(crate) stripe: StripeClient,
     pub(crate) max_ttl: Duration,
     pub(crate) metrics: Arc<ActivityMetrics>,
+    /// How long a compensation may go on before its refund attempts count as overdue.
+    overdue_after: Duration,
 }
+
+/// [`PaymentActivities::overdue_after`]'s default: fifteen minutes.
+pub const DEFAULT_REFUND_OVERDUE_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// Where an attempt's Stripe credential comes from.
 #[derive(Debug)]
@@ -78,6 +83,7 @@ impl PaymentActivities {
             stripe,
             max_ttl,
             metrics: Arc::default(),
+            overdue_after: DEFAULT_REFUND_OVERDUE_AFTER,
         }
     }
 
@@ -92,12 +98,20 @@ impl PaymentActivities {
             stripe,
             max_ttl,
             metrics: Arc::default(),
+            overdue_after: DEFAULT_REFUND_OVERDUE_AFTER,
         }
     }
 
     /// The activities' metrics, to register with a Prometheus registry.
     pub fn metrics(&self) -> Arc<ActivityMetrics> {
         self.metrics.clone()
+    }
+
+    /// The same, counting a refund attempt as overdue once its
+    /// compensation began longer than `after` ago.
+    pub fn overdue_after(mut self, after: Duration) -> Self {
+        self.overdue_after = after;
+        self
     }
 }
 
@@ -367,6 +381,16 @@ impl PaymentActivities {
     ) -> Result<RefundOutput, ActivityError> {
         validate::refund(&input)
             .map_err(|why| classify(&AttemptFailure::InvalidInput(why), ctx.info().attempt))?;
+        let since = input
+            .compensating_since_ms
+            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms));
+        if since
+            .and_then(|since| SystemTime::now().duration_since(since).ok())
+            .is_some_and(|running| running > self.overdue_after)
+        {
+            self.metrics.refunds_overdue.inc();
+            tracing::warn!(order_id = %input.order_id, payment_intent_id = %input.payment_intent_id, "compensation overdue: the refund is still being tried");
+        }
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
         // Refunds move money back, never out: no spend is needed. The key
         // reaches the one PaymentIntent it refunds, nothing else.

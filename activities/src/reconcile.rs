@@ -1,18 +1,28 @@
 //! One attempt of `reconcile`: what did a checkout's charge do at Stripe?
 //!
 //! The key is read-only: it may call `GET /v1/payment_intents/search`, named
-//! exactly (the broker refuses search to a `*`), and nothing else, and it
-//! sees only PaymentIntents whose metadata names this checkout
-//! (`allowed_metadata`: the broker filters the results). Every field it
-//! needs comes in the search results themselves.
+//! exactly (the broker refuses search to a `*`), and, when the checkout says
+//! when it began, `GET /v1/payment_intents` (the list); it sees only
+//! PaymentIntents whose metadata names this checkout (`allowed_metadata`:
+//! the broker filters the results). Every field it needs comes in the
+//! results themselves.
 //!
-//! | search finds | the attempt |
+//! Stripe's search is eventually consistent (Stripe: up to an hour behind
+//! in an outage), its list is not. So when the input carries
+//! `checkout_began_ms`, a search that finds no charge is confirmed by the
+//! list of PaymentIntents created since (five minutes of clock slack), and
+//! only the list can say "not charged":
+//!
+//! | search, then (with `checkout_began_ms`) the list, finds | the attempt |
 //! |---|---|
 //! | a PaymentIntent `succeeded` or `requires_capture` | `Charged` |
 //! | one still on its way (`processing`, …) | fails `ChargeProcessing`, retried |
-//! | only ones that hold no money | `NotCharged` |
-//! | nothing, within the search window | fails `NotYetIndexed`, retried |
-//! | nothing, after it | `NotCharged` |
+//! | only ones that hold no money, or nothing (the list) | `NotCharged` |
+//! | more pages than it reads (a busy account) | fails `NotYetIndexed`, retried: unknown |
+//!
+//! Without `checkout_began_ms` (a caller of an older contract), search
+//! alone: nothing found is `NotYetIndexed` within the search window and
+//! `NotCharged` after it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -26,8 +36,15 @@ use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
 use crate::validate::check_checkout_id;
 
-/// The one endpoint the reconcile key may call.
+/// The search the reconcile key calls.
 pub const SEARCH_ENDPOINT: &str = "GET /v1/payment_intents/search";
+/// The list the reconcile key confirms an empty search with.
+pub const LIST_ENDPOINT: &str = "GET /v1/payment_intents";
+/// Most list pages one attempt reads (the broker reads up to five upstream
+/// pages for each, keeping this checkout's PaymentIntents).
+const MAX_LIST_PAGES: usize = 5;
+/// Slack for clocks, before the checkout's start, in the list's `created` bound.
+const CLOCK_SLACK_SECONDS: u64 = 300;
 
 #[derive(Debug, Deserialize)]
 struct Found {
@@ -38,6 +55,13 @@ struct Found {
 #[derive(Debug, Deserialize)]
 struct SearchResult {
     data: Vec<Found>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListPage {
+    data: Vec<Found>,
+    #[serde(default)]
+    has_more: bool,
 }
 
 /// What the search results say, given how long ago `reconcile` was scheduled.
@@ -83,7 +107,14 @@ impl PaymentActivities {
         check_checkout_id(&input.checkout_id)
             .map_err(|why| classify(&AttemptFailure::InvalidInput(why), attempt_number))?;
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
-        let mut request = attempt.key_request(0.0, &[SEARCH_ENDPOINT], Vec::new());
+        let listed_since = input
+            .checkout_began_ms
+            .map(|ms| (ms / 1000).saturating_sub(CLOCK_SLACK_SECONDS));
+        let endpoints: &[&str] = match listed_since {
+            Some(_) => &[SEARCH_ENDPOINT, LIST_ENDPOINT],
+            None => &[SEARCH_ENDPOINT],
+        };
+        let mut request = attempt.key_request(0.0, endpoints, Vec::new());
         // The broker shows a key only the objects it may see: this one sees
         // the PaymentIntents of this checkout, whichever attempt made them.
         request.allowed_metadata =
@@ -106,7 +137,38 @@ impl PaymentActivities {
                     )
                     .await
                     .map_err(AttemptFailure::Call)?;
-                verdict(result.data, since_scheduled, window)
+                let Some(since) = listed_since else {
+                    return verdict(result.data, since_scheduled, window);
+                };
+                if let Ok(charged @ ReconcileOutput::Charged { .. }) =
+                    verdict(result.data, Duration::ZERO, Duration::ZERO)
+                {
+                    return Ok(charged);
+                }
+                // Search found no charge: only the list may say there is none.
+                let since = since.to_string();
+                let mut listed = Vec::new();
+                let mut after: Option<String> = None;
+                for _ in 0..MAX_LIST_PAGES {
+                    let mut query = vec![("created[gte]", since.as_str()), ("limit", "100")];
+                    if let Some(last) = after.as_deref() {
+                        query.push(("starting_after", last));
+                    }
+                    let page: ListPage = stripe
+                        .get(&token, "/v1/payment_intents", &query)
+                        .await
+                        .map_err(AttemptFailure::Call)?;
+                    after = page.data.last().map(|pi| pi.id.clone());
+                    listed.extend(page.data);
+                    if !page.has_more || after.is_none() {
+                        // The whole list read: it is the answer, window or not.
+                        return verdict(listed, Duration::MAX, Duration::ZERO);
+                    }
+                }
+                match verdict(listed, Duration::ZERO, Duration::MAX) {
+                    Ok(ReconcileOutput::NotCharged { .. }) => Err(AttemptFailure::NotYetIndexed),
+                    other => other,
+                }
             })
             .await?;
         tracing::info!(order_id = %input.order_id, checkout_id = %input.checkout_id, key_id = %key_id, outcome = ?output, "reconciled");

@@ -344,6 +344,7 @@ mod tests {
             amount: None,
             reason: Some("requested_by_customer".into()),
             schedule_to_close_ms: None,
+            compensating_since_ms: None,
         };
         assert!(refund(&good).is_ok());
         assert!(

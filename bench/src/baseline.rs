@@ -66,6 +66,7 @@ pub fn run(args: BaselineArgs) -> anyhow::Result<ExitCode> {
             broker_max_ttl: max_ttl,
             shutdown_grace: Duration::from_secs(5),
             revoke_budget: Duration::ZERO,
+            refund_overdue_after: Duration::from_secs(15 * 60),
             metrics_addr: args.metrics_addr,
         };
         keylease_worker::run::serve(&config, activities, terminated()).await?;

@@ -124,6 +124,8 @@ pub fn test_policy() -> CheckoutPolicy {
         },
         // stripe-sim indexes at once unless a test says otherwise.
         search_window: Duration::from_secs(3),
+        // A compensation's rounds come quickly in tests; the rule is the same.
+        compensation_backoff_cap: Duration::from_secs(2),
     }
 }
 
@@ -235,6 +237,7 @@ impl Stack {
             broker_max_ttl: Duration::from_secs(86_400),
             shutdown_grace: Duration::from_secs(5),
             revoke_budget: Duration::from_secs(2),
+            refund_overdue_after: Duration::from_secs(15 * 60),
             metrics_addr: Some(worker_metrics),
         };
         let (stop, stopped) = oneshot::channel::<()>();

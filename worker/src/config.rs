@@ -208,6 +208,10 @@ pub struct WorkerConfig {
     /// Where to serve `/metrics` (Prometheus: Keylease's and the Temporal SDK's) and `/healthz`, e.g. `0.0.0.0:9464`.
     #[arg(long, env = "KEYLEASE_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// How long a checkout's compensation may go on before each further
+    /// refund attempt counts in `keylease_refund_attempts_overdue_total` (alert on it).
+    #[arg(long, env = "KEYLEASE_REFUND_OVERDUE_AFTER", default_value = "15m", value_parser = humantime::parse_duration)]
+    pub refund_overdue_after: Duration,
     /// How long a revocation is retried before it is left to the key's TTL.
     #[arg(long, env = "KEYLEASE_REVOKE_BUDGET", default_value = "2s", value_parser = humantime::parse_duration)]
     pub revoke_budget: Duration,

@@ -49,7 +49,8 @@ fn payment_activities(
         stripe,
         config.broker_max_ttl,
         config.revoke_budget,
-    );
+    )
+    .overdue_after(config.refund_overdue_after);
     Ok((broker, activities))
 }
 

@@ -3,12 +3,13 @@
 
 use clap::Args;
 use keylease_workflows::{
-    CheckoutInput, CheckoutOutcome, CheckoutWorkflow, Fulfilment, FulfilmentRequest, charging,
+    CheckoutInput, CheckoutOutcome, CheckoutStep, CheckoutWorkflow, Fulfilment, FulfilmentRequest,
+    charging,
 };
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowUpdateError};
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowExecutionStatus,
-    WorkflowGetResultOptions, WorkflowStartOptions,
+    WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowStartOptions,
 };
 
 use crate::config::TemporalArgs;
@@ -72,6 +73,35 @@ pub struct FulfilArgs {
     /// Why it failed.
     #[arg(long, requires = "failed")]
     pub reason: Option<String>,
+    /// Wait up to this long (`30s`) for the checkout to be charged first: a
+    /// fulfilment before the charge settled is refused ("not charged yet").
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+}
+
+/// Waits, up to `within`, until the checkout under `handle` has left the
+/// charge (asking its `status` every 200 ms).
+async fn until_charged(
+    handle: &temporalio_client::WorkflowHandle<Client, CheckoutWorkflow>,
+    within: std::time::Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        let status = handle
+            .query(
+                CheckoutWorkflow::status,
+                (),
+                WorkflowQueryOptions::default(),
+            )
+            .await;
+        if !matches!(
+            status.map(|status| status.step),
+            Ok(CheckoutStep::Charging | CheckoutStep::Reconciling)
+        ) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 /// How the latest checkout under `workflow_id` ended, if it has.
@@ -188,26 +218,44 @@ pub async fn fulfil(args: FulfilArgs) -> Result<String, WorkerError> {
     let client = temporal_client(&args.temporal).await?;
     let workflow_id = args.workflow_id.clone();
     let handle = client.get_workflow_handle::<CheckoutWorkflow>(workflow_id.clone());
+    let deadline = args.wait.map(|within| tokio::time::Instant::now() + within);
     let request = FulfilmentRequest::from(Fulfilment {
         ok: args.ok,
         reason: args.reason,
     });
-    let err = match handle
-        .execute_update(
-            CheckoutWorkflow::fulfil,
-            request,
-            WorkflowExecuteUpdateOptions::default(),
-        )
-        .await
-    {
-        Ok(receipt) => return Ok(receipt),
-        Err(WorkflowUpdateError::Failed(failure)) => {
-            return Err(WorkerError::Refused(format!(
-                "{workflow_id}: {}",
-                failure.message
-            )));
+    let err = loop {
+        if let Some(deadline) = deadline {
+            until_charged(
+                &handle,
+                deadline.saturating_duration_since(tokio::time::Instant::now()),
+            )
+            .await;
         }
-        Err(err) => err,
+        match handle
+            .execute_update(
+                CheckoutWorkflow::fulfil,
+                request.clone(),
+                WorkflowExecuteUpdateOptions::default(),
+            )
+            .await
+        {
+            Ok(receipt) => return Ok(receipt),
+            // The charge settled in the same workflow task as the Update
+            // came: ask again while the wait lasts.
+            Err(WorkflowUpdateError::Failed(failure))
+                if failure.message.contains("not charged yet")
+                    && deadline.is_some_and(|deadline| tokio::time::Instant::now() < deadline) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            Err(WorkflowUpdateError::Failed(failure)) => {
+                return Err(WorkerError::Refused(format!(
+                    "{workflow_id}: {}",
+                    failure.message
+                )));
+            }
+            Err(err) => break err,
+        }
     };
     // A checkout that has ended takes no Update: say how it ended instead.
     match ended(&client, &workflow_id).await {

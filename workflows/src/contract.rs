@@ -166,6 +166,11 @@ pub struct RefundInput {
     /// The activity's schedule-to-close timeout, when the header cannot be set.
     #[serde(default)]
     pub schedule_to_close_ms: Option<u64>,
+    /// When the compensation this refund belongs to began (Unix ms): a
+    /// refund still being tried long after it counts in the worker's
+    /// overdue-compensation metric. Not sent when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensating_since_ms: Option<u64>,
 }
 
 /// Output of activity `refund`.
@@ -200,6 +205,12 @@ pub struct ReconcileInput {
     /// The activity's schedule-to-close timeout, when the header cannot be set.
     #[serde(default)]
     pub schedule_to_close_ms: Option<u64>,
+    /// When the checkout began (Unix ms). When given, a search that finds
+    /// no charge is confirmed by Stripe's list of the PaymentIntents created
+    /// since (strongly consistent, unlike search), and "not charged" rests
+    /// on that list alone, never on search being fresh. Not sent when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkout_began_ms: Option<u64>,
 }
 
 /// What Stripe holds for a checkout.

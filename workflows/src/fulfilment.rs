@@ -40,8 +40,10 @@ impl FulfilmentRequest {
         }
     }
 
-    /// The fulfilment it carries, or why it carries none.
-    pub fn parse(&self) -> Result<Fulfilment, String> {
+    /// The fulfilment it carries, or why it carries none. `strict` also
+    /// refuses fields other than `ok` and `reason` (a misspelt `reason`
+    /// would otherwise vanish); checkouts recorded before it parse leniently.
+    pub fn parse(&self, strict: bool) -> Result<Fulfilment, String> {
         let [payload] = self.payloads.as_slice() else {
             return Err(format!(
                 "expected one argument {{\"ok\": bool, \"reason\": string?}}, got {}",
@@ -60,8 +62,15 @@ impl FulfilmentRequest {
         };
         let value: serde_json::Value =
             serde_json::from_slice(&payload.data).map_err(|err| expected(&err))?;
-        if !value.is_object() {
+        let Some(fields) = value.as_object() else {
             return Err(expected(&"not a JSON object"));
+        };
+        if strict
+            && let Some(unknown) = fields
+                .keys()
+                .find(|key| !["ok", "reason"].contains(&key.as_str()))
+        {
+            return Err(expected(&format!("unknown field {unknown:?}")));
         }
         let fulfilment: Fulfilment = serde_json::from_value(value).map_err(|err| expected(&err))?;
         if fulfilment
@@ -135,7 +144,7 @@ mod tests {
             reason: Some("out of stock".into()),
         });
         assert_eq!(
-            good.parse().unwrap().reason.as_deref(),
+            good.parse(true).unwrap().reason.as_deref(),
             Some("out of stock")
         );
         for bad in [
@@ -144,8 +153,19 @@ mod tests {
             serde_json::json!([true]),
             serde_json::json!(null),
         ] {
-            assert!(FulfilmentRequest::json(&bad).parse().is_err(), "{bad}");
+            assert!(FulfilmentRequest::json(&bad).parse(true).is_err(), "{bad}");
         }
-        assert!(FulfilmentRequest::default().parse().is_err(), "no argument");
+        assert!(
+            FulfilmentRequest::default().parse(true).is_err(),
+            "no argument"
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_strictly_and_let_be_for_older_checkouts() {
+        let misspelt = FulfilmentRequest::json(&serde_json::json!({"ok": false, "reasn": "x"}));
+        let err = misspelt.parse(true).unwrap_err();
+        assert!(err.contains("unknown field \"reasn\""), "{err}");
+        assert_eq!(misspelt.parse(false).unwrap().reason, None);
     }
 }

@@ -71,6 +71,19 @@ impl Default for ActivityPolicy {
     }
 }
 
+/// Longest duration any policy setting (or a checkout's fulfilment
+/// timeout) may hold: longer ones overflow what Temporal's timers and
+/// timeouts carry, and no payment step waits that long.
+pub const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Refuses `value` (named `field`) past [`LONGEST`].
+pub(crate) fn within_longest(field: &str, value: Duration) -> Result<(), String> {
+    if value > LONGEST {
+        return Err(format!("{field} must be at most 366 days"));
+    }
+    Ok(())
+}
+
 impl RetrySettings {
     /// Refuses settings Temporal would reject when the activity is scheduled,
     /// which would fail the workflow's task on every retry instead of the caller's request.
@@ -78,6 +91,14 @@ impl RetrySettings {
         if self.initial_interval.is_zero() {
             return Err(format!("{field}.retry.initial_interval must be above 0"));
         }
+        within_longest(
+            &format!("{field}.retry.initial_interval"),
+            self.initial_interval,
+        )?;
+        within_longest(
+            &format!("{field}.retry.maximum_interval"),
+            self.maximum_interval,
+        )?;
         if !self.backoff_coefficient.is_finite() || self.backoff_coefficient < 1.0 {
             return Err(format!(
                 "{field}.retry.backoff_coefficient must be a number of at least 1"
@@ -98,6 +119,17 @@ impl ActivityPolicy {
         if self.start_to_close.is_zero() {
             return Err(format!("{field}.start_to_close must be above 0"));
         }
+        if self.schedule_to_close.is_zero() {
+            return Err(format!("{field}.schedule_to_close must be above 0"));
+        }
+        within_longest(
+            &format!("{field}.schedule_to_close"),
+            self.schedule_to_close,
+        )?;
+        within_longest(&format!("{field}.start_to_close"), self.start_to_close)?;
+        if let Some(heartbeat) = self.heartbeat {
+            within_longest(&format!("{field}.heartbeat"), heartbeat)?;
+        }
         self.retry.check(field)
     }
 }
@@ -108,7 +140,12 @@ impl CheckoutPolicy {
     pub fn check(&self) -> Result<(), String> {
         self.charge.check("charge")?;
         self.refund.check("refund")?;
-        self.reconcile.check("reconcile")
+        self.reconcile.check("reconcile")?;
+        within_longest("search_window", self.search_window)?;
+        if self.compensation_backoff_cap.is_zero() {
+            return Err("compensation_backoff_cap must be above 0".to_owned());
+        }
+        within_longest("compensation_backoff_cap", self.compensation_backoff_cap)
     }
 }
 
@@ -154,6 +191,22 @@ pub struct CheckoutPolicy {
     /// minute" normally); `reconcile` concludes "not charged" only after it.
     #[serde(with = "humantime_serde")]
     pub search_window: Duration,
+    /// Longest wait between two rounds of the compensation (each round is
+    /// `refund` with its own policy): a refund is retried until Stripe
+    /// answers, however long the outage. Left out of the serialized policy
+    /// at its default, so that workers older than it still read the input.
+    #[serde(
+        with = "humantime_serde",
+        skip_serializing_if = "is_default_backoff_cap"
+    )]
+    pub compensation_backoff_cap: Duration,
+}
+
+/// [`CheckoutPolicy::compensation_backoff_cap`]'s default: five minutes.
+pub const DEFAULT_COMPENSATION_BACKOFF_CAP: Duration = Duration::from_secs(5 * 60);
+
+fn is_default_backoff_cap(cap: &Duration) -> bool {
+    *cap == DEFAULT_COMPENSATION_BACKOFF_CAP
 }
 
 impl Default for CheckoutPolicy {
@@ -163,6 +216,7 @@ impl Default for CheckoutPolicy {
             refund: ActivityPolicy::default(),
             reconcile: ActivityPolicy::reconcile(),
             search_window: Duration::from_secs(90),
+            compensation_backoff_cap: DEFAULT_COMPENSATION_BACKOFF_CAP,
         }
     }
 }

@@ -2,9 +2,13 @@
 //! written by the end-to-end tests with `KEYLEASE_RECORD_HISTORIES` set)
 //! against today's workflow code: a change that is not replay-safe fails here.
 //! `completed`, `compensated` and `declined` predate the patches of
-//! `checkout/mod.rs`/`checkout/charging.rs` and replay along the old path; the others were
-//! recorded with them. Never re-record the old three: they are what runs in
-//! flight during a deploy look like.
+//! `checkout/mod.rs`/`checkout/charging.rs` and replay along the old path;
+//! `cancelled-during-charge`, `compensation-failed`, `fulfilment-timed-out` and
+//! `reconciled` were recorded with the charge-per-checkout patch only; the
+//! rest (`cancelled-before-charge`, `compensated-after-rounds`,
+//! `compensation-refused`, `fulfilled-by-a-held-signal`, `input-refused`)
+//! with the steady-checkout patch too. Never re-record an older one: they are
+//! what runs in flight during a deploy look like.
 
 use std::path::PathBuf;
 
@@ -41,15 +45,20 @@ async fn recorded_checkouts_replay_deterministically() {
     assert_eq!(
         names,
         [
+            "cancelled-before-charge.json",
             "cancelled-during-charge.json",
+            "compensated-after-rounds.json",
             "compensated.json",
             "compensation-failed.json",
+            "compensation-refused.json",
             "completed.json",
             "declined.json",
+            "fulfilled-by-a-held-signal.json",
             "fulfilment-timed-out.json",
+            "input-refused.json",
             "reconciled.json",
         ],
-        "the recorded set: three from before the charge-per-checkout patch, four after"
+        "the recorded set: three from before the charge-per-checkout patch, four after it, five after the steady-checkout patch"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

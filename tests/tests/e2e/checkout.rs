@@ -333,7 +333,7 @@ async fn a_refund_stripe_refuses_fails_the_checkout_for_an_operator() {
         result.is_err() && error.contains("CompensationFailed"),
         "{error}"
     );
-    stack.record_history(&handle, "compensation-failed").await;
+    stack.record_history(&handle, "compensation-refused").await;
     assert!(stack.sim_held("refunds").await.is_empty());
     stack.stop().await;
 }

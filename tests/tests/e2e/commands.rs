@@ -39,6 +39,7 @@ async fn checkout_then_fulfil_completes_with_the_default_policy() {
         ok: true,
         failed: false,
         reason: None,
+        wait: None,
     })
     .await
     .expect("fulfil command");

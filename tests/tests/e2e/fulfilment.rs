@@ -19,6 +19,7 @@ fn fulfil_args(stack: &Stack, workflow_id: &str, ok: bool, reason: Option<&str>)
         ok,
         failed: !ok,
         reason: reason.map(str::to_owned),
+        wait: None,
     }
 }
 

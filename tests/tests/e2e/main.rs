@@ -12,6 +12,7 @@ mod foreign;
 mod fulfilment;
 mod ids;
 mod observe;
+mod production;
 mod reconcile;
 mod reuse;
 mod roles;

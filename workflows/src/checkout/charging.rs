@@ -8,6 +8,8 @@
 //! its state: the checkout (in `mod.rs`) calls them and records its own step,
 //! so imports go one way, from the workflow to its steps.
 
+use std::time::SystemTime;
+
 use temporalio_common::error::IncomingError;
 use temporalio_sdk::{
     ActivityExecutionError, ApplicationFailure, RetryState, WorkflowCancellationToken,
@@ -40,7 +42,7 @@ enum Verdict {
 }
 
 /// The failure's type and message, as the activity reported them.
-fn describe(err: &ActivityExecutionError) -> (String, String) {
+pub(crate) fn describe(err: &ActivityExecutionError) -> (String, String) {
     match err.cause() {
         Some(IncomingError::Application(app)) => (
             app.type_name().unwrap_or("Unknown").to_owned(),
@@ -161,6 +163,7 @@ pub async fn reconcile<W>(
     input: &CheckoutInput,
     policy: &CheckoutPolicy,
     unknown: UnknownCharge,
+    began: Option<SystemTime>,
 ) -> WorkflowResult<Charged> {
     let UnknownCharge {
         checkout_id,
@@ -172,6 +175,9 @@ pub async fn reconcile<W>(
         checkout_id,
         search_window_ms: u64::try_from(policy.search_window.as_millis()).unwrap_or(u64::MAX),
         schedule_to_close_ms: None,
+        checkout_began_ms: began
+            .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .and_then(|at| u64::try_from(at.as_millis()).ok()),
     };
     let options = policy
         .reconcile

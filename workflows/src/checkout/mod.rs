@@ -8,22 +8,31 @@ use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ApplicationFailure, SyncWorkflowContext, TimerResult, WorkflowCancellationToken,
-    WorkflowContext, WorkflowContextView, WorkflowResult,
+    ApplicationFailure, SyncWorkflowContext, TimerOptions, TimerResult, WorkflowCancellationToken,
+    WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
 };
 
 use crate::contract::{Refund, RefundInput, error_types};
 use crate::fulfilment::{Fulfilment, FulfilmentRequest};
 
 pub mod charging;
+pub mod compensation;
 pub mod types;
 
+use crate::policy::CheckoutPolicy;
 use charging::Attempt;
+use compensation::Round;
 
 pub use types::{CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep};
 
 /// Patch: the checkout sets its `OrderId` search attribute first.
 pub const ORDER_ID_PATCH: &str = "order-id-search-attribute";
+
+/// Patch: the checkout checks its own input before anything else, takes a
+/// fulfilment only once charged, charges nothing when cancelled before
+/// the charge, reports every ending in `status`, and retries its
+/// compensation until Stripe answers ([`compensation`]).
+pub const STEADY_CHECKOUT_PATCH: &str = "checked-input-fulfil-once-charged-unbounded-refund";
 
 /// The Keyword search attribute every checkout sets to its order id, so that
 /// `temporal workflow list --query 'OrderId="o-1"'` finds it. The namespace
@@ -37,6 +46,9 @@ pub const ORDER_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("Or
 pub struct CheckoutWorkflow {
     status: CheckoutStatus,
     fulfilment: Option<Fulfilment>,
+    /// Runs under [`STEADY_CHECKOUT_PATCH`]: the `fulfil` Update is refused
+    /// before the charge settles, and payloads are parsed strictly.
+    steady: bool,
 }
 
 /// Why the fulfilment wait ended.
@@ -46,8 +58,11 @@ enum Decision {
 }
 
 impl CheckoutWorkflow {
-    /// Why a fulfilment can no longer be taken, if it cannot.
-    fn refusal(&self) -> Option<String> {
+    /// Why a fulfilment cannot be taken, if it cannot. Before the charge
+    /// settles, the `fulfil` Update (`receipt`: its caller is told
+    /// "recorded", and may ship) is refused; a signal, which tells its
+    /// sender nothing, is held and counts only if the charge succeeds.
+    fn refusal(&self, receipt: bool) -> Option<String> {
         let status = &self.status;
         let payment_intent = status.payment_intent_id.as_deref().unwrap_or("-");
         let reason = status.refund_reason.as_deref().unwrap_or("-");
@@ -56,6 +71,10 @@ impl CheckoutWorkflow {
                 "a fulfilment was already received (ok: {})",
                 self.fulfilment.as_ref().is_some_and(|f| f.ok)
             )),
+            CheckoutStep::Charging | CheckoutStep::Reconciling if self.steady && receipt => Some(
+                "not charged yet: the checkout takes a fulfilment once it is awaiting_fulfilment"
+                    .to_owned(),
+            ),
             CheckoutStep::Charging
             | CheckoutStep::Reconciling
             | CheckoutStep::AwaitingFulfilment => None,
@@ -70,13 +89,79 @@ impl CheckoutWorkflow {
             CheckoutStep::Failed => {
                 Some("the charge failed: there is nothing to fulfil".to_owned())
             }
+            CheckoutStep::OutcomeUnknown => Some(
+                "the charge's outcome is unknown: an operator reconciles it with Stripe".to_owned(),
+            ),
+            CheckoutStep::CompensationFailed => Some(format!(
+                "too late: the refund of {payment_intent} failed ({reason}); an operator refunds it"
+            )),
+            CheckoutStep::Cancelled => {
+                Some("the checkout was cancelled before any charge".to_owned())
+            }
         }
     }
 
-    /// The fulfilment in `request`, if it is well formed and still counts.
-    fn accept(&self, request: &FulfilmentRequest) -> Result<Fulfilment, String> {
-        let fulfilment = request.parse()?;
-        match self.refusal() {
+    /// Refunds `payment_intent_id` in rounds until Stripe answers (see
+    /// [`compensation`]); `status` shows the rounds and the last error.
+    async fn compensate(
+        ctx: &mut WorkflowContext<Self>,
+        input: &CheckoutInput,
+        policy: &CheckoutPolicy,
+        payment_intent_id: String,
+        reason: String,
+    ) -> WorkflowResult<CheckoutOutcome> {
+        let since = ctx.workflow_time();
+        // A token of its own: a cancelled workflow must still run its compensation.
+        let options = policy
+            .refund
+            .options("refund", Some(WorkflowCancellationToken::new()));
+        let mut round = 0;
+        loop {
+            round += 1;
+            ctx.state_mut(|s| s.status.refund_rounds = round);
+            let refund = compensation::refund_input(input, &payment_intent_id, since);
+            let result = ctx.execute_activity(Refund, refund, options.clone()).await;
+            match compensation::judge(result) {
+                Round::Refunded(refunded) => {
+                    ctx.state_mut(|s| {
+                        s.status.step = CheckoutStep::Compensated;
+                        s.status.refund_id = Some(refunded.refund_id.clone());
+                        s.status.refund_last_error = None;
+                    });
+                    return Ok(CheckoutOutcome::Compensated {
+                        payment_intent_id,
+                        refund_id: refunded.refund_id,
+                        reason,
+                    });
+                }
+                Round::Refused { refund_id, why } => {
+                    ctx.state_mut(|s| {
+                        s.status.step = CheckoutStep::CompensationFailed;
+                        s.status.refund_id = refund_id;
+                        s.status.refund_last_error = Some(why.clone());
+                    });
+                    return Err(compensation::failed(&payment_intent_id, &why));
+                }
+                Round::Retry(why) => {
+                    if !ctx.is_replaying() {
+                        tracing::warn!(workflow_id = %ctx.workflow_id(), round, %why, "refund round failed; retrying");
+                    }
+                    ctx.state_mut(|s| s.status.refund_last_error = Some(why));
+                    // Its own token: a cancel must not cut the wait short.
+                    let wait = TimerOptions::builder(compensation::wait_after(round, policy))
+                        .cancellation_token(WorkflowCancellationToken::new())
+                        .build();
+                    ctx.timer(wait).await;
+                }
+            }
+        }
+    }
+
+    /// The fulfilment in `request`, if it is well formed and can be taken
+    /// (`receipt`: for the `fulfil` Update, see [`Self::refusal`]).
+    fn accept(&self, request: &FulfilmentRequest, receipt: bool) -> Result<Fulfilment, String> {
+        let fulfilment = request.parse(self.steady)?;
+        match self.refusal(receipt) {
             Some(refusal) => Err(refusal),
             None => Ok(fulfilment),
         }
@@ -95,8 +180,29 @@ impl CheckoutWorkflow {
         input: CheckoutInput,
     ) -> WorkflowResult<CheckoutOutcome> {
         let policy = input.policy.clone().unwrap_or_default();
+        let began = ctx.workflow_time();
+        let steady = ctx.patched(STEADY_CHECKOUT_PATCH);
+        if steady {
+            ctx.state_mut(|s| s.steady = true);
+            // Before the search attribute and any money: nothing in the
+            // input may fail a workflow task, or wedge a charged checkout.
+            if let Err(why) = input.check() {
+                ctx.state_mut(|s| s.status.step = CheckoutStep::Failed);
+                return Err(ApplicationFailure::builder(format!(
+                    "checkout input refused before any charge: {why}"
+                ))
+                .type_name(error_types::INVALID_INPUT.to_owned())
+                .non_retryable(true)
+                .build()
+                .into());
+            }
+        }
         if ctx.patched(ORDER_ID_PATCH) {
             ctx.upsert_search_attributes([ORDER_ID.value_set(input.order_id.clone())]);
+        }
+        if steady && ctx.cancellation_token().is_cancelled() {
+            ctx.state_mut(|s| s.status.step = CheckoutStep::Cancelled);
+            return Err(WorkflowTermination::cancelled());
         }
         let safe = ctx.patched(charging::SAFE_CHARGE_PATCH);
         let charged = if safe {
@@ -105,7 +211,14 @@ impl CheckoutWorkflow {
                 Attempt::Unknown(unknown) => {
                     // The `status` query shows that Stripe is being asked.
                     ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
-                    charging::reconcile(ctx, &input, &policy, unknown).await?
+                    let began = began.filter(|_| steady);
+                    match charging::reconcile(ctx, &input, &policy, unknown, began).await {
+                        Ok(charged) => charged,
+                        Err(unknown) => {
+                            ctx.state_mut(|s| s.status.step = CheckoutStep::OutcomeUnknown);
+                            return Err(unknown);
+                        }
+                    }
                 }
             }
         } else {
@@ -155,12 +268,16 @@ impl CheckoutWorkflow {
             s.status.step = CheckoutStep::Refunding;
             s.status.refund_reason = Some(reason.clone());
         });
+        if steady {
+            return Self::compensate(ctx, &input, &policy, payment_intent_id, reason).await;
+        }
         let refund = RefundInput {
             order_id: input.order_id.clone(),
             payment_intent_id: payment_intent_id.clone(),
             amount: None,
             reason: Some("requested_by_customer".to_owned()),
             schedule_to_close_ms: None,
+            compensating_since_ms: None,
         };
         // A token of its own: a cancelled workflow must still run its compensation.
         let options = policy
@@ -178,25 +295,41 @@ impl CheckoutWorkflow {
                     reason,
                 })
             }
-            Err(err) => Err(ApplicationFailure::builder(format!(
-                "refund of {payment_intent_id} failed ({err}); an operator must refund it by hand"
-            ))
-            .type_name(error_types::COMPENSATION_FAILED.to_owned())
-            .non_retryable(true)
-            .details(payment_intent_id)
-            .build()
-            .into()),
+            Err(err) => {
+                ctx.state_mut(|s| s.status.step = CheckoutStep::CompensationFailed);
+                Err(ApplicationFailure::builder(format!(
+                    "refund of {payment_intent_id} failed ({err}); an operator must refund it by hand"
+                ))
+                .type_name(error_types::COMPENSATION_FAILED.to_owned())
+                .non_retryable(true)
+                .details(payment_intent_id)
+                .build()
+                .into())
+            }
         }
     }
 
     /// Signal `fulfilment`, kept for existing callers; the first one that
     /// counts wins. Its payload never fails decoding: a malformed or late
     /// one is logged and ignored (the `fulfil` Update says why to its caller).
+    /// One sent before the charge settled is held: it counts only if the
+    /// charge succeeds. (Ignoring it would lose a fulfilment sent right
+    /// after the charge: Temporal hands a workflow the signals of a task
+    /// before the activity results of the same task.)
     #[allow(missing_docs)]
     #[signal(name = "fulfilment")]
     pub fn fulfilment(&mut self, ctx: &mut SyncWorkflowContext<Self>, request: FulfilmentRequest) {
-        match self.accept(&request) {
-            Ok(fulfilment) => self.fulfilment = Some(fulfilment),
+        match self.accept(&request, false) {
+            Ok(fulfilment) => {
+                let charging = matches!(
+                    self.status.step,
+                    CheckoutStep::Charging | CheckoutStep::Reconciling
+                );
+                if charging && !ctx.is_replaying() {
+                    tracing::info!(workflow_id = %ctx.workflow_id(), "fulfilment signal held until the charge settles; it counts only if the charge succeeds");
+                }
+                self.fulfilment = Some(fulfilment);
+            }
             Err(why) => {
                 if !ctx.is_replaying() {
                     tracing::warn!(workflow_id = %ctx.workflow_id(), %why, "fulfilment signal ignored");
@@ -215,7 +348,7 @@ impl CheckoutWorkflow {
         _ctx: &mut SyncWorkflowContext<Self>,
         request: FulfilmentRequest,
     ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        let fulfilment = self.accept(&request)?;
+        let fulfilment = self.accept(&request, true)?;
         let said = if fulfilment.ok {
             "fulfilled"
         } else {
@@ -233,7 +366,7 @@ impl CheckoutWorkflow {
         _ctx: &WorkflowContextView,
         request: &FulfilmentRequest,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.accept(request).map(drop).map_err(Into::into)
+        self.accept(request, true).map(drop).map_err(Into::into)
     }
 
     /// Query `status`: the current step and the ids so far.

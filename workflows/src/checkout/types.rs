@@ -41,6 +41,31 @@ pub struct CheckoutInput {
     pub fulfilment_timeout: Duration,
 }
 
+/// Longest order id a checkout takes: it becomes the `OrderId` search
+/// attribute, which Temporal caps in size.
+pub const MAX_ORDER_ID_BYTES: usize = 256;
+
+impl CheckoutInput {
+    /// Refuses an input the workflow cannot run to its end (a policy
+    /// Temporal would not schedule, a duration past what its timers carry,
+    /// an order id too long for its search attribute), naming the field.
+    /// What the activities check themselves (amount, currency, ids) they
+    /// refuse before issuing any key.
+    pub fn check(&self) -> Result<(), String> {
+        if self.order_id.is_empty() || self.order_id.len() > MAX_ORDER_ID_BYTES {
+            return Err(format!("order_id must be 1 to {MAX_ORDER_ID_BYTES} bytes"));
+        }
+        if self.fulfilment_timeout.is_zero() {
+            return Err("fulfilment_timeout must be above 0".to_owned());
+        }
+        crate::policy::within_longest("fulfilment_timeout", self.fulfilment_timeout)?;
+        match &self.policy {
+            Some(policy) => policy.check().map_err(|why| format!("policy.{why}")),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Result of workflow `checkout`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome")]
@@ -85,8 +110,16 @@ pub enum CheckoutStep {
     Completed,
     /// Done: refunded.
     Compensated,
-    /// Done: the charge failed.
+    /// Done: the charge failed (or the input was refused before any charge).
     Failed,
+    /// Done: the charge's outcome is unknown and Stripe could not tell;
+    /// the workflow failed `ChargeOutcomeUnknown` for an operator.
+    OutcomeUnknown,
+    /// Done: Stripe refused or failed the refund; the workflow failed
+    /// `CompensationFailed` with the money kept, for an operator.
+    CompensationFailed,
+    /// Done: cancelled before the charge was scheduled; nothing was charged.
+    Cancelled,
 }
 
 /// Answer of query `status`.
@@ -101,4 +134,10 @@ pub struct CheckoutStatus {
     /// Why the charge is being (or was) refunded.
     #[serde(default)]
     pub refund_reason: Option<String>,
+    /// Rounds of the compensation so far (each one `refund` with its retry policy).
+    #[serde(default)]
+    pub refund_rounds: u32,
+    /// Why the last round of the compensation failed, while it is retried.
+    #[serde(default)]
+    pub refund_last_error: Option<String>,
 }

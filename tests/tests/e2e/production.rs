@@ -1,0 +1,293 @@
+//! Issue 19: paths production takes and the earlier tests did not. Each
+//! test names its finding; each failed on the code before the
+//! `checked-input-fulfil-once-charged-unbounded-refund` patch.
+
+use std::time::Duration;
+
+use keylease_testkit::eventually;
+use keylease_tests::process::WorkerProcess;
+use keylease_tests::stack::{Stack, checkout, signal_fulfilment, unique};
+use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow, FulfilmentRequest};
+use temporalio_client::errors::WorkflowUpdateError;
+use temporalio_client::{
+    WorkflowCancelOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
+    WorkflowQueryOptions, WorkflowStartOptions,
+};
+
+use crate::checkout::{fulfil, outcome, wait_for_step};
+
+/// The `fulfil` Update's refusal, or a panic if it was taken.
+async fn refused_fulfil(
+    handle: &keylease_tests::stack::CheckoutHandle,
+    value: serde_json::Value,
+) -> String {
+    let answer = handle
+        .execute_update(
+            CheckoutWorkflow::fulfil,
+            FulfilmentRequest::json(&value),
+            WorkflowExecuteUpdateOptions::default(),
+        )
+        .await;
+    match answer {
+        Err(WorkflowUpdateError::Failed(failure)) => failure.message,
+        other => panic!("fulfil {value} must be refused: {other:?}"),
+    }
+}
+
+/// The PaymentIntents stripe-sim holds for `order_id`.
+async fn intents_of(stack: &Stack, order_id: &str) -> Vec<serde_json::Value> {
+    let intents = stack.sim_held("payment_intents").await;
+    intents
+        .into_iter()
+        .filter(|pi| pi["metadata"]["order_id"] == order_id)
+        .collect()
+}
+
+/// Finding 1: a refund outage longer than the refund's own retry policy
+/// (4 attempts in about 2.5 s here) used to end `CompensationFailed` with
+/// the money kept. The compensation now goes round until Stripe answers,
+/// and `status` shows the rounds and the last error meanwhile.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refund_outage_longer_than_the_refund_policy_ends_compensated() {
+    let stack = Stack::spawn("refund-outage").await;
+    let wf = unique("refund-outage");
+    let handle = stack
+        .start(&wf, checkout("order-refund-outage", 1300, "pm_card_visa"))
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    stack
+        .fault(serde_json::json!({"method": "POST", "path": "/v1/refunds", "kind": "status", "status": 503, "duration_ms": 15000}))
+        .await;
+    fulfil(&handle, false, Some("out of stock")).await;
+    let status = eventually(Duration::from_secs(30), "a second refund round", || async {
+        let status = handle
+            .query(
+                CheckoutWorkflow::status,
+                (),
+                WorkflowQueryOptions::default(),
+            )
+            .await
+            .ok()?;
+        (status.refund_rounds >= 2).then_some(status)
+    })
+    .await;
+    assert_eq!(status.step, CheckoutStep::Refunding);
+    let last_error = status.refund_last_error.unwrap_or_default();
+    assert!(last_error.contains("StripeUnavailable"), "{last_error}");
+    let CheckoutOutcome::Compensated { refund_id, .. } = outcome(&handle).await else {
+        panic!("the refund outlasts the outage");
+    };
+    stack
+        .record_history(&handle, "compensated-after-rounds")
+        .await;
+    let refunds = stack.sim_held("refunds").await;
+    assert_eq!(refunds.len(), 1, "one refund, however many rounds");
+    assert_eq!(refunds[0]["id"], refund_id.as_str());
+    stack.stop().await;
+}
+
+/// Finding 6: `fulfil` during the charge answered "recorded" (goods could
+/// ship) and the charge could still decline. Now the Update is refused
+/// until the checkout is charged; a `fulfilment` signal then (which tells
+/// its sender nothing) is held and counts only once the charge succeeded.
+/// Finding 11: a fulfilment with an unknown field is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fulfilment_before_the_charge_settles_is_refused_or_held() {
+    let stack = Stack::spawn("fulfil-early").await;
+    stack.fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "delay", "delay_ms": 3000})).await;
+    let wf = unique("fulfil-early");
+    let handle = stack
+        .start(&wf, checkout("order-fulfil-early", 1400, "pm_card_visa"))
+        .await;
+    eventually(Duration::from_secs(20), "a live charge key", || async {
+        let keys = stack.keys_of(&wf).await;
+        keys.iter().any(|k| k["status"] == "active").then_some(())
+    })
+    .await;
+    let why = refused_fulfil(&handle, serde_json::json!({"ok": true})).await;
+    assert!(why.contains("not charged yet"), "{why}");
+    let why = refused_fulfil(&handle, serde_json::json!({"ok": true, "reasn": "typo"})).await;
+    assert!(why.contains("unknown field"), "{why}");
+    let status = handle
+        .query(
+            CheckoutWorkflow::status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
+        .await
+        .expect("status");
+    assert_eq!(
+        status.step,
+        CheckoutStep::Charging,
+        "the refusals took nothing"
+    );
+    signal_fulfilment(&handle, true, None)
+        .await
+        .expect("signal");
+    let CheckoutOutcome::Completed { payment_intent_id } = outcome(&handle).await else {
+        panic!("the held signal counts once the charge succeeded");
+    };
+    stack
+        .record_history(&handle, "fulfilled-by-a-held-signal")
+        .await;
+    let intents = intents_of(&stack, "order-fulfil-early").await;
+    assert_eq!(intents.len(), 1);
+    assert_eq!(intents[0]["id"], payment_intent_id.as_str());
+    assert_eq!(intents[0]["status"], "succeeded");
+    stack.stop().await;
+}
+
+/// Finding 7: a cancel that arrived before the charge started still
+/// charged, then refunded (fees for nothing). Now nothing is charged.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_before_the_charge_charges_nothing() {
+    let stack = Stack::spawn("cancel-early").await;
+    // A queue no worker polls yet: the checkout and its cancel wait together.
+    let queue = unique("cancel-early-queue");
+    let wf = unique("cancel-early");
+    let order = "order-cancel-early";
+    stack
+        .client
+        .start_workflow(
+            CheckoutWorkflow::run,
+            checkout(order, 1500, "pm_card_visa"),
+            WorkflowStartOptions::new(queue.clone(), wf.clone()).build(),
+        )
+        .await
+        .expect("start");
+    let handle = stack.client.get_workflow_handle::<CheckoutWorkflow>(&wf);
+    handle
+        .cancel(WorkflowCancelOptions::default())
+        .await
+        .expect("cancel");
+    let broker = format!("http://{}", stack.broker);
+    let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    .expect("the checkout ends");
+    let error = format!("{result:?}");
+    assert!(result.is_err() && error.contains("ancel"), "{error}");
+    stack
+        .record_history(&handle, "cancelled-before-charge")
+        .await;
+    assert!(
+        intents_of(&stack, order).await.is_empty(),
+        "nothing charged"
+    );
+    assert!(stack.keys_of(&wf).await.is_empty(), "no key issued");
+    worker.stop().await;
+    stack.stop().await;
+}
+
+/// Finding 9: a policy Temporal cannot schedule, or a fulfilment timeout no
+/// timer can hold, used to charge and then fail every workflow task: the
+/// refund could never run. Now the checkout fails at once, naming the
+/// field, before any key or charge.
+#[tokio::test(flavor = "multi_thread")]
+async fn inputs_that_would_wedge_a_checkout_fail_it_before_any_charge() {
+    let stack = Stack::spawn("wedge").await;
+    let mut shrinking = checkout("order-wedge-backoff", 1600, "pm_card_visa");
+    if let Some(policy) = shrinking.policy.as_mut() {
+        policy.refund.retry.backoff_coefficient = 0.5;
+    }
+    let mut endless = checkout("order-wedge-timeout", 1600, "pm_card_visa");
+    endless.fulfilment_timeout = Duration::from_secs(300_000_000_000 * 31_557_600);
+    for (input, field) in [
+        (shrinking, "policy.refund.retry.backoff_coefficient"),
+        (endless, "fulfilment_timeout"),
+    ] {
+        let order = input.order_id.clone();
+        let wf = unique("wedge");
+        let handle = stack.start(&wf, input).await;
+        let result = tokio::time::timeout(
+            Duration::from_secs(60),
+            handle.get_result(WorkflowGetResultOptions::default()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{order}: the checkout ends instead of wedging"));
+        let error = format!("{result:?}");
+        assert!(
+            error.contains("InvalidInput") && error.contains(field),
+            "{error}"
+        );
+        if field == "fulfilment_timeout" {
+            stack.record_history(&handle, "input-refused").await;
+        }
+        assert!(
+            intents_of(&stack, &order).await.is_empty(),
+            "{order}: nothing charged"
+        );
+        assert!(
+            stack.keys_of(&wf).await.is_empty(),
+            "{order}: no key issued"
+        );
+    }
+    stack.stop().await;
+}
+
+/// Finding 4: with the create's answers lost and Stripe's search lagging
+/// past the reconcile window, the checkout used to end `Failed` ("Stripe
+/// holds no charge") while its PaymentIntent was `succeeded`. An empty
+/// search is now confirmed by Stripe's list, which does not lag.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_search_lagging_past_its_window_never_reads_as_not_charged() {
+    let stack = Stack::spawn("search-lag").await;
+    stack.fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 10})).await;
+    // Ten minutes behind: far past the test policy's 3 s search window.
+    stack
+        .sim_control(
+            "/_sim/config",
+            serde_json::json!({"search_indexing_delay_ms": 600_000}),
+        )
+        .await;
+    let wf = unique("search-lag");
+    let order = "order-search-lag";
+    let handle = stack
+        .start(&wf, checkout(order, 1700, "pm_card_visa"))
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    fulfil(&handle, true, None).await;
+    let CheckoutOutcome::Completed { payment_intent_id } = outcome(&handle).await else {
+        panic!("the charge the list finds completes");
+    };
+    let intents = intents_of(&stack, order).await;
+    assert_eq!(intents.len(), 1, "one PaymentIntent: {intents:?}");
+    assert_eq!(intents[0]["id"], payment_intent_id.as_str());
+    stack.stop().await;
+}
+
+/// Finding 11: after a `ChargeOutcomeUnknown` failure, `status` still said
+/// `reconciling`. It now says `outcome_unknown`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_charge_nobody_can_settle_shows_outcome_unknown() {
+    let stack = Stack::spawn("outcome-unknown").await;
+    stack.fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 10})).await;
+    stack.fault(serde_json::json!({"method": "GET", "path": "/v1/payment_intents*", "kind": "status", "status": 500, "duration_ms": 60_000})).await;
+    let wf = unique("outcome-unknown");
+    let mut input = checkout("order-outcome-unknown", 1800, "pm_card_visa");
+    if let Some(policy) = input.policy.as_mut() {
+        policy.reconcile.schedule_to_close = Duration::from_secs(4);
+    }
+    let handle = stack.start(&wf, input).await;
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    .expect("the checkout ends");
+    let error = format!("{result:?}");
+    assert!(error.contains("ChargeOutcomeUnknown"), "{error}");
+    let status = handle
+        .query(
+            CheckoutWorkflow::status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
+        .await
+        .expect("status of the closed checkout");
+    assert_eq!(status.step, CheckoutStep::OutcomeUnknown);
+    stack.stop().await;
+}
