@@ -48,6 +48,9 @@ pub struct PaymentActivities {
     pub(crate) metrics: Arc<ActivityMetrics>,
     /// How long a compensation may go on before its refund attempts count as overdue.
     overdue_after: Duration,
+    /// Whether `reconcile` may confirm a search with Stripe's list (the
+    /// worker's role allows `GET /v1/payment_intents`).
+    pub(crate) list_reads: bool,
 }
 
 /// [`PaymentActivities::overdue_after`]'s default: fifteen minutes.
@@ -84,6 +87,7 @@ impl PaymentActivities {
             max_ttl,
             metrics: Arc::default(),
             overdue_after: DEFAULT_REFUND_OVERDUE_AFTER,
+            list_reads: true,
         }
     }
 
@@ -99,12 +103,21 @@ impl PaymentActivities {
             max_ttl,
             metrics: Arc::default(),
             overdue_after: DEFAULT_REFUND_OVERDUE_AFTER,
+            list_reads: true,
         }
     }
 
     /// The activities' metrics, to register with a Prometheus registry.
     pub fn metrics(&self) -> Arc<ActivityMetrics> {
         self.metrics.clone()
+    }
+
+    /// The same, with `reconcile` on Stripe's search alone (and its search
+    /// window), for a broker role made before it read Stripe's list: its
+    /// keys would be refused at issue.
+    pub fn without_list_reads(mut self) -> Self {
+        self.list_reads = false;
+        self
     }
 
     /// The same, counting a refund attempt as overdue once its

@@ -28,18 +28,22 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use keylease_workflows::contract::{ReconcileInput, ReconcileOutput};
+use secrecy::SecretString;
 use serde::Deserialize;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::charge::{Standing, standing};
 use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
+use crate::stripe_client::{ProxyError, StripeClient};
 use crate::validate::check_checkout_id;
 
 /// The search the reconcile key calls.
 pub const SEARCH_ENDPOINT: &str = "GET /v1/payment_intents/search";
 /// The list the reconcile key confirms an empty search with.
 pub const LIST_ENDPOINT: &str = "GET /v1/payment_intents";
+/// The read that tells whether a charged PaymentIntent was refunded since.
+pub const READ_ENDPOINT: &str = "GET /v1/payment_intents/*";
 /// Most list pages one attempt reads (the broker reads up to five upstream
 /// pages for each, keeping this checkout's PaymentIntents).
 const MAX_LIST_PAGES: usize = 5;
@@ -64,6 +68,68 @@ struct ListPage {
     has_more: bool,
 }
 
+/// A failed list call. The broker's "narrow it" (a busy account: none of
+/// this checkout's PaymentIntents among the next pages it reads) says the
+/// list could not be read to its end, not that nothing was charged: retried
+/// as `NotYetIndexed`, while search catches up.
+fn unread(err: ProxyError) -> AttemptFailure {
+    match err {
+        ProxyError::Broker {
+            status: 400,
+            ref message,
+            ..
+        } if message.contains("narrow it") => AttemptFailure::NotYetIndexed,
+        other => AttemptFailure::Call(other),
+    }
+}
+
+/// A PaymentIntent read with its latest charge's refunds expanded.
+#[derive(Debug, Deserialize)]
+struct Read {
+    #[serde(default)]
+    latest_charge: Option<serde_json::Value>,
+}
+
+/// `found`, with the refund of its PaymentIntent's charge when some of its
+/// money went back (a `succeeded` PaymentIntent stays `succeeded` when
+/// refunded: only its charge tells).
+async fn with_refund(
+    stripe: &StripeClient,
+    token: &SecretString,
+    found: ReconcileOutput,
+) -> Result<ReconcileOutput, AttemptFailure> {
+    let ReconcileOutput::Charged {
+        payment_intent_id,
+        status,
+        ..
+    } = found
+    else {
+        return Ok(found);
+    };
+    let read: Read = stripe
+        .get(
+            token,
+            &format!("/v1/payment_intents/{payment_intent_id}"),
+            &[("expand[]", "latest_charge.refunds")],
+        )
+        .await
+        .map_err(AttemptFailure::Call)?;
+    let charge = read.latest_charge.unwrap_or_default();
+    let refunded = charge["amount_refunded"].as_i64().unwrap_or(0) > 0;
+    let refund_id = refunded.then(|| {
+        charge["refunds"]["data"]
+            .as_array()
+            .and_then(|refunds| refunds.iter().find_map(|r| r["id"].as_str()))
+            .unwrap_or("-")
+            .to_owned()
+    });
+    Ok(ReconcileOutput::Charged {
+        payment_intent_id,
+        status,
+        refund_id,
+    })
+}
+
 /// What the search results say, given how long ago `reconcile` was scheduled.
 fn verdict(
     found: Vec<Found>,
@@ -77,6 +143,7 @@ fn verdict(
         return Ok(ReconcileOutput::Charged {
             payment_intent_id: charged.id.clone(),
             status: charged.status.clone(),
+            refund_id: None,
         });
     }
     // 3-D Secure that was never completed charged nothing, as a failed payment did.
@@ -107,11 +174,11 @@ impl PaymentActivities {
         check_checkout_id(&input.checkout_id)
             .map_err(|why| classify(&AttemptFailure::InvalidInput(why), attempt_number))?;
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
-        let listed_since = input
-            .checkout_began_ms
+        let listed_since = (input.checkout_began_ms)
+            .filter(|_| self.list_reads)
             .map(|ms| (ms / 1000).saturating_sub(CLOCK_SLACK_SECONDS));
         let endpoints: &[&str] = match listed_since {
-            Some(_) => &[SEARCH_ENDPOINT, LIST_ENDPOINT],
+            Some(_) => &[SEARCH_ENDPOINT, LIST_ENDPOINT, READ_ENDPOINT],
             None => &[SEARCH_ENDPOINT],
         };
         let mut request = attempt.key_request(0.0, endpoints, Vec::new());
@@ -143,7 +210,7 @@ impl PaymentActivities {
                 if let Ok(charged @ ReconcileOutput::Charged { .. }) =
                     verdict(result.data, Duration::ZERO, Duration::ZERO)
                 {
-                    return Ok(charged);
+                    return with_refund(&stripe, &token, charged).await;
                 }
                 // Search found no charge: only the list may say there is none.
                 let since = since.to_string();
@@ -157,17 +224,18 @@ impl PaymentActivities {
                     let page: ListPage = stripe
                         .get(&token, "/v1/payment_intents", &query)
                         .await
-                        .map_err(AttemptFailure::Call)?;
+                        .map_err(unread)?;
                     after = page.data.last().map(|pi| pi.id.clone());
                     listed.extend(page.data);
                     if !page.has_more || after.is_none() {
                         // The whole list read: it is the answer, window or not.
-                        return verdict(listed, Duration::MAX, Duration::ZERO);
+                        let found = verdict(listed, Duration::MAX, Duration::ZERO)?;
+                        return with_refund(&stripe, &token, found).await;
                     }
                 }
-                match verdict(listed, Duration::ZERO, Duration::MAX) {
-                    Ok(ReconcileOutput::NotCharged { .. }) => Err(AttemptFailure::NotYetIndexed),
-                    other => other,
+                match verdict(listed, Duration::ZERO, Duration::MAX)? {
+                    ReconcileOutput::NotCharged { .. } => Err(AttemptFailure::NotYetIndexed),
+                    charged => with_refund(&stripe, &token, charged).await,
                 }
             })
             .await?;
@@ -219,5 +287,21 @@ mod tests {
         ));
         assert!(check_checkout_id("0190a8c3-7f2e-7c1a-9d1e-1f2a3b4c5d6e").is_ok());
         assert!(check_checkout_id("x' OR status:'succeeded").is_err());
+    }
+
+    #[test]
+    fn a_list_the_broker_cannot_read_to_its_end_is_not_yet_an_answer() {
+        let narrow = ProxyError::Broker {
+            status: 400,
+            code: "invalid_request".to_owned(),
+            message: "no object this key may see among the next 5 pages of this list: narrow it (created, customer) or search instead".to_owned(),
+        };
+        assert!(matches!(unread(narrow), AttemptFailure::NotYetIndexed));
+        let refused = ProxyError::Broker {
+            status: 403,
+            code: "endpoint_not_allowed".to_owned(),
+            message: "GET /v1/payment_intents".to_owned(),
+        };
+        assert!(matches!(unread(refused), AttemptFailure::Call(_)));
     }
 }

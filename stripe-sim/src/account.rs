@@ -31,24 +31,66 @@ const EXPANDABLE: [(&str, &str); 6] = [
     ("refund", "payment_intent"),
 ];
 
-/// Refuses an `expand[]` path the object cannot expand, as Stripe does.
+/// The object an expandable field expands to.
+fn expands_to(field: &str) -> &str {
+    match field {
+        "latest_charge" => "charge",
+        "refunds" => "refund",
+        other => other,
+    }
+}
+
+/// Refuses an `expand[]` path the object cannot expand, as Stripe does;
+/// a nested path (`latest_charge.refunds`) is checked field by field, at
+/// most four deep.
 pub fn check_expand(object: &str, expand: &[String]) -> Result<(), StripeError> {
     for path in expand {
-        let field = path.strip_prefix("data.").unwrap_or(path);
-        if !EXPANDABLE.contains(&(object, field)) {
-            return Err(StripeError::invalid_request_param(
+        let refused = || {
+            StripeError::invalid_request_param(
                 "expand",
                 format!("This property cannot be expanded ({path})."),
-            ));
+            )
+        };
+        let fields: Vec<&str> = path
+            .strip_prefix("data.")
+            .unwrap_or(path)
+            .split('.')
+            .collect();
+        if fields.len() > 4 {
+            return Err(refused());
+        }
+        let mut at = object;
+        for field in fields {
+            if !EXPANDABLE.contains(&(at, field)) {
+                return Err(refused());
+            }
+            at = expands_to(field);
         }
     }
     Ok(())
 }
 
+/// The path without a list's `data.` prefix.
+fn unlisted(path: &str) -> &str {
+    path.strip_prefix("data.").unwrap_or(path)
+}
+
+/// Whether `expand` expands `field` (itself, or something inside it).
 fn wants(expand: &[String], field: &str) -> bool {
+    expand.iter().map(|e| unlisted(e)).any(|e| {
+        e == field
+            || e.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+/// What `expand` expands inside `field`: `latest_charge.refunds` gives `refunds`.
+fn inside(expand: &[String], field: &str) -> Vec<String> {
     expand
         .iter()
-        .any(|e| e == field || e.strip_prefix("data.") == Some(field))
+        .filter_map(|e| unlisted(e).strip_prefix(field)?.strip_prefix('.'))
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Account {
@@ -85,7 +127,8 @@ impl Account {
         if wants(expand, "latest_charge")
             && let Some(charge_id) = &pi.latest_charge
         {
-            value["latest_charge"] = self.charge_json(charge_id, &[], version)?;
+            value["latest_charge"] =
+                self.charge_json(charge_id, &inside(expand, "latest_charge"), version)?;
         }
         if wants(expand, "payment_method")
             && let Some(pm) = &pi.payment_method
@@ -119,8 +162,11 @@ impl Account {
             value["refunds"] = list(&format!("/v1/charges/{id}/refunds"), refunds, false);
         }
         if wants(expand, "payment_intent") {
-            value["payment_intent"] =
-                self.payment_intent_json(&charge.payment_intent, &[], version)?;
+            value["payment_intent"] = self.payment_intent_json(
+                &charge.payment_intent,
+                &inside(expand, "payment_intent"),
+                version,
+            )?;
         }
         Ok(value)
     }
@@ -138,11 +184,15 @@ impl Account {
             .ok_or_else(|| StripeError::resource_missing("refund", "refund", id))?;
         let mut value = json!(refund);
         if wants(expand, "charge") {
-            value["charge"] = self.charge_json(&refund.charge, &[], version)?;
+            value["charge"] =
+                self.charge_json(&refund.charge, &inside(expand, "charge"), version)?;
         }
         if wants(expand, "payment_intent") {
-            value["payment_intent"] =
-                self.payment_intent_json(&refund.payment_intent, &[], version)?;
+            value["payment_intent"] = self.payment_intent_json(
+                &refund.payment_intent,
+                &inside(expand, "payment_intent"),
+                version,
+            )?;
         }
         Ok(value)
     }

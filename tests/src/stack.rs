@@ -124,8 +124,8 @@ pub fn test_policy() -> CheckoutPolicy {
         },
         // stripe-sim indexes at once unless a test says otherwise.
         search_window: Duration::from_secs(3),
-        // A compensation's rounds come quickly in tests; the rule is the same.
-        compensation_backoff_cap: Duration::from_secs(2),
+        // The shortest cap a policy may set: the first rounds come quickly.
+        compensation_backoff_cap: Duration::from_secs(30),
     }
 }
 

@@ -137,24 +137,58 @@ pub async fn setup(args: &RoleSetupArgs) -> Result<Option<SecretString>, WorkerE
 /// Says which kind of token the worker holds: warns on the admin token,
 /// refuses one the broker does not know. A broker without `/v1/whoami`
 /// (a hosted one) is told apart and let be.
-pub async fn check_token(broker: &BrokerClient) -> Result<(), WorkerError> {
+pub async fn check_token(broker: &BrokerClient) -> Result<Reach, WorkerError> {
     match broker.whoami().await {
         Ok(who) if who["kind"] == "admin" => {
             tracing::warn!(
                 "running with the broker's admin token: create a role (`keylease-worker role setup`) and give the worker its token"
             );
-            Ok(())
+            Ok(Reach::Any)
         }
         Ok(who) => {
-            tracing::info!(role = %who["role"]["name"].as_str().unwrap_or_default(), token_id = %who["token_id"].as_str().unwrap_or_default(), "broker token is a role token");
-            Ok(())
+            let name = who["role"]["name"].as_str().unwrap_or_default();
+            tracing::info!(role = %name, token_id = %who["token_id"].as_str().unwrap_or_default(), "broker token is a role token");
+            let allowed: Vec<String> = who["role"]["allowed_endpoints"]
+                .as_array()
+                .map(|entries| {
+                    entries
+                        .iter()
+                        .filter_map(|e| e.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for entry in endpoints() {
+                if !allowed.iter().any(|wide| entry_within(entry, wide)) {
+                    tracing::warn!(role = %name, endpoint = entry, "the worker's role does not allow an endpoint the activities ask for: make the role again (`keylease-worker role setup` under a new --name, or delete it first); `policy explain --broker-token` lists each mismatch");
+                }
+            }
+            Ok(Reach::Role(allowed))
         }
         Err(BrokerError::Rejected { status: 401, .. }) => Err(WorkerError::Broker(
             "the broker refused KEYLEASE_BROKER_TOKEN: it is neither its admin token nor a live role token".to_owned(),
         )),
         Err(err) => {
             tracing::warn!(error = %err, "cannot tell which kind of token the worker holds");
-            Ok(())
+            Ok(Reach::Any)
+        }
+    }
+}
+
+/// What the worker's broker token may ask keys for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// The admin token, or a broker that does not say: anything.
+    Any,
+    /// A role's `allowed_endpoints`.
+    Role(Vec<String>),
+}
+
+impl Reach {
+    /// Whether a key may be asked for `entry` (`METHOD /path`).
+    pub fn allows(&self, entry: &str) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Role(allowed) => allowed.iter().any(|wide| entry_within(entry, wide)),
         }
     }
 }

@@ -115,7 +115,13 @@ pub async fn run_worker(
             config.broker_url
         ))
     })?;
-    crate::role::check_token(&broker).await?;
+    let reach = crate::role::check_token(&broker).await?;
+    // A role made before reconcile read Stripe's list: reconcile on search alone.
+    let activities = if reach.allows(keylease_activities::reconcile::LIST_ENDPOINT) {
+        activities
+    } else {
+        activities.without_list_reads()
+    };
     serve(&config, activities, shutdown).await
 }
 

@@ -223,6 +223,11 @@ pub enum ReconcileOutput {
         payment_intent_id: String,
         /// Its status.
         status: String,
+        /// A refund of its charge, when some of its money already went back
+        /// (read only when the input carries `checkout_began_ms`; `-` when
+        /// refunded but the refund was not in the answer).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        refund_id: Option<String>,
     },
     /// No PaymentIntent of the checkout holds money, and none can any more.
     NotCharged {

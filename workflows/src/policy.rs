@@ -76,6 +76,13 @@ impl Default for ActivityPolicy {
 /// timeouts carry, and no payment step waits that long.
 pub const LONGEST: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// Shortest `start_to_close` or `schedule_to_close` a policy may set.
+pub const SHORTEST_ATTEMPT: Duration = Duration::from_secs(1);
+
+/// Shortest `compensation_backoff_cap`: a long outage must not fill the
+/// checkout's history with rounds (Temporal ends a run at 51,200 events).
+pub const SHORTEST_BACKOFF_CAP: Duration = Duration::from_secs(30);
+
 /// Refuses `value` (named `field`) past [`LONGEST`].
 pub(crate) fn within_longest(field: &str, value: Duration) -> Result<(), String> {
     if value > LONGEST {
@@ -116,11 +123,13 @@ impl RetrySettings {
 impl ActivityPolicy {
     /// Refuses a policy Temporal cannot schedule: `field` names it in the message.
     pub fn check(&self, field: &str) -> Result<(), String> {
-        if self.start_to_close.is_zero() {
-            return Err(format!("{field}.start_to_close must be above 0"));
+        // No Stripe call fits in less: an attempt cut shorter can charge or
+        // refund at Stripe and never see the answer.
+        if self.start_to_close < SHORTEST_ATTEMPT {
+            return Err(format!("{field}.start_to_close must be at least 1s"));
         }
-        if self.schedule_to_close.is_zero() {
-            return Err(format!("{field}.schedule_to_close must be above 0"));
+        if self.schedule_to_close < SHORTEST_ATTEMPT {
+            return Err(format!("{field}.schedule_to_close must be at least 1s"));
         }
         within_longest(
             &format!("{field}.schedule_to_close"),
@@ -142,8 +151,8 @@ impl CheckoutPolicy {
         self.refund.check("refund")?;
         self.reconcile.check("reconcile")?;
         within_longest("search_window", self.search_window)?;
-        if self.compensation_backoff_cap.is_zero() {
-            return Err("compensation_backoff_cap must be above 0".to_owned());
+        if self.compensation_backoff_cap < SHORTEST_BACKOFF_CAP {
+            return Err("compensation_backoff_cap must be at least 30s".to_owned());
         }
         within_longest("compensation_backoff_cap", self.compensation_backoff_cap)
     }

@@ -5,8 +5,9 @@
 //! `checkout/mod.rs`/`checkout/charging.rs` and replay along the old path;
 //! `cancelled-during-charge`, `compensation-failed`, `fulfilment-timed-out` and
 //! `reconciled` were recorded with the charge-per-checkout patch only; the
-//! rest (`cancelled-before-charge`, `compensated-after-rounds`,
-//! `compensation-refused`, `fulfilled-by-a-held-signal`, `input-refused`)
+//! rest (`cancelled-before-charge`, `compensated-after-rounds`, `compensated-refund-found`,
+//! `compensation-refused`, `fulfilled-by-a-held-signal`, `input-refused`,
+//! and the reset runs `reset-adopts-charge`, `reset-finds-refund`)
 //! with the steady-checkout patch too. Never re-record an older one: they are
 //! what runs in flight during a deploy look like.
 
@@ -35,6 +36,30 @@ fn recorded() -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// `json` with the run id a worker replaying it is given. The replayer
+/// takes a run's id from its first event (`original_execution_run_id`);
+/// a run made by `temporal workflow reset` starts with a copy of the reset
+/// run's first event, whose id is the old run's, while its worker is given
+/// its own (the reset's `new_run_id`). The checkout decides on it (a run
+/// that is not the first of its chain looks up an earlier charge), so the
+/// replay must see what the worker saw.
+fn as_its_worker_sees_it(json: &[u8]) -> Vec<u8> {
+    let mut history: serde_json::Value = serde_json::from_slice(json).expect("history JSON");
+    let events = history["events"].as_array().cloned().unwrap_or_default();
+    let new_run = events.iter().find_map(|event| {
+        let failed = &event["attributes"]["WorkflowTaskFailedEventAttributes"];
+        failed["new_run_id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .map(str::to_owned)
+    });
+    if let Some(run_id) = new_run {
+        history["events"][0]["attributes"]["WorkflowExecutionStartedEventAttributes"]["original_execution_run_id"] =
+            serde_json::Value::String(run_id);
+    }
+    serde_json::to_vec(&history).expect("history JSON")
+}
+
 #[tokio::test]
 async fn recorded_checkouts_replay_deterministically() {
     let histories = recorded();
@@ -48,6 +73,7 @@ async fn recorded_checkouts_replay_deterministically() {
             "cancelled-before-charge.json",
             "cancelled-during-charge.json",
             "compensated-after-rounds.json",
+            "compensated-refund-found.json",
             "compensated.json",
             "compensation-failed.json",
             "compensation-refused.json",
@@ -57,8 +83,10 @@ async fn recorded_checkouts_replay_deterministically() {
             "fulfilment-timed-out.json",
             "input-refused.json",
             "reconciled.json",
+            "reset-adopts-charge.json",
+            "reset-finds-refund.json",
         ],
-        "the recorded set: three from before the charge-per-checkout patch, four after it, five after the steady-checkout patch"
+        "the recorded set: three from before the charge-per-checkout patch, four after it, eight after the steady-checkout patch"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()
@@ -69,6 +97,7 @@ async fn recorded_checkouts_replay_deterministically() {
     )
     .expect("replayer");
     for (name, json) in histories {
+        let json = as_its_worker_sees_it(&json);
         let history = WorkflowHistory::from_json(&json).expect("a saved history");
         replayer
             .replay_workflow(history)

@@ -247,4 +247,26 @@ async fn refunds_are_listed_by_payment_intent_and_objects_expand() {
         bad.body["error"]["message"],
         "This property cannot be expanded (colour)."
     );
+    // Nested, as Stripe documents it: a charge's refunds are not in it by
+    // default (since 2022-11-15) but expand through its PaymentIntent.
+    let nested = sim
+        .get(&format!(
+            "/v1/payment_intents/{id}?expand[]=latest_charge.refunds"
+        ))
+        .await
+        .body;
+    let refunds = nested["latest_charge"]["refunds"]["data"]
+        .as_array()
+        .unwrap();
+    assert_eq!(refunds.len(), 2);
+    assert_eq!(refunds[0]["object"], "refund");
+    for path in [
+        "latest_charge.colour",
+        "latest_charge.refunds.charge.payment_intent.latest_charge",
+    ] {
+        let refused = sim
+            .get(&format!("/v1/payment_intents/{id}?expand[]={path}"))
+            .await;
+        assert_eq!(refused.status, 400, "{path}");
+    }
 }

@@ -41,8 +41,12 @@ async fn a_charge_whose_every_answer_was_lost_is_found_and_completes() {
     for key in reconcile_keys {
         assert_eq!(
             key["allowed_endpoints"],
-            serde_json::json!(["GET /v1/payment_intents/search", "GET /v1/payment_intents"]),
-            "read-only: the search, and the list that confirms an empty one"
+            serde_json::json!([
+                "GET /v1/payment_intents/search",
+                "GET /v1/payment_intents",
+                "GET /v1/payment_intents/*"
+            ]),
+            "read-only: the search, the list that confirms an empty one, the read of a refund"
         );
         assert_eq!(key["daily_usd_cap"], 0.0);
         assert_eq!(key["status"], "revoked");

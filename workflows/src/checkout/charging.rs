@@ -184,6 +184,11 @@ pub async fn reconcile<W>(
         .options("reconcile", Some(WorkflowCancellationToken::new()));
     match ctx.execute_activity(Reconcile, reconcile, options).await {
         Ok(ReconcileOutput::Charged {
+            payment_intent_id,
+            refund_id: Some(refund_id),
+            ..
+        }) => Ok(Err(refunded_before(payment_intent_id, refund_id))),
+        Ok(ReconcileOutput::Charged {
             payment_intent_id, ..
         }) => Ok(Ok(payment_intent_id)),
         Ok(ReconcileOutput::NotCharged { found }) => Ok(Err(CheckoutOutcome::Failed {
@@ -199,6 +204,63 @@ pub async fn reconcile<W>(
                 &input.order_id,
                 format!(
                     "charge: {error_type}: {message}; reconcile: {reconcile_type}: {reconcile_message}"
+                ),
+            ))
+        }
+    }
+}
+
+/// The outcome of a checkout whose charge was refunded before this run
+/// could take it as paid (a reset of a compensated checkout, say).
+fn refunded_before(payment_intent_id: String, refund_id: String) -> CheckoutOutcome {
+    CheckoutOutcome::Compensated {
+        payment_intent_id,
+        refund_id,
+        reason: "refunded before this run of the checkout".to_owned(),
+    }
+}
+
+/// Looks up, before a charge, one an earlier run of the same checkout made
+/// (a reset, a retry or continue-as-new of the workflow: the run is not the
+/// first of its chain), with `reconcile`'s read of Stripe's list — never
+/// Stripe's 24 h idempotency window, which a late reset outlives. `None`:
+/// nothing charged yet, charge. `Some(Ok(id))`: adopt that charge.
+/// `Some(Err(outcome))`: it was refunded since; end with `outcome`. Fails
+/// `ChargeOutcomeUnknown` when Stripe cannot tell: never a second charge.
+pub async fn prior<W>(
+    ctx: &WorkflowContext<W>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+    began: Option<SystemTime>,
+) -> WorkflowResult<Option<Charged>> {
+    let lookup = ReconcileInput {
+        order_id: input.order_id.clone(),
+        checkout_id: ctx.info().first_execution_run_id().to_owned(),
+        search_window_ms: u64::try_from(policy.search_window.as_millis()).unwrap_or(u64::MAX),
+        schedule_to_close_ms: None,
+        checkout_began_ms: began
+            .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
+            .and_then(|at| u64::try_from(at.as_millis()).ok()),
+    };
+    let options = policy
+        .reconcile
+        .options("prior-charge", Some(WorkflowCancellationToken::new()));
+    match ctx.execute_activity(Reconcile, lookup, options).await {
+        Ok(ReconcileOutput::NotCharged { .. }) => Ok(None),
+        Ok(ReconcileOutput::Charged {
+            payment_intent_id,
+            refund_id: Some(refund_id),
+            ..
+        }) => Ok(Some(Err(refunded_before(payment_intent_id, refund_id)))),
+        Ok(ReconcileOutput::Charged {
+            payment_intent_id, ..
+        }) => Ok(Some(Ok(payment_intent_id))),
+        Err(err) => {
+            let (error_type, message) = describe(&err);
+            Err(outcome_unknown(
+                &input.order_id,
+                format!(
+                    "an earlier run may have charged; looking it up failed: {error_type}: {message}"
                 ),
             ))
         }

@@ -16,6 +16,11 @@ use super::types::CheckoutInput;
 use crate::contract::{RefundInput, RefundOutput, error_types};
 use crate::policy::CheckoutPolicy;
 
+/// History events past which the compensation stops adding rounds and
+/// fails for an operator, well before Temporal ends the run (51,200): at
+/// the default 5-minute cap, weeks of outage.
+pub const MOST_HISTORY: u32 = 40_000;
+
 /// What one round of `refund` says about the money.
 #[derive(Debug)]
 pub enum Round {
@@ -29,13 +34,19 @@ pub enum Round {
         /// Stripe's answer.
         why: String,
     },
-    /// No answer from Stripe (an outage of it, the broker or the worker):
-    /// another round, after a wait.
+    /// Stripe says the charge was already refunded: a round whose answer
+    /// was lost refunded it, and the next one came after Stripe's 24 h
+    /// idempotency window. The refund is looked up.
+    AlreadyRefunded(String),
+    /// No answer from Stripe (an outage of it, the broker or the worker, or
+    /// an answer that is not about the refund: 401, 403, 404 from a key
+    /// being rotated or a proxy): another round, after a wait.
     Retry(String),
 }
 
-/// Judges one round's result: only Stripe's own refusal (or a refund it
-/// failed or canceled) ends the compensation without the refund.
+/// Judges one round's result: only Stripe's own refusal of the refund (a
+/// 400: a disputed charge, say), or a refund it failed or canceled, ends
+/// the compensation without the refund.
 pub fn judge(result: Result<RefundOutput, ActivityExecutionError>) -> Round {
     match result {
         Ok(refund) if matches!(refund.status.as_str(), "failed" | "canceled") => Round::Refused {
@@ -45,13 +56,18 @@ pub fn judge(result: Result<RefundOutput, ActivityExecutionError>) -> Round {
         Ok(refund) => Round::Refunded(refund),
         Err(err) => {
             let (error_type, message) = describe(&err);
-            if error_type == error_types::STRIPE_INVALID_REQUEST {
+            let why = format!("{error_type}: {message}");
+            let refused_by_stripe = error_type == error_types::STRIPE_INVALID_REQUEST
+                && message.contains("stripe answered 400");
+            if refused_by_stripe && message.contains("already been refunded") {
+                Round::AlreadyRefunded(why)
+            } else if refused_by_stripe {
                 Round::Refused {
                     refund_id: None,
-                    why: format!("{error_type}: {message}"),
+                    why,
                 }
             } else {
-                Round::Retry(format!("{error_type}: {message}"))
+                Round::Retry(why)
             }
         }
     }

@@ -34,6 +34,11 @@ pub const ORDER_ID_PATCH: &str = "order-id-search-attribute";
 /// compensation until Stripe answers ([`compensation`]).
 pub const STEADY_CHECKOUT_PATCH: &str = "checked-input-fulfil-once-charged-unbounded-refund";
 
+/// Marker: this run, not the first of its checkout's chain (a reset, a
+/// retry or continue-as-new), looked up a charge an earlier run made
+/// before charging ([`charging::prior`]).
+pub const PRIOR_CHARGE_LOOKUP: &str = "prior-charge-lookup";
+
 /// The Keyword search attribute every checkout sets to its order id, so that
 /// `temporal workflow list --query 'OrderId="o-1"'` finds it. The namespace
 /// must have it registered, or the checkout's first task fails (before any
@@ -42,13 +47,25 @@ pub const ORDER_ID: SearchAttributeKey<String> = SearchAttributeKey::keyword("Or
 
 /// Workflow type `checkout`.
 #[workflow]
-#[derive(Default)]
 pub struct CheckoutWorkflow {
     status: CheckoutStatus,
     fulfilment: Option<Fulfilment>,
     /// Runs under [`STEADY_CHECKOUT_PATCH`]: the `fulfil` Update is refused
-    /// before the charge settles, and payloads are parsed strictly.
+    /// before the charge settles, and payloads are parsed strictly. True
+    /// until the run says otherwise, so that an Update or signal handled
+    /// with the start (update-with-start, signal-with-start), before the run
+    /// has looked at its patches, is held to the strict rules.
     steady: bool,
+}
+
+impl Default for CheckoutWorkflow {
+    fn default() -> Self {
+        Self {
+            status: CheckoutStatus::default(),
+            fulfilment: None,
+            steady: true,
+        }
+    }
 }
 
 /// Why the fulfilment wait ended.
@@ -109,6 +126,7 @@ impl CheckoutWorkflow {
         policy: &CheckoutPolicy,
         payment_intent_id: String,
         reason: String,
+        began: Option<std::time::SystemTime>,
     ) -> WorkflowResult<CheckoutOutcome> {
         let since = ctx.workflow_time();
         // A token of its own: a cancelled workflow must still run its compensation.
@@ -134,10 +152,46 @@ impl CheckoutWorkflow {
                         reason,
                     });
                 }
+                Round::AlreadyRefunded(why) => {
+                    // Its refund id, from the charge's refunds at Stripe.
+                    let found = charging::prior(ctx, input, policy, began).await;
+                    let refund_id = match found {
+                        Ok(Some(Err(CheckoutOutcome::Compensated { refund_id, .. }))) => refund_id,
+                        _ => {
+                            ctx.state_mut(|s| {
+                                s.status.step = CheckoutStep::CompensationFailed;
+                                s.status.refund_last_error = Some(why.clone());
+                            });
+                            return Err(compensation::failed(&payment_intent_id, &why));
+                        }
+                    };
+                    ctx.state_mut(|s| {
+                        s.status.step = CheckoutStep::Compensated;
+                        s.status.refund_id = Some(refund_id.clone());
+                        s.status.refund_last_error = None;
+                    });
+                    return Ok(CheckoutOutcome::Compensated {
+                        payment_intent_id,
+                        refund_id,
+                        reason,
+                    });
+                }
                 Round::Refused { refund_id, why } => {
                     ctx.state_mut(|s| {
                         s.status.step = CheckoutStep::CompensationFailed;
                         s.status.refund_id = refund_id;
+                        s.status.refund_last_error = Some(why.clone());
+                    });
+                    return Err(compensation::failed(&payment_intent_id, &why));
+                }
+                Round::Retry(why) if ctx.history_length() > compensation::MOST_HISTORY => {
+                    // Temporal would end the run at 51,200 events with the money
+                    // held and no word: end it here, for an operator.
+                    let why = format!(
+                        "still no answer after {round} rounds ({why}); the run's history is full"
+                    );
+                    ctx.state_mut(|s| {
+                        s.status.step = CheckoutStep::CompensationFailed;
                         s.status.refund_last_error = Some(why.clone());
                     });
                     return Err(compensation::failed(&payment_intent_id, &why));
@@ -182,8 +236,8 @@ impl CheckoutWorkflow {
         let policy = input.policy.clone().unwrap_or_default();
         let began = ctx.workflow_time();
         let steady = ctx.patched(STEADY_CHECKOUT_PATCH);
+        ctx.state_mut(|s| s.steady = steady);
         if steady {
-            ctx.state_mut(|s| s.steady = true);
             // Before the search attribute and any money: nothing in the
             // input may fail a workflow task, or wedge a charged checkout.
             if let Err(why) = input.check() {
@@ -205,7 +259,33 @@ impl CheckoutWorkflow {
             return Err(WorkflowTermination::cancelled());
         }
         let safe = ctx.patched(charging::SAFE_CHARGE_PATCH);
-        let charged = if safe {
+        // A run that is not the first of its chain (a reset, say) may find
+        // a charge an earlier run made: adopt it rather than charge again.
+        // Decided with a marker of its own: a reset to a later task replays
+        // the first run's events, in which no lookup was made, under this
+        // run's id; `patched` is false there (no marker in that history) and
+        // true, recorded, when this run decides afresh.
+        let resumed = steady
+            && ctx.run_id() != ctx.info().first_execution_run_id()
+            && ctx.patched(PRIOR_CHARGE_LOOKUP);
+        let prior = if resumed {
+            ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
+            match charging::prior(ctx, &input, &policy, began).await {
+                Ok(prior) => prior,
+                Err(unknown) => {
+                    ctx.state_mut(|s| s.status.step = CheckoutStep::OutcomeUnknown);
+                    return Err(unknown);
+                }
+            }
+        } else {
+            None
+        };
+        let charged = if let Some(prior) = prior {
+            if !ctx.is_replaying() {
+                tracing::info!(workflow_id = %ctx.workflow_id(), found = ?prior, "an earlier run of this checkout charged: adopted, not charged again");
+            }
+            prior
+        } else if safe {
             match charging::charge(ctx, &input, &policy).await {
                 Attempt::Settled(charged) => charged,
                 Attempt::Unknown(unknown) => {
@@ -226,9 +306,22 @@ impl CheckoutWorkflow {
         };
         let payment_intent_id = match charged {
             Ok(payment_intent_id) => payment_intent_id,
-            Err(failed) => {
-                ctx.state_mut(|s| s.status.step = CheckoutStep::Failed);
-                return Ok(failed);
+            Err(ended) => {
+                ctx.state_mut(|s| {
+                    if let CheckoutOutcome::Compensated {
+                        payment_intent_id,
+                        refund_id,
+                        ..
+                    } = &ended
+                    {
+                        s.status.step = CheckoutStep::Compensated;
+                        s.status.payment_intent_id = Some(payment_intent_id.clone());
+                        s.status.refund_id = Some(refund_id.clone());
+                    } else {
+                        s.status.step = CheckoutStep::Failed;
+                    }
+                });
+                return Ok(ended);
             }
         };
         ctx.state_mut(|s| {
@@ -269,7 +362,7 @@ impl CheckoutWorkflow {
             s.status.refund_reason = Some(reason.clone());
         });
         if steady {
-            return Self::compensate(ctx, &input, &policy, payment_intent_id, reason).await;
+            return Self::compensate(ctx, &input, &policy, payment_intent_id, reason, began).await;
         }
         let refund = RefundInput {
             order_id: input.order_id.clone(),

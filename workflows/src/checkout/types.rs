@@ -50,7 +50,9 @@ impl CheckoutInput {
     /// Temporal would not schedule, a duration past what its timers carry,
     /// an order id too long for its search attribute), naming the field.
     /// What the activities check themselves (amount, currency, ids) they
-    /// refuse before issuing any key.
+    /// refuse before issuing any key. The workflow runs this first: a rule
+    /// made stricter here changes what a run in flight does when it
+    /// replays (its input passed once), so it ships behind a new patch.
     pub fn check(&self) -> Result<(), String> {
         if self.order_id.is_empty() || self.order_id.len() > MAX_ORDER_ID_BYTES {
             return Err(format!("order_id must be 1 to {MAX_ORDER_ID_BYTES} bytes"));
