@@ -34,6 +34,23 @@ async fn refused_fulfil(
     }
 }
 
+/// How the checkout under `handle` ended, as text (its failure, for one
+/// that failed), within a minute: it must end, not wedge.
+async fn ending(handle: &keylease_tests::stack::CheckoutHandle) -> (bool, String) {
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        handle.get_result(WorkflowGetResultOptions::default()),
+    )
+    .await
+    .expect("the checkout ends within a minute instead of wedging");
+    (result.is_err(), format!("{result:?}"))
+}
+
+/// Every answer to the charge's create is lost after Stripe committed it.
+async fn drop_every_create_answer(stack: &Stack) {
+    stack.fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 10})).await;
+}
+
 /// The PaymentIntents stripe-sim holds for `order_id`.
 async fn intents_of(stack: &Stack, order_id: &str) -> Vec<serde_json::Value> {
     let intents = stack.sim_held("payment_intents").await;
@@ -162,14 +179,8 @@ async fn a_cancel_before_the_charge_charges_nothing() {
         .expect("cancel");
     let broker = format!("http://{}", stack.broker);
     let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
-    let result = tokio::time::timeout(
-        Duration::from_secs(60),
-        handle.get_result(WorkflowGetResultOptions::default()),
-    )
-    .await
-    .expect("the checkout ends");
-    let error = format!("{result:?}");
-    assert!(result.is_err() && error.contains("ancel"), "{error}");
+    let (failed, error) = ending(&handle).await;
+    assert!(failed && error.contains("ancel"), "{error}");
     stack
         .record_history(&handle, "cancelled-before-charge")
         .await;
@@ -208,13 +219,7 @@ async fn inputs_that_would_wedge_a_checkout_fail_it_before_any_charge() {
         let order = input.order_id.clone();
         let wf = unique("wedge");
         let handle = stack.start(&wf, input).await;
-        let result = tokio::time::timeout(
-            Duration::from_secs(60),
-            handle.get_result(WorkflowGetResultOptions::default()),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{order}: the checkout ends instead of wedging"));
-        let error = format!("{result:?}");
+        let (_, error) = ending(&handle).await;
         assert!(
             error.contains("InvalidInput") && error.contains(field),
             "{error}"
@@ -241,7 +246,7 @@ async fn inputs_that_would_wedge_a_checkout_fail_it_before_any_charge() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_search_lagging_past_its_window_never_reads_as_not_charged() {
     let stack = Stack::spawn("search-lag").await;
-    stack.fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 10})).await;
+    drop_every_create_answer(&stack).await;
     // Ten minutes behind: far past the test policy's 3 s search window.
     stack
         .sim_control(
@@ -270,7 +275,7 @@ async fn a_search_lagging_past_its_window_never_reads_as_not_charged() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_charge_nobody_can_settle_shows_outcome_unknown() {
     let stack = Stack::spawn("outcome-unknown").await;
-    stack.fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 10})).await;
+    drop_every_create_answer(&stack).await;
     stack.fault(serde_json::json!({"method": "GET", "path": "/v1/payment_intents*", "kind": "status", "status": 500, "duration_ms": 60_000})).await;
     let wf = unique("outcome-unknown");
     let mut input = checkout("order-outcome-unknown", 1800, "pm_card_visa");
@@ -278,13 +283,7 @@ async fn a_charge_nobody_can_settle_shows_outcome_unknown() {
         policy.reconcile.schedule_to_close = Duration::from_secs(4);
     }
     let handle = stack.start(&wf, input).await;
-    let result = tokio::time::timeout(
-        Duration::from_secs(60),
-        handle.get_result(WorkflowGetResultOptions::default()),
-    )
-    .await
-    .expect("the checkout ends");
-    let error = format!("{result:?}");
+    let (_, error) = ending(&handle).await;
     assert!(error.contains("ChargeOutcomeUnknown"), "{error}");
     let status = handle
         .query(
@@ -533,7 +532,7 @@ async fn a_role_made_before_the_list_read_still_reconciles() {
     }
     let queue = unique("old-role-queue");
     let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[("KEYLEASE_BROKER_TOKEN", token)]);
-    stack.fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 10})).await;
+    drop_every_create_answer(&stack).await;
     let wf = unique("old-role");
     stack
         .client

@@ -170,15 +170,7 @@ pub async fn reconcile<W>(
         error_type,
         message,
     } = unknown;
-    let reconcile = ReconcileInput {
-        order_id: input.order_id.clone(),
-        checkout_id,
-        search_window_ms: u64::try_from(policy.search_window.as_millis()).unwrap_or(u64::MAX),
-        schedule_to_close_ms: None,
-        checkout_began_ms: began
-            .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .and_then(|at| u64::try_from(at.as_millis()).ok()),
-    };
+    let reconcile = reconcile_input(input, checkout_id, policy, began);
     let options = policy
         .reconcile
         .options("reconcile", Some(WorkflowCancellationToken::new()));
@@ -210,6 +202,29 @@ pub async fn reconcile<W>(
     }
 }
 
+/// `at` as Unix milliseconds, as the activities' inputs carry times.
+pub fn unix_ms(at: Option<SystemTime>) -> Option<u64> {
+    at.and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .and_then(|at| u64::try_from(at.as_millis()).ok())
+}
+
+/// What `reconcile` is given to find `checkout_id`'s charge, the checkout
+/// having begun at `began` (its list read needs it).
+fn reconcile_input(
+    input: &CheckoutInput,
+    checkout_id: String,
+    policy: &CheckoutPolicy,
+    began: Option<SystemTime>,
+) -> ReconcileInput {
+    ReconcileInput {
+        order_id: input.order_id.clone(),
+        checkout_id,
+        search_window_ms: u64::try_from(policy.search_window.as_millis()).unwrap_or(u64::MAX),
+        schedule_to_close_ms: None,
+        checkout_began_ms: unix_ms(began),
+    }
+}
+
 /// The outcome of a checkout whose charge was refunded before this run
 /// could take it as paid (a reset of a compensated checkout, say).
 fn refunded_before(payment_intent_id: String, refund_id: String) -> CheckoutOutcome {
@@ -233,15 +248,8 @@ pub async fn prior<W>(
     policy: &CheckoutPolicy,
     began: Option<SystemTime>,
 ) -> WorkflowResult<Option<Charged>> {
-    let lookup = ReconcileInput {
-        order_id: input.order_id.clone(),
-        checkout_id: ctx.info().first_execution_run_id().to_owned(),
-        search_window_ms: u64::try_from(policy.search_window.as_millis()).unwrap_or(u64::MAX),
-        schedule_to_close_ms: None,
-        checkout_began_ms: began
-            .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .and_then(|at| u64::try_from(at.as_millis()).ok()),
-    };
+    let checkout_id = ctx.info().first_execution_run_id().to_owned();
+    let lookup = reconcile_input(input, checkout_id, policy, began);
     let options = policy
         .reconcile
         .options("prior-charge", Some(WorkflowCancellationToken::new()));

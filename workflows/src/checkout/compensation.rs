@@ -98,9 +98,7 @@ pub fn refund_input(
         amount: None,
         reason: Some("requested_by_customer".to_owned()),
         schedule_to_close_ms: None,
-        compensating_since_ms: since
-            .and_then(|at| at.duration_since(SystemTime::UNIX_EPOCH).ok())
-            .and_then(|at| u64::try_from(at.as_millis()).ok()),
+        compensating_since_ms: super::charging::unix_ms(since),
     }
 }
 
