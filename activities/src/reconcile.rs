@@ -115,7 +115,9 @@ async fn with_refund(
         .await
         .map_err(AttemptFailure::Call)?;
     let charge = read.latest_charge.unwrap_or_default();
-    let refunded = charge["amount_refunded"].as_i64().unwrap_or(0) > 0;
+    // Only a charge refunded in full: one refunded in part (by an operator,
+    // say) still holds money the checkout goes on with.
+    let refunded = charge["refunded"].as_bool().unwrap_or(false);
     let refund_id = refunded.then(|| {
         charge["refunds"]["data"]
             .as_array()
@@ -177,9 +179,13 @@ impl PaymentActivities {
         let listed_since = (input.checkout_began_ms)
             .filter(|_| self.list_reads)
             .map(|ms| (ms / 1000).saturating_sub(CLOCK_SLACK_SECONDS));
-        let endpoints: &[&str] = match listed_since {
-            Some(_) => &[SEARCH_ENDPOINT, LIST_ENDPOINT, READ_ENDPOINT],
-            None => &[SEARCH_ENDPOINT],
+        // A role made before the list read still allows the read (the
+        // charge's own `GET /v1/payment_intents/*`): refunds are read either way.
+        let reads_refunds = input.checkout_began_ms.is_some();
+        let endpoints: &[&str] = match (listed_since, reads_refunds) {
+            (Some(_), _) => &[SEARCH_ENDPOINT, LIST_ENDPOINT, READ_ENDPOINT],
+            (None, true) => &[SEARCH_ENDPOINT, READ_ENDPOINT],
+            (None, false) => &[SEARCH_ENDPOINT],
         };
         let mut request = attempt.key_request(0.0, endpoints, Vec::new());
         // The broker shows a key only the objects it may see: this one sees
@@ -205,7 +211,11 @@ impl PaymentActivities {
                     .await
                     .map_err(AttemptFailure::Call)?;
                 let Some(since) = listed_since else {
-                    return verdict(result.data, since_scheduled, window);
+                    let found = verdict(result.data, since_scheduled, window)?;
+                    return match reads_refunds {
+                        true => with_refund(&stripe, &token, found).await,
+                        false => Ok(found),
+                    };
                 };
                 if let Ok(charged @ ReconcileOutput::Charged { .. }) =
                     verdict(result.data, Duration::ZERO, Duration::ZERO)

@@ -4,17 +4,104 @@
 //! between them, at most `compensation_backoff_cap` apart); the checkout
 //! ends holding money only when Stripe refuses or fails the refund.
 //!
-//! Like `charging`, these helpers never touch the workflow's state: the
-//! checkout (in `mod.rs`) runs the loop and records its step.
+//! Like `charging`, this never touches the workflow's state: it tells the
+//! checkout (in `mod.rs`) its [`Progress`], and the checkout records it.
 
 use std::time::{Duration, SystemTime};
 
-use temporalio_sdk::{ActivityExecutionError, ApplicationFailure, WorkflowTermination};
+use temporalio_sdk::{
+    ActivityExecutionError, ApplicationFailure, TimerOptions, WorkflowCancellationToken,
+    WorkflowContext, WorkflowResult, WorkflowTermination,
+};
 
-use super::charging::describe;
-use super::types::CheckoutInput;
-use crate::contract::{RefundInput, RefundOutput, error_types};
+use super::charging::{self, describe};
+use super::types::{CheckoutInput, CheckoutOutcome};
+use crate::contract::{Refund, RefundInput, RefundOutput, error_types};
 use crate::policy::CheckoutPolicy;
+
+/// What the compensation tells the checkout as it goes, for `status`.
+#[derive(Debug)]
+pub enum Progress {
+    /// Round `n` (1-based) begins.
+    Round(u32),
+    /// A round ended without Stripe's answer; another follows.
+    Retrying(String),
+    /// Refunded, by this refund.
+    Refunded(String),
+    /// Stripe refused or failed the refund: the money is kept.
+    Failed {
+        /// The refund, when Stripe made one.
+        refund_id: Option<String>,
+        /// Why.
+        why: String,
+    },
+}
+
+/// Refunds `payment_intent_id` in rounds until Stripe answers, telling
+/// `report` (run on the workflow's state) how it goes: `Compensated`, or
+/// `CompensationFailed` when Stripe refuses or fails the refund or the run's
+/// history is full.
+pub async fn refund_until_answered<W>(
+    ctx: &mut WorkflowContext<W>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+    payment_intent_id: String,
+    reason: String,
+    began: Option<SystemTime>,
+    report: impl Fn(&mut W, Progress),
+) -> WorkflowResult<CheckoutOutcome> {
+    let since = ctx.workflow_time();
+    // A token of its own: a cancelled workflow must still run its compensation.
+    let options = policy
+        .refund
+        .options("refund", Some(WorkflowCancellationToken::new()));
+    let mut round = 0;
+    let failed = |ctx: &mut WorkflowContext<W>, refund_id: Option<String>, why: String| {
+        let failure = self::failed(&payment_intent_id, &why);
+        ctx.state_mut(|s| report(s, Progress::Failed { refund_id, why }));
+        failure
+    };
+    let refund_id = loop {
+        round += 1;
+        ctx.state_mut(|s| report(s, Progress::Round(round)));
+        let refund = refund_input(input, &payment_intent_id, since);
+        let result = ctx.execute_activity(Refund, refund, options.clone()).await;
+        match judge(result) {
+            Round::Refunded(refunded) => break refunded.refund_id,
+            // Its refund id, from the charge's refunds at Stripe.
+            Round::AlreadyRefunded(why) => match charging::prior(ctx, input, policy, began).await {
+                Ok(Some(Err(CheckoutOutcome::Compensated { refund_id, .. }))) => break refund_id,
+                _ => return Err(failed(ctx, None, why)),
+            },
+            Round::Refused { refund_id, why } => return Err(failed(ctx, refund_id, why)),
+            // Temporal would end the run at 51,200 events with the money
+            // held and no word: end it here, for an operator.
+            Round::Retry(why) if ctx.history_length() > MOST_HISTORY => {
+                let why = format!(
+                    "still no answer after {round} rounds ({why}); the run's history is full"
+                );
+                return Err(failed(ctx, None, why));
+            }
+            Round::Retry(why) => {
+                if !ctx.is_replaying() {
+                    tracing::warn!(workflow_id = %ctx.workflow_id(), round, %why, "refund round failed; retrying");
+                }
+                ctx.state_mut(|s| report(s, Progress::Retrying(why)));
+                // Its own token: a cancel must not cut the wait short.
+                let wait = TimerOptions::builder(wait_after(round, policy))
+                    .cancellation_token(WorkflowCancellationToken::new())
+                    .build();
+                ctx.timer(wait).await;
+            }
+        }
+    };
+    ctx.state_mut(|s| report(s, Progress::Refunded(refund_id.clone())));
+    Ok(CheckoutOutcome::Compensated {
+        payment_intent_id,
+        refund_id,
+        reason,
+    })
+}
 
 /// History events past which the compensation stops adding rounds and
 /// fails for an operator, well before Temporal ends the run (51,200): at

@@ -8,7 +8,7 @@ use temporalio_common::search_attributes::SearchAttributeKey;
 use temporalio_macros::{workflow, workflow_methods};
 use temporalio_sdk::workflows::select;
 use temporalio_sdk::{
-    ApplicationFailure, SyncWorkflowContext, TimerOptions, TimerResult, WorkflowCancellationToken,
+    ApplicationFailure, SyncWorkflowContext, TimerResult, WorkflowCancellationToken,
     WorkflowContext, WorkflowContextView, WorkflowResult, WorkflowTermination,
 };
 
@@ -21,7 +21,7 @@ pub mod types;
 
 use crate::policy::CheckoutPolicy;
 use charging::Attempt;
-use compensation::Round;
+use compensation::Progress;
 
 pub use types::{CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep};
 
@@ -128,92 +128,37 @@ impl CheckoutWorkflow {
         reason: String,
         began: Option<std::time::SystemTime>,
     ) -> WorkflowResult<CheckoutOutcome> {
-        let since = ctx.workflow_time();
-        // A token of its own: a cancelled workflow must still run its compensation.
-        let options = policy
-            .refund
-            .options("refund", Some(WorkflowCancellationToken::new()));
-        let mut round = 0;
-        loop {
-            round += 1;
-            ctx.state_mut(|s| s.status.refund_rounds = round);
-            let refund = compensation::refund_input(input, &payment_intent_id, since);
-            let result = ctx.execute_activity(Refund, refund, options.clone()).await;
-            match compensation::judge(result) {
-                Round::Refunded(refunded) => {
-                    ctx.state_mut(|s| {
-                        s.status.step = CheckoutStep::Compensated;
-                        s.status.refund_id = Some(refunded.refund_id.clone());
-                        s.status.refund_last_error = None;
-                    });
-                    return Ok(CheckoutOutcome::Compensated {
-                        payment_intent_id,
-                        refund_id: refunded.refund_id,
-                        reason,
-                    });
-                }
-                Round::AlreadyRefunded(why) => {
-                    // Its refund id, from the charge's refunds at Stripe.
-                    let found = charging::prior(ctx, input, policy, began).await;
-                    let refund_id = match found {
-                        Ok(Some(Err(CheckoutOutcome::Compensated { refund_id, .. }))) => refund_id,
-                        _ => {
-                            ctx.state_mut(|s| {
-                                s.status.step = CheckoutStep::CompensationFailed;
-                                s.status.refund_last_error = Some(why.clone());
-                            });
-                            return Err(compensation::failed(&payment_intent_id, &why));
-                        }
-                    };
-                    ctx.state_mut(|s| {
-                        s.status.step = CheckoutStep::Compensated;
-                        s.status.refund_id = Some(refund_id.clone());
-                        s.status.refund_last_error = None;
-                    });
-                    return Ok(CheckoutOutcome::Compensated {
-                        payment_intent_id,
-                        refund_id,
-                        reason,
-                    });
-                }
-                Round::Refused { refund_id, why } => {
-                    ctx.state_mut(|s| {
-                        s.status.step = CheckoutStep::CompensationFailed;
-                        s.status.refund_id = refund_id;
-                        s.status.refund_last_error = Some(why.clone());
-                    });
-                    return Err(compensation::failed(&payment_intent_id, &why));
-                }
-                Round::Retry(why) if ctx.history_length() > compensation::MOST_HISTORY => {
-                    // Temporal would end the run at 51,200 events with the money
-                    // held and no word: end it here, for an operator.
-                    let why = format!(
-                        "still no answer after {round} rounds ({why}); the run's history is full"
-                    );
-                    ctx.state_mut(|s| {
-                        s.status.step = CheckoutStep::CompensationFailed;
-                        s.status.refund_last_error = Some(why.clone());
-                    });
-                    return Err(compensation::failed(&payment_intent_id, &why));
-                }
-                Round::Retry(why) => {
-                    if !ctx.is_replaying() {
-                        tracing::warn!(workflow_id = %ctx.workflow_id(), round, %why, "refund round failed; retrying");
-                    }
-                    ctx.state_mut(|s| s.status.refund_last_error = Some(why));
-                    // Its own token: a cancel must not cut the wait short.
-                    let wait = TimerOptions::builder(compensation::wait_after(round, policy))
-                        .cancellation_token(WorkflowCancellationToken::new())
-                        .build();
-                    ctx.timer(wait).await;
-                }
+        let report = |s: &mut Self, progress: Progress| match progress {
+            Progress::Round(round) => s.status.refund_rounds = round,
+            Progress::Retrying(why) => s.status.refund_last_error = Some(why),
+            Progress::Refunded(refund_id) => {
+                s.status.step = CheckoutStep::Compensated;
+                s.status.refund_id = Some(refund_id);
+                s.status.refund_last_error = None;
             }
-        }
+            Progress::Failed { refund_id, why } => {
+                s.status.step = CheckoutStep::CompensationFailed;
+                s.status.refund_id = refund_id;
+                s.status.refund_last_error = Some(why);
+            }
+        };
+        compensation::refund_until_answered(
+            ctx,
+            input,
+            policy,
+            payment_intent_id,
+            reason,
+            began,
+            report,
+        )
+        .await
     }
 
     /// The fulfilment in `request`, if it is well formed and can be taken
     /// (`receipt`: for the `fulfil` Update, see [`Self::refusal`]).
     fn accept(&self, request: &FulfilmentRequest, receipt: bool) -> Result<Fulfilment, String> {
+        // (A run made by a reset gets its Updates again before it charges:
+        // callers pass `receipt` false there, and they are held.)
         let fulfilment = request.parse(self.steady)?;
         match self.refusal(receipt) {
             Some(refusal) => Err(refusal),
@@ -234,7 +179,9 @@ impl CheckoutWorkflow {
         input: CheckoutInput,
     ) -> WorkflowResult<CheckoutOutcome> {
         let policy = input.policy.clone().unwrap_or_default();
-        let began = ctx.workflow_time();
+        // When the checkout began: its first event's time, which a reset
+        // copies (a reset run's own first task is later than its charge).
+        let began = ctx.info().start_time().or_else(|| ctx.workflow_time());
         let steady = ctx.patched(STEADY_CHECKOUT_PATCH);
         ctx.state_mut(|s| s.steady = steady);
         if steady {
@@ -350,6 +297,24 @@ impl CheckoutWorkflow {
             }
         };
         let reason = match decision {
+            // A run that adopted an earlier run's charge reads it again: a
+            // refund the earlier run had in flight may have landed since.
+            Decision::Fulfilled if resumed => {
+                match charging::prior(ctx, &input, &policy, began).await {
+                    Ok(Some(Err(refunded))) => {
+                        ctx.state_mut(|s| s.status.step = CheckoutStep::Compensated);
+                        return Ok(refunded);
+                    }
+                    Ok(_) => {
+                        ctx.state_mut(|s| s.status.step = CheckoutStep::Completed);
+                        return Ok(CheckoutOutcome::Completed { payment_intent_id });
+                    }
+                    Err(unknown) => {
+                        ctx.state_mut(|s| s.status.step = CheckoutStep::OutcomeUnknown);
+                        return Err(unknown);
+                    }
+                }
+            }
             Decision::Fulfilled => {
                 ctx.state_mut(|s| s.status.step = CheckoutStep::Completed);
                 return Ok(CheckoutOutcome::Completed { payment_intent_id });
@@ -438,10 +403,12 @@ impl CheckoutWorkflow {
     #[update(name = "fulfil")]
     pub fn fulfil(
         &mut self,
-        _ctx: &mut SyncWorkflowContext<Self>,
+        ctx: &mut SyncWorkflowContext<Self>,
         request: FulfilmentRequest,
     ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        let fulfilment = self.accept(&request, true)?;
+        let info = ctx.info();
+        let first = info.run_id() == info.first_execution_run_id();
+        let fulfilment = self.accept(&request, first)?;
         let said = if fulfilment.ok {
             "fulfilled"
         } else {
@@ -456,10 +423,13 @@ impl CheckoutWorkflow {
     #[update_validator(fulfil)]
     pub fn validate_fulfil(
         &self,
-        _ctx: &WorkflowContextView,
+        ctx: &WorkflowContextView,
         request: &FulfilmentRequest,
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.accept(request, true).map(drop).map_err(Into::into)
+        // A run made by a reset gets its Updates again before it charges:
+        // held like signals, or a fulfilled order would be refunded.
+        let first = ctx.run_id() == ctx.first_execution_run_id();
+        self.accept(request, first).map(drop).map_err(Into::into)
     }
 
     /// Query `status`: the current step and the ids so far.

@@ -1,0 +1,185 @@
+//! What attacks on the issue 19 change found, each fixed: refunds answered
+//! with something other than Stripe's refusal, a refund already made, a
+//! fulfilment sent with the start, a broker role older than the list read.
+
+use std::time::Duration;
+
+use keylease_testkit::eventually;
+use keylease_tests::process::WorkerProcess;
+use keylease_tests::stack::{Stack, checkout, unique};
+use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
+use temporalio_client::WorkflowStartOptions;
+
+use super::{drop_every_create_answer, intents_of};
+use crate::checkout::{fulfil, outcome, wait_for_step};
+
+/// An attack on the compensation: a 401 (a Stripe key being rotated at the
+/// broker), 403 or 404 is not Stripe refusing the refund, yet it ended
+/// `CompensationFailed` with the money kept. It is now one more round.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refund_answer_that_is_not_stripes_refusal_is_retried() {
+    let stack = Stack::spawn("refund-401").await;
+    let wf = unique("refund-401");
+    let handle = stack
+        .start(&wf, checkout("order-refund-401", 1900, "pm_card_visa"))
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    for status in [401, 403, 404] {
+        stack
+            .fault(serde_json::json!({"method": "POST", "path": "/v1/refunds", "kind": "status", "status": status}))
+            .await;
+    }
+    fulfil(&handle, false, Some("out of stock")).await;
+    let ended = outcome(&handle).await;
+    assert!(
+        matches!(ended, CheckoutOutcome::Compensated { .. }),
+        "{ended:?}"
+    );
+    assert_eq!(stack.sim_held("refunds").await.len(), 1);
+    stack.stop().await;
+}
+
+/// An attack on the compensation: a refund that committed but whose
+/// answers were lost, retried after Stripe's 24 h idempotency window, got
+/// "already been refunded" and ended `CompensationFailed` although the
+/// money went back. The refund is now looked up and the checkout ends
+/// `Compensated` with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refund_found_already_made_a_day_later_ends_compensated() {
+    let stack = Stack::spawn("refund-late").await;
+    let wf = unique("refund-late");
+    let handle = stack
+        .start(&wf, checkout("order-refund-late", 2300, "pm_card_visa"))
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    stack
+        .fault(serde_json::json!({"method": "POST", "path": "/v1/refunds", "kind": "drop_after_commit", "duration_ms": 6000}))
+        .await;
+    fulfil(&handle, false, Some("out of stock")).await;
+    let refund_id = eventually(Duration::from_secs(20), "the refund made", || async {
+        let refunds = stack.sim_held("refunds").await;
+        refunds
+            .first()
+            .and_then(|r| r["id"].as_str().map(str::to_owned))
+    })
+    .await;
+    stack
+        .sim_control(
+            "/_sim/clock",
+            serde_json::json!({"advance_seconds": 25 * 3600}),
+        )
+        .await;
+    let CheckoutOutcome::Compensated {
+        refund_id: found, ..
+    } = outcome(&handle).await
+    else {
+        panic!("the refund made is found");
+    };
+    assert_eq!(found, refund_id);
+    stack
+        .record_history(&handle, "compensated-refund-found")
+        .await;
+    assert_eq!(stack.sim_held("refunds").await.len(), 1, "refunded once");
+    stack.stop().await;
+}
+
+/// An attack on finding 6: a `fulfil` Update sent with the start
+/// (update-with-start) was taken before the run knew its rules, and
+/// answered "recorded". It is refused like any Update before the charge.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fulfil_sent_with_the_start_is_refused() {
+    let stack = Stack::spawn("update-with-start").await;
+    let wf = unique("update-with-start");
+    let input = serde_json::to_string(&checkout("order-uws", 2400, "pm_card_visa")).unwrap();
+    let (ok, text) = stack.temporal_cli(&[
+        "workflow",
+        "execute-update-with-start",
+        "--workflow-id",
+        &wf,
+        "--type",
+        "checkout",
+        "--task-queue",
+        &stack.task_queue,
+        "--id-conflict-policy",
+        "UseExisting",
+        "--input",
+        &input,
+        "--update-name",
+        "fulfil",
+        "--update-input",
+        r#"{"ok": true}"#,
+    ]);
+    assert!(!ok && text.contains("not charged yet"), "{text}");
+    let handle = stack.client.get_workflow_handle::<CheckoutWorkflow>(&wf);
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    stack.stop().await;
+}
+
+/// An attack on the worker's upgrade: a role made before reconcile read
+/// Stripe's list does not allow it, and every reconcile key was refused
+/// (`ChargeOutcomeUnknown` with the customer charged). The worker now says
+/// so at start and reconciles on search alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_made_before_the_list_read_still_reconciles() {
+    let stack = Stack::spawn("old-role").await;
+    let mut endpoints = keylease_activities::needs::endpoints();
+    endpoints.retain(|entry| *entry != keylease_activities::reconcile::LIST_ENDPOINT);
+    let http = reqwest::Client::new();
+    let broker = format!("http://{}", stack.broker);
+    let role = serde_json::json!({
+        "name": "before-the-list", "vendor": "stripe", "label_prefix": "temporal-",
+        "allowed_endpoints": endpoints, "max_key_usd_cap": 1000.0, "daily_usd_cap": 100000.0,
+        "max_expires_in": 86400, "allow_allowed_objects": true, "allow_allowed_metadata": true,
+    });
+    let token = "rt_old_role_7d2f9a1c4e8b3f6a0d5c2e9b";
+    for (path, body) in [
+        ("/v1/roles".to_owned(), role),
+        (
+            "/v1/roles/before-the-list/tokens".to_owned(),
+            serde_json::json!({"token": token}),
+        ),
+    ] {
+        let answer = http
+            .post(format!("{broker}{path}"))
+            .bearer_auth(keylease_tests::stack::ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            answer.status().is_success(),
+            "{path}: {}",
+            answer.text().await.unwrap()
+        );
+    }
+    let queue = unique("old-role-queue");
+    let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[("KEYLEASE_BROKER_TOKEN", token)]);
+    drop_every_create_answer(&stack).await;
+    let wf = unique("old-role");
+    stack
+        .client
+        .start_workflow(
+            CheckoutWorkflow::run,
+            checkout("order-old-role", 2500, "pm_card_visa"),
+            WorkflowStartOptions::new(queue.clone(), wf.clone()).build(),
+        )
+        .await
+        .expect("start");
+    let handle = stack.client.get_workflow_handle::<CheckoutWorkflow>(&wf);
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    fulfil(&handle, true, None).await;
+    assert!(matches!(
+        outcome(&handle).await,
+        CheckoutOutcome::Completed { .. }
+    ));
+    assert_eq!(intents_of(&stack, "order-old-role").await.len(), 1);
+    assert!(
+        worker
+            .log_text()
+            .contains("does not allow an endpoint the activities ask for"),
+        "{}",
+        worker.log_text()
+    );
+    worker.stop().await;
+    stack.stop().await;
+}
