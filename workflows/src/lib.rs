@@ -10,6 +10,7 @@
 //!   [`checkout::types`] its input, outcome and status; [`checkout::charging`]
 //!   (also [`charging`]) its charge step, and the reconciliation of an unknown outcome.
 //! - [`fulfilment`]: the `fulfilment` signal's and `fulfil` Update's payload.
+//! - [`payloads`]: [`payloads::Raw`], arguments that always decode and are parsed by their handler.
 //! - [`policy`]: per-activity timeouts and retry policy.
 //! - [`interceptor`]: [`ScheduleToCloseHeader`], which tells each activity its schedule-to-close timeout.
 
@@ -17,6 +18,7 @@ pub mod checkout;
 pub mod contract;
 pub mod fulfilment;
 pub mod interceptor;
+pub mod payloads;
 pub mod policy;
 
 // The charge step was a top-level module before it moved under the workflow
