@@ -327,7 +327,7 @@ async fn checkout(
     client
         .start_workflow(
             CheckoutWorkflow::run,
-            input,
+            input.into(),
             WorkflowStartOptions::new(queue.to_owned(), workflow_id.clone()).build(),
         )
         .await

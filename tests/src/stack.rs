@@ -262,7 +262,7 @@ impl Stack {
         self.client
             .start_workflow(
                 CheckoutWorkflow::run,
-                input,
+                input.into(),
                 WorkflowStartOptions::new(self.task_queue.clone(), workflow_id.to_owned()).build(),
             )
             .await

@@ -189,7 +189,7 @@ pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
     client
         .start_workflow(
             CheckoutWorkflow::run,
-            input,
+            input.into(),
             WorkflowStartOptions::new(args.temporal.task_queue.clone(), workflow_id.clone())
                 .build(),
         )

@@ -25,7 +25,8 @@ pub mod policy;
 // that runs it; the worker still reaches `charging::charge_input` here.
 pub use checkout::charging;
 pub use checkout::{
-    CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep, CheckoutWorkflow, ORDER_ID,
+    CheckoutInput, CheckoutOutcome, CheckoutRequest, CheckoutStatus, CheckoutStep,
+    CheckoutWorkflow, ORDER_ID,
 };
 pub use contract::{
     Charge, ChargeInput, ChargeOutput, Reconcile, ReconcileInput, ReconcileOutput, Refund,

@@ -6,7 +6,7 @@
 //! `cancelled-during-charge`, `compensation-failed`, `fulfilment-timed-out` and
 //! `reconciled` were recorded with the charge-per-checkout patch only; the
 //! rest (`cancelled-before-charge`, `compensated-after-rounds`, `compensated-refund-found`,
-//! `compensation-refused`, `fulfilled-by-a-held-signal`, `input-refused`,
+//! `compensation-refused`, `fulfilled-by-a-held-signal`, `input-refused`, `input-undecodable`,
 //! and the reset runs `reset-adopts-charge`, `reset-finds-refund`)
 //! with the steady-checkout patch too. Never re-record an older one: they are
 //! what runs in flight during a deploy look like.
@@ -82,11 +82,12 @@ async fn recorded_checkouts_replay_deterministically() {
             "fulfilled-by-a-held-signal.json",
             "fulfilment-timed-out.json",
             "input-refused.json",
+            "input-undecodable.json",
             "reconciled.json",
             "reset-adopts-charge.json",
             "reset-finds-refund.json",
         ],
-        "the recorded set: three from before the charge-per-checkout patch, four after it, eight after the steady-checkout patch"
+        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

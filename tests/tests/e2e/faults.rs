@@ -76,7 +76,7 @@ async fn start_checkouts_paying(
         client
             .start_workflow(
                 CheckoutWorkflow::run,
-                input,
+                input.into(),
                 WorkflowStartOptions::new(queue.to_owned(), wf.clone()).build(),
             )
             .await

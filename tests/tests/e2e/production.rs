@@ -170,7 +170,7 @@ async fn a_cancel_before_the_charge_charges_nothing() {
         .client
         .start_workflow(
             CheckoutWorkflow::run,
-            checkout(order, 1500, "pm_card_visa"),
+            checkout(order, 1500, "pm_card_visa").into(),
             WorkflowStartOptions::new(queue.clone(), wf.clone()).build(),
         )
         .await
@@ -297,5 +297,54 @@ async fn a_charge_nobody_can_settle_shows_outcome_unknown() {
         .await
         .expect("status of the closed checkout");
     assert_eq!(status.step, CheckoutStep::OutcomeUnknown);
+    stack.stop().await;
+}
+
+/// What an attack on finding 9 found: an input that does not decode as a
+/// checkout's at all (a string for the amount, a field it does not know),
+/// started by any client, failed the first workflow task over and over.
+/// The checkout now decodes it itself and fails at once, naming what is wrong.
+#[tokio::test(flavor = "multi_thread")]
+async fn inputs_that_do_not_decode_fail_the_checkout_at_once() {
+    let stack = Stack::spawn("undecodable").await;
+    for (input, wrong) in [
+        (
+            r#"{"order_id":"order-undecodable-1","amount":"4200","currency":"usd","payment_method":"pm_card_visa"}"#,
+            "invalid type",
+        ),
+        (
+            r#"{"order_id":"order-undecodable-2","amount":4200,"currency":"usd","payment_method":"pm_card_visa","amout":1}"#,
+            "unknown field",
+        ),
+        ("[4200]", "not a JSON object"),
+    ] {
+        let wf = unique("undecodable");
+        let (ok, text) = stack.temporal_cli(&[
+            "workflow",
+            "start",
+            "--workflow-id",
+            &wf,
+            "--type",
+            "checkout",
+            "--task-queue",
+            &stack.task_queue,
+            "--input",
+            input,
+        ]);
+        assert!(ok, "start: {text}");
+        let handle = stack.client.get_workflow_handle::<CheckoutWorkflow>(&wf);
+        let (failed, error) = ending(&handle).await;
+        assert!(
+            failed && error.contains("InvalidInput") && error.contains(wrong),
+            "{input}: {error}"
+        );
+        if wrong == "invalid type" {
+            stack.record_history(&handle, "input-undecodable").await;
+        }
+    }
+    assert!(
+        stack.sim_held("payment_intents").await.is_empty(),
+        "nothing charged"
+    );
     stack.stop().await;
 }

@@ -33,7 +33,7 @@ async fn sigterm_lets_the_running_charge_finish_and_revoke() {
         .client
         .start_workflow(
             keylease_workflows::CheckoutWorkflow::run,
-            checkout("order-shutdown", 1300, "pm_card_visa"),
+            checkout("order-shutdown", 1300, "pm_card_visa").into(),
             temporalio_client::WorkflowStartOptions::new(queue, wf.clone()).build(),
         )
         .await

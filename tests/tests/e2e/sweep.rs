@@ -55,7 +55,7 @@ async fn sweep_revokes_only_keys_of_closed_runs() {
             .client
             .start_workflow(
                 CheckoutWorkflow::run,
-                checkout(&format!("order-{wf}"), 500, "pm_card_visa"),
+                checkout(&format!("order-{wf}"), 500, "pm_card_visa").into(),
                 WorkflowStartOptions::new(idle_queue.clone(), wf.clone()).build(),
             )
             .await

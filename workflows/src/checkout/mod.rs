@@ -23,7 +23,7 @@ use crate::policy::CheckoutPolicy;
 use charging::Attempt;
 use compensation::Progress;
 
-pub use types::{CheckoutInput, CheckoutOutcome, CheckoutStatus, CheckoutStep};
+pub use types::{CheckoutInput, CheckoutOutcome, CheckoutRequest, CheckoutStatus, CheckoutStep};
 
 /// Patch: the checkout sets its `OrderId` search attribute first.
 pub const ORDER_ID_PATCH: &str = "order-id-search-attribute";
@@ -66,6 +66,16 @@ impl Default for CheckoutWorkflow {
             steady: true,
         }
     }
+}
+
+/// The non-retryable failure of a checkout whose input is refused before
+/// any key or charge.
+fn invalid_input(why: &str) -> WorkflowTermination {
+    ApplicationFailure::builder(format!("checkout input refused before any charge: {why}"))
+        .type_name(error_types::INVALID_INPUT.to_owned())
+        .non_retryable(true)
+        .build()
+        .into()
 }
 
 /// Why the fulfilment wait ended.
@@ -176,8 +186,18 @@ impl CheckoutWorkflow {
     #[run(name = "checkout")]
     pub async fn run(
         ctx: &mut WorkflowContext<Self>,
-        input: CheckoutInput,
+        request: CheckoutRequest,
     ) -> WorkflowResult<CheckoutOutcome> {
+        // Decoded here, not by the SDK: an input that is not a checkout's
+        // (a string for a number, a field it does not know) fails the run at
+        // once, naming what is wrong, instead of its first task forever.
+        let input = match request.parse() {
+            Ok(input) => input,
+            Err(why) => {
+                ctx.state_mut(|s| s.status.step = CheckoutStep::Failed);
+                return Err(invalid_input(&why));
+            }
+        };
         let policy = input.policy.clone().unwrap_or_default();
         // When the checkout began: its first event's time, which a reset
         // copies (a reset run's own first task is later than its charge).
@@ -189,13 +209,7 @@ impl CheckoutWorkflow {
             // input may fail a workflow task, or wedge a charged checkout.
             if let Err(why) = input.check() {
                 ctx.state_mut(|s| s.status.step = CheckoutStep::Failed);
-                return Err(ApplicationFailure::builder(format!(
-                    "checkout input refused before any charge: {why}"
-                ))
-                .type_name(error_types::INVALID_INPUT.to_owned())
-                .non_retryable(true)
-                .build()
-                .into());
+                return Err(invalid_input(&why));
             }
         }
         if ctx.patched(ORDER_ID_PATCH) {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::payloads::Raw;
 use crate::policy::CheckoutPolicy;
 
 fn default_fulfilment_timeout() -> Duration {
@@ -65,6 +66,20 @@ impl CheckoutInput {
             Some(policy) => policy.check().map_err(|why| format!("policy.{why}")),
             None => Ok(()),
         }
+    }
+}
+
+/// The input of workflow `checkout` as sent: it always decodes, and
+/// [`CheckoutRequest::parse`] says whether it holds a [`CheckoutInput`].
+pub type CheckoutRequest = Raw<CheckoutInput>;
+
+impl Raw<CheckoutInput> {
+    /// The checkout input it carries, or why it carries none.
+    pub fn parse(&self) -> Result<CheckoutInput, String> {
+        let (value, expected) = self.object(
+            "{order_id, amount, currency, payment_method, customer?, max_spend_usd?, policy?, fulfilment_timeout?}",
+        )?;
+        serde_json::from_value(value).map_err(|err| expected(&err))
     }
 }
 

@@ -160,7 +160,7 @@ async fn a_role_made_before_the_list_read_still_reconciles() {
         .client
         .start_workflow(
             CheckoutWorkflow::run,
-            checkout("order-old-role", 2500, "pm_card_visa"),
+            checkout("order-old-role", 2500, "pm_card_visa").into(),
             WorkflowStartOptions::new(queue.clone(), wf.clone()).build(),
         )
         .await
