@@ -65,18 +65,23 @@ pub struct BrokerTransport {
     pub broker_ca: Option<String>,
 }
 
+/// Whether `url` names this host (a loopback address, or `localhost`): a
+/// secret sent there in clear text crosses no network.
+pub fn on_this_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
 impl BrokerTransport {
     /// Refuses a plain `http://` URL (given as `setting`) to a host other
     /// than this one, unless `--broker-insecure`: the broker token (and
     /// vault tokens) would travel in clear text.
     pub fn check(&self, setting: &str, url: &Url) -> Result<(), WorkerError> {
-        let loopback = match url.host() {
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-            None => false,
-        };
-        if url.scheme() == "http" && !loopback && !self.broker_insecure {
+        if url.scheme() == "http" && !on_this_host(url) && !self.broker_insecure {
             return Err(WorkerError::Config(format!(
                 "{setting} is plain http to {}: the broker token would travel in clear text; use https://, or set KEYLEASE_BROKER_INSECURE=true on a private network",
                 url.host_str().unwrap_or("-")

@@ -175,12 +175,7 @@ fn check_transport(profile: &ClientConfigProfile) -> Result<(), WorkerError> {
             )));
         }
     }
-    let loopback = url.as_ref().is_some_and(|url| match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
-        None => false,
-    });
+    let loopback = url.as_ref().is_some_and(crate::config::on_this_host);
     if profile.api_key.is_some() && !tls_on && !loopback {
         return Err(WorkerError::Config(
             "TEMPORAL_API_KEY (--api-key) would travel in clear text: TLS is turned off (TEMPORAL_TLS=false or the profile's tls.disabled) for a host other than this one".to_owned(),
