@@ -126,6 +126,9 @@ pub fn test_policy() -> CheckoutPolicy {
         search_window: Duration::from_secs(3),
         // The shortest cap a policy may set: the first rounds come quickly.
         compensation_backoff_cap: Duration::from_secs(30),
+        // A settling payment is read every 2 s, for an hour at most.
+        settle_every: Duration::from_secs(2),
+        settle_within: Duration::from_secs(3600),
     }
 }
 

@@ -96,7 +96,7 @@ async fn until_charged(
             .await;
         if !matches!(
             status.map(|status| status.step),
-            Ok(CheckoutStep::Charging | CheckoutStep::Reconciling)
+            Ok(CheckoutStep::Charging | CheckoutStep::Reconciling | CheckoutStep::Settling)
         ) {
             return;
         }

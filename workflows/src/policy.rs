@@ -154,7 +154,17 @@ impl CheckoutPolicy {
         if self.compensation_backoff_cap < SHORTEST_BACKOFF_CAP {
             return Err("compensation_backoff_cap must be at least 30s".to_owned());
         }
-        within_longest("compensation_backoff_cap", self.compensation_backoff_cap)
+        within_longest("compensation_backoff_cap", self.compensation_backoff_cap)?;
+        if self.settle_every < SHORTEST_ATTEMPT {
+            return Err("settle_every must be at least 1s".to_owned());
+        }
+        within_longest("settle_within", self.settle_within)?;
+        if self.settle_within.as_secs_f64() / self.settle_every.as_secs_f64() > MOST_SETTLE_READS {
+            return Err(format!(
+                "settle_within must be at most {MOST_SETTLE_READS} times settle_every (each read adds to the run's history)"
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -209,6 +219,42 @@ pub struct CheckoutPolicy {
         skip_serializing_if = "is_default_backoff_cap"
     )]
     pub compensation_backoff_cap: Duration,
+    /// How often the checkout reads a payment still `processing` (a bank
+    /// debit settles in days) after the charge's own budget: a durable
+    /// timer between reads. Left out of the serialized policy at its default.
+    #[serde(
+        with = "humantime_serde",
+        skip_serializing_if = "is_default_settle_every"
+    )]
+    pub settle_every: Duration,
+    /// How long the checkout waits for a `processing` payment to settle
+    /// before it fails `ChargeOutcomeUnknown` for an operator. Left out of
+    /// the serialized policy at its default.
+    #[serde(
+        with = "humantime_serde",
+        skip_serializing_if = "is_default_settle_within"
+    )]
+    pub settle_within: Duration,
+}
+
+/// [`CheckoutPolicy::settle_every`]'s default: an hour.
+pub const DEFAULT_SETTLE_EVERY: Duration = Duration::from_secs(3600);
+
+/// [`CheckoutPolicy::settle_within`]'s default: 30 days (SEPA debits take
+/// up to 14 business days; ACH up to 4).
+pub const DEFAULT_SETTLE_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Most reads of a settling payment a policy may ask for
+/// (`settle_within / settle_every`): each adds about a dozen events to the
+/// run's history, which Temporal ends at 51,200.
+pub const MOST_SETTLE_READS: f64 = 2000.0;
+
+fn is_default_settle_every(every: &Duration) -> bool {
+    *every == DEFAULT_SETTLE_EVERY
+}
+
+fn is_default_settle_within(within: &Duration) -> bool {
+    *within == DEFAULT_SETTLE_WITHIN
 }
 
 /// [`CheckoutPolicy::compensation_backoff_cap`]'s default: five minutes.
@@ -226,6 +272,8 @@ impl Default for CheckoutPolicy {
             reconcile: ActivityPolicy::reconcile(),
             search_window: Duration::from_secs(90),
             compensation_backoff_cap: DEFAULT_COMPENSATION_BACKOFF_CAP,
+            settle_every: DEFAULT_SETTLE_EVERY,
+            settle_within: DEFAULT_SETTLE_WITHIN,
         }
     }
 }
@@ -246,5 +294,47 @@ impl ActivityPolicy {
                 non_retryable_error_types: RetrySettings::default().non_retryable_error_types,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settle_settings_are_left_out_at_their_defaults_and_bounded() {
+        let default = serde_json::to_value(CheckoutPolicy::default()).expect("serializes");
+        assert!(default.get("settle_every").is_none());
+        assert!(default.get("settle_within").is_none());
+        assert_eq!(CheckoutPolicy::default().check(), Ok(()));
+
+        let every_second_for_a_year = CheckoutPolicy {
+            settle_every: Duration::from_secs(1),
+            settle_within: Duration::from_secs(365 * 24 * 3600),
+            ..CheckoutPolicy::default()
+        };
+        let refused = every_second_for_a_year.check().expect_err("too many reads");
+        assert!(refused.starts_with("settle_within"), "{refused}");
+
+        let tight = CheckoutPolicy {
+            settle_every: Duration::from_millis(500),
+            settle_within: Duration::from_secs(60),
+            ..CheckoutPolicy::default()
+        };
+        assert_eq!(
+            tight.check(),
+            Err("settle_every must be at least 1s".to_owned())
+        );
+
+        let set = CheckoutPolicy {
+            settle_every: Duration::from_secs(2),
+            settle_within: Duration::from_secs(3600),
+            ..CheckoutPolicy::default()
+        };
+        let round_trip: CheckoutPolicy =
+            serde_json::from_value(serde_json::to_value(&set).expect("serializes"))
+                .expect("parses");
+        assert_eq!(round_trip, set);
+        assert_eq!(set.check(), Ok(()));
     }
 }

@@ -86,8 +86,9 @@ async fn recorded_checkouts_replay_deterministically() {
             "reconciled.json",
             "reset-adopts-charge.json",
             "reset-finds-refund.json",
+            "settled-after-processing.json",
         ],
-        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch"
+        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

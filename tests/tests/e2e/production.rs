@@ -18,6 +18,7 @@ use crate::checkout::{fulfil, outcome, wait_for_step};
 
 mod attacks;
 mod resets;
+mod settling;
 
 /// The `fulfil` Update's refusal, or a panic if it was taken.
 async fn refused_fulfil(

@@ -12,8 +12,8 @@ use std::time::SystemTime;
 
 use temporalio_common::error::IncomingError;
 use temporalio_sdk::{
-    ActivityExecutionError, ApplicationFailure, RetryState, WorkflowCancellationToken,
-    WorkflowContext, WorkflowResult, WorkflowTermination,
+    ActivityExecutionError, ActivityOptions, ApplicationFailure, RetryState, TimerOptions,
+    WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
 };
 
 use super::types::{CheckoutInput, CheckoutOutcome};
@@ -115,6 +115,22 @@ pub struct UnknownCharge {
     message: String,
 }
 
+impl UnknownCharge {
+    /// Whether the charge's last word was a payment still `processing`.
+    pub fn processing(&self) -> bool {
+        self.error_type == error_types::CHARGE_PROCESSING
+    }
+}
+
+/// What [`reconcile`] found.
+#[derive(Debug)]
+pub enum Reconciled {
+    /// Charged, or charged nothing for certain.
+    Settled(Charged),
+    /// A payment still `processing`: [`settle`] follows it.
+    Processing(UnknownCharge),
+}
+
 /// How [`charge`] ended.
 #[derive(Debug)]
 pub enum Attempt {
@@ -158,46 +174,140 @@ pub async fn charge<W>(
 
 /// Asks Stripe, with `reconcile`, what an [`UnknownCharge`] did. Fails the
 /// workflow `ChargeOutcomeUnknown` only when Stripe cannot tell either.
+/// `settles` (a run under the settle patch): a payment Stripe reports
+/// still `processing` is handed back at once, for [`settle`] to follow,
+/// instead of retried within the reconcile's budget.
 pub async fn reconcile<W>(
     ctx: &WorkflowContext<W>,
     input: &CheckoutInput,
     policy: &CheckoutPolicy,
     unknown: UnknownCharge,
     began: Option<SystemTime>,
-) -> WorkflowResult<Charged> {
+    settles: bool,
+) -> WorkflowResult<Reconciled> {
     let UnknownCharge {
         checkout_id,
         error_type,
         message,
     } = unknown;
-    let reconcile = reconcile_input(input, checkout_id, policy, began);
-    let options = policy
-        .reconcile
-        .options("reconcile", Some(WorkflowCancellationToken::new()));
-    match ctx.execute_activity(Reconcile, reconcile, options).await {
-        Ok(ReconcileOutput::Charged {
-            payment_intent_id,
-            refund_id: Some(refund_id),
-            ..
-        }) => Ok(Err(refunded_before(payment_intent_id, refund_id))),
-        Ok(ReconcileOutput::Charged {
-            payment_intent_id, ..
-        }) => Ok(Ok(payment_intent_id)),
-        Ok(ReconcileOutput::NotCharged { found }) => Ok(Err(CheckoutOutcome::Failed {
-            error_type,
-            message: format!(
-                "{message} (Stripe holds no charge for this checkout: {} PaymentIntent(s) found, none charged)",
-                found.len()
-            ),
-        })),
+    let lookup = reconcile_input(input, checkout_id.clone(), policy, began);
+    let options = read_options(policy, "reconcile", settles);
+    match ctx.execute_activity(Reconcile, lookup, options).await {
+        Ok(found) => Ok(Reconciled::Settled(charged_by(
+            found,
+            &error_type,
+            &message,
+        ))),
         Err(reconcile_err) => {
             let (reconcile_type, reconcile_message) = describe(&reconcile_err);
+            if settles && reconcile_type == error_types::CHARGE_PROCESSING {
+                return Ok(Reconciled::Processing(UnknownCharge {
+                    checkout_id,
+                    error_type: reconcile_type,
+                    message: reconcile_message,
+                }));
+            }
             Err(outcome_unknown(
                 &input.order_id,
                 format!(
                     "charge: {error_type}: {message}; reconcile: {reconcile_type}: {reconcile_message}"
                 ),
             ))
+        }
+    }
+}
+
+/// The options of a `reconcile` run as `activity_id`; `settles`: a payment
+/// still `processing` is an answer, not a failure to retry.
+fn read_options(policy: &CheckoutPolicy, activity_id: &str, settles: bool) -> ActivityOptions {
+    let mut read = policy.reconcile.clone();
+    if settles {
+        read.retry
+            .non_retryable_error_types
+            .push(error_types::CHARGE_PROCESSING.to_owned());
+    }
+    read.options(activity_id, Some(WorkflowCancellationToken::new()))
+}
+
+/// What a `reconcile` answer says of the charge whose failure was
+/// `error_type: message`.
+fn charged_by(found: ReconcileOutput, error_type: &str, message: &str) -> Charged {
+    match found {
+        ReconcileOutput::Charged {
+            payment_intent_id,
+            refund_id: Some(refund_id),
+            ..
+        } => Err(refunded_before(payment_intent_id, refund_id)),
+        ReconcileOutput::Charged {
+            payment_intent_id, ..
+        } => Ok(payment_intent_id),
+        ReconcileOutput::NotCharged { found } => Err(CheckoutOutcome::Failed {
+            error_type: error_type.to_owned(),
+            message: format!(
+                "{message} (Stripe holds no charge for this checkout: {} PaymentIntent(s) found, none charged)",
+                found.len()
+            ),
+        }),
+    }
+}
+
+/// Follows a payment still `processing` after the charge's own budget (a
+/// bank debit settles in days): `reconcile` reads it, a durable timer of
+/// `settle_every` between reads, until Stripe settles it — charged (or
+/// refunded since), or failed with nothing charged. Still `processing`
+/// after `settle_within`, the workflow fails `ChargeOutcomeUnknown` for an
+/// operator. A cancel does not cut it short: a `processing` payment cannot
+/// be cancelled, and the caller refunds one that settles.
+pub async fn settle<W>(
+    ctx: &WorkflowContext<W>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+    unknown: UnknownCharge,
+    began: Option<SystemTime>,
+) -> WorkflowResult<Charged> {
+    let since = ctx.workflow_time();
+    let options = read_options(policy, "settle", true);
+    let mut last = unknown.message.clone();
+    let mut reads: u32 = 0;
+    loop {
+        let waited = since
+            .zip(ctx.workflow_time())
+            .and_then(|(since, now)| now.duration_since(since).ok())
+            .unwrap_or_default();
+        if waited >= policy.settle_within {
+            return Err(outcome_unknown(
+                &input.order_id,
+                format!(
+                    "the payment was still processing after {} s ({reads} reads; last: {last})",
+                    policy.settle_within.as_secs()
+                ),
+            ));
+        }
+        // Its own token: a cancel must not cut the wait short.
+        let wait = TimerOptions::builder(policy.settle_every)
+            .cancellation_token(WorkflowCancellationToken::new())
+            .build();
+        ctx.timer(wait).await;
+        reads += 1;
+        let lookup = reconcile_input(input, unknown.checkout_id.clone(), policy, began);
+        match ctx
+            .execute_activity(Reconcile, lookup, options.clone())
+            .await
+        {
+            Ok(found) => {
+                return Ok(charged_by(
+                    found,
+                    error_types::PAYMENT_FAILED,
+                    "the payment did not settle",
+                ));
+            }
+            Err(err) => {
+                let (error_type, message) = describe(&err);
+                if !ctx.is_replaying() && error_type != error_types::CHARGE_PROCESSING {
+                    tracing::warn!(workflow_id = %ctx.workflow_id(), reads, %error_type, %message, "reading a settling payment failed; reading again later");
+                }
+                last = format!("{error_type}: {message}");
+            }
         }
     }
 }
@@ -255,14 +365,7 @@ pub async fn prior<W>(
         .options("prior-charge", Some(WorkflowCancellationToken::new()));
     match ctx.execute_activity(Reconcile, lookup, options).await {
         Ok(ReconcileOutput::NotCharged { .. }) => Ok(None),
-        Ok(ReconcileOutput::Charged {
-            payment_intent_id,
-            refund_id: Some(refund_id),
-            ..
-        }) => Ok(Some(Err(refunded_before(payment_intent_id, refund_id)))),
-        Ok(ReconcileOutput::Charged {
-            payment_intent_id, ..
-        }) => Ok(Some(Ok(payment_intent_id))),
+        Ok(found) => Ok(Some(charged_by(found, "", ""))),
         Err(err) => {
             let (error_type, message) = describe(&err);
             Err(outcome_unknown(

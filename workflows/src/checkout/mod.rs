@@ -21,7 +21,7 @@ mod taking;
 pub mod types;
 
 use crate::policy::CheckoutPolicy;
-use charging::Attempt;
+use charging::{Attempt, Charged, Reconciled, UnknownCharge};
 use compensation::Progress;
 
 pub use types::{CheckoutInput, CheckoutOutcome, CheckoutRequest, CheckoutStatus, CheckoutStep};
@@ -34,6 +34,11 @@ pub const ORDER_ID_PATCH: &str = "order-id-search-attribute";
 /// the charge, reports every ending in `status`, and retries its
 /// compensation until Stripe answers ([`compensation`]).
 pub const STEADY_CHECKOUT_PATCH: &str = "checked-input-fulfil-once-charged-unbounded-refund";
+
+/// Patch: a payment still `processing` after the charge's budget (a bank
+/// debit) is followed with durable timers until Stripe settles it
+/// ([`charging::settle`]), instead of failing `ChargeOutcomeUnknown`.
+pub const SETTLE_PATCH: &str = "processing-settles-durably";
 
 /// Marker: this run, not the first of its checkout's chain (a reset, a
 /// retry or continue-as-new), looked up a charge an earlier run made
@@ -86,6 +91,31 @@ enum Decision {
 }
 
 impl CheckoutWorkflow {
+    /// Asks Stripe what a charge of unknown outcome did (`reconcile`,
+    /// status `reconciling`) and, under [`SETTLE_PATCH`], follows a payment
+    /// still `processing` until it settles (status `settling`).
+    async fn ask_stripe(
+        ctx: &mut WorkflowContext<Self>,
+        input: &CheckoutInput,
+        policy: &CheckoutPolicy,
+        unknown: UnknownCharge,
+        began: Option<std::time::SystemTime>,
+        steady: bool,
+    ) -> WorkflowResult<Charged> {
+        ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
+        let settles = steady && ctx.patched(SETTLE_PATCH);
+        let processing = if settles && unknown.processing() {
+            unknown
+        } else {
+            match charging::reconcile(ctx, input, policy, unknown, began, settles).await? {
+                Reconciled::Settled(charged) => return Ok(charged),
+                Reconciled::Processing(unknown) => unknown,
+            }
+        };
+        ctx.state_mut(|s| s.status.step = CheckoutStep::Settling);
+        charging::settle(ctx, input, policy, processing, began).await
+    }
+
     /// Refunds `payment_intent_id` in rounds until Stripe answers (see
     /// [`compensation`]); `status` shows the rounds and the last error.
     async fn compensate(
@@ -196,10 +226,8 @@ impl CheckoutWorkflow {
             match charging::charge(ctx, &input, &policy).await {
                 Attempt::Settled(charged) => charged,
                 Attempt::Unknown(unknown) => {
-                    // The `status` query shows that Stripe is being asked.
-                    ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
                     let began = began.filter(|_| steady);
-                    match charging::reconcile(ctx, &input, &policy, unknown, began).await {
+                    match Self::ask_stripe(ctx, &input, &policy, unknown, began, steady).await {
                         Ok(charged) => charged,
                         Err(unknown) => {
                             ctx.state_mut(|s| s.status.step = CheckoutStep::OutcomeUnknown);
@@ -341,7 +369,7 @@ impl CheckoutWorkflow {
             Ok(fulfilment) => {
                 let charging = matches!(
                     self.status.step,
-                    CheckoutStep::Charging | CheckoutStep::Reconciling
+                    CheckoutStep::Charging | CheckoutStep::Reconciling | CheckoutStep::Settling
                 );
                 if charging && !ctx.is_replaying() {
                     tracing::info!(workflow_id = %ctx.workflow_id(), "fulfilment signal held until the charge settles; it counts only if the charge succeeds");

@@ -20,12 +20,17 @@ impl CheckoutWorkflow {
                 "a fulfilment was already received (ok: {})",
                 self.fulfilment.as_ref().is_some_and(|f| f.ok)
             )),
-            CheckoutStep::Charging | CheckoutStep::Reconciling if self.steady && receipt => Some(
+            CheckoutStep::Charging | CheckoutStep::Reconciling | CheckoutStep::Settling
+                if self.steady && receipt =>
+            {
+                Some(
                 "not charged yet: the checkout takes a fulfilment once it is awaiting_fulfilment"
                     .to_owned(),
-            ),
+                )
+            }
             CheckoutStep::Charging
             | CheckoutStep::Reconciling
+            | CheckoutStep::Settling
             | CheckoutStep::AwaitingFulfilment => None,
             CheckoutStep::Refunding => Some(format!(
                 "too late: the checkout is refunding {payment_intent} ({reason})"

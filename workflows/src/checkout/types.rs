@@ -119,6 +119,9 @@ pub enum CheckoutStep {
     Charging,
     /// The charge's outcome was unknown: running `reconcile`.
     Reconciling,
+    /// The payment is `processing` (a bank debit): read again, with a
+    /// durable timer between reads, until Stripe settles it.
+    Settling,
     /// Charged; waiting for `fulfilment`.
     AwaitingFulfilment,
     /// Running `refund`.

@@ -1,0 +1,128 @@
+//! Finding 8: a payment still `processing` when the charge's budget ends (a
+//! bank debit settles in days) ended the checkout `ChargeOutcomeUnknown`,
+//! and then settled: money taken for a failed checkout. Now the checkout
+//! follows it with durable timers (`settling`) and ends by Stripe's answer.
+
+use std::time::Duration;
+
+use keylease_tests::stack::{CheckoutHandle, Stack, checkout, test_policy, unique};
+use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
+use temporalio_client::{WorkflowCancelOptions, WorkflowQueryOptions};
+
+use super::{ending, intents_of, refused_fulfil};
+use crate::checkout::{fulfil, outcome, wait_for_step};
+
+/// A bank debit whose charge gives up on it at once: one 2 s attempt (too
+/// short for a poll), and a reconcile of 5 s, so that the charge's budget
+/// ends long before the debit settles. Returns the checkout and its
+/// PaymentIntent, once the checkout is `settling`.
+async fn settling_debit(stack: &Stack, wf: &str, order: &str) -> (CheckoutHandle, String) {
+    let mut input = checkout(order, 2700, "pm_usBankAccount_success");
+    let mut policy = test_policy();
+    policy.charge.start_to_close = Duration::from_secs(2);
+    policy.charge.schedule_to_close = Duration::from_secs(4);
+    policy.charge.retry.maximum_attempts = 1;
+    policy.reconcile.schedule_to_close = Duration::from_secs(5);
+    input.policy = Some(policy);
+    let handle = stack.start(wf, input).await;
+    wait_for_step(&handle, CheckoutStep::Settling).await;
+    let intents = intents_of(stack, order).await;
+    assert_eq!(intents.len(), 1, "one debit: {intents:?}");
+    assert_eq!(intents[0]["status"], "processing");
+    let id = intents[0]["id"].as_str().expect("id").to_owned();
+    (handle, id)
+}
+
+async fn step(handle: &CheckoutHandle) -> CheckoutStep {
+    handle
+        .query(
+            CheckoutWorkflow::status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
+        .await
+        .expect("status")
+        .step
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_debit_settling_after_the_charge_budget_ends_completed() {
+    let stack = Stack::spawn("settle-late").await;
+    let wf = unique("settle-late");
+    let order = "order-settle-late";
+    let (handle, id) = settling_debit(&stack, &wf, order).await;
+    let refusal = refused_fulfil(&handle, serde_json::json!({"ok": true})).await;
+    assert!(refusal.contains("not charged yet"), "{refusal}");
+    // Several reads (every 2 s) find it still processing: the checkout waits.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(step(&handle).await, CheckoutStep::Settling);
+    stack
+        .sim_control(
+            &format!("/_sim/payment_intents/{id}/settle"),
+            serde_json::json!({}),
+        )
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    fulfil(&handle, true, None).await;
+    let CheckoutOutcome::Completed { payment_intent_id } = outcome(&handle).await else {
+        panic!("not completed");
+    };
+    assert_eq!(
+        payment_intent_id, id,
+        "the debit that settled, and no other"
+    );
+    assert_eq!(intents_of(&stack, order).await.len(), 1);
+    stack
+        .record_history(&handle, "settled-after-processing")
+        .await;
+    let keys = stack.keys_of(&wf).await;
+    assert!(
+        keys.iter().all(|k| k["status"] == "revoked"),
+        "every read's key revoked: {keys:?}"
+    );
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_debit_failing_after_the_charge_budget_ends_failed_and_a_cancel_waits_for_it() {
+    let stack = Stack::spawn("settle-fail").await;
+    // A debit that fails: nothing was charged, nothing to refund.
+    let failing = unique("settle-fail");
+    let (handle, id) = settling_debit(&stack, &failing, "order-settle-fail").await;
+    stack
+        .sim_control(
+            &format!("/_sim/payment_intents/{id}/settle"),
+            serde_json::json!({"succeed": false}),
+        )
+        .await;
+    let CheckoutOutcome::Failed {
+        error_type,
+        message,
+    } = outcome(&handle).await
+    else {
+        panic!("not failed");
+    };
+    assert_eq!(error_type, "PaymentFailed", "{message}");
+    assert_eq!(step(&handle).await, CheckoutStep::Failed);
+
+    // A cancel while settling cannot cancel the debit: it waits for it,
+    // then refunds what settled.
+    let cancelled = unique("settle-cancel");
+    let (handle, id) = settling_debit(&stack, &cancelled, "order-settle-cancel").await;
+    handle
+        .cancel(WorkflowCancelOptions::default())
+        .await
+        .expect("cancel");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(step(&handle).await, CheckoutStep::Settling);
+    stack
+        .sim_control(
+            &format!("/_sim/payment_intents/{id}/settle"),
+            serde_json::json!({}),
+        )
+        .await;
+    let (failed, ended) = ending(&handle).await;
+    assert!(!failed && ended.contains("Compensated"), "{ended}");
+    assert!(ended.contains(&id), "{ended}");
+    stack.stop().await;
+}
