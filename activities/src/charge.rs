@@ -17,6 +17,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
+use crate::standing::{Standing, standing};
 use crate::scope::{derived_key, idempotency_key};
 use crate::stripe_client::StripeClient;
 use crate::validate;
@@ -40,24 +41,6 @@ pub(crate) struct PaymentIntent {
     pub(crate) status: String,
     pub(crate) amount: i64,
     pub(crate) currency: String,
-}
-
-/// Where a charge stands, by its PaymentIntent's status.
-pub(crate) enum Standing {
-    Charged,
-    Processing,
-    NeedsAuthentication,
-    NotCharged,
-}
-
-pub(crate) fn standing(status: &str) -> Standing {
-    match status {
-        "succeeded" | "requires_capture" => Standing::Charged,
-        "requires_action" => Standing::NeedsAuthentication,
-        "requires_payment_method" | "canceled" | "requires_confirmation" => Standing::NotCharged,
-        // `processing`, and any status Stripe may add: not settled, so never "not charged".
-        _ => Standing::Processing,
-    }
 }
 
 /// Whether the attempt has time for one more poll before its deadline.

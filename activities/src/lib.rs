@@ -11,6 +11,7 @@
 //! - [`charge`]: one charge attempt, and what each PaymentIntent status means for it.
 //! - [`reconcile`]: one reconcile attempt, which looks a checkout's charge up in Stripe's search.
 //! - [`lease`]: [`lease::KeyLease`], one attempt's key and its revocation.
+//! - [`standing`]: what a PaymentIntent's status says of the money.
 //! - [`scope`]: key labels, TTLs and Stripe idempotency keys.
 //! - [`classify`]: the one mapping from failures to Temporal retry semantics.
 //! - [`validate`]: input checks made before any key is issued.
@@ -26,6 +27,7 @@ pub mod needs;
 pub mod payments;
 pub mod reconcile;
 pub mod scope;
+pub mod standing;
 pub mod stripe_client;
 pub mod validate;
 

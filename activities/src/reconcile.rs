@@ -32,7 +32,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
-use crate::charge::{Standing, standing};
+use crate::standing::{Standing, standing};
 use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
 use crate::stripe_client::{ProxyError, StripeClient};

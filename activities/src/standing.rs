@@ -1,0 +1,20 @@
+//! What a PaymentIntent's status says of the money: the one table `charge`
+//! and `reconcile` read.
+
+/// Where a charge stands, by its PaymentIntent's status.
+pub(crate) enum Standing {
+    Charged,
+    Processing,
+    NeedsAuthentication,
+    NotCharged,
+}
+
+pub(crate) fn standing(status: &str) -> Standing {
+    match status {
+        "succeeded" | "requires_capture" => Standing::Charged,
+        "requires_action" => Standing::NeedsAuthentication,
+        "requires_payment_method" | "canceled" | "requires_confirmation" => Standing::NotCharged,
+        // `processing`, and any status Stripe may add: not settled, so never "not charged".
+        _ => Standing::Processing,
+    }
+}
