@@ -8,6 +8,7 @@
 //! | `requires_action` (3-D Secure) | cancels the PaymentIntent and fails `AuthenticationRequired`: nobody can authenticate for an agent |
 //! | `requires_payment_method`, `canceled`, `requires_confirmation` | fails `PaymentFailed`: nothing charged |
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use keylease_workflows::contract::{ChargeInput, ChargeOutput};
@@ -16,9 +17,11 @@ use serde::Deserialize;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::classify::{AttemptFailure, classify};
+use crate::order;
 use crate::payments::{Attempt, PaymentActivities};
+use crate::reconcile::{LIST_ENDPOINT, SEARCH_ENDPOINT};
+use crate::scope::{derived_key, idempotency_key, order_pair};
 use crate::standing::{Standing, standing};
-use crate::scope::{derived_key, idempotency_key};
 use crate::stripe_client::StripeClient;
 use crate::validate;
 
@@ -120,15 +123,41 @@ impl PaymentActivities {
         // The customer charged and the payment method it pays with are the
         // objects the key may name that it does not create (the broker refuses
         // any other; Stripe's `pm_card_…` test methods are nobody's).
-        let request = attempt.key_request(
+        // A checkout that asks also reads the order's PaymentIntents first
+        // (`order`): the key sees those by their metadata.
+        // (A role made before the list read: search alone.)
+        let checks_order = input.order_paid_since_ms.is_some();
+        let order_reads: &[&str] = match (checks_order, self.list_reads) {
+            (false, _) => &[],
+            (true, true) => &[SEARCH_ENDPOINT, LIST_ENDPOINT],
+            (true, false) => &[SEARCH_ENDPOINT],
+        };
+        let endpoints: Vec<&str> = CHARGE_ENDPOINTS
+            .iter()
+            .chain(order_reads)
+            .copied()
+            .collect();
+        let mut request = attempt.key_request(
             charge.cap_usd,
-            &CHARGE_ENDPOINTS,
+            &endpoints,
             input
                 .customer
                 .iter()
                 .chain(std::iter::once(&input.payment_method))
                 .cloned()
                 .collect(),
+        );
+        if checks_order {
+            let (name, value) = order_pair(&input.order_id);
+            request.allowed_metadata = BTreeMap::from([(name.to_owned(), value)]);
+        }
+        let listed_since = (input.order_paid_since_ms)
+            .filter(|_| self.list_reads)
+            .map(|ms| ms / 1000);
+        let (order_id, checkout_id, customer) = (
+            input.order_id.clone(),
+            input.checkout_id.clone(),
+            input.customer.clone(),
         );
         let form = charge.form(&attempt.workflow_id);
         let key = idempotency_key(
@@ -141,6 +170,22 @@ impl PaymentActivities {
         let stripe = self.stripe.clone();
         let (intent, key_id): (PaymentIntent, String) = self
             .with_key(ctx, request, |token| async move {
+                // Before every create: an earlier attempt's PaymentIntent
+                // (this checkout's) is in the list, and is not another's.
+                if checks_order {
+                    let paid = order::earlier_payment(
+                        &stripe,
+                        &token,
+                        &order_id,
+                        checkout_id.as_deref(),
+                        listed_since,
+                        customer.as_deref(),
+                    )
+                    .await?;
+                    if let Some(earlier) = paid {
+                        return Err(AttemptFailure::DuplicateOrder(earlier));
+                    }
+                }
                 let created: PaymentIntent = stripe
                     .post_form(&token, "/v1/payment_intents", &form, &key)
                     .await

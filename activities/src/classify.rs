@@ -46,6 +46,21 @@ pub enum AttemptFailure {
     },
     /// Stripe's search found nothing, and its indexing delay has not passed.
     NotYetIndexed,
+    /// The order already holds money of another checkout's PaymentIntent.
+    DuplicateOrder(Earlier),
+}
+
+/// The payment that already holds the order's money.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Earlier {
+    /// Its PaymentIntent.
+    pub payment_intent_id: String,
+    /// Its status.
+    pub status: String,
+    /// The workflow that made it (metadata `workflow_id`), if it says.
+    pub workflow_id: Option<String>,
+    /// The checkout that made it (metadata `checkout_id`), if it says.
+    pub checkout_id: Option<String>,
 }
 
 /// Maps an attempt's failure to Temporal's retry semantics.
@@ -68,6 +83,7 @@ pub enum AttemptFailure {
 /// | Stripe 409, 429, 5xx; no answer (timeout, connection error) | retryable `StripeUnavailable`; `Stripe-Should-Retry: false` makes it non-retryable; `Retry-After` sets the next delay |
 /// | any failure of a call after Stripe answered the create | retryable `StripeUnavailable` |
 /// | `requires_action` (3-D Secure), PaymentIntent cancelled | non-retryable `AuthenticationRequired` |
+/// | the order already paid by another checkout's PaymentIntent | non-retryable `DuplicateOrder`, its ids in details |
 /// | PaymentIntent `requires_payment_method`, `canceled`, `requires_confirmation` | non-retryable `PaymentFailed` |
 /// | PaymentIntent still `processing` when the attempt ends | retryable `ChargeProcessing` |
 /// | search finds nothing within Stripe's indexing delay | retryable `NotYetIndexed` |
@@ -139,6 +155,23 @@ pub fn classify(failure: &AttemptFailure, attempt: u32) -> ActivityError {
             error_types::CHARGE_PROCESSING,
             &format!("{payment_intent_id} is still {status}"),
             true,
+        ),
+        AttemptFailure::DuplicateOrder(earlier) => ActivityError::application(
+            ApplicationFailure::builder(format!(
+                "the order is already paid by {} ({}) of workflow {} (checkout {}): not charged again; refund that one first, or charge another order",
+                earlier.payment_intent_id,
+                earlier.status,
+                earlier.workflow_id.as_deref().unwrap_or("-"),
+                earlier.checkout_id.as_deref().unwrap_or("-"),
+            ))
+            .type_name(error_types::DUPLICATE_ORDER.to_owned())
+            .non_retryable(true)
+            .details(serde_json::json!({
+                "payment_intent_id": earlier.payment_intent_id,
+                "workflow_id": earlier.workflow_id,
+                "checkout_id": earlier.checkout_id,
+            }))
+            .build(),
         ),
         AttemptFailure::NotYetIndexed => fail(
             error_types::NOT_YET_INDEXED,

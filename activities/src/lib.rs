@@ -10,6 +10,7 @@
 //! - [`payments`]: [`PaymentActivities`], the `charge`, `refund` and `reconcile` activities.
 //! - [`charge`]: one charge attempt, and what each PaymentIntent status means for it.
 //! - [`reconcile`]: one reconcile attempt, which looks a checkout's charge up in Stripe's search.
+//! - [`order`]: whether an order is already paid by another checkout, read before a charge.
 //! - [`lease`]: [`lease::KeyLease`], one attempt's key and its revocation.
 //! - [`standing`]: what a PaymentIntent's status says of the money.
 //! - [`scope`]: key labels, TTLs and Stripe idempotency keys.
@@ -24,6 +25,7 @@ pub mod classify;
 pub mod lease;
 pub mod metrics;
 pub mod needs;
+pub mod order;
 pub mod payments;
 pub mod reconcile;
 pub mod scope;

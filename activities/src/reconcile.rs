@@ -32,9 +32,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
-use crate::standing::{Standing, standing};
 use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
+use crate::standing::{Standing, standing};
 use crate::stripe_client::{ProxyError, StripeClient};
 use crate::validate::check_checkout_id;
 
@@ -54,6 +54,17 @@ const CLOCK_SLACK_SECONDS: u64 = 300;
 struct Found {
     id: String,
     status: String,
+    #[serde(default)]
+    metadata: BTreeMap<String, String>,
+}
+
+impl Found {
+    /// Whether it is `checkout_id`'s: the broker filters the list to the
+    /// checkout, but a broker that does not (or a keyless baseline) must
+    /// not make another checkout's charge this one's.
+    fn of(&self, checkout_id: &str) -> bool {
+        self.metadata.get("checkout_id").map(String::as_str) == Some(checkout_id)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,7 +83,7 @@ struct ListPage {
 /// this checkout's PaymentIntents among the next pages it reads) says the
 /// list could not be read to its end, not that nothing was charged: retried
 /// as `NotYetIndexed`, while search catches up.
-fn unread(err: ProxyError) -> AttemptFailure {
+pub(crate) fn unread(err: ProxyError) -> AttemptFailure {
     match err {
         ProxyError::Broker {
             status: 400,
@@ -193,6 +204,7 @@ impl PaymentActivities {
         request.allowed_metadata =
             BTreeMap::from([("checkout_id".to_owned(), input.checkout_id.clone())]);
         let query = format!("metadata['checkout_id']:'{}'", input.checkout_id);
+        let checkout_id = input.checkout_id.clone();
         let since_scheduled = ctx
             .info()
             .scheduled_time
@@ -236,7 +248,7 @@ impl PaymentActivities {
                         .await
                         .map_err(unread)?;
                     after = page.data.last().map(|pi| pi.id.clone());
-                    listed.extend(page.data);
+                    listed.extend(page.data.into_iter().filter(|pi| pi.of(&checkout_id)));
                     if !page.has_more || after.is_none() {
                         // The whole list read: it is the answer, window or not.
                         let found = verdict(listed, Duration::MAX, Duration::ZERO)?;
@@ -264,6 +276,7 @@ mod tests {
             .map(|(id, status)| Found {
                 id: (*id).to_owned(),
                 status: (*status).to_owned(),
+                metadata: BTreeMap::new(),
             })
             .collect()
     }
@@ -297,6 +310,23 @@ mod tests {
         ));
         assert!(check_checkout_id("0190a8c3-7f2e-7c1a-9d1e-1f2a3b4c5d6e").is_ok());
         assert!(check_checkout_id("x' OR status:'succeeded").is_err());
+    }
+
+    #[test]
+    fn only_the_checkouts_own_payment_intents_count() {
+        let found: Found = serde_json::from_value(serde_json::json!({
+            "id": "pi_1", "status": "succeeded", "metadata": {"checkout_id": "c-1", "order_id": "o-1"}
+        }))
+        .expect("a PaymentIntent");
+        assert!(found.of("c-1"));
+        assert!(
+            !found.of("c-2"),
+            "another checkout's charge is not this one's"
+        );
+        let bare: Found =
+            serde_json::from_value(serde_json::json!({"id": "pi_2", "status": "succeeded"}))
+                .expect("a PaymentIntent");
+        assert!(!bare.of("c-1"));
     }
 
     #[test]

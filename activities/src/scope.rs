@@ -1,5 +1,6 @@
 //! What an attempt's key and Stripe request are named and bounded by: the
-//! key's label and TTL, and the Stripe idempotency key.
+//! key's label and TTL, the Stripe idempotency key, and the metadata an
+//! order's PaymentIntents are read by.
 
 use std::time::Duration;
 
@@ -154,9 +155,42 @@ pub fn derived_key(key: &str, suffix: &str) -> String {
     )
 }
 
+/// The metadata pair an order's PaymentIntents are found by (a key's
+/// `allowed_metadata`, a search's clause): `order_id` itself when it fits in
+/// a search query's quotes as the broker takes it (printable ASCII without
+/// quotes or backslashes), else `order_key`, a digest of it, which `charge`
+/// writes too.
+pub fn order_pair(order_id: &str) -> (&'static str, String) {
+    let plain = order_id
+        .bytes()
+        .all(|b| (b.is_ascii_graphic() || b == b' ') && !matches!(b, b'\'' | b'"' | b'\\'));
+    if plain && !order_id.is_empty() {
+        return ("order_id", order_id.to_owned());
+    }
+    let digest = hex::encode(Sha256::digest(order_id.as_bytes()));
+    ("order_key", format!("sha256-{}", &digest[..32]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_order_is_found_by_its_id_or_by_a_digest_when_it_does_not_fit_a_query() {
+        assert_eq!(order_pair("o-1 A"), ("order_id", "o-1 A".to_owned()));
+        for awkward in ["ordé-1", "o'1", "o\"1", "o\\1", "订单\t7"] {
+            let (name, value) = order_pair(awkward);
+            assert_eq!(name, "order_key", "{awkward:?}");
+            assert!(value.starts_with("sha256-") && value.len() == 39, "{value}");
+            assert!(
+                value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            );
+            assert_eq!(order_pair(awkward).1, value, "stable");
+        }
+        assert_ne!(order_pair("ordé-1").1, order_pair("ordé-2").1);
+    }
 
     #[test]
     fn labels_are_exact_and_encode_what_the_broker_refuses() {

@@ -1,5 +1,5 @@
-//! What a PaymentIntent's status says of the money: the one table `charge`
-//! and `reconcile` read.
+//! What a PaymentIntent's status says of the money: the one table `charge`,
+//! `reconcile` and the order check read.
 
 /// Where a charge stands, by its PaymentIntent's status.
 pub(crate) enum Standing {

@@ -4,10 +4,10 @@ use keylease_workflows::contract::{CaptureMode, ChargeInput, RefundInput};
 
 /// Largest amount Stripe takes, in minor units.
 const MAX_AMOUNT: i64 = 99_999_999;
-/// Stripe allows 50 metadata pairs; three are ours.
-const MAX_METADATA_PAIRS: usize = 47;
+/// Stripe allows 50 metadata pairs; four are ours.
+const MAX_METADATA_PAIRS: usize = 46;
 /// Metadata keys Keylease sets itself.
-const RESERVED_METADATA: [&str; 3] = ["order_id", "workflow_id", "checkout_id"];
+const RESERVED_METADATA: [&str; 4] = ["order_id", "workflow_id", "checkout_id", "order_key"];
 
 /// A charge that passed validation.
 #[derive(Debug, Clone)]
@@ -137,6 +137,11 @@ impl ValidCharge {
             ("metadata[order_id]".to_owned(), input.order_id.clone()),
             ("metadata[workflow_id]".to_owned(), workflow_id.to_owned()),
         ];
+        // What a later checkout of the order finds it by, when the order id
+        // itself cannot be searched for.
+        if let ("order_key", key) = crate::scope::order_pair(&input.order_id) {
+            form.push(("metadata[order_key]".to_owned(), key));
+        }
         // What `reconcile` searches by when the charge's outcome is unknown.
         form.extend(
             input
@@ -216,6 +221,7 @@ mod tests {
             capture: CaptureMode::Automatic,
             schedule_to_close_ms: None,
             checkout_id: None,
+            order_paid_since_ms: None,
         }
     }
 

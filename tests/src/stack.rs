@@ -305,6 +305,14 @@ impl Stack {
         sim_held(&self.http, self.sim, what).await
     }
 
+    /// The writes (`POST`s) stripe-sim received, leaving out the reads a
+    /// charge makes first (the order's PaymentIntents).
+    pub async fn sim_writes(&self) -> Vec<Value> {
+        let mut requests = self.sim_held("requests").await;
+        requests.retain(|request| request["method"] == "POST");
+        requests
+    }
+
     /// `POST` to stripe-sim's control API (`/_sim/config`, `/_sim/payment_intents/{id}/settle`).
     pub async fn sim_control(&self, path: &str, body: Value) -> Value {
         let response = self

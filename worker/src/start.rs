@@ -9,7 +9,8 @@ use keylease_workflows::{
 use temporalio_client::errors::{WorkflowInteractionError, WorkflowUpdateError};
 use temporalio_client::{
     Client, WorkflowDescribeOptions, WorkflowExecuteUpdateOptions, WorkflowExecutionStatus,
-    WorkflowGetResultOptions, WorkflowQueryOptions, WorkflowStartOptions,
+    WorkflowGetResultOptions, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowQueryOptions, WorkflowStartOptions,
 };
 
 use crate::config::TemporalArgs;
@@ -191,6 +192,13 @@ pub async fn checkout(args: CheckoutArgs) -> Result<String, WorkerError> {
             CheckoutWorkflow::run,
             input.into(),
             WorkflowStartOptions::new(args.temporal.task_queue.clone(), workflow_id.clone())
+                // Its rule (`refuse_reuse`): a new run only after one that
+                // charged nothing, which may have *completed* (a decline), so
+                // Temporal must allow a duplicate; a second starter racing
+                // past the check meets `conflict: fail` while this one runs,
+                // and the checkout's own DuplicateOrder once it has charged.
+                .id_reuse_policy(WorkflowIdReusePolicy::AllowDuplicate)
+                .id_conflict_policy(WorkflowIdConflictPolicy::Fail)
                 .build(),
         )
         .await

@@ -51,17 +51,24 @@ pub mod error_types {
     pub const CHARGE_PROCESSING: &str = "ChargeProcessing";
     /// `reconcile` found nothing yet, within Stripe's search delay. Retryable.
     pub const NOT_YET_INDEXED: &str = "NotYetIndexed";
+    /// The order already holds an unrefunded PaymentIntent of another
+    /// checkout (its id and workflow in the message and details): nothing
+    /// was charged. Not retryable.
+    pub const DUPLICATE_ORDER: &str = "DuplicateOrder";
 
     /// Failure types of `charge` that are Stripe's own answer for the charge's
     /// idempotency key (every attempt sends the same one, and Stripe replays
     /// the first outcome), or that stop the charge before any key is issued:
     /// when the last attempt ends with one of them, nothing was charged.
-    pub const NOTHING_CHARGED: [&str; 5] = [
+    /// (`DuplicateOrder` too: the charge checks before each create, and the
+    /// list it reads holds every PaymentIntent an earlier attempt made.)
+    pub const NOTHING_CHARGED: [&str; 6] = [
         INVALID_INPUT,
         CARD_DECLINED,
         STRIPE_INVALID_REQUEST,
         AUTHENTICATION_REQUIRED,
         PAYMENT_FAILED,
+        DUPLICATE_ORDER,
     ];
 
     /// Failure types the broker or the worker gives before a request is
@@ -130,6 +137,13 @@ pub struct ChargeInput {
     /// gets a new key; a reset or continue-as-new of the same checkout keeps it.
     #[serde(default)]
     pub checkout_id: Option<String>,
+    /// Set by the checkout (Unix ms): refuse, with `DuplicateOrder` and
+    /// before creating anything, to charge an order that already holds an
+    /// unrefunded PaymentIntent of another checkout. The charge reads the
+    /// order's PaymentIntents with Stripe's list from this time on (strongly
+    /// consistent) and with Stripe's search before it. Unset: no check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_paid_since_ms: Option<u64>,
 }
 
 /// Output of activity `charge`.

@@ -79,6 +79,7 @@ async fn recorded_checkouts_replay_deterministically() {
             "compensation-refused.json",
             "completed.json",
             "declined.json",
+            "duplicate-order.json",
             "fulfilled-by-a-held-signal.json",
             "fulfilment-timed-out.json",
             "input-refused.json",
@@ -88,7 +89,7 @@ async fn recorded_checkouts_replay_deterministically() {
             "reset-finds-refund.json",
             "settled-after-processing.json",
         ],
-        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch"
+        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch, one after the one-per-order patch"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

@@ -114,6 +114,7 @@ async fn ttl_for(
             capture: Default::default(),
             schedule_to_close_ms: input_schedule_to_close_ms,
             checkout_id: None,
+            order_paid_since_ms: None,
         },
         keylease_task_queue: stack.task_queue.clone(),
         schedule_to_close_ms,

@@ -26,8 +26,8 @@ async fn non_ascii_and_tabbed_ids_charge_with_printable_keys() {
             "{wf:?}"
         );
     }
-    let requests = stack.sim_held("requests").await;
-    assert_eq!(requests.len(), cases.len(), "one request each, no retries");
+    let requests = stack.sim_writes().await;
+    assert_eq!(requests.len(), cases.len(), "one create each, no retries");
     for request in &requests {
         let key = request["headers"]["idempotency-key"]
             .as_str()
@@ -44,6 +44,24 @@ async fn non_ascii_and_tabbed_ids_charge_with_printable_keys() {
             orders.contains(order),
             "metadata keeps {order} as it is: {orders:?}"
         );
+    }
+    // An order id no search query can quote is found by its digest: a
+    // second checkout of it is refused.
+    assert!(
+        intents.iter().all(|pi| pi["metadata"]["order_key"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("sha256-"))),
+        "{intents:?}"
+    );
+    let again = stack
+        .start(
+            &unique("ordé-again"),
+            checkout("ordé-1", 1000, "pm_card_visa"),
+        )
+        .await;
+    match outcome(&again).await {
+        CheckoutOutcome::Failed { error_type, .. } => assert_eq!(error_type, "DuplicateOrder"),
+        other => panic!("a paid order is not charged again: {other:?}"),
     }
     stack.stop().await;
 }

@@ -17,6 +17,7 @@ use temporalio_client::{
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
 mod attacks;
+mod orders;
 mod resets;
 mod settling;
 

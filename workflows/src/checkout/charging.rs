@@ -103,6 +103,7 @@ pub fn charge_input(input: &CheckoutInput, checkout_id: Option<String>) -> Charg
         capture: CaptureMode::Automatic,
         schedule_to_close_ms: None,
         checkout_id,
+        order_paid_since_ms: None,
     }
 }
 
@@ -144,13 +145,18 @@ pub enum Attempt {
 /// for its outcome, and the caller refunds). An outcome it cannot settle is
 /// handed back rather than reconciled here, so that the workflow, which owns
 /// its status, can report the reconciling step before [`reconcile`] runs.
+/// `order_paid_since`: the charge first refuses an order another checkout
+/// already paid (`DuplicateOrder`), listing the order's PaymentIntents
+/// created since then.
 pub async fn charge<W>(
     ctx: &WorkflowContext<W>,
     input: &CheckoutInput,
     policy: &CheckoutPolicy,
+    order_paid_since: Option<SystemTime>,
 ) -> Attempt {
     let checkout_id = ctx.info().first_execution_run_id().to_owned();
-    let charge = charge_input(input, Some(checkout_id.clone()));
+    let mut charge = charge_input(input, Some(checkout_id.clone()));
+    charge.order_paid_since_ms = unix_ms(order_paid_since);
     let options = policy
         .charge
         .options("charge", Some(WorkflowCancellationToken::new()));

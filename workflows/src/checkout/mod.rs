@@ -40,6 +40,10 @@ pub const STEADY_CHECKOUT_PATCH: &str = "checked-input-fulfil-once-charged-unbou
 /// ([`charging::settle`]), instead of failing `ChargeOutcomeUnknown`.
 pub const SETTLE_PATCH: &str = "processing-settles-durably";
 
+/// Patch: the charge refuses an order another checkout already holds
+/// money for (`DuplicateOrder`), whoever started this one.
+pub const ONE_PER_ORDER_PATCH: &str = "one-paid-checkout-per-order";
+
 /// Marker: this run, not the first of its checkout's chain (a reset, a
 /// retry or continue-as-new), looked up a charge an earlier run made
 /// before charging ([`charging::prior`]).
@@ -223,7 +227,15 @@ impl CheckoutWorkflow {
             }
             prior
         } else if safe {
-            match charging::charge(ctx, &input, &policy).await {
+            // Whoever started it: an order another checkout holds money
+            // for is not charged again. Its list reads from before this
+            // checkout began by as long as Stripe's search may lag.
+            let order_paid_since = if steady && ctx.patched(ONE_PER_ORDER_PATCH) {
+                began.and_then(|began| began.checked_sub(policy.search_window))
+            } else {
+                None
+            };
+            match charging::charge(ctx, &input, &policy, order_paid_since).await {
                 Attempt::Settled(charged) => charged,
                 Attempt::Unknown(unknown) => {
                     let began = began.filter(|_| steady);
