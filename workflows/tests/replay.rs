@@ -72,6 +72,7 @@ async fn recorded_checkouts_replay_deterministically() {
         [
             "cancelled-before-charge.json",
             "cancelled-during-charge.json",
+            "cancelled-waiting-to-retry.json",
             "compensated-after-rounds.json",
             "compensated-refund-found.json",
             "compensated.json",
@@ -89,7 +90,7 @@ async fn recorded_checkouts_replay_deterministically() {
             "reset-finds-refund.json",
             "settled-after-processing.json",
         ],
-        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch, one after the one-per-order patch"
+        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch, two after the one-per-order and cancel-until-started patches"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

@@ -12,8 +12,9 @@ use std::time::SystemTime;
 
 use temporalio_common::error::IncomingError;
 use temporalio_sdk::{
-    ActivityExecutionError, ActivityOptions, ApplicationFailure, RetryState, TimerOptions,
-    WorkflowCancellationToken, WorkflowContext, WorkflowResult, WorkflowTermination,
+    ActivityCancellationType, ActivityExecutionError, ActivityOptions, ApplicationFailure,
+    RetryState, TimerOptions, WorkflowCancellationToken, WorkflowContext, WorkflowResult,
+    WorkflowTermination,
 };
 
 use super::types::{CheckoutInput, CheckoutOutcome};
@@ -147,19 +148,30 @@ pub enum Attempt {
 /// its status, can report the reconciling step before [`reconcile`] runs.
 /// `order_paid_since`: the charge first refuses an order another checkout
 /// already paid (`DuplicateOrder`), listing the order's PaymentIntents
-/// created since then.
+/// created since then. `cancellable`: a workflow cancel reaches the charge
+/// while no attempt of it runs (scheduled, or waiting to retry), and Temporal
+/// cancels it there and then; an attempt already running is waited for, to
+/// its outcome, as before. Either way the caller learns what was charged (a
+/// cancelled charge is reconciled: an earlier attempt may have charged).
 pub async fn charge<W>(
     ctx: &WorkflowContext<W>,
     input: &CheckoutInput,
     policy: &CheckoutPolicy,
     order_paid_since: Option<SystemTime>,
+    cancellable: bool,
 ) -> Attempt {
     let checkout_id = ctx.info().first_execution_run_id().to_owned();
     let mut charge = charge_input(input, Some(checkout_id.clone()));
     charge.order_paid_since_ms = unix_ms(order_paid_since);
-    let options = policy
-        .charge
-        .options("charge", Some(WorkflowCancellationToken::new()));
+    let options = if cancellable {
+        let mut options = policy.charge.options("charge", None);
+        options.cancellation_type = ActivityCancellationType::WaitCancellationCompleted;
+        options
+    } else {
+        policy
+            .charge
+            .options("charge", Some(WorkflowCancellationToken::new()))
+    };
     let err = match ctx.execute_activity(Charge, charge, options).await {
         Ok(charged) => return Attempt::Settled(Ok(charged.payment_intent_id)),
         Err(err) => err,

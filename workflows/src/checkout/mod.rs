@@ -44,6 +44,11 @@ pub const SETTLE_PATCH: &str = "processing-settles-durably";
 /// money for (`DuplicateOrder`), whoever started this one.
 pub const ONE_PER_ORDER_PATCH: &str = "one-paid-checkout-per-order";
 
+/// Patch: a cancel reaches the charge while no attempt of it runs
+/// (scheduled, or waiting to retry): nothing is charged, and the checkout
+/// ends cancelled once `reconcile` confirms it.
+pub const CANCEL_UNTIL_STARTED_PATCH: &str = "charge-cancellable-until-started";
+
 /// Marker: this run, not the first of its checkout's chain (a reset, a
 /// retry or continue-as-new), looked up a charge an earlier run made
 /// before charging ([`charging::prior`]).
@@ -235,7 +240,8 @@ impl CheckoutWorkflow {
             } else {
                 None
             };
-            match charging::charge(ctx, &input, &policy, order_paid_since).await {
+            let cancellable = steady && ctx.patched(CANCEL_UNTIL_STARTED_PATCH);
+            match charging::charge(ctx, &input, &policy, order_paid_since, cancellable).await {
                 Attempt::Settled(charged) => charged,
                 Attempt::Unknown(unknown) => {
                     let began = began.filter(|_| steady);
@@ -253,6 +259,14 @@ impl CheckoutWorkflow {
         };
         let payment_intent_id = match charged {
             Ok(payment_intent_id) => payment_intent_id,
+            // Cancelled before any attempt charged: nothing to refund.
+            Err(CheckoutOutcome::Failed { .. })
+                if ctx.cancellation_token().is_cancelled()
+                    && ctx.patched(CANCEL_UNTIL_STARTED_PATCH) =>
+            {
+                ctx.state_mut(|s| s.status.step = CheckoutStep::Cancelled);
+                return Err(WorkflowTermination::cancelled());
+            }
             Err(ended) => {
                 ctx.state_mut(|s| {
                     if let CheckoutOutcome::Compensated {
