@@ -27,6 +27,9 @@ use crate::validate;
 
 /// The one endpoint a refund key may call.
 pub const REFUND_ENDPOINT: &str = "POST /v1/refunds";
+/// What a key that follows a `pending` refund may call: the broker lets it
+/// read only refunds its label (the refund's activity) made.
+pub const REFUND_READ_ENDPOINT: &str = "GET /v1/refunds/*";
 
 /// How often an attempt heartbeats while it waits on Stripe: cancellation
 /// reaches an activity only through heartbeat responses.
@@ -51,6 +54,9 @@ pub struct PaymentActivities {
     /// Whether `reconcile` may confirm a search with Stripe's list (the
     /// worker's role allows `GET /v1/payment_intents`).
     pub(crate) list_reads: bool,
+    /// Whether a `pending` refund may be followed (the worker's role allows
+    /// `GET /v1/refunds/*`).
+    pub(crate) refund_reads: bool,
 }
 
 /// [`PaymentActivities::overdue_after`]'s default: fifteen minutes.
@@ -88,6 +94,7 @@ impl PaymentActivities {
             metrics: Arc::default(),
             overdue_after: DEFAULT_REFUND_OVERDUE_AFTER,
             list_reads: true,
+            refund_reads: true,
         }
     }
 
@@ -104,6 +111,7 @@ impl PaymentActivities {
             metrics: Arc::default(),
             overdue_after: DEFAULT_REFUND_OVERDUE_AFTER,
             list_reads: true,
+            refund_reads: true,
         }
     }
 
@@ -117,6 +125,13 @@ impl PaymentActivities {
     /// keys would be refused at issue.
     pub fn without_list_reads(mut self) -> Self {
         self.list_reads = false;
+        self
+    }
+
+    /// The same, for a broker role made before refunds were followed: a
+    /// `pending` refund is answered as it stands, never read again.
+    pub fn without_refund_reads(mut self) -> Self {
+        self.refund_reads = false;
         self
     }
 
@@ -337,6 +352,8 @@ struct Refund {
     status: String,
     amount: i64,
     payment_intent: String,
+    #[serde(default)]
+    failure_reason: Option<String>,
 }
 
 // Each `allow(missing_docs)` below is copied by the macro onto the constant
@@ -405,6 +422,9 @@ impl PaymentActivities {
             tracing::warn!(order_id = %input.order_id, payment_intent_id = %input.payment_intent_id, "compensation overdue: the refund is still being tried");
         }
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
+        if let Some(refund_id) = input.follow_refund_id.clone() {
+            return self.follow_refund(ctx, &attempt, refund_id).await;
+        }
         // Refunds move money back, never out: no spend is needed. The key
         // reaches the one PaymentIntent it refunds, nothing else.
         let request = attempt.key_request(
@@ -430,14 +450,51 @@ impl PaymentActivities {
                     .map_err(AttemptFailure::Call)
             })
             .await?;
-        tracing::info!(refund_id = %refund.id, payment_intent_id = %refund.payment_intent, key_id = %key_id, "refunded");
-        Ok(RefundOutput {
-            refund_id: refund.id,
-            payment_intent_id: refund.payment_intent,
-            amount: refund.amount,
-            status: refund.status,
-            key_id,
-            attempt: attempt.attempt,
-        })
+        tracing::info!(refund_id = %refund.id, payment_intent_id = %refund.payment_intent, status = %refund.status, key_id = %key_id, "refunded");
+        Ok(refund_output(refund, key_id, attempt.attempt))
+    }
+
+    /// Reads `refund_id`, a refund this activity id made, with a key that
+    /// may only read refunds its label made: where a `pending` one stands.
+    async fn follow_refund(
+        &self,
+        ctx: &ActivityContext,
+        attempt: &Attempt,
+        refund_id: String,
+    ) -> Result<RefundOutput, ActivityError> {
+        if !self.refund_reads {
+            let why = format!(
+                "this worker's broker role does not allow {REFUND_READ_ENDPOINT}: a pending refund cannot be followed (run `keylease-worker role setup` again)"
+            );
+            return Err(classify(
+                &AttemptFailure::InvalidInput(why),
+                attempt.attempt,
+            ));
+        }
+        let request = attempt.key_request(0.0, &[REFUND_READ_ENDPOINT], Vec::new());
+        let stripe = self.stripe.clone();
+        let path = format!("/v1/refunds/{refund_id}");
+        let (refund, key_id): (Refund, String) = self
+            .with_key(ctx, request, |token| async move {
+                stripe
+                    .get(&token, &path, &[])
+                    .await
+                    .map_err(AttemptFailure::Call)
+            })
+            .await?;
+        tracing::info!(refund_id = %refund.id, status = %refund.status, key_id = %key_id, "refund read");
+        Ok(refund_output(refund, key_id, attempt.attempt))
+    }
+}
+
+fn refund_output(refund: Refund, key_id: String, attempt: u32) -> RefundOutput {
+    RefundOutput {
+        refund_id: refund.id,
+        payment_intent_id: refund.payment_intent,
+        amount: refund.amount,
+        status: refund.status,
+        key_id,
+        attempt,
+        failure_reason: refund.failure_reason,
     }
 }

@@ -181,6 +181,11 @@ pub fn refund(input: &RefundInput) -> Result<(), String> {
     if let Some(amount) = input.amount {
         check_amount(amount)?;
     }
+    if let Some(refund_id) = &input.follow_refund_id
+        && (!refund_id.starts_with("re_") || !is_stripe_id(refund_id))
+    {
+        return Err("follow_refund_id must be a Refund id (re_…)".to_owned());
+    }
     match input.reason.as_deref() {
         None | Some("duplicate" | "fraudulent" | "requested_by_customer") => Ok(()),
         Some(_) => Err("reason must be duplicate, fraudulent or requested_by_customer".to_owned()),
@@ -351,6 +356,7 @@ mod tests {
             reason: Some("requested_by_customer".into()),
             schedule_to_close_ms: None,
             compensating_since_ms: None,
+            follow_refund_id: None,
         };
         assert!(refund(&good).is_ok());
         assert!(
@@ -370,6 +376,20 @@ mod tests {
         assert!(
             refund(&RefundInput {
                 amount: Some(0),
+                ..good.clone()
+            })
+            .is_err()
+        );
+        assert!(
+            refund(&RefundInput {
+                follow_refund_id: Some("re_1".into()),
+                ..good.clone()
+            })
+            .is_ok()
+        );
+        assert!(
+            refund(&RefundInput {
+                follow_refund_id: Some("re_1/../pi_2".into()),
                 ..good
             })
             .is_err()

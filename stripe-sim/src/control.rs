@@ -163,6 +163,28 @@ pub async fn settle(
     )
 }
 
+/// `POST /_sim/refunds/{id}/settle` `{"succeed": bool}`: a `pending`
+/// refund (of a bank debit) arrives (default) or fails. Answers the refund.
+pub async fn settle_refund(
+    State(sim): State<Arc<Sim>>,
+    Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Response {
+    let succeed = succeeds(body);
+    let Some(secret) = account_of(&sim, &query) else {
+        return bad_request("name the account: ?secret=sk_test_…");
+    };
+    let result = sim.with_account(&secret, |account| {
+        crate::refunds::settle(account, &id, succeed)?;
+        Ok::<_, crate::error::StripeError>(json!(account.refunds.get_mut(&id)))
+    });
+    match result {
+        Ok(refund) => Json(refund).into_response(),
+        Err(err) => err.response().into_response(),
+    }
+}
+
 fn change(
     sim: &Sim,
     query: &HashMap<String, String>,

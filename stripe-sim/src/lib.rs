@@ -75,6 +75,7 @@ pub fn app(sim: Arc<Sim>) -> Router {
             post(control::authenticate),
         )
         .route("/_sim/payment_intents/{id}/settle", post(control::settle))
+        .route("/_sim/refunds/{id}/settle", post(control::settle_refund))
         .route("/_sim/clock", post(control::advance_clock))
         .route("/_sim/config", post(control::config))
         .route("/_sim/charges", get(control::charges))

@@ -114,6 +114,14 @@ pub fn create(account: &mut Account, new: NewRefund, ctx: &Ctx) -> Result<String
     }
     charge.amount_refunded += amount;
     charge.refunded = charge.amount_refunded == charge.amount_captured;
+    // A bank debit's money goes back by a bank transfer, which takes days.
+    let bank = crate::cards::test_method(&charge.payment_method)
+        .is_some_and(|method| method.kind == "us_bank_account");
+    let destination_details = if bank {
+        json!({ "type": "us_bank_transfer", "us_bank_transfer": { "reference": null, "reference_status": "pending" } })
+    } else {
+        json!({ "type": "card", "card": { "reference": null, "reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund" } })
+    };
     let refund = Refund {
         id: new_id("re"),
         object: "refund",
@@ -124,19 +132,49 @@ pub fn create(account: &mut Account, new: NewRefund, ctx: &Ctx) -> Result<String
         currency: charge.currency.clone(),
         customer: charge.customer.clone(),
         customer_account: None,
-        destination_details: Some(
-            json!({ "type": "card", "card": { "reference": null, "reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund" } }),
-        ),
+        destination_details: Some(destination_details),
         metadata: new.metadata,
         payment_intent: charge.payment_intent.clone(),
         payment_method: Some(charge.payment_method.clone()),
         reason: new.reason,
         receipt_number: None,
         source_transfer_reversal: None,
-        status: "succeeded",
+        status: if bank { "pending" } else { "succeeded" },
+        failure_reason: None,
         transfer_reversal: None,
     };
     let id = refund.id.clone();
     account.refunds.push(refund);
     Ok(id)
+}
+
+/// `/_sim`: a `pending` refund's transfer arrives (`succeeded`), or fails
+/// (`failed`, `failure_reason` `declined`, and its amount is no longer
+/// refunded on the charge).
+pub fn settle(account: &mut Account, id: &str, succeed: bool) -> Result<(), StripeError> {
+    let refund = account
+        .refunds
+        .get_mut(id)
+        .ok_or_else(|| StripeError::resource_missing("refund", "refund", id))?;
+    if refund.status != "pending" {
+        return Err(StripeError::invalid_with_code(
+            "refund_not_pending",
+            None,
+            format!(
+                "Refund {id} has a status of {}, not pending.",
+                refund.status
+            ),
+        ));
+    }
+    if succeed {
+        refund.status = "succeeded";
+        return Ok(());
+    }
+    refund.status = "failed";
+    refund.failure_reason = Some("declined");
+    let (charge_id, amount) = (refund.charge.clone(), refund.amount);
+    let charge = account.charge_mut(&charge_id, "charge")?;
+    charge.amount_refunded -= amount;
+    charge.refunded = false;
+    Ok(())
 }

@@ -122,6 +122,12 @@ pub async fn run_worker(
     } else {
         activities.without_list_reads()
     };
+    // One made before refunds were followed: a pending refund is taken as it stands.
+    let activities = if reach.allows(keylease_activities::payments::REFUND_READ_ENDPOINT) {
+        activities
+    } else {
+        activities.without_refund_reads()
+    };
     serve(&config, activities, shutdown).await
 }
 

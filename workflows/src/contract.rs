@@ -185,6 +185,11 @@ pub struct RefundInput {
     /// overdue-compensation metric. Not sent when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensating_since_ms: Option<u64>,
+    /// A refund this activity id made earlier (`re_…`), still `pending`: the
+    /// attempt reads it (`GET /v1/refunds/{id}`) instead of refunding, and
+    /// answers its current status. Not sent when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_refund_id: Option<String>,
 }
 
 /// Output of activity `refund`.
@@ -196,12 +201,16 @@ pub struct RefundOutput {
     pub payment_intent_id: String,
     /// Minor units refunded.
     pub amount: i64,
-    /// Stripe's refund status.
+    /// Stripe's refund status: `succeeded`, `pending` (a bank transfer on
+    /// its way), `requires_action`, `failed` or `canceled`.
     pub status: String,
     /// The broker key this attempt used.
     pub key_id: String,
     /// The attempt that succeeded.
     pub attempt: u32,
+    /// Stripe's `failure_reason`, for a `failed` refund.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<String>,
 }
 
 /// Input of activity `reconcile`: find what a charge whose outcome is unknown did.

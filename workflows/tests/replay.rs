@@ -74,6 +74,7 @@ async fn recorded_checkouts_replay_deterministically() {
             "cancelled-during-charge.json",
             "cancelled-waiting-to-retry.json",
             "compensated-after-rounds.json",
+            "compensated-pending-refund.json",
             "compensated-refund-found.json",
             "compensated.json",
             "compensation-failed.json",
@@ -90,7 +91,7 @@ async fn recorded_checkouts_replay_deterministically() {
             "reset-finds-refund.json",
             "settled-after-processing.json",
         ],
-        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch, two after the one-per-order and cancel-until-started patches"
+        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch, two after the one-per-order and cancel-until-started patches, one after the pending-refund patch"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

@@ -40,8 +40,12 @@ pub struct Refund {
     pub receipt_number: Option<String>,
     /// Connect: never.
     pub source_transfer_reversal: Option<String>,
-    /// Always `succeeded`.
+    /// `succeeded` (a card), or `pending` (a bank debit) until
+    /// `/_sim/refunds/{id}/settle` makes it `succeeded` or `failed`.
     pub status: &'static str,
+    /// Why it failed, once `failed` (Stripe leaves it out otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_reason: Option<&'static str>,
     /// Connect: never.
     pub transfer_reversal: Option<String>,
 }

@@ -212,6 +212,77 @@ async fn a_bank_debit_stays_processing_until_it_settles() {
     assert_eq!(card_only.body["error"]["param"], "payment_method");
 }
 
+#[tokio::test]
+async fn a_bank_debits_refund_stays_pending_until_its_transfer_arrives_or_fails() {
+    let sim = TestSim::spawn().await;
+    let mut refunds = Vec::new();
+    for _ in 0..2 {
+        let pi = sim
+            .post(
+                "/v1/payment_intents",
+                &confirmed("pm_usBankAccount_success", &[]),
+            )
+            .await
+            .body;
+        let id = pi["id"].as_str().unwrap().to_owned();
+        sim.control(&format!("/_sim/payment_intents/{id}/settle"), json!({}))
+            .await;
+        let refund = sim
+            .post("/v1/refunds", &[("payment_intent", &id)])
+            .await
+            .body;
+        assert_eq!(refund["status"], "pending", "{refund}");
+        assert_eq!(refund["destination_details"]["type"], "us_bank_transfer");
+        assert!(refund.get("failure_reason").is_none(), "{refund}");
+        refunds.push((id, refund["id"].as_str().unwrap().to_owned()));
+    }
+    let (_, arrives) = &refunds[0];
+    let arrived = sim
+        .control(&format!("/_sim/refunds/{arrives}/settle"), json!({}))
+        .await;
+    assert_eq!(arrived.body["status"], "succeeded", "{}", arrived.body);
+    assert_eq!(
+        sim.get(&format!("/v1/refunds/{arrives}")).await.body["status"],
+        "succeeded"
+    );
+    let again = sim
+        .control(&format!("/_sim/refunds/{arrives}/settle"), json!({}))
+        .await;
+    assert_eq!(again.status, 400, "only a pending refund settles");
+
+    let (pi, fails) = &refunds[1];
+    let failed = sim
+        .control(
+            &format!("/_sim/refunds/{fails}/settle"),
+            json!({"succeed": false}),
+        )
+        .await;
+    assert_eq!(failed.body["status"], "failed", "{}", failed.body);
+    assert_eq!(failed.body["failure_reason"], "declined");
+    let charge = sim
+        .get(&format!("/v1/payment_intents/{pi}?expand[]=latest_charge"))
+        .await
+        .body;
+    assert_eq!(
+        charge["latest_charge"]["amount_refunded"], 0,
+        "the money is back with the merchant"
+    );
+    assert_eq!(charge["latest_charge"]["refunded"], false);
+
+    let card = sim.charge("500").await;
+    let card_refund = sim
+        .post(
+            "/v1/refunds",
+            &[("payment_intent", card["id"].as_str().unwrap())],
+        )
+        .await
+        .body;
+    assert_eq!(
+        card_refund["status"], "succeeded",
+        "a card's refund: at once"
+    );
+}
+
 /// Stripe's documented decline test methods (docs.stripe.com/testing#declined-payments,
 /// and the fraud section's `pm_card_radarBlock`): code, decline code, and the
 /// page of `doc_url`.

@@ -26,6 +26,9 @@ pub enum Progress {
     Round(u32),
     /// A round ended without Stripe's answer; another follows.
     Retrying(String),
+    /// Stripe made this refund, but its money is still on its way
+    /// (`pending`): followed until Stripe settles it.
+    Pending(String),
     /// Refunded, by this refund.
     Refunded(String),
     /// Stripe refused or failed the refund: the money is kept.
@@ -67,6 +70,16 @@ pub async fn refund_until_answered<W>(
         let refund = refund_input(input, &payment_intent_id, since);
         let result = ctx.execute_activity(Refund, refund, options.clone()).await;
         match judge(result) {
+            Round::Refunded(refunded)
+                if on_its_way(&refunded) && ctx.patched(FOLLOW_REFUND_PATCH) =>
+            {
+                let refund_id = refunded.refund_id.clone();
+                ctx.state_mut(|s| report(s, Progress::Pending(refund_id)));
+                match follow(ctx, input, policy, &payment_intent_id, refunded, since).await {
+                    Ok(refund_id) => break refund_id,
+                    Err((refund_id, why)) => return Err(failed(ctx, Some(refund_id), why)),
+                }
+            }
             Round::Refunded(refunded) => break refunded.refund_id,
             // Its refund id, from the charge's refunds at Stripe.
             Round::AlreadyRefunded(why) => match charging::prior(ctx, input, policy, began).await {
@@ -101,6 +114,89 @@ pub async fn refund_until_answered<W>(
         refund_id,
         reason,
     })
+}
+
+/// Patch: a refund Stripe answers `pending` (a bank debit's money goes
+/// back by a transfer, in days) is followed until it succeeds; one that
+/// fails or is canceled ends `CompensationFailed` with its id and reason.
+pub const FOLLOW_REFUND_PATCH: &str = "pending-refund-followed";
+
+/// Whether `refund`'s money is still on its way: `pending`,
+/// `requires_action`, or any status Stripe may add that is not an end.
+fn on_its_way(refund: &RefundOutput) -> bool {
+    !matches!(refund.status.as_str(), "succeeded" | "failed" | "canceled")
+}
+
+/// Follows `refund`, made for `payment_intent_id` but still on its way:
+/// `refund` reads it (the same activity id, so its key reaches only the
+/// refunds its label made), a durable timer of `settle_every` between
+/// reads, until Stripe says `succeeded` (its id) or `failed`/`canceled`
+/// (its id and why). Still on its way after `settle_within`, it is handed to
+/// an operator like a failed one. A worker whose broker role cannot read
+/// refunds (made before this) takes it as Stripe first answered, as before.
+async fn follow<W>(
+    ctx: &mut WorkflowContext<W>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+    payment_intent_id: &str,
+    mut refund: RefundOutput,
+    since: Option<SystemTime>,
+) -> Result<String, (String, String)> {
+    let began = ctx.workflow_time();
+    let options = policy
+        .refund
+        .options("refund", Some(WorkflowCancellationToken::new()));
+    loop {
+        let id = refund.refund_id.clone();
+        match refund.status.as_str() {
+            "succeeded" => return Ok(id),
+            "failed" | "canceled" => {
+                let reason = refund
+                    .failure_reason
+                    .as_deref()
+                    .unwrap_or("no reason given");
+                return Err((
+                    id.clone(),
+                    format!("refund {id} is {} ({reason})", refund.status),
+                ));
+            }
+            _ => {}
+        }
+        let waited = began
+            .zip(ctx.workflow_time())
+            .and_then(|(began, now)| now.duration_since(began).ok())
+            .unwrap_or_default();
+        if waited >= policy.settle_within {
+            let why = format!(
+                "refund {id} is still {} after {} s",
+                refund.status,
+                policy.settle_within.as_secs()
+            );
+            return Err((id, why));
+        }
+        // Its own token: a cancel must not cut the wait short.
+        let wait = TimerOptions::builder(policy.settle_every)
+            .cancellation_token(WorkflowCancellationToken::new())
+            .build();
+        ctx.timer(wait).await;
+        let mut read = refund_input(input, payment_intent_id, since);
+        read.follow_refund_id = Some(id.clone());
+        match ctx.execute_activity(Refund, read, options.clone()).await {
+            Ok(now) => refund = now,
+            Err(err) => {
+                let (error_type, message) = describe(&err);
+                if error_type == error_types::INVALID_INPUT {
+                    if !ctx.is_replaying() {
+                        tracing::warn!(workflow_id = %ctx.workflow_id(), refund_id = %id, %message, "a pending refund cannot be followed: taken as Stripe answered");
+                    }
+                    return Ok(id);
+                }
+                if !ctx.is_replaying() {
+                    tracing::warn!(workflow_id = %ctx.workflow_id(), refund_id = %id, %error_type, %message, "reading a pending refund failed; reading again later");
+                }
+            }
+        }
+    }
 }
 
 /// History events past which the compensation stops adding rounds and
@@ -186,6 +282,7 @@ pub fn refund_input(
         reason: Some("requested_by_customer".to_owned()),
         schedule_to_close_ms: None,
         compensating_since_ms: super::charging::unix_ms(since),
+        follow_refund_id: None,
     }
 }
 

@@ -138,6 +138,12 @@ impl CheckoutWorkflow {
         let report = |s: &mut Self, progress: Progress| match progress {
             Progress::Round(round) => s.status.refund_rounds = round,
             Progress::Retrying(why) => s.status.refund_last_error = Some(why),
+            Progress::Pending(refund_id) => {
+                s.status.refund_last_error = Some(format!(
+                    "refund {refund_id} is pending at Stripe: followed until it settles"
+                ));
+                s.status.refund_id = Some(refund_id);
+            }
             Progress::Refunded(refund_id) => {
                 s.status.step = CheckoutStep::Compensated;
                 s.status.refund_id = Some(refund_id);
@@ -350,6 +356,7 @@ impl CheckoutWorkflow {
             reason: Some("requested_by_customer".to_owned()),
             schedule_to_close_ms: None,
             compensating_since_ms: None,
+            follow_refund_id: None,
         };
         // A token of its own: a cancelled workflow must still run its compensation.
         let options = policy

@@ -126,3 +126,86 @@ async fn a_debit_failing_after_the_charge_budget_ends_failed_and_a_cancel_waits_
     assert!(ended.contains(&id), "{ended}");
     stack.stop().await;
 }
+
+/// Finding 11, its rest: a refund Stripe answered `pending` (a bank debit's
+/// money goes back by a transfer, in days) counted as done, and one that
+/// then failed left the money kept with the checkout `Compensated`. Now the
+/// compensation follows it: `Compensated` once it succeeds,
+/// `CompensationFailed` with its id and reason when it fails.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_refund_is_followed_until_stripe_settles_it() {
+    let stack = Stack::spawn("refund-pending").await;
+    for (order, arrives) in [
+        ("order-refund-arrives", true),
+        ("order-refund-fails", false),
+    ] {
+        let wf = unique(order);
+        let (handle, id) = settling_debit(&stack, &wf, order).await;
+        stack
+            .sim_control(
+                &format!("/_sim/payment_intents/{id}/settle"),
+                serde_json::json!({}),
+            )
+            .await;
+        wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+        fulfil(&handle, false, Some("out of stock")).await;
+        let refund =
+            keylease_testkit::eventually(Duration::from_secs(30), "a pending refund", || async {
+                let refunds = stack.sim_held("refunds").await;
+                refunds
+                    .into_iter()
+                    .find(|r| r["payment_intent"] == id.as_str() && r["status"] == "pending")
+            })
+            .await;
+        let refund_id = refund["id"].as_str().expect("id").to_owned();
+        // Read again every 2 s, and still pending: the checkout waits.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let status = handle
+            .query(
+                CheckoutWorkflow::status,
+                (),
+                WorkflowQueryOptions::default(),
+            )
+            .await
+            .expect("status");
+        assert_eq!(status.step, CheckoutStep::Refunding, "{status:?}");
+        assert_eq!(status.refund_id.as_deref(), Some(refund_id.as_str()));
+        stack
+            .sim_control(
+                &format!("/_sim/refunds/{refund_id}/settle"),
+                serde_json::json!({"succeed": arrives}),
+            )
+            .await;
+        let (failed, ended) = ending(&handle).await;
+        if arrives {
+            assert!(!failed && ended.contains("Compensated"), "{ended}");
+            assert!(ended.contains(&refund_id), "{ended}");
+            stack
+                .record_history(&handle, "compensated-pending-refund")
+                .await;
+        } else {
+            assert!(failed && ended.contains("CompensationFailed"), "{ended}");
+            assert!(ended.contains(&id), "names the PaymentIntent: {ended}");
+            let status = handle
+                .query(
+                    CheckoutWorkflow::status,
+                    (),
+                    WorkflowQueryOptions::default(),
+                )
+                .await
+                .expect("status");
+            assert_eq!(status.step, CheckoutStep::CompensationFailed);
+            assert_eq!(status.refund_id.as_deref(), Some(refund_id.as_str()));
+            let why = status.refund_last_error.unwrap_or_default();
+            assert!(why.contains("failed") && why.contains("declined"), "{why}");
+        }
+        let refunds: Vec<_> = stack
+            .sim_held("refunds")
+            .await
+            .into_iter()
+            .filter(|r| r["payment_intent"] == id.as_str())
+            .collect();
+        assert_eq!(refunds.len(), 1, "one refund, read again, never made twice");
+    }
+    stack.stop().await;
+}
