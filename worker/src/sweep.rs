@@ -1,6 +1,9 @@
 //! `keylease-worker keys sweep`: find (and with `--apply`, revoke) active
-//! `temporal-*` keys whose workflow run is closed — keys a crashed worker
-//! never revoked, still live until their TTL.
+//! `temporal-*` keys whose attempt is over — keys a crashed worker never
+//! revoked, still live until their TTL: the key of a closed run, and in a
+//! running one the key of an activity no attempt of which is running any
+//! more, or of an attempt a later one superseded (Temporal starts attempt N
+//! only once N−1 has ended or timed out).
 //!
 //! It judges only keys whose metadata names the namespace it runs against:
 //! a workflow of another namespace is "not found" in this one, and its live
@@ -15,7 +18,8 @@ use keylease_activities::broker_client::KeySummary;
 use secrecy::SecretString;
 use temporalio_client::errors::WorkflowInteractionError;
 use temporalio_client::{
-    Client, WorkflowDescribeOptions, WorkflowExecutionInfo, WorkflowExecutionStatus,
+    Client, WorkflowDescribeOptions, WorkflowExecutionDescription, WorkflowExecutionInfo,
+    WorkflowExecutionStatus,
 };
 use url::Url;
 
@@ -44,18 +48,41 @@ pub struct SweepArgs {
     pub apply: bool,
 }
 
-/// A key whose workflow run is closed or gone.
+/// A key whose attempt is over: its run closed or gone, or the attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Orphan {
     /// `key_…`.
     pub key_id: String,
     /// Its label.
     pub label: String,
-    /// Why it is an orphan: the run's status, or `not found`.
+    /// Why it is an orphan: the run's status, `not found`, or why its attempt is over.
     pub reason: String,
 }
 
-/// Whether the run a key was issued for is over: `Some(reason)` if so.
+/// Whether the attempt `key` was issued for is over, in a run that is
+/// still open: its activity has no attempt running (it ended; or a later
+/// round under the same id has not begun), or a later attempt was
+/// scheduled. `Some(reason)` if so. A key of a running attempt, or one
+/// without an attempt number, is left alone.
+fn superseded(description: &WorkflowExecutionDescription, key: &KeySummary) -> Option<String> {
+    let activity_id = key.metadata.get("activity_id")?;
+    let attempt: i32 = key.metadata.get("attempt")?.parse().ok()?;
+    let pending = description
+        .raw_description
+        .pending_activities
+        .iter()
+        .find(|pending| &pending.activity_id == activity_id);
+    match pending {
+        None => Some(format!("its activity {activity_id} is no longer running")),
+        Some(pending) if pending.attempt > attempt => Some(format!(
+            "attempt {attempt} of {activity_id} superseded by attempt {}",
+            pending.attempt
+        )),
+        Some(_) => None,
+    }
+}
+
+/// Whether the attempt a key was issued for is over: `Some(reason)` if so.
 async fn closed(
     client: &Client,
     namespace: &str,
@@ -88,7 +115,7 @@ async fn closed(
             | WorkflowExecutionStatus::Terminated
             | WorkflowExecutionStatus::ContinuedAsNew
             | WorkflowExecutionStatus::TimedOut) => Some(format!("{status:?}").to_lowercase()),
-            _ => None,
+            _ => superseded(&description, key),
         }),
         Err(WorkflowInteractionError::NotFound(_)) => Ok(Some("not found".to_owned())),
         Err(err) => Err(WorkerError::Temporal(format!(

@@ -121,10 +121,31 @@ async fn a_debit_failing_after_the_charge_budget_ends_failed_and_a_cancel_waits_
             serde_json::json!({}),
         )
         .await;
+    // The debit's refund goes back by a transfer: pending until it arrives.
+    let refund = pending_refund_of(&stack, &id).await;
+    stack
+        .sim_control(
+            &format!("/_sim/refunds/{refund}/settle"),
+            serde_json::json!({}),
+        )
+        .await;
     let (failed, ended) = ending(&handle).await;
     assert!(!failed && ended.contains("Compensated"), "{ended}");
     assert!(ended.contains(&id), "{ended}");
     stack.stop().await;
+}
+
+/// The id of the `pending` refund of PaymentIntent `id`, once there is one.
+async fn pending_refund_of(stack: &Stack, id: &str) -> String {
+    let refund =
+        keylease_testkit::eventually(Duration::from_secs(30), "a pending refund", || async {
+            let refunds = stack.sim_held("refunds").await;
+            refunds
+                .into_iter()
+                .find(|r| r["payment_intent"] == id && r["status"] == "pending")
+        })
+        .await;
+    refund["id"].as_str().expect("id").to_owned()
 }
 
 /// Finding 11, its rest: a refund Stripe answered `pending` (a bank debit's
@@ -149,15 +170,7 @@ async fn a_pending_refund_is_followed_until_stripe_settles_it() {
             .await;
         wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
         fulfil(&handle, false, Some("out of stock")).await;
-        let refund =
-            keylease_testkit::eventually(Duration::from_secs(30), "a pending refund", || async {
-                let refunds = stack.sim_held("refunds").await;
-                refunds
-                    .into_iter()
-                    .find(|r| r["payment_intent"] == id.as_str() && r["status"] == "pending")
-            })
-            .await;
-        let refund_id = refund["id"].as_str().expect("id").to_owned();
+        let refund_id = pending_refund_of(&stack, &id).await;
         // Read again every 2 s, and still pending: the checkout waits.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let status = handle
