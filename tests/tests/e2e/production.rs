@@ -18,6 +18,7 @@ use crate::checkout::{fulfil, outcome, wait_for_step};
 
 mod attacks;
 mod orders;
+mod outage;
 mod resets;
 mod settling;
 
