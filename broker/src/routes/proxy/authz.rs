@@ -112,10 +112,31 @@ pub fn narrow_search(
     FormParams::parse(narrowed.as_bytes()).map_err(|err| ApiError::BadParameter(err.to_string()))
 }
 
-/// Whether `query` holds the word `or` in any case, anywhere (a value that
-/// holds it is refused too: rare, and safe).
+/// Whether `query` holds the word `or` in any case, outside its quoted
+/// values (`'…'` or `"…"`, a backslash escaping the next character, as
+/// Stripe reads them): a value such as `'OR-1001'` is an order id, not an
+/// operator. (Should a query be read differently, Stripe refuses any query
+/// that mixes `AND` with `OR`, and the broker's clauses are ANDed.)
 fn has_or(query: &str) -> bool {
-    let lower = query.to_ascii_lowercase();
+    let mut unquoted = String::with_capacity(query.len());
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in query.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(_) if c == '\\' => escaped = true,
+            Some(open) if c == open => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None => {
+                unquoted.push(c);
+                continue;
+            }
+        }
+        // A quoted value (and its quotes) reads as a space between words.
+        unquoted.push(' ');
+    }
+    let lower = unquoted.to_ascii_lowercase();
     let bytes = lower.as_bytes();
     let is_word = |at: Option<&u8>| at.is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_');
     lower.match_indices("or").any(|(at, _)| {
@@ -304,9 +325,17 @@ mod tests {
             "metadata['order_id']:'o-1'",
             "currency:'usd' AND amount>1",
             "origin:'x'",
+            // In a quoted value: an order id, not an operator.
+            "metadata['order_id']:'OR-1001'",
+            "metadata['order_id']:'gift or card'",
+            r#"metadata["order_id"]:"x OR y""#,
+            r"metadata['order_id']:'it\'s or'",
         ] {
             assert!(!has_or(query), "{query}");
         }
+        // An escaped quote does not end the value; a real one does.
+        assert!(has_or(r"metadata['a']:'x\'' OR b:'2'"));
+        assert!(has_or("metadata['a']:'x' OR metadata['b']:'or'"));
     }
 
     #[test]
