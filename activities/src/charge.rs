@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 
 use keylease_workflows::contract::{ChargeInput, ChargeOutput};
 use secrecy::SecretString;
-use serde::Deserialize;
 use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::classify::{AttemptFailure, classify};
@@ -21,7 +20,7 @@ use crate::order;
 use crate::payments::{Attempt, PaymentActivities};
 use crate::reconcile::{LIST_ENDPOINT, SEARCH_ENDPOINT};
 use crate::scope::{derived_key, idempotency_key, order_pair};
-use crate::standing::{Standing, standing};
+use crate::standing::{PaymentIntent, Standing, standing};
 use crate::stripe_client::StripeClient;
 use crate::validate;
 
@@ -36,15 +35,6 @@ pub const CHARGE_ENDPOINTS: [&str; 3] = [
 
 /// How often a `processing` PaymentIntent is read again.
 const POLL_EVERY: Duration = Duration::from_secs(1);
-
-/// The fields of a PaymentIntent the activity reads.
-#[derive(Debug, Deserialize)]
-pub(crate) struct PaymentIntent {
-    pub(crate) id: String,
-    pub(crate) status: String,
-    pub(crate) amount: i64,
-    pub(crate) currency: String,
-}
 
 /// Whether the attempt has time for one more poll before its deadline.
 fn time_for_another_poll(ctx: &ActivityContext) -> bool {
@@ -110,6 +100,32 @@ async fn follow(
     }
 }
 
+/// Whether the charge may go on to its create, by what the order check
+/// read: `Some` PaymentIntent of this checkout (an earlier attempt's) that
+/// holds or is taking the money is followed instead of created again;
+/// another checkout's payment refuses the order (`DuplicateOrder`: on the
+/// first attempt nothing was charged; a later one is retried, since an
+/// earlier attempt's create may not show yet, and the charge's outcome is
+/// left to `reconcile`).
+fn judge_order(
+    read: order::OrderRead,
+    metrics: &crate::metrics::ActivityMetrics,
+) -> Result<Option<PaymentIntent>, AttemptFailure> {
+    if let Some(ours) = read.ours {
+        return Ok(Some(ours));
+    }
+    if !read.complete {
+        metrics.order_checks_on_search.inc();
+        tracing::warn!(
+            "the order check could not read Stripe's list to its end (a busy account): the order's recent PaymentIntents were looked for with Stripe's search alone"
+        );
+    }
+    match read.earlier {
+        Some(earlier) => Err(AttemptFailure::DuplicateOrder(earlier)),
+        None => Ok(None),
+    }
+}
+
 impl PaymentActivities {
     pub(crate) async fn charge_attempt(
         &self,
@@ -154,11 +170,8 @@ impl PaymentActivities {
         let listed_since = (input.order_paid_since_ms)
             .filter(|_| self.list_reads)
             .map(|ms| ms / 1000);
-        let (order_id, checkout_id, customer) = (
-            input.order_id.clone(),
-            input.checkout_id.clone(),
-            input.customer.clone(),
-        );
+        let metrics = self.metrics.clone();
+        let (order_id, checkout_id) = (input.order_id.clone(), input.checkout_id.clone());
         let form = charge.form(&attempt.workflow_id);
         let key = idempotency_key(
             "charge",
@@ -173,17 +186,17 @@ impl PaymentActivities {
                 // Before every create: an earlier attempt's PaymentIntent
                 // (this checkout's) is in the list, and is not another's.
                 if checks_order {
-                    let paid = order::earlier_payment(
+                    let read = order::read(
                         &stripe,
                         &token,
                         &order_id,
                         checkout_id.as_deref(),
                         listed_since,
-                        customer.as_deref(),
                     )
                     .await?;
-                    if let Some(earlier) = paid {
-                        return Err(AttemptFailure::DuplicateOrder(earlier));
+                    if let Some(ours) = judge_order(read, &metrics)? {
+                        tracing::info!(payment_intent_id = %ours.id, status = %ours.status, "an earlier attempt's PaymentIntent found: followed, not created again");
+                        return follow(&stripe, &token, ctx, ours, &key).await;
                     }
                 }
                 let created: PaymentIntent = stripe
@@ -202,5 +215,57 @@ impl PaymentActivities {
             key_id,
             attempt: attempt.attempt,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::Earlier;
+    use crate::metrics::ActivityMetrics;
+
+    fn read(earlier: bool, ours: bool, complete: bool) -> order::OrderRead {
+        order::OrderRead {
+            earlier: earlier.then(|| Earlier {
+                payment_intent_id: "pi_old".to_owned(),
+                status: "succeeded".to_owned(),
+                workflow_id: Some("wf-old".to_owned()),
+                checkout_id: Some("c-old".to_owned()),
+            }),
+            ours: ours.then(|| PaymentIntent {
+                id: "pi_ours".to_owned(),
+                status: "succeeded".to_owned(),
+                amount: 100,
+                currency: "usd".to_owned(),
+            }),
+            complete,
+        }
+    }
+
+    #[test]
+    fn an_order_paid_by_another_checkout_is_refused_and_this_ones_own_payment_followed() {
+        let metrics = ActivityMetrics::default();
+        for complete in [true, false] {
+            assert!(matches!(
+                judge_order(read(true, false, complete), &metrics),
+                Err(AttemptFailure::DuplicateOrder(_))
+            ));
+        }
+        // This checkout's own PaymentIntent (an earlier attempt's): followed,
+        // not created again, whatever else the order holds.
+        let followed = judge_order(read(true, true, true), &metrics).expect("goes on");
+        assert_eq!(followed.map(|pi| pi.id).as_deref(), Some("pi_ours"));
+        // Nothing found: created, and a list not read to its end is counted.
+        let before = metrics.order_checks_on_search.get();
+        assert!(matches!(
+            judge_order(read(false, false, false), &metrics),
+            Ok(None)
+        ));
+        assert_eq!(metrics.order_checks_on_search.get(), before + 1);
+        assert!(matches!(
+            judge_order(read(false, false, true), &metrics),
+            Ok(None)
+        ));
+        assert_eq!(metrics.order_checks_on_search.get(), before + 1);
     }
 }

@@ -48,6 +48,9 @@ pub enum AttemptFailure {
     NotYetIndexed,
     /// The order already holds money of another checkout's PaymentIntent.
     DuplicateOrder(Earlier),
+    /// Stripe refused a read of the order's PaymentIntents (a 4xx): not its
+    /// answer about the charge, so never "nothing charged".
+    OrderUnread(String),
 }
 
 /// The payment that already holds the order's money.
@@ -83,7 +86,8 @@ pub struct Earlier {
 /// | Stripe 409, 429, 5xx; no answer (timeout, connection error) | retryable `StripeUnavailable`; `Stripe-Should-Retry: false` makes it non-retryable; `Retry-After` sets the next delay |
 /// | any failure of a call after Stripe answered the create | retryable `StripeUnavailable` |
 /// | `requires_action` (3-D Secure), PaymentIntent cancelled | non-retryable `AuthenticationRequired` |
-/// | the order already paid by another checkout's PaymentIntent | non-retryable `DuplicateOrder`, its ids in details |
+/// | the order already paid by another checkout's PaymentIntent | `DuplicateOrder` †, its ids in details; non-retryable on the first attempt, retried on a later one |
+/// | Stripe refused a read of the order's PaymentIntents (4xx) | retryable `NotYetIndexed` |
 /// | PaymentIntent `requires_payment_method`, `canceled`, `requires_confirmation` | non-retryable `PaymentFailed` |
 /// | PaymentIntent still `processing` when the attempt ends | retryable `ChargeProcessing` |
 /// | search finds nothing within Stripe's indexing delay | retryable `NotYetIndexed` |
@@ -156,6 +160,8 @@ pub fn classify(failure: &AttemptFailure, attempt: u32) -> ActivityError {
             &format!("{payment_intent_id} is still {status}"),
             true,
         ),
+        // Sure to have charged nothing only on the first attempt: a later
+        // one is retried, and its earlier attempt's create may yet show.
         AttemptFailure::DuplicateOrder(earlier) => ActivityError::application(
             ApplicationFailure::builder(format!(
                 "the order is already paid by {} ({}) of workflow {} (checkout {}): not charged again; refund that one first, or charge another order",
@@ -165,13 +171,19 @@ pub fn classify(failure: &AttemptFailure, attempt: u32) -> ActivityError {
                 earlier.checkout_id.as_deref().unwrap_or("-"),
             ))
             .type_name(error_types::DUPLICATE_ORDER.to_owned())
-            .non_retryable(true)
+            .non_retryable(attempt == 1)
             .details(serde_json::json!({
+                "attempt": attempt,
                 "payment_intent_id": earlier.payment_intent_id,
                 "workflow_id": earlier.workflow_id,
                 "checkout_id": earlier.checkout_id,
             }))
             .build(),
+        ),
+        AttemptFailure::OrderUnread(why) => fail(
+            error_types::NOT_YET_INDEXED,
+            &format!("the order's PaymentIntents could not be read: {why}"),
+            true,
         ),
         AttemptFailure::NotYetIndexed => fail(
             error_types::NOT_YET_INDEXED,

@@ -38,6 +38,10 @@ pub struct ActivityMetrics {
     /// Refund attempts of a compensation that began longer ago than the
     /// overdue threshold: a checkout holding money it should have given back.
     pub refunds_overdue: Counter,
+    /// Order checks whose list Stripe could not give to its end (a busy
+    /// account): the order's recent PaymentIntents were looked for with
+    /// Stripe's search alone.
+    pub order_checks_on_search: Counter,
 }
 
 impl Default for ActivityMetrics {
@@ -54,6 +58,7 @@ impl Default for ActivityMetrics {
             lease_seconds: Histogram::new(buckets()),
             outcomes: Family::default(),
             refunds_overdue: Counter::default(),
+            order_checks_on_search: Counter::default(),
         }
     }
 }
@@ -100,6 +105,11 @@ impl ActivityMetrics {
             "keylease_refund_attempts_overdue",
             "Refund attempts of a checkout compensating for longer than KEYLEASE_REFUND_OVERDUE_AFTER: alert on any increase",
             self.refunds_overdue.clone(),
+        );
+        registry.register(
+            "keylease_order_checks_on_search",
+            "Charges whose order check could not read Stripe's list to its end (a busy account, no customer) and relied on Stripe's search for the order's recent PaymentIntents",
+            self.order_checks_on_search.clone(),
         );
     }
 

@@ -5,13 +5,16 @@
 //! The charge key sees the order's PaymentIntents (`allowed_metadata`
 //! `order_id`, or `order_key` for an order id a search query cannot quote:
 //! [`order_pair`]; the broker filters every list and search to them, and
-//! the check keeps only the order's itself). Stripe's
-//! list, created since the time the checkout gives (five minutes of clock
-//! slack), is strongly consistent: it holds every PaymentIntent of this
-//! checkout and of any checkout of the order started since. Stripe's search
-//! finds the older ones, which it has long indexed. A list the broker cannot
-//! read to its end (a busy account) is not an answer: the attempt fails
-//! `NotYetIndexed`, retried, and charges nothing meanwhile.
+//! the check keeps only the order's itself). Stripe's search finds the
+//! order's PaymentIntents it has indexed (under a minute behind, normally).
+//! Stripe's list of those created since the time the checkout gives (its
+//! start less the search's lag, and a minute for clocks) is strongly
+//! consistent: it holds every PaymentIntent of this checkout and any made in
+//! the time search may not have caught up with. One list page is read (the
+//! broker scans up to five upstream pages of a hundred for it): on a busy
+//! account it cannot be read to its end, and the check relies on search for
+//! those (counted in `keylease_order_checks_on_search`), rather than refuse
+//! every checkout.
 //!
 //! | an order's PaymentIntent of another checkout (or of no checkout) | is |
 //! |---|---|
@@ -25,22 +28,23 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::classify::{AttemptFailure, Earlier};
-use crate::reconcile::unread;
+use crate::reconcile::cut_short;
 use crate::scope::order_pair;
-use crate::standing::{Standing, standing};
-use crate::stripe_client::StripeClient;
+use crate::standing::{PaymentIntent, Standing, standing};
+use crate::stripe_client::{ProxyError, StripeClient};
 
-/// Most list pages one check reads (the broker reads up to five upstream
-/// pages for each, keeping the order's PaymentIntents).
-const MAX_LIST_PAGES: usize = 5;
-/// Slack for clocks in the list's `created` bound.
-const CLOCK_SLACK_SECONDS: u64 = 300;
+/// Slack for clocks (Temporal's against Stripe's) in the list's `created` bound.
+const CLOCK_SLACK_SECONDS: u64 = 60;
 
 /// A PaymentIntent of the order, with its latest charge expanded.
 #[derive(Debug, Deserialize)]
 struct Listed {
     id: String,
     status: String,
+    #[serde(default)]
+    amount: i64,
+    #[serde(default)]
+    currency: String,
     #[serde(default)]
     metadata: BTreeMap<String, String>,
     #[serde(default)]
@@ -70,40 +74,73 @@ fn holds_money(pi: &Listed) -> bool {
     on_its_way && !refunded
 }
 
-/// The first of `found` that is `order_id`'s (the broker filters answers to
-/// the order, but a broker that does not — or a keyless baseline — must
-/// not make another order's payment this one's), that another checkout (or
-/// a caller with no checkout) made, and that holds money.
-fn earlier(found: Vec<Listed>, order_id: &str, checkout_id: Option<&str>) -> Option<Earlier> {
+/// Whether `pi` is `order_id`'s (the broker filters answers to the order,
+/// but a broker that does not — or a keyless baseline — must not make
+/// another order's payment this one's).
+fn of_order(pi: &Listed, order_id: &str) -> bool {
+    pi.metadata.get("order_id").map(String::as_str) == Some(order_id)
+}
+
+/// Whether `pi` was made by the checkout `checkout_id` (an earlier attempt).
+fn of_checkout(pi: &Listed, checkout_id: Option<&str>) -> bool {
+    checkout_id.is_some() && pi.metadata.get("checkout_id").map(String::as_str) == checkout_id
+}
+
+/// The first of `found` that is `order_id`'s, that another checkout (or a
+/// caller with no checkout) made, and that holds money.
+fn earlier(found: &[Listed], order_id: &str, checkout_id: Option<&str>) -> Option<Earlier> {
     found
-        .into_iter()
-        .filter(|pi| pi.metadata.get("order_id").map(String::as_str) == Some(order_id))
-        .filter(|pi| pi.metadata.get("checkout_id").map(String::as_str) != checkout_id)
-        .find(holds_money)
-        .map(|mut pi| Earlier {
-            workflow_id: pi.metadata.remove("workflow_id"),
-            checkout_id: pi.metadata.remove("checkout_id"),
-            payment_intent_id: pi.id,
-            status: pi.status,
+        .iter()
+        .filter(|pi| of_order(pi, order_id) && !of_checkout(pi, checkout_id))
+        .find(|pi| holds_money(pi))
+        .map(|pi| Earlier {
+            workflow_id: pi.metadata.get("workflow_id").cloned(),
+            checkout_id: pi.metadata.get("checkout_id").cloned(),
+            payment_intent_id: pi.id.clone(),
+            status: pi.status.clone(),
         })
 }
 
-/// The payment of `order_id` another checkout than `checkout_id` made and
-/// that still holds money, if any. `listed_since` (Unix seconds): the list
-/// reads from then on (clock slack taken off here); `None` (a role without
-/// the list read): search alone. `customer` narrows the list.
-pub(crate) async fn earlier_payment(
+/// What the order check read.
+#[derive(Debug)]
+pub(crate) struct OrderRead {
+    /// Another checkout's payment that holds the order's money.
+    pub(crate) earlier: Option<Earlier>,
+    /// A PaymentIntent of this checkout (an earlier attempt's) that holds or
+    /// is taking the money: the charge follows it instead of creating one
+    /// (whose idempotency key may be past Stripe's 24 hours).
+    pub(crate) ours: Option<PaymentIntent>,
+    /// Whether Stripe's list was read to its end: every PaymentIntent of
+    /// the order made since the list's start was seen.
+    pub(crate) complete: bool,
+}
+
+/// A read of the order's PaymentIntents that failed. Stripe's refusal (a
+/// 4xx) is about the read, not the charge: never "nothing charged".
+fn unreadable(err: ProxyError) -> AttemptFailure {
+    match err {
+        ProxyError::Stripe { status, .. } if (400..500).contains(&status) => {
+            AttemptFailure::OrderUnread(err.to_string())
+        }
+        other => AttemptFailure::Call(other),
+    }
+}
+
+/// Reads the order's PaymentIntents: Stripe's search, and (from
+/// `listed_since`, Unix seconds, clock slack taken off here; `None`: a role
+/// without the list read) one page of Stripe's list. (Never narrowed to the
+/// checkout's customer: an earlier checkout of the order may name another.)
+pub(crate) async fn read(
     stripe: &StripeClient,
     token: &SecretString,
     order_id: &str,
     checkout_id: Option<&str>,
     listed_since: Option<u64>,
-    customer: Option<&str>,
-) -> Result<Option<Earlier>, AttemptFailure> {
+) -> Result<OrderRead, AttemptFailure> {
     let (name, value) = order_pair(order_id);
     let query = format!("metadata['{name}']:'{value}'");
-    let searched: Page = stripe
-        .get(
+    let mut found: Vec<Listed> = stripe
+        .get::<Page>(
             token,
             "/v1/payment_intents/search",
             &[
@@ -113,42 +150,44 @@ pub(crate) async fn earlier_payment(
             ],
         )
         .await
-        .map_err(AttemptFailure::Call)?;
-    if let Some(found) = earlier(searched.data, order_id, checkout_id) {
-        return Ok(Some(found));
-    }
-    let Some(since) = listed_since else {
-        return Ok(None);
-    };
-    let since = since.saturating_sub(CLOCK_SLACK_SECONDS).to_string();
-    let mut after: Option<String> = None;
-    for _ in 0..MAX_LIST_PAGES {
-        let mut query = vec![
+        .map_err(unreadable)?
+        .data;
+    let mut complete = false;
+    if let Some(since) = listed_since {
+        let since = since.saturating_sub(CLOCK_SLACK_SECONDS).to_string();
+        let query = [
             ("created[gte]", since.as_str()),
             ("limit", "100"),
             ("expand[]", "data.latest_charge"),
         ];
-        if let Some(customer) = customer {
-            query.push(("customer", customer));
-        }
-        if let Some(last) = after.as_deref() {
-            query.push(("starting_after", last));
-        }
-        let page: Page = stripe
-            .get(token, "/v1/payment_intents", &query)
+        match stripe
+            .get::<Page>(token, "/v1/payment_intents", &query)
             .await
-            .map_err(unread)?;
-        after = page.data.last().map(|pi| pi.id.clone());
-        let more = page.has_more && after.is_some();
-        if let Some(found) = earlier(page.data, order_id, checkout_id) {
-            return Ok(Some(found));
-        }
-        if !more {
-            return Ok(None);
+        {
+            Ok(page) => {
+                complete = !page.has_more;
+                found.extend(page.data);
+            }
+            // The broker's "narrow it": more of the account than it scans.
+            Err(err) if cut_short(&err) => {}
+            Err(err) => return Err(unreadable(err)),
         }
     }
-    // Not read to its end: an earlier payment may be further on.
-    Err(AttemptFailure::NotYetIndexed)
+    let ours = found
+        .iter()
+        .filter(|pi| of_order(pi, order_id) && of_checkout(pi, checkout_id))
+        .find(|pi| !matches!(standing(&pi.status), Standing::NotCharged))
+        .map(|pi| PaymentIntent {
+            id: pi.id.clone(),
+            status: pi.status.clone(),
+            amount: pi.amount,
+            currency: pi.currency.clone(),
+        });
+    Ok(OrderRead {
+        earlier: earlier(&found, order_id, checkout_id),
+        ours,
+        complete,
+    })
 }
 
 #[cfg(test)]
@@ -171,6 +210,8 @@ mod tests {
                 .chain([("order_id".to_owned(), "o-1".to_owned())])
                 .collect(),
             latest_charge: charge,
+            amount: 100,
+            currency: "usd".to_owned(),
         }
     }
 
@@ -182,7 +223,7 @@ mod tests {
         // Our own attempts' PaymentIntents, refunded ones, and ones holding no money are not.
         assert_eq!(
             earlier(
-                vec![
+                &[
                     pi("pi_1", "succeeded", ours, None),
                     pi("pi_2", "succeeded", Some("c-old"), refunded.clone()),
                     pi("pi_3", "requires_payment_method", Some("c-old"), None),
@@ -202,21 +243,17 @@ mod tests {
             // A charge the broker did not expand: counted as unrefunded.
             ("succeeded", Some(Value::String("ch_1".to_owned()))),
         ] {
-            let found = earlier(vec![pi("pi_5", status, Some("c-old"), charge)], "o-1", ours)
+            let found = earlier(&[pi("pi_5", status, Some("c-old"), charge)], "o-1", ours)
                 .expect("an earlier payment");
             assert_eq!(found.payment_intent_id, "pi_5");
             assert_eq!(found.workflow_id.as_deref(), Some("wf-c-old"));
             assert_eq!(found.checkout_id.as_deref(), Some("c-old"));
         }
         // One with no checkout (a charge called by another workflow) is another's.
-        assert!(earlier(vec![pi("pi_6", "succeeded", None, None)], "o-1", ours).is_some());
+        assert!(earlier(&[pi("pi_6", "succeeded", None, None)], "o-1", ours).is_some());
         // Another order's payment, in an answer nobody filtered: not this order's.
         assert_eq!(
-            earlier(
-                vec![pi("pi_7", "succeeded", Some("c-old"), None)],
-                "o-2",
-                ours
-            ),
+            earlier(&[pi("pi_7", "succeeded", Some("c-old"), None)], "o-2", ours),
             None
         );
     }

@@ -79,19 +79,20 @@ struct ListPage {
     has_more: bool,
 }
 
-/// A failed list call. The broker's "narrow it" (a busy account: none of
-/// this checkout's PaymentIntents among the next pages it reads) says the
-/// list could not be read to its end, not that nothing was charged: retried
-/// as `NotYetIndexed`, while search catches up.
-pub(crate) fn unread(err: ProxyError) -> AttemptFailure {
-    match err {
-        ProxyError::Broker {
-            status: 400,
-            ref message,
-            ..
-        } if message.contains("narrow it") => AttemptFailure::NotYetIndexed,
-        other => AttemptFailure::Call(other),
+/// Whether a failed list call is the broker's "narrow it": a busy
+/// account, none of the key's PaymentIntents among the next pages it reads.
+/// The list could not be read to its end; it does not say nothing is there.
+pub(crate) fn cut_short(err: &ProxyError) -> bool {
+    matches!(err, ProxyError::Broker { status: 400, message, .. } if message.contains("narrow it"))
+}
+
+/// A failed list call: cut short ([`cut_short`]) is retried as
+/// `NotYetIndexed`, while search catches up.
+fn unread(err: ProxyError) -> AttemptFailure {
+    if cut_short(&err) {
+        return AttemptFailure::NotYetIndexed;
     }
+    AttemptFailure::Call(err)
 }
 
 /// A PaymentIntent read with its latest charge's refunds expanded.

@@ -19,9 +19,15 @@ pub struct ValidCharge {
 }
 
 fn check_id(field: &str, value: &str) -> Result<(), String> {
-    if value.is_empty() || value.len() > 200 || value.chars().any(char::is_control) {
+    // As long as the checkout's (its `OrderId` search attribute's) bound,
+    // so that every order id a checkout takes, its charge takes too.
+    if value.is_empty()
+        || value.len() > keylease_workflows::checkout::types::MAX_ORDER_ID_BYTES
+        || value.chars().any(char::is_control)
+    {
         return Err(format!(
-            "{field} must be 1-200 characters without control characters"
+            "{field} must be 1-{} bytes without control characters",
+            keylease_workflows::checkout::types::MAX_ORDER_ID_BYTES
         ));
     }
     Ok(())

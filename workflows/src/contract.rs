@@ -52,34 +52,36 @@ pub mod error_types {
     /// `reconcile` found nothing yet, within Stripe's search delay. Retryable.
     pub const NOT_YET_INDEXED: &str = "NotYetIndexed";
     /// The order already holds an unrefunded PaymentIntent of another
-    /// checkout (its id and workflow in the message and details): nothing
-    /// was charged. Not retryable.
+    /// checkout (its id and workflow in the message and details, with the
+    /// attempt, as for [`NOT_SENT`]). Not retryable on the first attempt
+    /// (nothing was charged); retried on a later one, whose earlier attempt
+    /// may have charged.
     pub const DUPLICATE_ORDER: &str = "DuplicateOrder";
 
     /// Failure types of `charge` that are Stripe's own answer for the charge's
     /// idempotency key (every attempt sends the same one, and Stripe replays
     /// the first outcome), or that stop the charge before any key is issued:
     /// when the last attempt ends with one of them, nothing was charged.
-    /// (`DuplicateOrder` too: the charge checks before each create, and the
-    /// list it reads holds every PaymentIntent an earlier attempt made.)
-    pub const NOTHING_CHARGED: [&str; 6] = [
+    pub const NOTHING_CHARGED: [&str; 5] = [
         INVALID_INPUT,
         CARD_DECLINED,
         STRIPE_INVALID_REQUEST,
         AUTHENTICATION_REQUIRED,
         PAYMENT_FAILED,
-        DUPLICATE_ORDER,
     ];
 
-    /// Failure types the broker or the worker gives before a request is
-    /// forwarded to Stripe. On the charge's first attempt nothing was sent;
-    /// on a later one, an earlier attempt may have charged.
-    pub const NOT_SENT: [&str; 5] = [
+    /// Failure types the broker or the worker gives before the charge's
+    /// create is forwarded to Stripe (`DuplicateOrder`: the order check
+    /// refused it). On the charge's first attempt nothing was sent; on a
+    /// later one, an earlier attempt may have charged (its create may even
+    /// be in flight still).
+    pub const NOT_SENT: [&str; 6] = [
         SPEND_CAP_EXCEEDED,
         KEY_SCOPE_VIOLATION,
         KEY_UNUSABLE,
         BROKER_UNAVAILABLE,
         BROKER_REJECTED,
+        DUPLICATE_ORDER,
     ];
 }
 

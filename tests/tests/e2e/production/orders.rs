@@ -64,7 +64,8 @@ async fn a_paid_order_is_not_charged_again_whoever_starts_the_checkout() {
             serde_json::json!({"search_indexing_delay_ms": 600_000}),
         )
         .await;
-    let order = "order-duplicate";
+    // An order id holding the word OR: a value in the search, not an operator.
+    let order = "order-duplicate OR-1001";
     let wf = unique("duplicate-order");
     let CheckoutOutcome::Completed { payment_intent_id } =
         checked_out(&stack, &wf, checkout(order, 3100, "pm_card_visa"), true).await
@@ -108,6 +109,18 @@ async fn a_paid_order_is_not_charged_again_whoever_starts_the_checkout() {
         .await,
     );
     assert!(message.contains(&payment_intent_id), "{message}");
+    // One naming a customer: the order is paid whoever pays for it.
+    let mut with_customer = checkout(order, 3100, "pm_card_visa");
+    with_customer.customer = Some("cus_duplicate".to_owned());
+    refused_as_duplicate(
+        checked_out(
+            &stack,
+            &unique("duplicate-order-customer"),
+            with_customer,
+            true,
+        )
+        .await,
+    );
 
     let intents = intents_of(&stack, order).await;
     assert_eq!(intents.len(), 1, "charged once: {intents:?}");
@@ -179,5 +192,133 @@ async fn an_order_refunded_or_declined_before_is_checked_out_again() {
     )
     .await;
     refused_as_duplicate(ended);
+    stack.stop().await;
+}
+
+/// What a busy account (more PaymentIntents since the checkout began than
+/// the broker scans for one list page) does to the order check: its list
+/// cannot be read to its end, so it relies on Stripe's search for the
+/// order's recent PaymentIntents — checkouts go on, none is refused or
+/// failed for it, and a paid order is still refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_busy_account_still_checks_out_and_refuses_a_paid_order() {
+    let stack = Stack::spawn("busy-account").await;
+    // 600 PaymentIntents of other orders, made just now by someone else.
+    let sim = format!("http://{}", stack.sim);
+    for batch in 0..30 {
+        let creates = (0..20).map(|i| {
+            let http = stack.http.clone();
+            let sim = sim.clone();
+            async move {
+                let order = format!("order-busy-other-{batch}-{i}");
+                let response = http
+                    .post(format!("{sim}/v1/payment_intents"))
+                    .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
+                    .form(&[
+                        ("amount", "100"),
+                        ("currency", "usd"),
+                        ("payment_method", "pm_card_visa"),
+                        ("confirm", "true"),
+                        ("automatic_payment_methods[enabled]", "true"),
+                        ("automatic_payment_methods[allow_redirects]", "never"),
+                        ("metadata[order_id]", order.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .expect("create");
+                assert!(response.status().is_success(), "{}", response.status());
+            }
+        });
+        futures::future::join_all(creates).await;
+    }
+    let order = "order-busy";
+    let ended = checked_out(
+        &stack,
+        &unique("busy-1"),
+        checkout(order, 900, "pm_card_visa"),
+        true,
+    )
+    .await;
+    assert!(
+        matches!(ended, CheckoutOutcome::Completed { .. }),
+        "{ended:?}"
+    );
+    refused_as_duplicate(
+        checked_out(
+            &stack,
+            &unique("busy-2"),
+            checkout(order, 900, "pm_card_visa"),
+            true,
+        )
+        .await,
+    );
+    assert_eq!(intents_of(&stack, order).await.len(), 1);
+    stack.stop().await;
+}
+
+/// What an attack on the order check found: a retry of the charge whose
+/// first answer was lost must take its own PaymentIntent, not refuse the
+/// order as paid nor create a second one — even when a read fails once with
+/// Stripe's 4xx, or the retry comes after Stripe's 24 h idempotency window.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_takes_its_own_lost_payment_and_never_makes_a_second() {
+    let stack = Stack::spawn("own-payment").await;
+    for (order, between) in [
+        ("order-own-404", "search-404"),
+        ("order-own-late", "a day later"),
+    ] {
+        stack
+            .fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit", "count": 1}))
+            .await;
+        let wf = unique("own-payment");
+        let mut input = checkout(order, 1900, "pm_card_visa");
+        if let Some(policy) = input.policy.as_mut() {
+            policy.charge.retry.initial_interval = std::time::Duration::from_secs(4);
+            policy.charge.retry.maximum_interval = std::time::Duration::from_secs(4);
+        }
+        let handle = stack.start(&wf, input).await;
+        // The first attempt is over (its key revoked); the charge waits to retry.
+        keylease_testkit::eventually(
+            std::time::Duration::from_secs(20),
+            "the first attempt over",
+            || async {
+                stack
+                    .keys_of(&wf)
+                    .await
+                    .iter()
+                    .any(|k| k["status"] == "revoked")
+                    .then_some(())
+            },
+        )
+        .await;
+        if between == "search-404" {
+            stack
+                .fault(serde_json::json!({"method": "GET", "path": "/v1/payment_intents/search", "kind": "status", "status": 404, "count": 1}))
+                .await;
+        } else {
+            stack
+                .sim_control(
+                    "/_sim/clock",
+                    serde_json::json!({"advance_seconds": 25 * 3600}),
+                )
+                .await;
+        }
+        assert_eq!(
+            wait_or_end(&handle).await,
+            CheckoutStep::AwaitingFulfilment,
+            "{between}"
+        );
+        fulfil(&handle, true, None).await;
+        let CheckoutOutcome::Completed { payment_intent_id } = outcome(&handle).await else {
+            panic!("{between}: not completed");
+        };
+        let intents = intents_of(&stack, order).await;
+        assert_eq!(
+            intents.len(),
+            1,
+            "{between}: one PaymentIntent: {intents:?}"
+        );
+        assert_eq!(intents[0]["id"], payment_intent_id.as_str());
+    }
     stack.stop().await;
 }
