@@ -158,7 +158,13 @@ impl CheckoutPolicy {
         if self.settle_every < SHORTEST_ATTEMPT {
             return Err("settle_every must be at least 1s".to_owned());
         }
+        if self.settle_every > LONGEST_SETTLE_EVERY {
+            return Err("settle_every must be at most 1 day".to_owned());
+        }
         within_longest("settle_within", self.settle_within)?;
+        if self.settle_within < self.settle_every {
+            return Err("settle_within must be at least settle_every".to_owned());
+        }
         if self.settle_within.as_secs_f64() / self.settle_every.as_secs_f64() > MOST_SETTLE_READS {
             return Err(format!(
                 "settle_within must be at most {MOST_SETTLE_READS} times settle_every (each read adds to the run's history)"
@@ -244,6 +250,10 @@ pub const DEFAULT_SETTLE_EVERY: Duration = Duration::from_secs(3600);
 /// up to 14 business days; ACH up to 4).
 pub const DEFAULT_SETTLE_WITHIN: Duration = Duration::from_secs(30 * 24 * 3600);
 
+/// Longest `settle_every`: a payment that settled (or a cancel) waits at
+/// most this long for the checkout to see it.
+pub const LONGEST_SETTLE_EVERY: Duration = Duration::from_secs(24 * 3600);
+
 /// Most reads of a settling payment a policy may ask for
 /// (`settle_within / settle_every`): each adds about a dozen events to the
 /// run's history, which Temporal ends at 51,200.
@@ -325,6 +335,21 @@ mod tests {
             tight.check(),
             Err("settle_every must be at least 1s".to_owned())
         );
+        for (every, within, refused) in [
+            (
+                100 * 24 * 3600,
+                366 * 24 * 3600,
+                "settle_every must be at most 1 day",
+            ),
+            (3600, 0, "settle_within must be at least settle_every"),
+        ] {
+            let policy = CheckoutPolicy {
+                settle_every: Duration::from_secs(every),
+                settle_within: Duration::from_secs(within),
+                ..CheckoutPolicy::default()
+            };
+            assert_eq!(policy.check(), Err(refused.to_owned()));
+        }
 
         let set = CheckoutPolicy {
             settle_every: Duration::from_secs(2),

@@ -89,9 +89,10 @@ async fn recorded_checkouts_replay_deterministically() {
             "reconciled.json",
             "reset-adopts-charge.json",
             "reset-finds-refund.json",
+            "reset-while-settling.json",
             "settled-after-processing.json",
         ],
-        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch, two after the one-per-order and cancel-until-started patches, one after the pending-refund patch"
+        "the recorded set: three from before the charge-per-checkout patch, four after it, nine after the steady-checkout patch, one after the settle patch, two after the one-per-order and cancel-until-started patches, one after the pending-refund patch, one reset while settling"
     );
     let replayer = WorkflowReplayer::new(
         WorkflowReplayerOptions::new()

@@ -377,23 +377,62 @@ pub async fn prior<W>(
     began: Option<SystemTime>,
 ) -> WorkflowResult<Option<Charged>> {
     let checkout_id = ctx.info().first_execution_run_id().to_owned();
-    let lookup = reconcile_input(input, checkout_id, policy, began);
-    let options = policy
-        .reconcile
-        .options("prior-charge", Some(WorkflowCancellationToken::new()));
-    match ctx.execute_activity(Reconcile, lookup, options).await {
-        Ok(ReconcileOutput::NotCharged { .. }) => Ok(None),
-        Ok(found) => Ok(Some(charged_by(found, "", ""))),
+    look_up(ctx, input, policy, checkout_id, began, false)
+        .await
+        .map_err(|err| prior_unknown(input, &err))
+}
+
+/// [`prior`], for a run about to charge under the settle patch: an earlier
+/// run's payment still `processing` is handed back (`Ok(Err(..))`) for
+/// [`settle`] to follow, instead of failing the run while it settles.
+pub async fn prior_or_processing<W>(
+    ctx: &WorkflowContext<W>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+    began: Option<SystemTime>,
+) -> WorkflowResult<Result<Option<Charged>, UnknownCharge>> {
+    let checkout_id = ctx.info().first_execution_run_id().to_owned();
+    match look_up(ctx, input, policy, checkout_id.clone(), began, true).await {
+        Ok(found) => Ok(Ok(found)),
         Err(err) => {
             let (error_type, message) = describe(&err);
-            Err(outcome_unknown(
-                &input.order_id,
-                format!(
-                    "an earlier run may have charged; looking it up failed: {error_type}: {message}"
-                ),
-            ))
+            if error_type == error_types::CHARGE_PROCESSING {
+                return Ok(Err(UnknownCharge {
+                    checkout_id,
+                    error_type,
+                    message,
+                }));
+            }
+            Err(prior_unknown(input, &err))
         }
     }
+}
+
+/// The `prior-charge` lookup itself: `reconcile`'s answer, `None` for
+/// "nothing charged".
+async fn look_up<W>(
+    ctx: &WorkflowContext<W>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+    checkout_id: String,
+    began: Option<SystemTime>,
+    settles: bool,
+) -> Result<Option<Charged>, ActivityExecutionError> {
+    let lookup = reconcile_input(input, checkout_id, policy, began);
+    let options = read_options(policy, "prior-charge", settles);
+    match ctx.execute_activity(Reconcile, lookup, options).await? {
+        ReconcileOutput::NotCharged { .. } => Ok(None),
+        found => Ok(Some(charged_by(found, "", ""))),
+    }
+}
+
+/// The failure of a run whose lookup of an earlier run's charge failed.
+fn prior_unknown(input: &CheckoutInput, err: &ActivityExecutionError) -> WorkflowTermination {
+    let (error_type, message) = describe(err);
+    outcome_unknown(
+        &input.order_id,
+        format!("an earlier run may have charged; looking it up failed: {error_type}: {message}"),
+    )
 }
 
 /// The charge as it ran before [`SAFE_CHARGE_PATCH`], for runs recorded

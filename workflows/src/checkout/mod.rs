@@ -125,6 +125,29 @@ impl CheckoutWorkflow {
         charging::settle(ctx, input, policy, processing, began).await
     }
 
+    /// Looks up, for a run that is not the first of its chain, a charge an
+    /// earlier run made ([`charging::prior`]); under [`SETTLE_PATCH`], one
+    /// still `processing` is followed until it settles (status `settling`).
+    async fn look_up_prior(
+        ctx: &mut WorkflowContext<Self>,
+        input: &CheckoutInput,
+        policy: &CheckoutPolicy,
+        began: Option<std::time::SystemTime>,
+    ) -> WorkflowResult<Option<Charged>> {
+        if !ctx.patched(SETTLE_PATCH) {
+            return charging::prior(ctx, input, policy, began).await;
+        }
+        match charging::prior_or_processing(ctx, input, policy, began).await? {
+            Ok(prior) => Ok(prior),
+            Err(processing) => {
+                ctx.state_mut(|s| s.status.step = CheckoutStep::Settling);
+                charging::settle(ctx, input, policy, processing, began)
+                    .await
+                    .map(Some)
+            }
+        }
+    }
+
     /// Refunds `payment_intent_id` in rounds until Stripe answers (see
     /// [`compensation`]); `status` shows the rounds and the last error.
     async fn compensate(
@@ -222,7 +245,7 @@ impl CheckoutWorkflow {
             && ctx.patched(PRIOR_CHARGE_LOOKUP);
         let prior = if resumed {
             ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
-            match charging::prior(ctx, &input, &policy, began).await {
+            match Self::look_up_prior(ctx, &input, &policy, began).await {
                 Ok(prior) => prior,
                 Err(unknown) => {
                     ctx.state_mut(|s| s.status.step = CheckoutStep::OutcomeUnknown);

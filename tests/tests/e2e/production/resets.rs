@@ -14,7 +14,7 @@ use crate::checkout::{fulfil, outcome, wait_for_step};
 
 /// `temporal workflow reset --type FirstWorkflowTask` of `workflow_id`: a
 /// new run of the same checkout, as an operator makes one.
-fn reset(stack: &Stack, workflow_id: &str) {
+pub(super) fn reset(stack: &Stack, workflow_id: &str) {
     let (ok, text) = stack.temporal_cli(&[
         "workflow",
         "reset",

@@ -222,3 +222,34 @@ async fn a_pending_refund_is_followed_until_stripe_settles_it() {
     }
     stack.stop().await;
 }
+
+/// What an attack on the settling found: a reset of a checkout while its
+/// debit was settling looked the charge up, found it `processing`, and
+/// failed `ChargeOutcomeUnknown` — then the debit settled, money taken. The
+/// reset run now follows it too.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reset_while_settling_follows_the_debit() {
+    let stack = Stack::spawn("settle-reset").await;
+    let wf = unique("settle-reset");
+    let order = "order-settle-reset";
+    let (handle, id) = settling_debit(&stack, &wf, order).await;
+    super::resets::reset(&stack, &wf);
+    // The reset run looks the charge up, and settles it in its turn.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(step(&handle).await, CheckoutStep::Settling);
+    stack
+        .sim_control(
+            &format!("/_sim/payment_intents/{id}/settle"),
+            serde_json::json!({}),
+        )
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    fulfil(&handle, true, None).await;
+    let CheckoutOutcome::Completed { payment_intent_id } = outcome(&handle).await else {
+        panic!("not completed");
+    };
+    assert_eq!(payment_intent_id, id);
+    assert_eq!(intents_of(&stack, order).await.len(), 1);
+    stack.record_history(&handle, "reset-while-settling").await;
+    stack.stop().await;
+}
