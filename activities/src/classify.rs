@@ -1,6 +1,6 @@
 //! The one place where a failed attempt becomes a Temporal retry decision.
 
-use keylease_workflows::contract::{NotSentDetails, error_types};
+use keylease_workflows::contract::{NotSentDetails, ProcessingDetails, error_types};
 use serde_json::json;
 use temporalio_sdk::ApplicationFailure;
 use temporalio_sdk::activities::ActivityError;
@@ -155,10 +155,14 @@ pub fn classify(failure: &AttemptFailure, attempt: u32) -> ActivityError {
         AttemptFailure::Unsettled {
             payment_intent_id,
             status,
-        } => fail(
-            error_types::CHARGE_PROCESSING,
-            &format!("{payment_intent_id} is still {status}"),
-            true,
+        } => ActivityError::application(
+            ApplicationFailure::builder(format!("{payment_intent_id} is still {status}"))
+                .type_name(error_types::CHARGE_PROCESSING.to_owned())
+                .non_retryable(false)
+                .details(ProcessingDetails {
+                    payment_intent_id: payment_intent_id.clone(),
+                })
+                .build(),
         ),
         // Sure to have charged nothing only on the first attempt: a later
         // one is retried, and its earlier attempt's create may yet show.

@@ -20,6 +20,10 @@
 //! | only ones that hold no money, or nothing (the list) | `NotCharged` |
 //! | more pages than it reads (a busy account) | fails `NotYetIndexed`, retried: unknown |
 //!
+//! With `payment_intent_id` (a payment the charge left `processing`), that
+//! PaymentIntent is read by its id first: strongly consistent, whatever the
+//! account's size.
+//!
 //! Without `checkout_began_ms` (a caller of an older contract), search
 //! alone: nothing found is `NotYetIndexed` within the search window and
 //! `NotCharged` after it.
@@ -36,7 +40,7 @@ use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
 use crate::standing::{Standing, standing};
 use crate::stripe_client::{ProxyError, StripeClient};
-use crate::validate::check_checkout_id;
+use crate::validate::{check_checkout_id, is_stripe_id};
 
 /// The search the reconcile key calls.
 pub const SEARCH_ENDPOINT: &str = "GET /v1/payment_intents/search";
@@ -187,6 +191,12 @@ impl PaymentActivities {
         let attempt_number = ctx.info().attempt;
         check_checkout_id(&input.checkout_id)
             .map_err(|why| classify(&AttemptFailure::InvalidInput(why), attempt_number))?;
+        if let Some(id) = &input.payment_intent_id
+            && !(id.starts_with("pi_") && is_stripe_id(id))
+        {
+            let why = "payment_intent_id must be a PaymentIntent id (pi_…)".to_owned();
+            return Err(classify(&AttemptFailure::InvalidInput(why), attempt_number));
+        }
         let attempt = Attempt::of(ctx, input.schedule_to_close_ms, self.max_ttl);
         let listed_since = (input.checkout_began_ms)
             .filter(|_| self.list_reads)
@@ -206,6 +216,9 @@ impl PaymentActivities {
             BTreeMap::from([("checkout_id".to_owned(), input.checkout_id.clone())]);
         let query = format!("metadata['checkout_id']:'{}'", input.checkout_id);
         let checkout_id = input.checkout_id.clone();
+        // A PaymentIntent the caller names is read by its id (with the
+        // read endpoint, which every key that reads refunds has).
+        let known = input.payment_intent_id.clone().filter(|_| reads_refunds);
         let since_scheduled = ctx
             .info()
             .scheduled_time
@@ -215,6 +228,17 @@ impl PaymentActivities {
         let stripe = self.stripe.clone();
         let (output, key_id) = self
             .with_key(ctx, request, |token| async move {
+                if let Some(id) = known {
+                    let read: Found = stripe
+                        .get(&token, &format!("/v1/payment_intents/{id}"), &[])
+                        .await
+                        .map_err(AttemptFailure::Call)?;
+                    // Another checkout's is no answer: look this one's up.
+                    if read.of(&checkout_id) {
+                        let found = verdict(vec![read], Duration::MAX, Duration::ZERO)?;
+                        return with_refund(&stripe, &token, found).await;
+                    }
+                }
                 let result: SearchResult = stripe
                     .get(
                         &token,

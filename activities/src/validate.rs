@@ -57,7 +57,7 @@ pub fn check_checkout_id(checkout_id: &str) -> Result<(), String> {
 }
 
 /// Whether `id` is in Stripe's id alphabet: 1-255 of `[A-Za-z0-9_]`.
-fn is_stripe_id(id: &str) -> bool {
+pub(crate) fn is_stripe_id(id: &str) -> bool {
     (1..=255).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 

@@ -46,8 +46,9 @@ pub mod error_types {
     /// The PaymentIntent ended without the money (a failed debit, a cancelled
     /// or unconfirmable PaymentIntent); nothing was charged. Not retryable.
     pub const PAYMENT_FAILED: &str = "PaymentFailed";
-    /// The PaymentIntent was still `processing` when the attempt ended. Retryable:
-    /// the next attempt replays the create and polls on.
+    /// The PaymentIntent was still `processing` when the attempt ended (its
+    /// id in [`super::ProcessingDetails`]). Retryable: the next attempt
+    /// replays the create and polls on.
     pub const CHARGE_PROCESSING: &str = "ChargeProcessing";
     /// `reconcile` found nothing yet, within Stripe's search delay. Retryable.
     pub const NOT_YET_INDEXED: &str = "NotYetIndexed";
@@ -236,6 +237,19 @@ pub struct ReconcileInput {
     /// on that list alone, never on search being fresh. Not sent when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkout_began_ms: Option<u64>,
+    /// The checkout's PaymentIntent, when the caller knows it (one a charge
+    /// left `processing`): read by its id (strongly consistent, whatever the
+    /// account's size) instead of looked for. It must carry the checkout's
+    /// `checkout_id`. Not sent when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_intent_id: Option<String>,
+}
+
+/// Details of a `ChargeProcessing` failure: the PaymentIntent still on its way.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessingDetails {
+    /// `pi_…`.
+    pub payment_intent_id: String,
 }
 
 /// What Stripe holds for a checkout.

@@ -45,7 +45,7 @@ const CHECKOUT_FLAGS: &[(&str, &[Flag], &str)] = &[
     ("payment method with a space", &[("--payment-method", Some("pm card"))], "payment_method must be"),
     ("payment method in unicode", &[("--payment-method", Some("pm_карта"))], "payment_method must be"),
     ("order id empty", &[("--order-id", Some(""))], "order_id must be"),
-    ("order id of 201 characters", &[("--order-id", Some(LONG_ID))], "order_id must be"),
+    ("order id of 257 bytes", &[("--order-id", Some(LONG_ID))], "order_id must be"),
     ("order id with a control character", &[("--order-id", Some("order\u{7}1"))], "order_id must be"),
     ("customer with a slash", &[("--customer", Some("cus/1"))], "customer must be"),
     ("payment method missing", &[("--payment-method", None)], "--payment-method"),
@@ -55,8 +55,12 @@ const CHECKOUT_FLAGS: &[(&str, &[Flag], &str)] = &[
     ("misspelt flag", &[("--amount-cents", Some("100"))], "--amount-cents"),
 ];
 
-/// 201 characters: one past what an order id may hold.
-const LONG_ID: &str = "oooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooo";
+/// 257 bytes: one past what an order id may hold (the checkout's `OrderId`
+/// search attribute bounds it at 256).
+const LONG_ID: &str = concat!(
+    "oooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooo",
+    "ooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooooo",
+);
 
 /// Policy files given to `keylease-worker checkout --policy-file`: (case, file, text the error names).
 #[rustfmt::skip]

@@ -66,6 +66,39 @@ async fn intents_of(stack: &Stack, order_id: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `n` PaymentIntents of other orders (`order-crowd-…`), made just now by
+/// someone else straight at stripe-sim: a busy account, more than the
+/// broker scans for one page of a list.
+async fn crowd(stack: &Stack, n: usize) {
+    let sim = format!("http://{}", stack.sim);
+    for batch in 0..n.div_ceil(20) {
+        let creates = (0..20.min(n - batch * 20)).map(|i| {
+            let http = stack.http.clone();
+            let sim = sim.clone();
+            async move {
+                let order = format!("order-crowd-{batch}-{i}");
+                let response = http
+                    .post(format!("{sim}/v1/payment_intents"))
+                    .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
+                    .form(&[
+                        ("amount", "100"),
+                        ("currency", "usd"),
+                        ("payment_method", "pm_card_visa"),
+                        ("confirm", "true"),
+                        ("automatic_payment_methods[enabled]", "true"),
+                        ("automatic_payment_methods[allow_redirects]", "never"),
+                        ("metadata[order_id]", order.as_str()),
+                    ])
+                    .send()
+                    .await
+                    .expect("create");
+                assert!(response.status().is_success(), "{}", response.status());
+            }
+        });
+        futures::future::join_all(creates).await;
+    }
+}
+
 /// Finding 1: a refund outage longer than the refund's own retry policy
 /// (4 attempts in about 2.5 s here) used to end `CompensationFailed` with
 /// the money kept. The compensation now goes round until Stripe answers,

@@ -18,9 +18,13 @@ async fn a_charge_whose_every_answer_was_lost_is_found_and_completes() {
         )
         .await;
     let wf = unique("reconcile");
-    let handle = stack
-        .start(&wf, checkout("order-reconcile", 2600, "pm_card_visa"))
-        .await;
+    // One attempt: a retry would find its own lost PaymentIntent itself (the
+    // order check); with none, only `reconcile` can.
+    let mut input = checkout("order-reconcile", 2600, "pm_card_visa");
+    if let Some(policy) = input.policy.as_mut() {
+        policy.charge.retry.maximum_attempts = 1;
+    }
+    let handle = stack.start(&wf, input).await;
     wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
     fulfil(&handle, true, None).await;
     let CheckoutOutcome::Completed { payment_intent_id } = outcome(&handle).await else {

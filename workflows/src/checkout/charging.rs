@@ -19,8 +19,8 @@ use temporalio_sdk::{
 
 use super::types::{CheckoutInput, CheckoutOutcome};
 use crate::contract::{
-    CaptureMode, Charge, ChargeInput, NotSentDetails, Reconcile, ReconcileInput, ReconcileOutput,
-    error_types,
+    CaptureMode, Charge, ChargeInput, NotSentDetails, ProcessingDetails, Reconcile, ReconcileInput,
+    ReconcileOutput, error_types,
 };
 use crate::policy::CheckoutPolicy;
 
@@ -40,6 +40,18 @@ enum Verdict {
     NothingCharged,
     /// An attempt may have charged: ask Stripe.
     Unknown,
+}
+
+/// The PaymentIntent a `ChargeProcessing` failure names, if it names one.
+fn processing_intent(err: &ActivityExecutionError) -> Option<String> {
+    match err.cause() {
+        Some(IncomingError::Application(app)) => app
+            .details::<ProcessingDetails>()
+            .ok()
+            .flatten()
+            .map(|details| details.payment_intent_id),
+        _ => None,
+    }
 }
 
 /// The failure's type and message, as the activity reported them.
@@ -115,6 +127,8 @@ pub struct UnknownCharge {
     checkout_id: String,
     error_type: String,
     message: String,
+    /// The PaymentIntent a `ChargeProcessing` failure named.
+    processing: Option<String>,
 }
 
 impl UnknownCharge {
@@ -187,6 +201,7 @@ pub async fn charge<W>(
         checkout_id,
         error_type,
         message,
+        processing: processing_intent(&err),
     })
 }
 
@@ -207,6 +222,7 @@ pub async fn reconcile<W>(
         checkout_id,
         error_type,
         message,
+        ..
     } = unknown;
     let lookup = reconcile_input(input, checkout_id.clone(), policy, began);
     let options = read_options(policy, "reconcile", settles);
@@ -223,6 +239,7 @@ pub async fn reconcile<W>(
                     checkout_id,
                     error_type: reconcile_type,
                     message: reconcile_message,
+                    processing: processing_intent(&reconcile_err),
                 }));
             }
             Err(outcome_unknown(
@@ -307,7 +324,9 @@ pub async fn settle<W>(
             .build();
         ctx.timer(wait).await;
         reads += 1;
-        let lookup = reconcile_input(input, unknown.checkout_id.clone(), policy, began);
+        let mut lookup = reconcile_input(input, unknown.checkout_id.clone(), policy, began);
+        // Read by its id when the charge named it: no list to page through.
+        lookup.payment_intent_id = unknown.processing.clone();
         match ctx
             .execute_activity(Reconcile, lookup, options.clone())
             .await
@@ -350,6 +369,7 @@ fn reconcile_input(
         search_window_ms: u64::try_from(policy.search_window.as_millis()).unwrap_or(u64::MAX),
         schedule_to_close_ms: None,
         checkout_began_ms: unix_ms(began),
+        payment_intent_id: None,
     }
 }
 
@@ -401,6 +421,7 @@ pub async fn prior_or_processing<W>(
                     checkout_id,
                     error_type,
                     message,
+                    processing: processing_intent(&err),
                 }));
             }
             Err(prior_unknown(input, &err))

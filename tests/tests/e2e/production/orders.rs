@@ -204,33 +204,7 @@ async fn an_order_refunded_or_declined_before_is_checked_out_again() {
 async fn a_busy_account_still_checks_out_and_refuses_a_paid_order() {
     let stack = Stack::spawn("busy-account").await;
     // 600 PaymentIntents of other orders, made just now by someone else.
-    let sim = format!("http://{}", stack.sim);
-    for batch in 0..30 {
-        let creates = (0..20).map(|i| {
-            let http = stack.http.clone();
-            let sim = sim.clone();
-            async move {
-                let order = format!("order-busy-other-{batch}-{i}");
-                let response = http
-                    .post(format!("{sim}/v1/payment_intents"))
-                    .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
-                    .form(&[
-                        ("amount", "100"),
-                        ("currency", "usd"),
-                        ("payment_method", "pm_card_visa"),
-                        ("confirm", "true"),
-                        ("automatic_payment_methods[enabled]", "true"),
-                        ("automatic_payment_methods[allow_redirects]", "never"),
-                        ("metadata[order_id]", order.as_str()),
-                    ])
-                    .send()
-                    .await
-                    .expect("create");
-                assert!(response.status().is_success(), "{}", response.status());
-            }
-        });
-        futures::future::join_all(creates).await;
-    }
+    super::crowd(&stack, 600).await;
     let order = "order-busy";
     let ended = checked_out(
         &stack,

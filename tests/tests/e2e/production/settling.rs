@@ -253,3 +253,25 @@ async fn a_reset_while_settling_follows_the_debit() {
     stack.record_history(&handle, "reset-while-settling").await;
     stack.stop().await;
 }
+
+/// What an attack on the settling found: on a busy account (more
+/// PaymentIntents since the checkout began than the broker scans for a
+/// list page) a debit that failed while settling could not be read as "not
+/// charged" and stayed `settling` until `settle_within`. The reads now take
+/// the PaymentIntent the charge named by its id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_debit_failing_on_a_busy_account_ends_failed() {
+    let stack = Stack::spawn("settle-busy").await;
+    let wf = unique("settle-busy");
+    let (handle, id) = settling_debit(&stack, &wf, "order-settle-busy").await;
+    super::crowd(&stack, 600).await;
+    stack
+        .sim_control(
+            &format!("/_sim/payment_intents/{id}/settle"),
+            serde_json::json!({"succeed": false}),
+        )
+        .await;
+    let (failed, ended) = ending(&handle).await;
+    assert!(!failed && ended.contains("PaymentFailed"), "{ended}");
+    stack.stop().await;
+}
