@@ -9,6 +9,7 @@
 //! Modules:
 //! - [`payments`]: [`PaymentActivities`], the `charge`, `refund` and `reconcile` activities.
 //! - [`charge`]: one charge attempt, and what each PaymentIntent status means for it.
+//! - [`refund`]: one refund attempt, and the read of a refund Stripe answered `pending`.
 //! - [`reconcile`]: one reconcile attempt, which looks a checkout's charge up in Stripe's search.
 //! - [`order`]: whether an order is already paid by another checkout, read before a charge.
 //! - [`lease`]: [`lease::KeyLease`], one attempt's key and its revocation.
@@ -28,6 +29,7 @@ pub mod needs;
 pub mod order;
 pub mod payments;
 pub mod reconcile;
+pub mod refund;
 pub mod scope;
 pub mod standing;
 pub mod stripe_client;

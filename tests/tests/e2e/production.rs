@@ -5,18 +5,17 @@
 use std::time::Duration;
 
 use keylease_testkit::eventually;
-use keylease_tests::process::WorkerProcess;
 use keylease_tests::stack::{Stack, checkout, signal_fulfilment, unique};
 use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow, FulfilmentRequest};
 use temporalio_client::errors::WorkflowUpdateError;
 use temporalio_client::{
-    WorkflowCancelOptions, WorkflowExecuteUpdateOptions, WorkflowGetResultOptions,
-    WorkflowQueryOptions, WorkflowStartOptions,
+    WorkflowExecuteUpdateOptions, WorkflowGetResultOptions, WorkflowQueryOptions,
 };
 
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
 mod attacks;
+mod cancels;
 mod orders;
 mod outage;
 mod resets;
@@ -50,6 +49,20 @@ async fn ending(handle: &keylease_tests::stack::CheckoutHandle) -> (bool, String
     .await
     .expect("the checkout ends within a minute instead of wedging");
     (result.is_err(), format!("{result:?}"))
+}
+
+/// The checkout's answer to its `status` query.
+async fn status_of(
+    handle: &keylease_tests::stack::CheckoutHandle,
+) -> keylease_workflows::CheckoutStatus {
+    handle
+        .query(
+            CheckoutWorkflow::status,
+            (),
+            WorkflowQueryOptions::default(),
+        )
+        .await
+        .expect("status")
 }
 
 /// Every answer to the charge's create is lost after Stripe committed it.
@@ -164,14 +177,7 @@ async fn a_fulfilment_before_the_charge_settles_is_refused_or_held() {
     assert!(why.contains("not charged yet"), "{why}");
     let why = refused_fulfil(&handle, serde_json::json!({"ok": true, "reasn": "typo"})).await;
     assert!(why.contains("unknown field"), "{why}");
-    let status = handle
-        .query(
-            CheckoutWorkflow::status,
-            (),
-            WorkflowQueryOptions::default(),
-        )
-        .await
-        .expect("status");
+    let status = status_of(&handle).await;
     assert_eq!(
         status.step,
         CheckoutStep::Charging,
@@ -190,130 +196,6 @@ async fn a_fulfilment_before_the_charge_settles_is_refused_or_held() {
     assert_eq!(intents.len(), 1);
     assert_eq!(intents[0]["id"], payment_intent_id.as_str());
     assert_eq!(intents[0]["status"], "succeeded");
-    stack.stop().await;
-}
-
-/// Finding 7: a cancel that arrived before the charge started still
-/// charged, then refunded (fees for nothing). Now nothing is charged.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cancel_before_the_charge_charges_nothing() {
-    let stack = Stack::spawn("cancel-early").await;
-    // A queue no worker polls yet: the checkout and its cancel wait together.
-    let queue = unique("cancel-early-queue");
-    let wf = unique("cancel-early");
-    let order = "order-cancel-early";
-    stack
-        .client
-        .start_workflow(
-            CheckoutWorkflow::run,
-            checkout(order, 1500, "pm_card_visa").into(),
-            WorkflowStartOptions::new(queue.clone(), wf.clone()).build(),
-        )
-        .await
-        .expect("start");
-    let handle = stack.client.get_workflow_handle::<CheckoutWorkflow>(&wf);
-    handle
-        .cancel(WorkflowCancelOptions::default())
-        .await
-        .expect("cancel");
-    let broker = format!("http://{}", stack.broker);
-    let worker = WorkerProcess::spawn(&stack, &queue, &broker, &[]);
-    let (failed, error) = ending(&handle).await;
-    assert!(failed && error.contains("ancel"), "{error}");
-    stack
-        .record_history(&handle, "cancelled-before-charge")
-        .await;
-    assert!(
-        intents_of(&stack, order).await.is_empty(),
-        "nothing charged"
-    );
-    assert!(stack.keys_of(&wf).await.is_empty(), "no key issued");
-    worker.stop().await;
-    stack.stop().await;
-}
-
-/// Finding 7, its rest: a cancel that came once the charge was scheduled,
-/// while no attempt of it ran (here waiting 20 s to retry a Stripe 503),
-/// still charged on the next attempt, then refunded. Now Temporal cancels
-/// the charge there and then, and `reconcile` tells what earlier attempts
-/// did: nothing charged ends cancelled; a charge whose answer was lost is
-/// refunded, once.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cancel_while_the_charge_waits_to_retry_charges_nothing_more() {
-    let stack = Stack::spawn("cancel-retry").await;
-    for (order, fault) in [
-        (
-            "order-cancel-retry-503",
-            serde_json::json!({"kind": "status", "status": 503}),
-        ),
-        (
-            "order-cancel-retry-lost",
-            serde_json::json!({"kind": "drop_after_commit"}),
-        ),
-    ] {
-        let mut fault = fault;
-        fault["method"] = "POST".into();
-        fault["path"] = "/v1/payment_intents".into();
-        fault["count"] = 1.into();
-        stack.fault(fault).await;
-        let wf = unique("cancel-retry");
-        let mut input = checkout(order, 1600, "pm_card_visa");
-        if let Some(policy) = input.policy.as_mut() {
-            policy.charge.retry.initial_interval = Duration::from_secs(20);
-            policy.charge.retry.maximum_interval = Duration::from_secs(20);
-        }
-        let handle = stack.start(&wf, input).await;
-        // The first attempt has ended (its key revoked): the charge waits to retry.
-        eventually(
-            Duration::from_secs(20),
-            "the first attempt over",
-            || async {
-                let keys = stack.keys_of(&wf).await;
-                keys.iter().any(|k| k["status"] == "revoked").then_some(())
-            },
-        )
-        .await;
-        handle
-            .cancel(WorkflowCancelOptions::default())
-            .await
-            .expect("cancel");
-        let (failed, ended) = ending(&handle).await;
-        let intents = intents_of(&stack, order).await;
-        if order.ends_with("503") {
-            assert!(failed && ended.contains("ancel"), "{ended}");
-            assert!(intents.is_empty(), "nothing charged: {intents:?}");
-            let status = handle
-                .query(
-                    CheckoutWorkflow::status,
-                    (),
-                    WorkflowQueryOptions::default(),
-                )
-                .await
-                .expect("status");
-            assert_eq!(status.step, CheckoutStep::Cancelled);
-            stack
-                .record_history(&handle, "cancelled-waiting-to-retry")
-                .await;
-        } else {
-            assert!(!failed && ended.contains("Compensated"), "{ended}");
-            assert_eq!(
-                intents.len(),
-                1,
-                "the lost answer's charge only: {intents:?}"
-            );
-            let refunds = stack.sim_held("refunds").await;
-            assert_eq!(refunds.len(), 1, "refunded once: {refunds:?}");
-        }
-        let keys = stack.keys_of(&wf).await;
-        assert!(keys.iter().all(|k| k["status"] == "revoked"), "{keys:?}");
-        assert!(
-            keys.iter()
-                .filter(|k| k["label"].as_str().is_some_and(|l| l.ends_with("-charge")))
-                .count()
-                == 1,
-            "no second charge attempt: {keys:?}"
-        );
-    }
     stack.stop().await;
 }
 
@@ -409,14 +291,7 @@ async fn a_charge_nobody_can_settle_shows_outcome_unknown() {
     let handle = stack.start(&wf, input).await;
     let (_, error) = ending(&handle).await;
     assert!(error.contains("ChargeOutcomeUnknown"), "{error}");
-    let status = handle
-        .query(
-            CheckoutWorkflow::status,
-            (),
-            WorkflowQueryOptions::default(),
-        )
-        .await
-        .expect("status of the closed checkout");
+    let status = status_of(&handle).await;
     assert_eq!(status.step, CheckoutStep::OutcomeUnknown);
     stack.stop().await;
 }

@@ -14,7 +14,8 @@ use temporalio_sdk::{
     WorkflowContext, WorkflowResult, WorkflowTermination,
 };
 
-use super::charging::{self, describe};
+use super::charging::describe;
+use super::reconciling;
 use super::types::{CheckoutInput, CheckoutOutcome};
 use crate::contract::{Refund, RefundInput, RefundOutput, error_types};
 use crate::policy::CheckoutPolicy;
@@ -82,10 +83,14 @@ pub async fn refund_until_answered<W>(
             }
             Round::Refunded(refunded) => break refunded.refund_id,
             // Its refund id, from the charge's refunds at Stripe.
-            Round::AlreadyRefunded(why) => match charging::prior(ctx, input, policy, began).await {
-                Ok(Some(Err(CheckoutOutcome::Compensated { refund_id, .. }))) => break refund_id,
-                _ => return Err(failed(ctx, None, why)),
-            },
+            Round::AlreadyRefunded(why) => {
+                match reconciling::prior(ctx, input, policy, began).await {
+                    Ok(Some(Err(CheckoutOutcome::Compensated { refund_id, .. }))) => {
+                        break refund_id;
+                    }
+                    _ => return Err(failed(ctx, None, why)),
+                }
+            }
             Round::Refused { refund_id, why } => return Err(failed(ctx, refund_id, why)),
             // Temporal would end the run at 51,200 events with the money
             // held and no word: end it here, for an operator.

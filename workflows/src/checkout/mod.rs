@@ -17,12 +17,12 @@ use crate::fulfilment::{Fulfilment, FulfilmentRequest};
 
 pub mod charging;
 pub mod compensation;
+pub mod reconciling;
+mod steps;
 mod taking;
 pub mod types;
 
-use crate::policy::CheckoutPolicy;
-use charging::{Attempt, Charged, Reconciled, UnknownCharge};
-use compensation::Progress;
+use charging::Attempt;
 
 pub use types::{CheckoutInput, CheckoutOutcome, CheckoutRequest, CheckoutStatus, CheckoutStep};
 
@@ -37,7 +37,7 @@ pub const STEADY_CHECKOUT_PATCH: &str = "checked-input-fulfil-once-charged-unbou
 
 /// Patch: a payment still `processing` after the charge's budget (a bank
 /// debit) is followed with durable timers until Stripe settles it
-/// ([`charging::settle`]), instead of failing `ChargeOutcomeUnknown`.
+/// ([`reconciling::settle`]), instead of failing `ChargeOutcomeUnknown`.
 pub const SETTLE_PATCH: &str = "processing-settles-durably";
 
 /// Patch: the charge refuses an order another checkout already holds
@@ -51,7 +51,7 @@ pub const CANCEL_UNTIL_STARTED_PATCH: &str = "charge-cancellable-until-started";
 
 /// Marker: this run, not the first of its checkout's chain (a reset, a
 /// retry or continue-as-new), looked up a charge an earlier run made
-/// before charging ([`charging::prior`]).
+/// before charging ([`reconciling::prior`]).
 pub const PRIOR_CHARGE_LOOKUP: &str = "prior-charge-lookup";
 
 /// The Keyword search attribute every checkout sets to its order id, so that
@@ -97,98 +97,6 @@ fn invalid_input(why: &str) -> WorkflowTermination {
 enum Decision {
     Fulfilled,
     Failed(String),
-}
-
-impl CheckoutWorkflow {
-    /// Asks Stripe what a charge of unknown outcome did (`reconcile`,
-    /// status `reconciling`) and, under [`SETTLE_PATCH`], follows a payment
-    /// still `processing` until it settles (status `settling`).
-    async fn ask_stripe(
-        ctx: &mut WorkflowContext<Self>,
-        input: &CheckoutInput,
-        policy: &CheckoutPolicy,
-        unknown: UnknownCharge,
-        began: Option<std::time::SystemTime>,
-        steady: bool,
-    ) -> WorkflowResult<Charged> {
-        ctx.state_mut(|s| s.status.step = CheckoutStep::Reconciling);
-        let settles = steady && ctx.patched(SETTLE_PATCH);
-        let processing = if settles && unknown.processing() {
-            unknown
-        } else {
-            match charging::reconcile(ctx, input, policy, unknown, began, settles).await? {
-                Reconciled::Settled(charged) => return Ok(charged),
-                Reconciled::Processing(unknown) => unknown,
-            }
-        };
-        ctx.state_mut(|s| s.status.step = CheckoutStep::Settling);
-        charging::settle(ctx, input, policy, processing, began).await
-    }
-
-    /// Looks up, for a run that is not the first of its chain, a charge an
-    /// earlier run made ([`charging::prior`]); under [`SETTLE_PATCH`], one
-    /// still `processing` is followed until it settles (status `settling`).
-    async fn look_up_prior(
-        ctx: &mut WorkflowContext<Self>,
-        input: &CheckoutInput,
-        policy: &CheckoutPolicy,
-        began: Option<std::time::SystemTime>,
-    ) -> WorkflowResult<Option<Charged>> {
-        if !ctx.patched(SETTLE_PATCH) {
-            return charging::prior(ctx, input, policy, began).await;
-        }
-        match charging::prior_or_processing(ctx, input, policy, began).await? {
-            Ok(prior) => Ok(prior),
-            Err(processing) => {
-                ctx.state_mut(|s| s.status.step = CheckoutStep::Settling);
-                charging::settle(ctx, input, policy, processing, began)
-                    .await
-                    .map(Some)
-            }
-        }
-    }
-
-    /// Refunds `payment_intent_id` in rounds until Stripe answers (see
-    /// [`compensation`]); `status` shows the rounds and the last error.
-    async fn compensate(
-        ctx: &mut WorkflowContext<Self>,
-        input: &CheckoutInput,
-        policy: &CheckoutPolicy,
-        payment_intent_id: String,
-        reason: String,
-        began: Option<std::time::SystemTime>,
-    ) -> WorkflowResult<CheckoutOutcome> {
-        let report = |s: &mut Self, progress: Progress| match progress {
-            Progress::Round(round) => s.status.refund_rounds = round,
-            Progress::Retrying(why) => s.status.refund_last_error = Some(why),
-            Progress::Pending(refund_id) => {
-                s.status.refund_last_error = Some(format!(
-                    "refund {refund_id} is pending at Stripe: followed until it settles"
-                ));
-                s.status.refund_id = Some(refund_id);
-            }
-            Progress::Refunded(refund_id) => {
-                s.status.step = CheckoutStep::Compensated;
-                s.status.refund_id = Some(refund_id);
-                s.status.refund_last_error = None;
-            }
-            Progress::Failed { refund_id, why } => {
-                s.status.step = CheckoutStep::CompensationFailed;
-                s.status.refund_id = refund_id;
-                s.status.refund_last_error = Some(why);
-            }
-        };
-        compensation::refund_until_answered(
-            ctx,
-            input,
-            policy,
-            payment_intent_id,
-            reason,
-            began,
-            report,
-        )
-        .await
-    }
 }
 
 // Each `allow(missing_docs)` below is copied by the macro onto the constant
@@ -343,7 +251,7 @@ impl CheckoutWorkflow {
             // A run that adopted an earlier run's charge reads it again: a
             // refund the earlier run had in flight may have landed since.
             Decision::Fulfilled if resumed => {
-                match charging::prior(ctx, &input, &policy, began).await {
+                match reconciling::prior(ctx, &input, &policy, began).await {
                     Ok(Some(Err(refunded))) => {
                         ctx.state_mut(|s| s.status.step = CheckoutStep::Compensated);
                         return Ok(refunded);

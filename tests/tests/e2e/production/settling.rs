@@ -6,10 +6,10 @@
 use std::time::Duration;
 
 use keylease_tests::stack::{CheckoutHandle, Stack, checkout, test_policy, unique};
-use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
-use temporalio_client::{WorkflowCancelOptions, WorkflowQueryOptions};
+use keylease_workflows::{CheckoutOutcome, CheckoutStep};
+use temporalio_client::WorkflowCancelOptions;
 
-use super::{ending, intents_of, refused_fulfil};
+use super::{ending, intents_of, refused_fulfil, status_of};
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
 /// A bank debit whose charge gives up on it at once: one 2 s attempt (too
@@ -33,16 +33,19 @@ async fn settling_debit(stack: &Stack, wf: &str, order: &str) -> (CheckoutHandle
     (handle, id)
 }
 
-async fn step(handle: &CheckoutHandle) -> CheckoutStep {
-    handle
-        .query(
-            CheckoutWorkflow::status,
-            (),
-            WorkflowQueryOptions::default(),
+/// Settles, at stripe-sim, `what` (`payment_intents` or `refunds`) `id`:
+/// its bank transfer arrives (`succeed`) or fails.
+async fn settle_at_sim(stack: &Stack, what: &str, id: &str, succeed: bool) {
+    stack
+        .sim_control(
+            &format!("/_sim/{what}/{id}/settle"),
+            serde_json::json!({"succeed": succeed}),
         )
-        .await
-        .expect("status")
-        .step
+        .await;
+}
+
+async fn step(handle: &CheckoutHandle) -> CheckoutStep {
+    status_of(handle).await.step
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -56,12 +59,7 @@ async fn a_debit_settling_after_the_charge_budget_ends_completed() {
     // Several reads (every 2 s) find it still processing: the checkout waits.
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(step(&handle).await, CheckoutStep::Settling);
-    stack
-        .sim_control(
-            &format!("/_sim/payment_intents/{id}/settle"),
-            serde_json::json!({}),
-        )
-        .await;
+    settle_at_sim(&stack, "payment_intents", &id, true).await;
     wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
     fulfil(&handle, true, None).await;
     let CheckoutOutcome::Completed { payment_intent_id } = outcome(&handle).await else {
@@ -89,12 +87,7 @@ async fn a_debit_failing_after_the_charge_budget_ends_failed_and_a_cancel_waits_
     // A debit that fails: nothing was charged, nothing to refund.
     let failing = unique("settle-fail");
     let (handle, id) = settling_debit(&stack, &failing, "order-settle-fail").await;
-    stack
-        .sim_control(
-            &format!("/_sim/payment_intents/{id}/settle"),
-            serde_json::json!({"succeed": false}),
-        )
-        .await;
+    settle_at_sim(&stack, "payment_intents", &id, false).await;
     let CheckoutOutcome::Failed {
         error_type,
         message,
@@ -115,20 +108,10 @@ async fn a_debit_failing_after_the_charge_budget_ends_failed_and_a_cancel_waits_
         .expect("cancel");
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(step(&handle).await, CheckoutStep::Settling);
-    stack
-        .sim_control(
-            &format!("/_sim/payment_intents/{id}/settle"),
-            serde_json::json!({}),
-        )
-        .await;
+    settle_at_sim(&stack, "payment_intents", &id, true).await;
     // The debit's refund goes back by a transfer: pending until it arrives.
     let refund = pending_refund_of(&stack, &id).await;
-    stack
-        .sim_control(
-            &format!("/_sim/refunds/{refund}/settle"),
-            serde_json::json!({}),
-        )
-        .await;
+    settle_at_sim(&stack, "refunds", &refund, true).await;
     let (failed, ended) = ending(&handle).await;
     assert!(!failed && ended.contains("Compensated"), "{ended}");
     assert!(ended.contains(&id), "{ended}");
@@ -162,33 +145,16 @@ async fn a_pending_refund_is_followed_until_stripe_settles_it() {
     ] {
         let wf = unique(order);
         let (handle, id) = settling_debit(&stack, &wf, order).await;
-        stack
-            .sim_control(
-                &format!("/_sim/payment_intents/{id}/settle"),
-                serde_json::json!({}),
-            )
-            .await;
+        settle_at_sim(&stack, "payment_intents", &id, true).await;
         wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
         fulfil(&handle, false, Some("out of stock")).await;
         let refund_id = pending_refund_of(&stack, &id).await;
         // Read again every 2 s, and still pending: the checkout waits.
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let status = handle
-            .query(
-                CheckoutWorkflow::status,
-                (),
-                WorkflowQueryOptions::default(),
-            )
-            .await
-            .expect("status");
+        let status = status_of(&handle).await;
         assert_eq!(status.step, CheckoutStep::Refunding, "{status:?}");
         assert_eq!(status.refund_id.as_deref(), Some(refund_id.as_str()));
-        stack
-            .sim_control(
-                &format!("/_sim/refunds/{refund_id}/settle"),
-                serde_json::json!({"succeed": arrives}),
-            )
-            .await;
+        settle_at_sim(&stack, "refunds", &refund_id, arrives).await;
         let (failed, ended) = ending(&handle).await;
         if arrives {
             assert!(!failed && ended.contains("Compensated"), "{ended}");
@@ -199,14 +165,7 @@ async fn a_pending_refund_is_followed_until_stripe_settles_it() {
         } else {
             assert!(failed && ended.contains("CompensationFailed"), "{ended}");
             assert!(ended.contains(&id), "names the PaymentIntent: {ended}");
-            let status = handle
-                .query(
-                    CheckoutWorkflow::status,
-                    (),
-                    WorkflowQueryOptions::default(),
-                )
-                .await
-                .expect("status");
+            let status = status_of(&handle).await;
             assert_eq!(status.step, CheckoutStep::CompensationFailed);
             assert_eq!(status.refund_id.as_deref(), Some(refund_id.as_str()));
             let why = status.refund_last_error.unwrap_or_default();
@@ -237,12 +196,7 @@ async fn a_reset_while_settling_follows_the_debit() {
     // The reset run looks the charge up, and settles it in its turn.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(step(&handle).await, CheckoutStep::Settling);
-    stack
-        .sim_control(
-            &format!("/_sim/payment_intents/{id}/settle"),
-            serde_json::json!({}),
-        )
-        .await;
+    settle_at_sim(&stack, "payment_intents", &id, true).await;
     wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
     fulfil(&handle, true, None).await;
     let CheckoutOutcome::Completed { payment_intent_id } = outcome(&handle).await else {
@@ -265,12 +219,7 @@ async fn a_debit_failing_on_a_busy_account_ends_failed() {
     let wf = unique("settle-busy");
     let (handle, id) = settling_debit(&stack, &wf, "order-settle-busy").await;
     super::crowd(&stack, 600).await;
-    stack
-        .sim_control(
-            &format!("/_sim/payment_intents/{id}/settle"),
-            serde_json::json!({"succeed": false}),
-        )
-        .await;
+    settle_at_sim(&stack, "payment_intents", &id, false).await;
     let (failed, ended) = ending(&handle).await;
     assert!(!failed && ended.contains("PaymentFailed"), "{ended}");
     stack.stop().await;
