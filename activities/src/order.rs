@@ -30,7 +30,7 @@ use serde_json::Value;
 use crate::classify::{AttemptFailure, Earlier};
 use crate::reconcile::cut_short;
 use crate::scope::order_pair;
-use crate::standing::{PaymentIntent, Standing, standing};
+use crate::standing::{PaymentIntent, Standing, refunded_in_full, standing};
 use crate::stripe_client::{ProxyError, StripeClient};
 
 /// Slack for clocks (Temporal's against Stripe's) in the list's `created` bound.
@@ -69,8 +69,8 @@ fn holds_money(pi: &Listed) -> bool {
     let refunded = pi
         .latest_charge
         .as_ref()
-        .and_then(|charge| charge["refunded"].as_bool())
-        .unwrap_or(false);
+        .and_then(refunded_in_full)
+        .is_some();
     on_its_way && !refunded
 }
 
@@ -146,7 +146,7 @@ pub(crate) async fn read(
             &[
                 ("query", query.as_str()),
                 ("limit", "100"),
-                ("expand[]", "data.latest_charge"),
+                ("expand[]", "data.latest_charge.refunds"),
             ],
         )
         .await
@@ -158,7 +158,7 @@ pub(crate) async fn read(
         let query = [
             ("created[gte]", since.as_str()),
             ("limit", "100"),
-            ("expand[]", "data.latest_charge"),
+            ("expand[]", "data.latest_charge.refunds"),
         ];
         match stripe
             .get::<Page>(token, "/v1/payment_intents", &query)
@@ -218,7 +218,9 @@ mod tests {
     #[test]
     fn only_another_checkouts_unrefunded_payment_is_an_earlier_one() {
         let ours = Some("c-ours");
-        let refunded = Some(serde_json::json!({"refunded": true}));
+        let refunded = Some(
+            serde_json::json!({"amount_captured": 100, "refunded": true, "refunds": {"data": [{"id": "re_1", "amount": 100, "status": "succeeded"}]}}),
+        );
         let partly = Some(serde_json::json!({"refunded": false, "amount_refunded": 100}));
         // Our own attempts' PaymentIntents, refunded ones, and ones holding no money are not.
         assert_eq!(
@@ -240,6 +242,13 @@ mod tests {
             ("requires_capture", None),
             ("processing", None),
             ("succeeded", partly),
+            // Refunded by a refund still pending: it may yet fail.
+            (
+                "succeeded",
+                Some(
+                    serde_json::json!({"amount_captured": 100, "refunded": true, "refunds": {"data": [{"id": "re_2", "amount": 100, "status": "pending"}]}}),
+                ),
+            ),
             // A charge the broker did not expand: counted as unrefunded.
             ("succeeded", Some(Value::String("ch_1".to_owned()))),
         ] {

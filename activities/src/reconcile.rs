@@ -38,7 +38,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
-use crate::standing::{Standing, standing};
+use crate::standing::{Standing, refunded_in_full, standing};
 use crate::stripe_client::{ProxyError, StripeClient};
 use crate::validate::{check_checkout_id, is_stripe_id};
 
@@ -131,16 +131,10 @@ async fn with_refund(
         .await
         .map_err(AttemptFailure::Call)?;
     let charge = read.latest_charge.unwrap_or_default();
-    // Only a charge refunded in full: one refunded in part (by an operator,
-    // say) still holds money the checkout goes on with.
-    let refunded = charge["refunded"].as_bool().unwrap_or(false);
-    let refund_id = refunded.then(|| {
-        charge["refunds"]["data"]
-            .as_array()
-            .and_then(|refunds| refunds.iter().find_map(|r| r["id"].as_str()))
-            .unwrap_or("-")
-            .to_owned()
-    });
+    // Only a charge refunded in full, by refunds that succeeded: one
+    // refunded in part (by an operator, say), or by a refund still pending,
+    // still holds money the checkout goes on with.
+    let refund_id = refunded_in_full(&charge);
     Ok(ReconcileOutput::Charged {
         payment_intent_id,
         status,
@@ -275,8 +269,10 @@ impl PaymentActivities {
                     after = page.data.last().map(|pi| pi.id.clone());
                     listed.extend(page.data.into_iter().filter(|pi| pi.of(&checkout_id)));
                     if !page.has_more || after.is_none() {
-                        // The whole list read: it is the answer, window or not.
-                        let found = verdict(listed, Duration::MAX, Duration::ZERO)?;
+                        // The whole list read: the answer, once the search
+                        // window has passed since the charge ended — a create
+                        // whose attempt gave up may still land at Stripe.
+                        let found = verdict(listed, since_scheduled, window)?;
                         return with_refund(&stripe, &token, found).await;
                     }
                 }

@@ -30,3 +30,58 @@ pub(crate) struct PaymentIntent {
     pub(crate) amount: i64,
     pub(crate) currency: String,
 }
+
+/// The refund that gave back all of `charge`'s money (a Charge with its
+/// `refunds` expanded), if refunds Stripe reports `succeeded` cover what it
+/// captured. A `pending` refund (a bank transfer on its way, which may yet
+/// fail) gives nothing back yet, though Stripe already counts it in the
+/// charge's `amount_refunded` and `refunded`.
+pub(crate) fn refunded_in_full(charge: &serde_json::Value) -> Option<String> {
+    let captured = charge["amount_captured"]
+        .as_i64()
+        .or_else(|| charge["amount"].as_i64())?;
+    let refunds = charge["refunds"]["data"].as_array()?;
+    let succeeded: Vec<&serde_json::Value> = refunds
+        .iter()
+        .filter(|refund| refund["status"] == "succeeded")
+        .collect();
+    let back: i64 = succeeded.iter().filter_map(|r| r["amount"].as_i64()).sum();
+    (captured > 0 && back >= captured).then(|| {
+        succeeded
+            .first()
+            .and_then(|r| r["id"].as_str())
+            .unwrap_or("-")
+            .to_owned()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_succeeded_refunds_give_the_money_back() {
+        let charge = |refunds: serde_json::Value| serde_json::json!({"amount_captured": 1000, "refunded": true, "refunds": {"data": refunds}});
+        let done =
+            charge(serde_json::json!([{"id": "re_1", "amount": 1000, "status": "succeeded"}]));
+        assert_eq!(refunded_in_full(&done).as_deref(), Some("re_1"));
+        let pending =
+            charge(serde_json::json!([{"id": "re_1", "amount": 1000, "status": "pending"}]));
+        assert_eq!(
+            refunded_in_full(&pending),
+            None,
+            "a pending refund may yet fail"
+        );
+        let part = charge(serde_json::json!([
+            {"id": "re_1", "amount": 400, "status": "succeeded"},
+            {"id": "re_2", "amount": 600, "status": "failed"}
+        ]));
+        assert_eq!(refunded_in_full(&part), None);
+        let unexpanded = serde_json::json!({"amount_captured": 1000, "refunded": true});
+        assert_eq!(
+            refunded_in_full(&unexpanded),
+            None,
+            "unseen refunds are not counted"
+        );
+    }
+}

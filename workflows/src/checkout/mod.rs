@@ -49,6 +49,9 @@ pub const ONE_PER_ORDER_PATCH: &str = "one-paid-checkout-per-order";
 /// ends cancelled once `reconcile` confirms it.
 pub const CANCEL_UNTIL_STARTED_PATCH: &str = "charge-cancellable-until-started";
 
+/// Patch: a checkout started on a cron schedule fails at once (`InvalidInput`).
+pub const CRON_REFUSED_PATCH: &str = "cron-schedule-refused";
+
 /// Marker: this run, not the first of its checkout's chain (a reset, a
 /// retry or continue-as-new), looked up a charge an earlier run made
 /// before charging ([`reconciling::prior`]).
@@ -127,6 +130,14 @@ impl CheckoutWorkflow {
         let steady = ctx.patched(STEADY_CHECKOUT_PATCH);
         ctx.state_mut(|s| s.steady = steady);
         if steady {
+            // A cron schedule chains runs as one checkout: each would take
+            // the last one's charge as its own (and refund a fulfilled one).
+            if ctx.info().cron_schedule().is_some() && ctx.patched(CRON_REFUSED_PATCH) {
+                ctx.state_mut(|s| s.status.step = CheckoutStep::Failed);
+                return Err(invalid_input(
+                    "a checkout cannot run on a cron schedule: every run would be the same checkout; start one per order",
+                ));
+            }
             // Before the search attribute and any money: nothing in the
             // input may fail a workflow task, or wedge a charged checkout.
             if let Err(why) = input.check() {

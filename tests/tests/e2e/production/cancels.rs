@@ -8,6 +8,7 @@ use keylease_testkit::eventually;
 use keylease_tests::process::WorkerProcess;
 use keylease_tests::stack::{Stack, checkout, unique};
 use keylease_workflows::{CheckoutStep, CheckoutWorkflow};
+
 use temporalio_client::{WorkflowCancelOptions, WorkflowStartOptions};
 
 use super::{ending, intents_of, status_of};
@@ -126,5 +127,97 @@ async fn a_cancel_while_the_charge_waits_to_retry_charges_nothing_more() {
             "no second charge attempt: {keys:?}"
         );
     }
+    stack.stop().await;
+}
+
+/// What a second attack found: a create whose attempt gave up (its
+/// deadline passed) may still land at Stripe afterwards, and `reconcile`
+/// read "nothing charged" at once — a checkout ended Failed (or cancelled)
+/// while its own PaymentIntent then took the money. "Nothing charged" now
+/// waits for the search window (which thus also bounds a create in flight).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_create_landing_after_its_attempt_gave_up_is_found() {
+    let stack = Stack::spawn("late-create").await;
+    stack
+        .fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "delay", "delay_ms": 6000, "count": 1}))
+        .await;
+    let wf = unique("late-create");
+    let order = "order-late-create";
+    let mut input = checkout(order, 1100, "pm_card_visa");
+    if let Some(policy) = input.policy.as_mut() {
+        policy.charge.start_to_close = Duration::from_secs(2);
+        policy.charge.schedule_to_close = Duration::from_secs(3);
+        policy.charge.retry.maximum_attempts = 1;
+        policy.search_window = Duration::from_secs(12);
+    }
+    let handle = stack.start(&wf, input).await;
+    let step = eventually(Duration::from_secs(40), "charged or ended", || async {
+        let step = status_of(&handle).await.step;
+        matches!(
+            step,
+            CheckoutStep::AwaitingFulfilment | CheckoutStep::Failed
+        )
+        .then_some(step)
+    })
+    .await;
+    assert_eq!(
+        step,
+        CheckoutStep::AwaitingFulfilment,
+        "the late create is this checkout's charge"
+    );
+    assert_eq!(intents_of(&stack, order).await.len(), 1);
+    handle
+        .cancel(WorkflowCancelOptions::default())
+        .await
+        .expect("cancel");
+    let (_, ended) = ending(&handle).await;
+    assert!(ended.contains("Compensated"), "{ended}");
+    stack.stop().await;
+}
+
+/// What a second attack found: started on a cron schedule, every run of a
+/// checkout was the same checkout — the next run took the last one's
+/// charge as its own and refunded a fulfilled order. Now it fails at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkout_on_a_cron_schedule_fails_at_once() {
+    let stack = Stack::spawn("cron").await;
+    let wf = unique("cron");
+    let handle = stack
+        .client
+        .start_workflow(
+            CheckoutWorkflow::run,
+            checkout("order-cron", 800, "pm_card_visa").into(),
+            WorkflowStartOptions::new(stack.task_queue.clone(), wf.clone())
+                .cron_schedule("@every 5s".to_owned())
+                .build(),
+        )
+        .await
+        .expect("start");
+    let run_id = handle.run_id().expect("run id").to_owned();
+    let run = temporalio_client::WorkflowExecutionInfo::builder()
+        .namespace(stack.client.options().namespace.clone())
+        .workflow_id(wf.clone())
+        .run_id(run_id)
+        .build()
+        .bind_untyped(stack.client.clone());
+    let failure = eventually(Duration::from_secs(30), "the first run closed", || async {
+        let description = run
+            .describe(temporalio_client::WorkflowDescribeOptions::default())
+            .await
+            .ok()?;
+        (description.status() != temporalio_client::WorkflowExecutionStatus::Running)
+            .then_some(description.status())
+    })
+    .await;
+    assert_eq!(failure, temporalio_client::WorkflowExecutionStatus::Failed);
+    assert!(
+        intents_of(&stack, "order-cron").await.is_empty(),
+        "nothing charged"
+    );
+    assert!(stack.keys_of(&wf).await.is_empty(), "no key issued");
+    handle
+        .terminate(temporalio_client::WorkflowTerminateOptions::default())
+        .await
+        .expect("end the schedule");
     stack.stop().await;
 }

@@ -149,6 +149,18 @@ async fn a_pending_refund_is_followed_until_stripe_settles_it() {
         wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
         fulfil(&handle, false, Some("out of stock")).await;
         let refund_id = pending_refund_of(&stack, &id).await;
+        // A refund on its way gives nothing back yet: a second checkout of
+        // the order is still refused.
+        let again = stack
+            .start(
+                &unique("refund-pending-again"),
+                checkout(order, 2700, "pm_card_visa"),
+            )
+            .await;
+        match outcome(&again).await {
+            CheckoutOutcome::Failed { error_type, .. } => assert_eq!(error_type, "DuplicateOrder"),
+            other => panic!("an order whose refund is pending is still paid: {other:?}"),
+        }
         // Read again every 2 s, and still pending: the checkout waits.
         tokio::time::sleep(Duration::from_secs(5)).await;
         let status = status_of(&handle).await;
