@@ -152,12 +152,7 @@ pub async fn run_on(
     config.check_upstream().map_err(BrokerError::Config)?;
     config.check()?;
     let tls = tls::acceptor(&config).map_err(BrokerError::Config)?;
-    let integrity = if config.skip_integrity_check {
-        store::Integrity::Skip
-    } else {
-        store::Integrity::Check
-    };
-    let store = Store::connect(config.database()?.expose_secret(), integrity).await?;
+    let store = Store::connect(config.db.url()?.expose_secret(), config.db.integrity()).await?;
     // A failed write to the SQLite file stops the broker as a signal would.
     let stop = store.stop().clone();
     let shutdown = async move {

@@ -211,7 +211,10 @@ impl Stack {
             STRIPE_SECRET.into(),
             format!("http://{sim}").parse().expect("sim url"),
         );
-        config.database_url = format!("sqlite://{}/broker.db", db.path().display()).into();
+        config.db = keylease_broker::config::DatabaseConfig::new(&format!(
+            "sqlite://{}/broker.db",
+            db.path().display()
+        ));
         let broker_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind broker");
         let broker = broker_listener.local_addr().expect("broker address");
         let (stop, stopped) = oneshot::channel::<()>();

@@ -49,7 +49,10 @@ async fn broker() -> (String, tempfile::TempDir) {
         "sk_test_x".into(),
         "http://127.0.0.1:9".parse().unwrap(),
     );
-    config.database_url = format!("sqlite://{}/b.db", dir.path().display()).into();
+    config.db = keylease_broker::config::DatabaseConfig::new(&format!(
+        "sqlite://{}/b.db",
+        dir.path().display()
+    ));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(keylease_broker::run(

@@ -99,7 +99,7 @@ impl BrokerConfig {
                 "KEYLEASE_BROKER_UNAUTHENTICATED_AUDIT_INTERVAL must be longer than 0".to_owned(),
             ));
         }
-        self.database().map(drop)
+        self.db.url().map(drop)
     }
 }
 

@@ -5,12 +5,84 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::{BrokerConfig, ConfigError};
+use super::ConfigError;
 
-impl BrokerConfig {
+/// The database settings: those of the server, and all that
+/// `keylease-broker tidy` needs (no token, no Stripe secret).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseConfig {
+    /// Database holding keys, spend and audit records: `sqlite://path` (created if
+    /// missing) or `postgres://[user[:password]@][host][:port][/db]`. For PostgreSQL,
+    /// the `PG*` settings fill in the parts the URL leaves out (libpq's rule: the URL
+    /// wins), so `postgres://` with `PGHOST`, `PGUSER`, `PGPASSWORD`... needs no
+    /// percent-encoding. Never logged: it may hold a password.
+    #[arg(
+        long,
+        env = "KEYLEASE_BROKER_DATABASE_URL",
+        default_value = "sqlite://keylease-broker.db",
+        hide_env_values = true
+    )]
+    pub database_url: SecretString,
+
+    /// Open a SQLite file without `PRAGMA integrity_check`. Off: the broker
+    /// reads the whole file once at start (a read of it at disk speed, see
+    /// docs/storage.md) and refuses a corrupt one, rather than serve caps and
+    /// revocations from it.
+    #[arg(
+        long,
+        env = "KEYLEASE_BROKER_SKIP_INTEGRITY_CHECK",
+        default_value_t = false
+    )]
+    pub skip_integrity_check: bool,
+
+    /// PostgreSQL host, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGHOST")]
+    pub pg_host: Option<String>,
+
+    /// PostgreSQL port, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGPORT")]
+    pub pg_port: Option<u16>,
+
+    /// PostgreSQL user, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGUSER")]
+    pub pg_user: Option<String>,
+
+    /// PostgreSQL password, when `--database-url` is `postgres://` without one: any
+    /// characters, no encoding. Never logged.
+    #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
+    pub pg_password: Option<SecretString>,
+
+    /// PostgreSQL database, when `--database-url` is `postgres://` without one.
+    #[arg(long, env = "PGDATABASE")]
+    pub pg_database: Option<String>,
+}
+
+impl DatabaseConfig {
+    /// `url` with no `PG*` part and the integrity check on.
+    pub fn new(url: &str) -> Self {
+        Self {
+            database_url: SecretString::from(url),
+            skip_integrity_check: false,
+            pg_host: None,
+            pg_port: None,
+            pg_user: None,
+            pg_password: None,
+            pg_database: None,
+        }
+    }
+
+    /// Whether a SQLite file is checked when it is opened.
+    pub fn integrity(&self) -> crate::store::Integrity {
+        if self.skip_integrity_check {
+            crate::store::Integrity::Skip
+        } else {
+            crate::store::Integrity::Check
+        }
+    }
+
     /// The URL of the database to open: `--database-url`, its PostgreSQL parts left out
     /// filled in from the `PG*` settings, each percent-encoded.
-    pub fn database(&self) -> Result<SecretString, ConfigError> {
+    pub fn url(&self) -> Result<SecretString, ConfigError> {
         let given = self.database_url.expose_secret();
         if !(given.starts_with("postgres:") || given.starts_with("postgresql:")) {
             return Ok(self.database_url.clone());
@@ -98,13 +170,16 @@ fn bracket_ipv6(host: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::test_config as config;
+
+    fn config(url: &str) -> DatabaseConfig {
+        DatabaseConfig::new(url)
+    }
 
     /// A password with every character a URL gives a meaning to, and an escape.
     const HOSTILE: &str = "p@ss:w/rd?#%41 $x&y=z";
 
-    fn database(config: &BrokerConfig) -> String {
-        config.database().unwrap().expose_secret().to_owned()
+    fn database(config: &DatabaseConfig) -> String {
+        config.url().unwrap().expose_secret().to_owned()
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod checks;
 mod database;
 
 pub use checks::{MIN_TOKEN_LEN, weak_token};
+pub use database::DatabaseConfig;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -46,50 +47,9 @@ pub struct BrokerConfig {
     #[arg(long, env = "KEYLEASE_BROKER_STRIPE_LISTEN")]
     pub stripe_listen: Option<SocketAddr>,
 
-    /// Database holding keys, spend and audit records: `sqlite://path` (created if
-    /// missing) or `postgres://[user[:password]@][host][:port][/db]`. For PostgreSQL,
-    /// the `PG*` settings fill in the parts the URL leaves out (libpq's rule: the URL
-    /// wins), so `postgres://` with `PGHOST`, `PGUSER`, `PGPASSWORD`... needs no
-    /// percent-encoding. Never logged: it may hold a password.
-    #[arg(
-        long,
-        env = "KEYLEASE_BROKER_DATABASE_URL",
-        default_value = "sqlite://keylease-broker.db",
-        hide_env_values = true
-    )]
-    pub database_url: SecretString,
-
-    /// Open a SQLite file without `PRAGMA integrity_check`. Off: the broker
-    /// reads the whole file once at start (a read of it at disk speed, see
-    /// docs/storage.md) and refuses a corrupt one, rather than serve caps and
-    /// revocations from it.
-    #[arg(
-        long,
-        env = "KEYLEASE_BROKER_SKIP_INTEGRITY_CHECK",
-        default_value_t = false
-    )]
-    pub skip_integrity_check: bool,
-
-    /// PostgreSQL host, when `--database-url` is `postgres://` without one.
-    #[arg(long, env = "PGHOST")]
-    pub pg_host: Option<String>,
-
-    /// PostgreSQL port, when `--database-url` is `postgres://` without one.
-    #[arg(long, env = "PGPORT")]
-    pub pg_port: Option<u16>,
-
-    /// PostgreSQL user, when `--database-url` is `postgres://` without one.
-    #[arg(long, env = "PGUSER")]
-    pub pg_user: Option<String>,
-
-    /// PostgreSQL password, when `--database-url` is `postgres://` without one: any
-    /// characters, no encoding. Never logged.
-    #[arg(long, env = "PGPASSWORD", hide_env_values = true)]
-    pub pg_password: Option<SecretString>,
-
-    /// PostgreSQL database, when `--database-url` is `postgres://` without one.
-    #[arg(long, env = "PGDATABASE")]
-    pub pg_database: Option<String>,
+    /// Where keys, spend and audit records are kept.
+    #[command(flatten)]
+    pub db: DatabaseConfig,
 
     /// Bearer token required by the admin API (`/v1/...`): at least 32 characters, not
     /// an example value. Never logged.
@@ -201,13 +161,7 @@ impl BrokerConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             stripe_listen: None,
-            database_url: SecretString::from("sqlite://keylease-broker.db"),
-            skip_integrity_check: false,
-            pg_host: None,
-            pg_port: None,
-            pg_user: None,
-            pg_password: None,
-            pg_database: None,
+            db: DatabaseConfig::new("sqlite://keylease-broker.db"),
             admin_token,
             stripe_secret_key,
             stripe_api_base,
@@ -272,7 +226,7 @@ pub(crate) fn test_config(database_url: &str) -> BrokerConfig {
         "sk_test_x".into(),
         "http://127.0.0.1:9".parse().unwrap(),
     );
-    config.database_url = database_url.into();
+    config.db = DatabaseConfig::new(database_url);
     config
 }
 

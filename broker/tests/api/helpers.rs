@@ -174,7 +174,7 @@ pub fn config(upstream: &TestUpstream, database_url: &str) -> BrokerConfig {
         SecretString::from(STRIPE_SECRET),
         format!("http://{}", upstream.addr).parse().unwrap(),
     );
-    config.database_url = database_url.into();
+    config.db = keylease_broker::config::DatabaseConfig::new(database_url);
     config.usd_rates = keylease_broker::config::parse_usd_rates("eur=1.10,jpy=0.01").unwrap();
     config
 }
