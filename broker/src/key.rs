@@ -120,6 +120,14 @@ pub struct SpendRow {
     pub period: SpendPeriod,
 }
 
+/// [`KeyRecord::namespace`] of a key of `label` issued under `role`.
+pub fn namespace<'a>(role: Option<&str>, label: &'a str) -> Cow<'a, str> {
+    match role {
+        Some(role) => Cow::Owned(format!("{role} {label}")),
+        None => Cow::Borrowed(label),
+    }
+}
+
 impl KeyRecord {
     /// The name the key's label owns objects, Idempotency-Keys and replays
     /// under: the label, for a key the admin issued; for a role's key, the
@@ -127,10 +135,10 @@ impl KeyRecord {
     /// so that no role reaches the admin's or another role's objects by
     /// issuing a key of the same label.
     pub fn namespace(&self) -> Cow<'_, str> {
-        match &self.role {
-            Some(role) => Cow::Owned(format!("{} {}", role.name, self.label)),
-            None => Cow::Borrowed(&self.label),
-        }
+        namespace(
+            self.role.as_ref().map(|role| role.name.as_str()),
+            &self.label,
+        )
     }
 
     /// The spend period `now` falls in: the key's whole life when it lives at

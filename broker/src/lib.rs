@@ -23,9 +23,12 @@
 //! - [`server`]: the HTTP/1.1 accept loop, with header and body read timeouts.
 //! - [`token`]: vault tokens and key ids, stored only as hashes.
 //! - [`unauthenticated`]: requests that named no valid key, audited as counts.
+//! - [`audit_log`]: `--audit-log`, the audit as JSON lines for a log pipeline.
+//! - [`retention`]: deleting what is past its retention, in the background or by `tidy`.
 //! - [`auth`], [`state`], [`error`]: the plumbing around them.
 
 pub mod allowlist;
+pub mod audit_log;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -34,6 +37,7 @@ pub mod group_commit;
 pub mod key;
 pub mod metrics;
 pub mod new_key;
+pub mod retention;
 pub mod role;
 pub mod role_budget;
 pub mod routes;
@@ -162,6 +166,16 @@ pub async fn run_on(
         }
     };
     let state = AppState::new(&config, store)?;
+    if let Some(path) = &config.audit_log {
+        let failures = state.metrics().audit_log_failures.clone();
+        let log = audit_log::AuditLog::open(path, failures).map_err(|err| {
+            BrokerError::Config(format!(
+                "KEYLEASE_BROKER_AUDIT_LOG (--audit-log): cannot open {}: {err}",
+                path.display()
+            ))
+        })?;
+        let _ = state.store().set_audit_log(log);
+    }
     let limits = server::Limits {
         header_timeout: config.header_timeout,
         max_header_bytes: config.max_header_bytes,
@@ -174,6 +188,11 @@ pub async fn run_on(
             unauthenticated::flush_every(state.unauthenticated(), state.store(), interval).await;
         })
     };
+    let tidying = tokio::spawn(retention::every(
+        state.clone(),
+        retention::Retention::new(&config.retention, config.max_ttl),
+        config.tidy_interval,
+    ));
     let refused = {
         let state = state.clone();
         move |err: &hyper::Error| {
@@ -228,6 +247,7 @@ pub async fn run_on(
     state.in_flight().close();
     state.in_flight().wait().await;
     summaries.abort();
+    tidying.abort();
     unauthenticated::flush(state.unauthenticated(), state.store()).await;
     match state.store().stop().reason() {
         Some(reason) => Err(BrokerError::StorageFailed(reason.to_owned())),

@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -30,6 +31,13 @@ pub struct VendorLabels {
     pub vendor: String,
 }
 
+/// Labels of a table's row counts.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TableLabels {
+    /// The table: `audit`, `keys`, `spend`, `objects`, `idempotent_requests`, `role_spend`.
+    pub table: &'static str,
+}
+
 /// What the broker counts.
 #[derive(Debug)]
 pub struct BrokerMetrics {
@@ -48,6 +56,12 @@ pub struct BrokerMetrics {
     pub proxied: Family<ProxyLabels, Counter>,
     /// Seconds per proxied request, upstream included.
     pub proxy_seconds: Family<VendorLabels, Histogram>,
+    /// Rows each table held when tidy last counted them.
+    pub table_rows: Family<TableLabels, Gauge>,
+    /// Rows tidy deleted, by table.
+    pub rows_deleted: Family<TableLabels, Counter>,
+    /// Audit records `--audit-log` could not write.
+    pub audit_log_failures: Counter,
 }
 
 impl Default for BrokerMetrics {
@@ -98,6 +112,24 @@ impl Default for BrokerMetrics {
             "Time per proxied request",
             proxy_seconds.clone(),
         );
+        let table_rows = Family::<TableLabels, Gauge>::default();
+        let rows_deleted = Family::<TableLabels, Counter>::default();
+        let audit_log_failures = Counter::default();
+        registry.register(
+            "keylease_broker_table_rows",
+            "Rows each table held when tidy last counted them (every tidy interval)",
+            table_rows.clone(),
+        );
+        registry.register(
+            "keylease_broker_rows_deleted",
+            "Rows deleted by retention, by table",
+            rows_deleted.clone(),
+        );
+        registry.register(
+            "keylease_broker_audit_log_failures",
+            "Audit records the --audit-log file could not take",
+            audit_log_failures.clone(),
+        );
         Self {
             registry,
             keys_issued,
@@ -107,6 +139,9 @@ impl Default for BrokerMetrics {
             refused_by_http,
             proxied,
             proxy_seconds,
+            table_rows,
+            rows_deleted,
+            audit_log_failures,
         }
     }
 }

@@ -8,6 +8,9 @@ use super::{BrokerConfig, ConfigError};
 /// Smallest header buffer hyper accepts.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
+/// Longest upstream timeout: far below [`crate::store::tidy::LOST_AFTER`].
+pub const MAX_UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Shortest admin token the broker accepts.
 pub const MIN_TOKEN_LEN: usize = 32;
 
@@ -97,6 +100,18 @@ impl BrokerConfig {
         if self.unauthenticated_audit_interval.is_zero() {
             return Err(ConfigError::Limit(
                 "KEYLEASE_BROKER_UNAUTHENTICATED_AUDIT_INTERVAL must be longer than 0".to_owned(),
+            ));
+        }
+        if self.tidy_interval.is_zero() {
+            return Err(ConfigError::Limit(
+                "KEYLEASE_BROKER_TIDY_INTERVAL (--tidy-interval) must be longer than 0".to_owned(),
+            ));
+        }
+        // A request in flight past an hour is taken for lost by tidy.
+        if self.upstream_timeout > MAX_UPSTREAM_TIMEOUT {
+            return Err(ConfigError::Limit(
+                "KEYLEASE_BROKER_UPSTREAM_TIMEOUT (--upstream-timeout) must be at most 10 minutes"
+                    .to_owned(),
             ));
         }
         self.db.url().map(drop)

@@ -5,9 +5,11 @@
 
 mod checks;
 mod database;
+mod retention;
 
 pub use checks::{MIN_TOKEN_LEN, weak_token};
 pub use database::DatabaseConfig;
+pub use retention::{Keep, RetentionConfig};
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -132,6 +134,21 @@ pub struct BrokerConfig {
     #[arg(long, env = "KEYLEASE_BROKER_TLS_KEY")]
     pub tls_key: Option<std::path::PathBuf>,
 
+    /// How long rows are kept.
+    #[command(flatten)]
+    pub retention: RetentionConfig,
+
+    /// How often the broker deletes, in small batches, the rows past their
+    /// retention (`keylease-broker tidy` does it on demand).
+    #[arg(long, env = "KEYLEASE_BROKER_TIDY_INTERVAL", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub tidy_interval: Duration,
+
+    /// Also write every audit record as one JSON line to this file
+    /// (appended), or to stdout with `-`, for a log pipeline (docs/retention.md
+    /// lists the fields). Written before the answer goes out.
+    #[arg(long, env = "KEYLEASE_BROKER_AUDIT_LOG")]
+    pub audit_log: Option<std::path::PathBuf>,
+
     /// Log line format.
     #[arg(long, env = "KEYLEASE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
@@ -177,6 +194,9 @@ impl BrokerConfig {
             body_timeout: Duration::from_secs(10),
             tls_cert: None,
             tls_key: None,
+            retention: RetentionConfig::default(),
+            tidy_interval: Duration::from_secs(60),
+            audit_log: None,
             log_format: LogFormat::Pretty,
         }
     }

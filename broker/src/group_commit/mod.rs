@@ -80,12 +80,30 @@ impl From<Option<&str>> for Arg {
 pub struct Statement {
     sql: String,
     args: Vec<Arg>,
+    /// A line for the audit log, written once the statement committed and
+    /// changed a row ([`crate::store::Store::write`]).
+    line: Option<Vec<u8>>,
 }
 
 impl Statement {
     /// `sql` (already in the backend's syntax) with `args` bound in order.
     pub fn new(sql: String, args: Vec<Arg>) -> Self {
-        Self { sql, args }
+        Self {
+            sql,
+            args,
+            line: None,
+        }
+    }
+
+    /// This statement, with `line` to log once it has committed a row.
+    pub fn with_line(mut self, line: Option<Vec<u8>>) -> Self {
+        self.line = line;
+        self
+    }
+
+    /// Its line to log, taken out.
+    pub fn take_line(&mut self) -> Option<Vec<u8>> {
+        self.line.take()
     }
 
     fn query(&self) -> sqlx::query::Query<'_, Any, AnyArguments> {

@@ -98,7 +98,7 @@ pub async fn audit_admin_calls(
         Ok(_) => response,
         Err(err) => {
             tracing::error!(error = %err, "could not audit an admin call; withholding its answer");
-            ApiError::AuditUnavailable.into_response()
+            super::withhold(&state, &record)
         }
     }
 }

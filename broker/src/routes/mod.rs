@@ -9,7 +9,7 @@ pub mod roles;
 
 use axum::extract::rejection::QueryRejection;
 use axum::http::{HeaderValue, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -40,6 +40,22 @@ fn limit(requested: Option<i64>) -> Result<i64, ApiError> {
 /// never written durably on its own, and its connection closed, so that a
 /// stranger holds no slot of the connection limit between its requests
 /// (else kept-alive strangers could leave /healthz none).
+/// The answer to a request whose audit row could not be written: 503
+/// `audit_unavailable` instead of what `record` says was to be answered,
+/// and the audit log's line saying so.
+pub(crate) fn withhold(state: &AppState, record: &AuditRecord) -> Response {
+    let refusal = ApiError::AuditUnavailable;
+    if let Some(log) = state.store().audit_log() {
+        let answered = AuditRecord {
+            status: refusal.status().as_u16(),
+            code: Some(refusal.code().to_owned()),
+            ..record.clone()
+        };
+        log.withheld(&answered, record.status);
+    }
+    refusal.into_response()
+}
+
 pub(crate) fn answer_stranger(
     state: &AppState,
     record: &AuditRecord,

@@ -3,8 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
-use super::{KeyFilter, Store, from_millis, millis};
+use super::{Backend, KeyFilter, Store, from_millis, millis};
+use crate::audit_log::AuditLog;
 use crate::group_commit::Statement;
 use crate::usd::micros_to_usd;
 
@@ -94,6 +96,13 @@ impl Store {
                 record.actor.as_deref().into(),
             ],
         )
+        .with_line(self.log_line(record))
+    }
+
+    /// The audit log's line of `record`, when there is a log and the record
+    /// is final (a money request's row in flight is logged once answered).
+    fn log_line(&self, record: &AuditRecord) -> Option<Vec<u8>> {
+        (record.status != 0 && self.audit_log().is_some()).then(|| AuditLog::line(record))
     }
 
     /// The audit row of an admin call on key `key_id`, written only if that
@@ -114,6 +123,7 @@ impl Store {
                 record.actor.as_deref().into(),
             ],
         )
+        .with_line(self.log_line(record))
     }
 
     /// Audit records of `kind` matching `filter` (key id, label prefix), newest first.
@@ -122,6 +132,40 @@ impl Store {
         filter: &KeyFilter,
         kind: AuditKind,
     ) -> Result<Vec<AuditRecord>, sqlx::Error> {
+        let rows = self.audit_rows(filter, kind, None).await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// Final audit records of `kind` matching `filter` that come after
+    /// `after` in the order a collector follows ([`Cursor`]), oldest first,
+    /// each with its cursor. A row still in flight is left out until it is
+    /// answered (or marked lost); on PostgreSQL so is a row whose
+    /// transaction is not older than every one still running, since one of
+    /// those may yet commit a row that sorts before it.
+    pub async fn audit_after(
+        &self,
+        filter: &KeyFilter,
+        kind: AuditKind,
+        after: Cursor,
+    ) -> Result<Vec<(Cursor, AuditRecord)>, sqlx::Error> {
+        let rows = self.audit_rows(filter, kind, Some(after)).await?;
+        rows.iter()
+            .map(|row| {
+                let cursor = Cursor {
+                    seq: row.try_get("seq")?,
+                    id: row.try_get("id")?,
+                };
+                Ok((cursor, record_from_row(row)?))
+            })
+            .collect()
+    }
+
+    async fn audit_rows(
+        &self,
+        filter: &KeyFilter,
+        kind: AuditKind,
+        after: Option<Cursor>,
+    ) -> Result<Vec<AnyRow>, sqlx::Error> {
         // A role token's view reads only its role's keys' rows; the admin's
         // query stays the plain scan.
         let of_role = if filter.role.is_some() {
@@ -129,13 +173,25 @@ impl Store {
         } else {
             "AND ?5 IS NULL"
         };
+        let (from, order) = match (after, self.backend) {
+            (None, _) => ("AND ?6 IS NULL AND ?7 IS NULL", "id DESC"),
+            (Some(_), Backend::Sqlite) => (
+                "AND seq IS NOT NULL AND (seq > ?6 OR (seq = ?6 AND id > ?7))",
+                "seq, id",
+            ),
+            (Some(_), Backend::Postgres) => (
+                "AND seq IS NOT NULL AND (seq > ?6 OR (seq = ?6 AND id > ?7))
+                 AND seq < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+                "seq, id",
+            ),
+        };
         let sql = format!(
-            "SELECT at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor FROM audit
+            "SELECT id, seq, at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor FROM audit
              WHERE (?1 IS NULL OR key_id = ?1)
                AND (?2 IS NULL OR substr(label, 1, length(?2)) = ?2)
                AND (?4 = 'all' OR (?4 = 'admin') = (vendor = 'admin'))
-               {of_role}
-             ORDER BY id DESC LIMIT ?3"
+               {of_role} {from}
+             ORDER BY {order} LIMIT ?3"
         );
         let rows = sqlx::query(self.sql(&sql))
             .bind(filter.key_id.as_deref())
@@ -143,26 +199,65 @@ impl Store {
             .bind(filter.limit)
             .bind(kind.as_str())
             .bind(filter.role.as_deref())
+            .bind(after.map(|after| after.seq))
+            .bind(after.map(|after| after.id))
             .fetch_all(&self.pool)
             .await;
-        let rows = self.observe(rows)?;
-        rows.iter()
-            .map(|row| {
-                Ok(AuditRecord {
-                    at: from_millis(row.try_get("at")?),
-                    key_id: row.try_get("key_id")?,
-                    label: row.try_get("label")?,
-                    vendor: row.try_get("vendor")?,
-                    method: row.try_get("method")?,
-                    path: row.try_get("path")?,
-                    status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
-                    code: row.try_get("code")?,
-                    reserved_usd: micros_to_usd(row.try_get("reserved_micros")?),
-                    latency_ms: row.try_get("latency_ms")?,
-                    requests: row.try_get("requests")?,
-                    actor: row.try_get("actor")?,
-                })
-            })
-            .collect()
+        self.observe(rows)
+    }
+}
+
+fn record_from_row(row: &AnyRow) -> Result<AuditRecord, sqlx::Error> {
+    Ok(AuditRecord {
+        at: from_millis(row.try_get("at")?),
+        key_id: row.try_get("key_id")?,
+        label: row.try_get("label")?,
+        vendor: row.try_get("vendor")?,
+        method: row.try_get("method")?,
+        path: row.try_get("path")?,
+        status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
+        code: row.try_get("code")?,
+        reserved_usd: micros_to_usd(row.try_get("reserved_micros")?),
+        latency_ms: row.try_get("latency_ms")?,
+        requests: row.try_get("requests")?,
+        actor: row.try_get("actor")?,
+    })
+}
+
+/// Where a collector following the audit is: the `seq` and `id` of the
+/// last row it read (`0-0` before the first). Rows are read in `(seq, id)`
+/// order, `seq` being given when a row is final (migration 0012 says how).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cursor {
+    seq: i64,
+    id: i64,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.seq, self.id)
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = String;
+
+    /// `<seq>-<id>` as [`Cursor`]'s `Display` writes it, or `0` for the start.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let bad = || "`after` must be a cursor the audit returned (`next`), or 0".to_owned();
+        let number = |part: &str| {
+            part.parse::<i64>()
+                .ok()
+                .filter(|n| *n >= 0 && part.bytes().all(|b| b.is_ascii_digit()))
+                .ok_or_else(bad)
+        };
+        match text.split_once('-') {
+            None if text == "0" => Ok(Self::default()),
+            None => Err(bad()),
+            Some((seq, id)) => Ok(Self {
+                seq: number(seq)?,
+                id: number(id)?,
+            }),
+        }
     }
 }

@@ -90,8 +90,8 @@ impl Store {
         let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
         let allowed_metadata = serde_json::to_string(&key.allowed_metadata).map_err(decode_err)?;
         let mut unit = vec![self.statement(
-            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata, role, issued_by)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14
+            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata, role, issued_by, namespace)
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
              WHERE ?14 IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?14 AND role = ?13
                AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?8))",
             vec![
@@ -109,6 +109,9 @@ impl Store {
                 allowed_metadata.as_str().into(),
                 issuer.role_name().into(),
                 issuer.token_id().into(),
+                crate::key::namespace(issuer.role_name(), &key.label)
+                    .as_ref()
+                    .into(),
             ],
         )];
         unit.extend(with);

@@ -10,6 +10,7 @@
 //! - [`spend`]: what each key holds against its cap per spend period.
 //! - [`objects`]: objects seen through the proxy, who made them, what they hold.
 //! - [`audit`]: one row per proxied request.
+//! - [`tidy`]: what retention deletes, in batches.
 
 pub mod audit;
 pub mod idempotent;
@@ -17,12 +18,16 @@ pub mod keys;
 pub mod objects;
 pub mod roles;
 pub mod spend;
+pub mod tidy;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::{Any, AnyPool, Executor};
 
+use std::sync::{Arc, OnceLock};
+
+use crate::audit_log::AuditLog;
 use crate::group_commit::{Arg, Statement, Writer};
 
 pub use audit::{AuditKind, AuditRecord};
@@ -84,6 +89,8 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     writer: Writer,
+    /// `--audit-log`, once the server has opened it.
+    audit_log: Arc<OnceLock<AuditLog>>,
 }
 
 /// Times are stored as unix milliseconds (UTC).
@@ -162,6 +169,19 @@ async fn integrity_check(url: &str) -> Result<(), OpenError> {
     )))
 }
 
+/// Makes a new, empty SQLite file one whose freed pages tidy can give back
+/// (`auto_vacuum = INCREMENTAL`), which SQLite allows only by rewriting the
+/// file: at once here, while it is empty. docs/retention.md says how to
+/// convert an older file.
+async fn incremental_vacuum(url: &str) -> Result<(), sqlx::Error> {
+    use sqlx::Connection;
+    let mut connection = sqlx::AnyConnection::connect(url).await?;
+    connection
+        .execute("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+        .await?;
+    connection.close().await
+}
+
 impl Store {
     /// Opens the database at `url` (a SQLite file is created if missing),
     /// checks an existing SQLite file's integrity unless told to skip it, and
@@ -175,6 +195,9 @@ impl Store {
         }
         if !existed {
             Any::create_database(url).await?;
+            if backend == Backend::Sqlite {
+                incremental_vacuum(url).await?;
+            }
         }
         let pool = pool_options(backend, 8).connect(url).await?;
         let writer = match backend {
@@ -197,13 +220,38 @@ impl Store {
             pool,
             backend,
             writer,
+            audit_log: Arc::default(),
         })
     }
 
     /// Commits `unit` (group-committed with other requests' writes on SQLite):
-    /// all of it or none, and durable before this returns. The rows each statement affected.
-    pub async fn write(&self, unit: Vec<Statement>) -> Result<Vec<u64>, sqlx::Error> {
-        self.writer.write(unit).await
+    /// all of it or none, and durable before this returns. The rows each
+    /// statement affected. The audit log's line of each statement that
+    /// changed a row is written once the unit has committed.
+    pub async fn write(&self, mut unit: Vec<Statement>) -> Result<Vec<u64>, sqlx::Error> {
+        let lines: Vec<Option<Vec<u8>>> = unit.iter_mut().map(Statement::take_line).collect();
+        let rows = self.writer.write(unit).await?;
+        if let Some(log) = self.audit_log.get() {
+            for (line, affected) in lines.iter().zip(&rows) {
+                if let Some(line) = line
+                    && *affected > 0
+                {
+                    log.write(line);
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Sends every audit record committed from now on to `log` as well
+    /// (once: a second log is refused and returned).
+    pub fn set_audit_log(&self, log: AuditLog) -> Result<(), AuditLog> {
+        self.audit_log.set(log)
+    }
+
+    /// `--audit-log`, when set.
+    pub fn audit_log(&self) -> Option<&AuditLog> {
+        self.audit_log.get()
     }
 
     /// The SQLite writer's fail-stop: set when a write shows the file can no

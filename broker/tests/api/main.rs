@@ -2,6 +2,7 @@
 //! file, and a PostgreSQL database) and a recording upstream server, all on port 0.
 
 mod attacks;
+mod audit_follow;
 mod bad_input;
 mod helpers;
 mod keys;
@@ -10,6 +11,7 @@ mod migrations;
 mod parsing;
 mod persistence;
 mod proxy;
+mod retention;
 mod roles;
 mod spend;
 
@@ -32,6 +34,13 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends! {
+    audit_follow::the_audit_log_has_a_line_per_record_and_a_restart_continues_it,
+    audit_follow::the_audit_cursor_reads_every_row_once_across_brokers_and_restarts,
+    retention::retention_deletes_what_is_past_and_a_dry_run_nothing,
+    retention::a_live_key_keeps_what_it_needs_however_old,
+    retention::an_open_spend_period_keeps_its_key,
+    retention::a_request_in_flight_keeps_its_key,
+    retention::the_broker_tidies_by_itself_and_counts_rows,
     keys::issue_returns_the_token_once_and_show_hides_it,
     keys::admin_endpoints_need_the_admin_token,
     keys::invalid_requests_are_422_naming_the_field,

@@ -15,13 +15,11 @@ use crate::key::KeyRecord;
 use crate::metrics::{ProxyLabels, VendorLabels};
 use crate::state::AppState;
 use crate::store::AuditRecord;
+use crate::store::tidy::IN_FLIGHT;
 use crate::usd::micros_to_usd;
 
 /// The vendor label of a request to no configured vendor.
 const UNKNOWN_VENDOR: &str = "unknown";
-
-/// The code of a money request's audit row between its reservation and its answer.
-const IN_FLIGHT: &str = "in_flight";
 
 /// What the audit record needs to know about how far a request got.
 pub struct Trail {
@@ -157,7 +155,7 @@ pub async fn finish(
             return response;
         }
     }
-    ApiError::AuditUnavailable.into_response()
+    crate::routes::withhold(state, &record)
 }
 
 fn log(record: &AuditRecord) {

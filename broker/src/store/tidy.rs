@@ -1,0 +1,391 @@
+//! Retention: the rows past their retention, counted and deleted in small
+//! batches ([`crate::retention`] runs them).
+//!
+//! Every rule reads through an index on the age it is about (`audit.at`,
+//! `keys.expires_at` and `keys.revoked_at`, `objects.created_at`, …), so a
+//! batch costs what it deletes, not what the table holds. What a live key,
+//! an open spend period or a request still in flight needs is never
+//! selected: see [`KEY_OVER`].
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::idempotent::REPLAY_WINDOW;
+use super::{Backend, Store, millis};
+use crate::group_commit::{Arg, Statement};
+use crate::key::SpendPeriod;
+
+/// Most rows of one table one batch deletes: a batch holds the SQLite
+/// writer for about a millisecond.
+pub const BATCH: i64 = 200;
+
+/// How long a money request's row may stay `in_flight` before tidy marks it
+/// `in_flight_lost`: its broker stopped without answering (the request may
+/// have reached Stripe). Far beyond any request's life: the upstream
+/// timeout is at most 10 minutes ([`crate::config`]).
+pub const LOST_AFTER: Duration = Duration::hours(1);
+
+/// The code of a money request's row while it is in flight.
+pub const IN_FLIGHT: &str = "in_flight";
+
+/// The code tidy gives a row that stayed [`IN_FLIGHT`] past [`LOST_AFTER`].
+pub const IN_FLIGHT_LOST: &str = "in_flight_lost";
+
+/// Whether key `k` is over for good, with `?1` the key cutoff: it ended
+/// (revoked or expired) before the cutoff — which is never later than the
+/// start of today (UTC), so neither its own spend period nor its role's
+/// day is still open — and no money request of it is still in flight
+/// (its reservation unsettled). A key that is over never comes back:
+/// nothing revives a revoked or expired key, and a request reserves only
+/// on a live one.
+///
+/// Never NULL (a live key's `revoked_at` is), so `NOT` of it is "still needed".
+pub const KEY_OVER: &str = "(COALESCE(k.revoked_at, k.expires_at) < ?1 OR k.expires_at < ?1)
+    AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.key_id = k.id AND a.status = 0 AND a.code = 'in_flight')";
+
+/// Keys over, as [`KEY_OVER`], found through the indexes on `revoked_at` and `expires_at`.
+const KEYS_OVER: &str = "FROM keys k WHERE (k.revoked_at < ?1 OR k.expires_at < ?1) AND {KEY_OVER}";
+
+/// When rows stop being kept.
+#[derive(Debug, Clone)]
+pub struct Cutoffs {
+    /// Audit rows from before this go (`None`: audit retention is off).
+    pub audit: Option<DateTime<Utc>>,
+    /// Keys that ended before this go, with what only they need (`None`: off).
+    pub keys: Option<DateTime<Utc>>,
+    /// Object claims made before this go, once no key of their label is left.
+    pub claims: Option<DateTime<Utc>>,
+    /// Idempotent requests recorded before this go.
+    pub idempotent: Option<DateTime<Utc>>,
+    /// Role spend of UTC days before this one goes.
+    pub role_day: Option<SpendPeriod>,
+    /// Rows in flight since before this are marked lost.
+    pub lost: DateTime<Utc>,
+}
+
+impl Cutoffs {
+    /// The cutoffs at `now` for `audit` and `keys` retention (`None`: off),
+    /// keys living at most `max_ttl`.
+    pub fn at(
+        now: DateTime<Utc>,
+        audit: Option<std::time::Duration>,
+        keys: Option<std::time::Duration>,
+        max_ttl: std::time::Duration,
+    ) -> Self {
+        let ago =
+            |span: std::time::Duration| now - Duration::from_std(span).unwrap_or(Duration::MAX / 2);
+        let today = now
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|midnight| midnight.and_utc())
+            .unwrap_or(now);
+        let key_cutoff = keys.map(|keys| ago(keys).min(today));
+        Self {
+            audit: audit.map(ago),
+            keys: key_cutoff,
+            claims: keys.map(|keys| ago(keys.saturating_add(max_ttl))),
+            idempotent: keys.map(|keys| ago(keys).min(now - REPLAY_WINDOW)),
+            role_day: key_cutoff.map(SpendPeriod::day_of),
+            lost: now - LOST_AFTER,
+        }
+    }
+}
+
+/// Rows of each table a tidy deleted, or would delete.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Tidied {
+    /// Audit rows.
+    pub audit: u64,
+    /// Keys.
+    pub keys: u64,
+    /// Spend rows of those keys.
+    pub spend: u64,
+    /// Holds on objects that those keys had reserved.
+    pub holds: u64,
+    /// Object claims.
+    pub objects: u64,
+    /// Idempotent requests past their replay window.
+    pub idempotent_requests: u64,
+    /// Role spend of past days.
+    pub role_spend: u64,
+    /// Rows marked `in_flight_lost`.
+    pub lost: u64,
+}
+
+impl Tidied {
+    /// Rows deleted in all.
+    pub fn deleted(&self) -> u64 {
+        self.audit
+            + self.keys
+            + self.spend
+            + self.objects
+            + self.idempotent_requests
+            + self.role_spend
+    }
+
+    /// Whether any rule found a full batch: more may be left.
+    pub fn full(&self) -> bool {
+        let full = BATCH as u64;
+        [
+            self.audit,
+            self.keys,
+            self.objects,
+            self.idempotent_requests,
+            self.role_spend,
+            self.lost,
+        ]
+        .iter()
+        .any(|&rows| rows >= full)
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Self) {
+        self.audit += other.audit;
+        self.keys += other.keys;
+        self.spend += other.spend;
+        self.holds += other.holds;
+        self.objects += other.objects;
+        self.idempotent_requests += other.idempotent_requests;
+        self.role_spend += other.role_spend;
+        self.lost += other.lost;
+    }
+}
+
+/// The tables whose rows the broker counts for `/metrics`.
+pub const TABLES: [&str; 6] = [
+    "audit",
+    "keys",
+    "spend",
+    "objects",
+    "idempotent_requests",
+    "role_spend",
+];
+
+/// Audit rows past the cutoff `?1`, never one still in flight.
+const AUDIT_PAST: &str = "FROM audit WHERE at < ?1 AND NOT (status = 0 AND code = 'in_flight')";
+
+/// Rows still in flight since before `?1`.
+const IN_FLIGHT_SINCE: &str = "FROM audit WHERE status = 0 AND code = 'in_flight' AND at < ?1";
+
+/// Object claims made before `?2` that no key left needs, `?1` the key cutoff.
+fn claims_past() -> String {
+    format!(
+        "FROM objects o WHERE o.created_at < ?2
+           AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.namespace = o.label AND NOT ({KEY_OVER}))
+           AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.id = o.held_key AND NOT ({KEY_OVER}))"
+    )
+}
+
+/// [`KEYS_OVER`] with [`KEY_OVER`] in it.
+fn keys_over() -> String {
+    KEYS_OVER.replace("{KEY_OVER}", KEY_OVER)
+}
+
+/// `?first`, `?first+1`, … for `count` binds.
+fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("?{n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// How many rows each rule would delete at `cutoffs`, deleting nothing.
+    pub async fn count_tidy(&self, cutoffs: &Cutoffs) -> Result<Tidied, sqlx::Error> {
+        let lost = self
+            .count(
+                &format!("SELECT COUNT(*) {IN_FLIGHT_SINCE}"),
+                &[millis(cutoffs.lost).into()],
+            )
+            .await?;
+        let mut counted = Tidied {
+            lost,
+            ..Tidied::default()
+        };
+        if let Some(audit) = cutoffs.audit {
+            counted.audit = self
+                .count(
+                    &format!("SELECT COUNT(*) {AUDIT_PAST}"),
+                    &[millis(audit).into()],
+                )
+                .await?;
+        }
+        if let (Some(keys), Some(claims)) = (cutoffs.keys, cutoffs.claims) {
+            let over = keys_over();
+            counted.keys = self
+                .count(&format!("SELECT COUNT(*) {over}"), &[millis(keys).into()])
+                .await?;
+            counted.spend = self
+                .count(
+                    &format!("SELECT COUNT(*) FROM spend WHERE key_id IN (SELECT k.id {over})"),
+                    &[millis(keys).into()],
+                )
+                .await?;
+            counted.holds = self
+                .count(
+                    &format!("SELECT COUNT(*) FROM objects WHERE held_key IN (SELECT k.id {over})"),
+                    &[millis(keys).into()],
+                )
+                .await?;
+            counted.objects = self
+                .count(
+                    &format!("SELECT COUNT(*) {}", claims_past()),
+                    &[millis(keys).into(), millis(claims).into()],
+                )
+                .await?;
+        }
+        if let Some(idempotent) = cutoffs.idempotent {
+            counted.idempotent_requests = self
+                .count(
+                    "SELECT COUNT(*) FROM idempotent_requests WHERE at < ?1",
+                    &[millis(idempotent).into()],
+                )
+                .await?;
+        }
+        if let Some(day) = &cutoffs.role_day {
+            counted.role_spend = self
+                .count(
+                    "SELECT COUNT(*) FROM role_spend WHERE period < ?1",
+                    &[day.as_str().into()],
+                )
+                .await?;
+        }
+        Ok(counted)
+    }
+
+    /// One batch of every rule at `cutoffs`: at most [`BATCH`] rows of each
+    /// table, each rule in a write of its own.
+    pub async fn tidy_batch(&self, cutoffs: &Cutoffs) -> Result<Tidied, sqlx::Error> {
+        let lost = self
+            .write_one(self.statement(
+                &format!(
+                    "UPDATE audit SET code = '{IN_FLIGHT_LOST}'
+                     WHERE id IN (SELECT id {IN_FLIGHT_SINCE} LIMIT ?2)"
+                ),
+                vec![millis(cutoffs.lost).into(), BATCH.into()],
+            ))
+            .await?;
+        let mut done = Tidied {
+            lost,
+            ..Tidied::default()
+        };
+        if let Some(audit) = cutoffs.audit {
+            done.audit = self
+                .write_one(self.statement(
+                    &format!("DELETE FROM audit WHERE id IN (SELECT id {AUDIT_PAST} LIMIT ?2)"),
+                    vec![millis(audit).into(), BATCH.into()],
+                ))
+                .await?;
+        }
+        if let (Some(keys), Some(claims)) = (cutoffs.keys, cutoffs.claims) {
+            self.tidy_keys(keys, &mut done).await?;
+            done.objects = self
+                .write_one(self.statement(
+                    &format!(
+                        "DELETE FROM objects WHERE (vendor, object_id) IN
+                           (SELECT o.vendor, o.object_id {} LIMIT ?3)",
+                        claims_past()
+                    ),
+                    vec![millis(keys).into(), millis(claims).into(), BATCH.into()],
+                ))
+                .await?;
+        }
+        if let Some(idempotent) = cutoffs.idempotent {
+            done.idempotent_requests = self
+                .write_one(self.statement(
+                    "DELETE FROM idempotent_requests WHERE (label, idempotency_key) IN
+                       (SELECT label, idempotency_key FROM idempotent_requests WHERE at < ?1 LIMIT ?2)",
+                    vec![millis(idempotent).into(), BATCH.into()],
+                ))
+                .await?;
+        }
+        if let Some(day) = &cutoffs.role_day {
+            done.role_spend = self
+                .write_one(self.statement(
+                    "DELETE FROM role_spend WHERE (role, period) IN
+                       (SELECT role, period FROM role_spend WHERE period < ?1 LIMIT ?2)",
+                    vec![day.as_str().into(), BATCH.into()],
+                ))
+                .await?;
+        }
+        Ok(done)
+    }
+
+    /// Keys over before `cutoff`, with their spend rows and the holds they
+    /// reserved on objects, in one write.
+    async fn tidy_keys(&self, cutoff: DateTime<Utc>, done: &mut Tidied) -> Result<(), sqlx::Error> {
+        let sql = format!("SELECT k.id {} LIMIT ?2", keys_over());
+        let ids: Result<Vec<String>, _> = sqlx::query_scalar(self.sql(&sql))
+            .bind(millis(cutoff))
+            .bind(BATCH)
+            .fetch_all(&self.pool)
+            .await;
+        let ids = self.observe(ids)?;
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = placeholders(1, ids.len());
+        let args: Vec<Arg> = ids.iter().map(|id| id.as_str().into()).collect();
+        let rows = self
+            .write(vec![
+                self.statement(
+                    &format!(
+                        "UPDATE objects SET held_key = NULL, held_period = NULL, held_micros = 0
+                         WHERE held_key IN ({list})"
+                    ),
+                    args.clone(),
+                ),
+                self.statement(
+                    &format!("DELETE FROM spend WHERE key_id IN ({list})"),
+                    args.clone(),
+                ),
+                self.statement(&format!("DELETE FROM keys WHERE id IN ({list})"), args),
+            ])
+            .await?;
+        done.holds = rows[0];
+        done.spend = rows[1];
+        done.keys = rows[2];
+        Ok(())
+    }
+
+    /// Rows each of [`TABLES`] holds.
+    pub async fn table_rows(&self) -> Result<Vec<(&'static str, u64)>, sqlx::Error> {
+        let mut rows = Vec::with_capacity(TABLES.len());
+        for table in TABLES {
+            rows.push((
+                table,
+                self.count(&format!("SELECT COUNT(*) FROM {table}"), &[])
+                    .await?,
+            ));
+        }
+        Ok(rows)
+    }
+
+    /// Gives up to `pages` free pages of a SQLite file back to the file
+    /// system (`auto_vacuum = INCREMENTAL`, see [`Store::connect`]); the free
+    /// pages left. Nothing on PostgreSQL, whose autovacuum does this.
+    pub async fn vacuum_some(&self, pages: i64) -> Result<u64, sqlx::Error> {
+        if self.backend != Backend::Sqlite {
+            return Ok(0);
+        }
+        self.write_one(Statement::new(
+            format!("PRAGMA incremental_vacuum({pages})"),
+            Vec::new(),
+        ))
+        .await?;
+        self.count("PRAGMA freelist_count", &[]).await
+    }
+
+    /// The one number `sql` reads, with `args` bound.
+    async fn count(&self, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
+        let mut query = sqlx::query_scalar::<_, i64>(self.sql(sql));
+        for arg in args {
+            query = match arg {
+                Arg::Int(value) => query.bind(*value),
+                Arg::Text(value) => query.bind(value.clone()),
+            };
+        }
+        let count = self.observe(query.fetch_one(&self.pool).await)?;
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
