@@ -24,7 +24,11 @@ struct Cli {
 /// server does every `--tidy-interval`, and prints how many of each table.
 /// Needs no admin token and no Stripe secret.
 #[derive(Debug, Parser)]
-#[command(name = "keylease-broker tidy", version)]
+#[command(
+    name = "keylease-broker tidy",
+    bin_name = "keylease-broker tidy",
+    version
+)]
 struct TidyCli {
     /// Print what would be deleted, and delete nothing.
     #[arg(long)]
@@ -90,7 +94,7 @@ async fn run_tidy(cli: TidyCli) -> anyhow::Result<()> {
     } else {
         (
             "deleted",
-            retention::tidy(&store, &retention, Pace::Full).await?,
+            retention::tidy(&store, &retention, Pace::Full, None).await?,
         )
     };
     println!(

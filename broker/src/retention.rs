@@ -5,7 +5,9 @@
 //! table until one finds less than a full batch, pausing after each for
 //! [`PAUSE_FACTOR`] times as long as it took, so that tidy holds the
 //! SQLite writer a tenth of the time at most and requests' commits queue
-//! behind at most one small batch. What each rule keeps is in
+//! behind at most one small batch; a round still running after a tidy
+//! interval pauses only as long as each batch took, so that retention keeps
+//! up with a load that writes faster than a gentle round deletes. What each rule keeps is in
 //! [`crate::store::tidy`] and docs/retention.md.
 
 use std::time::{Duration, Instant};
@@ -52,27 +54,40 @@ impl Retention {
     }
 }
 
-/// Whether tidy pauses between batches.
+/// How tidy pauses between batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pace {
-    /// Beside requests: pause after each batch.
-    Gentle,
+    /// Beside requests: after each batch, [`PAUSE_FACTOR`] times as long as
+    /// it took; once a round has run this long (the tidy interval: rows
+    /// arrive faster than a gentle round deletes them), as long as it took,
+    /// so that retention keeps up with any steady load.
+    Gentle(Duration),
     /// Alone (the command): no pause.
     Full,
 }
 
 /// One round: batches until nothing past retention is left, then the freed
-/// SQLite pages given back. What it deleted.
-pub async fn tidy(store: &Store, retention: &Retention, pace: Pace) -> Result<Tidied, sqlx::Error> {
+/// SQLite pages given back. What it deleted; each batch is also counted in
+/// `metrics`, when given, as it is deleted.
+pub async fn tidy(
+    store: &Store,
+    retention: &Retention,
+    pace: Pace,
+    metrics: Option<&BrokerMetrics>,
+) -> Result<Tidied, sqlx::Error> {
+    let round = Instant::now();
     let mut total = Tidied::default();
     loop {
         let started = Instant::now();
         let batch = store.tidy_batch(&retention.cutoffs()).await?;
+        if let Some(metrics) = metrics {
+            count_deleted(metrics, &batch);
+        }
         total.add(&batch);
         if !batch.full() {
             break;
         }
-        pause(pace, started).await;
+        pause(pace, round, started).await;
     }
     let mut free = u64::MAX;
     loop {
@@ -83,14 +98,20 @@ pub async fn tidy(store: &Store, retention: &Retention, pace: Pace) -> Result<Ti
             break;
         }
         free = left;
-        pause(pace, started).await;
+        pause(pace, round, started).await;
     }
     Ok(total)
 }
 
-async fn pause(pace: Pace, since: Instant) {
-    if pace == Pace::Gentle {
-        tokio::time::sleep(since.elapsed() * PAUSE_FACTOR).await;
+/// The pause after a batch started at `batch`, in a round started at `round`.
+async fn pause(pace: Pace, round: Instant, batch: Instant) {
+    if let Pace::Gentle(catch_up_after) = pace {
+        let factor = if round.elapsed() < catch_up_after {
+            PAUSE_FACTOR
+        } else {
+            1
+        };
+        tokio::time::sleep(batch.elapsed() * factor).await;
     }
 }
 
@@ -102,9 +123,8 @@ pub async fn every(state: AppState, retention: Retention, interval: Duration) {
     let metrics = state.metrics();
     loop {
         tokio::time::sleep(interval).await;
-        match tidy(store, &retention, Pace::Gentle).await {
+        match tidy(store, &retention, Pace::Gentle(interval), Some(metrics)).await {
             Ok(done) => {
-                count_deleted(metrics, &done);
                 if done.deleted() > 0 || done.lost > 0 {
                     tracing::info!(
                         audit = done.audit,

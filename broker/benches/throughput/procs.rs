@@ -71,8 +71,18 @@ pub fn broker_binary() -> String {
 /// The release `keylease-broker` binary on `database_url`, forwarding to `upstream`,
 /// logging JSON lines at `info` (to nowhere: the cost of formatting them stays).
 pub async fn spawn_broker(database_url: &str, upstream: SocketAddr) -> Process {
+    spawn_broker_with(database_url, upstream, &[]).await
+}
+
+/// [`spawn_broker`] with more settings (`KEYLEASE_BROKER_…` variables).
+pub async fn spawn_broker_with(
+    database_url: &str,
+    upstream: SocketAddr,
+    settings: &[(&str, String)],
+) -> Process {
     let addr = keylease_testkit::ports::free_addr();
     let child = Command::new(broker_binary())
+        .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
         .env("KEYLEASE_BROKER_LISTEN", addr.to_string())
         .env("KEYLEASE_BROKER_DATABASE_URL", database_url)
         .env("KEYLEASE_BROKER_ADMIN_TOKEN", ADMIN_TOKEN)

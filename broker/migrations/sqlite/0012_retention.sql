@@ -27,6 +27,8 @@ END;
 -- What retention reads: rows by age, keys by when they ended and by the
 -- namespace (role and label) their objects are claimed under, holds by key.
 CREATE INDEX audit_at ON audit (at);
+-- Rows in flight, which tidy looks for among all the old ones.
+CREATE INDEX audit_in_flight ON audit (at) WHERE status = 0;
 ALTER TABLE keys ADD COLUMN namespace TEXT;
 UPDATE keys SET namespace = CASE WHEN role IS NULL THEN label ELSE role || ' ' || label END;
 CREATE INDEX keys_namespace ON keys (namespace);

@@ -15,9 +15,13 @@ use super::{Backend, Store, millis};
 use crate::group_commit::{Arg, Statement};
 use crate::key::SpendPeriod;
 
-/// Most rows of one table one batch deletes: a batch holds the SQLite
-/// writer for about a millisecond.
-pub const BATCH: i64 = 200;
+/// Most rows of one table one batch deletes (keys with their spend and
+/// holds, claims, …).
+pub const BATCH: i64 = 50;
+
+/// Most audit rows one batch deletes: the table that grows fastest, each
+/// row a few microseconds of the writer's time.
+pub const AUDIT_BATCH: i64 = 250;
 
 /// How long a money request's row may stay `in_flight` before tidy marks it
 /// `in_flight_lost`: its broker stopped without answering (the request may
@@ -126,16 +130,16 @@ impl Tidied {
     /// Whether any rule found a full batch: more may be left.
     pub fn full(&self) -> bool {
         let full = BATCH as u64;
-        [
-            self.audit,
-            self.keys,
-            self.objects,
-            self.idempotent_requests,
-            self.role_spend,
-            self.lost,
-        ]
-        .iter()
-        .any(|&rows| rows >= full)
+        self.audit >= AUDIT_BATCH as u64
+            || [
+                self.keys,
+                self.objects,
+                self.idempotent_requests,
+                self.role_spend,
+                self.lost,
+            ]
+            .iter()
+            .any(|&rows| rows >= full)
     }
 
     /// Adds `other`'s counts to these.
@@ -254,98 +258,94 @@ impl Store {
     }
 
     /// One batch of every rule at `cutoffs`: at most [`BATCH`] rows of each
-    /// table, each rule in a write of its own.
+    /// table ([`AUDIT_BATCH`] audit rows), all in one write, so a batch
+    /// costs the writer one commit.
     pub async fn tidy_batch(&self, cutoffs: &Cutoffs) -> Result<Tidied, sqlx::Error> {
-        let lost = self
-            .write_one(self.statement(
+        type Slot = fn(&mut Tidied) -> &mut u64;
+        let mut unit: Vec<(Slot, Statement)> = vec![(
+            |t| &mut t.lost,
+            self.statement(
                 &format!(
                     "UPDATE audit SET code = '{IN_FLIGHT_LOST}'
                      WHERE id IN (SELECT id {IN_FLIGHT_SINCE} LIMIT ?2)"
                 ),
                 vec![millis(cutoffs.lost).into(), BATCH.into()],
-            ))
-            .await?;
-        let mut done = Tidied {
-            lost,
-            ..Tidied::default()
-        };
+            ),
+        )];
         if let Some(audit) = cutoffs.audit {
-            done.audit = self
-                .write_one(self.statement(
+            unit.push((
+                |t| &mut t.audit,
+                self.statement(
                     &format!("DELETE FROM audit WHERE id IN (SELECT id {AUDIT_PAST} LIMIT ?2)"),
-                    vec![millis(audit).into(), BATCH.into()],
-                ))
-                .await?;
+                    vec![millis(audit).into(), AUDIT_BATCH.into()],
+                ),
+            ));
         }
         if let (Some(keys), Some(claims)) = (cutoffs.keys, cutoffs.claims) {
-            self.tidy_keys(keys, &mut done).await?;
-            done.objects = self
-                .write_one(self.statement(
+            let ids = self.keys_over(keys).await?;
+            if !ids.is_empty() {
+                let list = placeholders(1, ids.len());
+                let args: Vec<Arg> = ids.iter().map(|id| id.as_str().into()).collect();
+                let holds = format!(
+                    "UPDATE objects SET held_key = NULL, held_period = NULL, held_micros = 0
+                     WHERE held_key IN ({list})"
+                );
+                unit.push((|t| &mut t.holds, self.statement(&holds, args.clone())));
+                let spend = format!("DELETE FROM spend WHERE key_id IN ({list})");
+                unit.push((|t| &mut t.spend, self.statement(&spend, args.clone())));
+                let keys = format!("DELETE FROM keys WHERE id IN ({list})");
+                unit.push((|t| &mut t.keys, self.statement(&keys, args)));
+            }
+            unit.push((
+                |t| &mut t.objects,
+                self.statement(
                     &format!(
                         "DELETE FROM objects WHERE (vendor, object_id) IN
                            (SELECT o.vendor, o.object_id {} LIMIT ?3)",
                         claims_past()
                     ),
                     vec![millis(keys).into(), millis(claims).into(), BATCH.into()],
-                ))
-                .await?;
+                ),
+            ));
         }
         if let Some(idempotent) = cutoffs.idempotent {
-            done.idempotent_requests = self
-                .write_one(self.statement(
+            unit.push((
+                |t| &mut t.idempotent_requests,
+                self.statement(
                     "DELETE FROM idempotent_requests WHERE (label, idempotency_key) IN
                        (SELECT label, idempotency_key FROM idempotent_requests WHERE at < ?1 LIMIT ?2)",
                     vec![millis(idempotent).into(), BATCH.into()],
-                ))
-                .await?;
+                ),
+            ));
         }
         if let Some(day) = &cutoffs.role_day {
-            done.role_spend = self
-                .write_one(self.statement(
+            unit.push((
+                |t| &mut t.role_spend,
+                self.statement(
                     "DELETE FROM role_spend WHERE (role, period) IN
                        (SELECT role, period FROM role_spend WHERE period < ?1 LIMIT ?2)",
                     vec![day.as_str().into(), BATCH.into()],
-                ))
-                .await?;
+                ),
+            ));
+        }
+        let (slots, statements): (Vec<Slot>, Vec<Statement>) = unit.into_iter().unzip();
+        let rows = self.write(statements).await?;
+        let mut done = Tidied::default();
+        for (slot, rows) in slots.into_iter().zip(rows) {
+            *slot(&mut done) = rows;
         }
         Ok(done)
     }
 
-    /// Keys over before `cutoff`, with their spend rows and the holds they
-    /// reserved on objects, in one write.
-    async fn tidy_keys(&self, cutoff: DateTime<Utc>, done: &mut Tidied) -> Result<(), sqlx::Error> {
+    /// Up to [`BATCH`] keys over before `cutoff` ([`KEY_OVER`]).
+    async fn keys_over(&self, cutoff: DateTime<Utc>) -> Result<Vec<String>, sqlx::Error> {
         let sql = format!("SELECT k.id {} LIMIT ?2", keys_over());
-        let ids: Result<Vec<String>, _> = sqlx::query_scalar(self.sql(&sql))
+        let ids = sqlx::query_scalar(self.sql(&sql))
             .bind(millis(cutoff))
             .bind(BATCH)
             .fetch_all(&self.pool)
             .await;
-        let ids = self.observe(ids)?;
-        if ids.is_empty() {
-            return Ok(());
-        }
-        let list = placeholders(1, ids.len());
-        let args: Vec<Arg> = ids.iter().map(|id| id.as_str().into()).collect();
-        let rows = self
-            .write(vec![
-                self.statement(
-                    &format!(
-                        "UPDATE objects SET held_key = NULL, held_period = NULL, held_micros = 0
-                         WHERE held_key IN ({list})"
-                    ),
-                    args.clone(),
-                ),
-                self.statement(
-                    &format!("DELETE FROM spend WHERE key_id IN ({list})"),
-                    args.clone(),
-                ),
-                self.statement(&format!("DELETE FROM keys WHERE id IN ({list})"), args),
-            ])
-            .await?;
-        done.holds = rows[0];
-        done.spend = rows[1];
-        done.keys = rows[2];
-        Ok(())
+        self.observe(ids)
     }
 
     /// Rows each of [`TABLES`] holds.

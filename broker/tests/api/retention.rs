@@ -114,7 +114,7 @@ async fn tidy_now(broker: &TestBroker, audit: Duration, keys: Duration) -> Tidie
         keys: Some(keys),
         max_ttl: Duration::from_secs(24 * 3600),
     };
-    tidy(&store, &retention, Pace::Full).await.unwrap()
+    tidy(&store, &retention, Pace::Full, None).await.unwrap()
 }
 
 /// A broker whose own tidy waits an hour, so that the test's runs are the only ones.
