@@ -17,8 +17,6 @@ use std::sync::Mutex;
 use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 
-use crate::store::AuditRecord;
-
 /// Where lines go.
 enum Out {
     File(std::fs::File),
@@ -39,9 +37,9 @@ impl std::fmt::Debug for AuditLog {
 
 /// One line: the record, and whether the database holds it.
 #[derive(Serialize)]
-struct Line<'a> {
+struct Line<'a, R: Serialize> {
     #[serde(flatten)]
-    record: &'a AuditRecord,
+    record: &'a R,
     /// `false`: the row could not be written, and the answer was withheld.
     stored: bool,
     /// The status the broker withheld (upstream's answer), when it did.
@@ -69,14 +67,15 @@ impl AuditLog {
         })
     }
 
-    /// The line of `record`, stored in the database, ready for [`AuditLog::write`].
-    pub fn line(record: &AuditRecord) -> Vec<u8> {
+    /// The line of `record` (an audit record as the database keeps it),
+    /// stored in the database, ready for [`AuditLog::write`].
+    pub fn line(record: &impl Serialize) -> Vec<u8> {
         encode(record, true, None)
     }
 
     /// Writes the line of a request whose row could not be written: the
-    /// client was answered `record.status` instead of `withheld_status`.
-    pub fn withheld(&self, record: &AuditRecord, withheld_status: u16) {
+    /// client was answered what `record` says instead of `withheld_status`.
+    pub fn withheld(&self, record: &impl Serialize, withheld_status: u16) {
         self.write(&encode(record, false, Some(withheld_status)));
     }
 
@@ -97,19 +96,14 @@ impl AuditLog {
     }
 }
 
-/// The line of `record`, its time to the millisecond as the database keeps it.
-fn encode(record: &AuditRecord, stored: bool, withheld_status: Option<u16>) -> Vec<u8> {
-    let record = AuditRecord {
-        at: chrono::DateTime::from_timestamp_millis(record.at.timestamp_millis())
-            .unwrap_or(record.at),
-        ..record.clone()
-    };
+/// The line of `record`.
+fn encode(record: &impl Serialize, stored: bool, withheld_status: Option<u16>) -> Vec<u8> {
     let line = Line {
-        record: &record,
+        record,
         stored,
         withheld_status,
     };
-    // A record holds strings and numbers only: it always serializes.
+    // An audit record holds strings and numbers only: it always serializes.
     let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
     bytes.push(b'\n');
     bytes

@@ -156,7 +156,11 @@ pub async fn run_on(
     config.check_upstream().map_err(BrokerError::Config)?;
     config.check()?;
     let tls = tls::acceptor(&config).map_err(BrokerError::Config)?;
-    let store = Store::connect(config.db.url()?.expose_secret(), config.db.integrity()).await?;
+    let store = Store::connect(
+        config.db.url()?.expose_secret(),
+        store::Integrity::of(&config.db),
+    )
+    .await?;
     // A failed write to the SQLite file stops the broker as a signal would.
     let stop = store.stop().clone();
     let shutdown = async move {

@@ -84,7 +84,11 @@ async fn run_tidy(cli: TidyCli) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     init_tracing(LogFormat::Pretty);
     let url = cli.db.url()?;
-    let store = keylease_broker::Store::connect(url.expose_secret(), cli.db.integrity()).await?;
+    let store = keylease_broker::Store::connect(
+        url.expose_secret(),
+        keylease_broker::store::Integrity::of(&cli.db),
+    )
+    .await?;
     let retention = Retention::new(&cli.retention, cli.max_ttl);
     let (verb, rows) = if cli.dry_run {
         (

@@ -5,7 +5,7 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::ConfigError;
+use super::error::ConfigError;
 
 /// The database settings: those of the server, and all that
 /// `keylease-broker tidy` needs (no token, no Stripe secret).
@@ -68,15 +68,6 @@ impl DatabaseConfig {
             pg_user: None,
             pg_password: None,
             pg_database: None,
-        }
-    }
-
-    /// Whether a SQLite file is checked when it is opened.
-    pub fn integrity(&self) -> crate::store::Integrity {
-        if self.skip_integrity_check {
-            crate::store::Integrity::Skip
-        } else {
-            crate::store::Integrity::Check
         }
     }
 

@@ -49,7 +49,7 @@ pub(crate) fn withhold(state: &AppState, record: &AuditRecord) -> Response {
         let answered = AuditRecord {
             status: refusal.status().as_u16(),
             code: Some(refusal.code().to_owned()),
-            ..record.clone()
+            ..record.as_stored()
         };
         log.withheld(&answered, record.status);
     }

@@ -42,6 +42,16 @@ pub struct AuditRecord {
     pub actor: Option<String>,
 }
 
+impl AuditRecord {
+    /// This record as the database keeps it: its time to the millisecond.
+    pub fn as_stored(&self) -> Self {
+        Self {
+            at: from_millis(millis(self.at)),
+            ..self.clone()
+        }
+    }
+}
+
 /// Which audit rows a listing holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -102,7 +112,8 @@ impl Store {
     /// The audit log's line of `record`, when there is a log and the record
     /// is final (a money request's row in flight is logged once answered).
     fn log_line(&self, record: &AuditRecord) -> Option<Vec<u8>> {
-        (record.status != 0 && self.audit_log().is_some()).then(|| AuditLog::line(record))
+        (record.status != 0 && self.audit_log().is_some())
+            .then(|| AuditLog::line(&record.as_stored()))
     }
 
     /// The audit row of an admin call on key `key_id`, written only if that

@@ -68,6 +68,17 @@ pub enum Integrity {
     Skip,
 }
 
+impl Integrity {
+    /// What `--skip-integrity-check` of `db` asks for.
+    pub fn of(db: &crate::config::DatabaseConfig) -> Self {
+        if db.skip_integrity_check {
+            Self::Skip
+        } else {
+            Self::Check
+        }
+    }
+}
+
 /// Why the database could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
