@@ -48,9 +48,17 @@ pub struct Stats {
     pub seconds: f64,
     /// Latencies of the iterations, in microseconds, sorted.
     latencies: Vec<u32>,
+    /// CPU seconds the process under test used in the measured window, when measured.
+    pub cpu_seconds: Option<f64>,
 }
 
 impl Stats {
+    /// Milliseconds of the measured process's CPU per iteration, when measured.
+    pub fn cpu_ms_per_op(&self) -> Option<f64> {
+        self.cpu_seconds
+            .map(|cpu| cpu * 1000.0 / self.count.max(1) as f64)
+    }
+
     /// Iterations a second.
     pub fn rate(&self) -> f64 {
         self.count as f64 / self.seconds
@@ -77,9 +85,28 @@ impl Stats {
 
 /// Runs `ops` (one per connection) against `addr`: `warmup`, then `measure`.
 pub async fn run(addr: SocketAddr, ops: Vec<Op>, warmup: Duration, measure: Duration) -> Stats {
+    run_measuring(addr, ops, warmup, measure, None).await
+}
+
+/// [`run`], also taking the CPU time process `pid` spent in the measured window.
+pub async fn run_measuring(
+    addr: SocketAddr,
+    ops: Vec<Op>,
+    warmup: Duration,
+    measure: Duration,
+    pid: Option<u32>,
+) -> Stats {
     let begin = Instant::now() + Duration::from_millis(200);
     let counted_from = begin + warmup;
     let until = counted_from + measure;
+    let cpu = pid.map(|pid| {
+        tokio::spawn(async move {
+            tokio::time::sleep_until(counted_from.into()).await;
+            let before = cpu_seconds(pid);
+            tokio::time::sleep_until(until.into()).await;
+            cpu_seconds(pid) - before
+        })
+    });
     let mut tasks = Vec::new();
     for op in ops {
         tasks.push(tokio::spawn(connection(
@@ -101,7 +128,26 @@ pub async fn run(addr: SocketAddr, ops: Vec<Op>, warmup: Duration, measure: Dura
         stats.latencies.extend(latencies);
     }
     stats.latencies.sort_unstable();
+    if let Some(cpu) = cpu {
+        stats.cpu_seconds = Some(cpu.await.expect("CPU sampler"));
+    }
     stats
+}
+
+/// User and system CPU seconds process `pid` has used (`/proc/<pid>/stat`).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 here.
+    let ticks: f64 =
+        fields[11].parse::<f64>().unwrap_or(0.0) + fields[12].parse::<f64>().unwrap_or(0.0);
+    // Linux reports them in USER_HZ, 100 a second on every architecture it runs.
+    ticks / 100.0
 }
 
 async fn connect(addr: SocketAddr) -> SendRequest<Full<Bytes>> {

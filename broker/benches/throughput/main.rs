@@ -8,6 +8,10 @@
 //! machine's cores. Each backend (SQLite in the target directory, on disk;
 //! PostgreSQL on the tests' server) gets a fresh database and broker.
 //!
+//! Each broker figure also has the broker process's CPU per call: its user
+//! and system time (`/proc/<pid>/stat`) over the measured window, divided by
+//! the calls answered in it (issue 24).
+//!
 //! Settings (environment): `BENCH_SECONDS` (measured seconds per figure,
 //! default 5), `BENCH_WARMUP_SECONDS` (default 1), `BENCH_BACKENDS`
 //! (default `sqlite,postgres`), `BENCH_SQLITE_DIR` (where the SQLite file
@@ -182,10 +186,19 @@ async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec
         broker: broker.addr,
     };
     let run = |addr, ops| load::run(addr, ops, timing.warmup, timing.measure);
+    let through_broker = |ops| {
+        load::run_measuring(
+            broker.addr,
+            ops,
+            timing.warmup,
+            timing.measure,
+            Some(broker.pid()),
+        )
+    };
     let mut rows = Vec::new();
     for (name, connections) in [("GET one PaymentIntent", 32), ("GET one PaymentIntent", 1)] {
         let direct = run(sim, setup.get_ops(connections, false).await).await;
-        let brokered = run(broker.addr, setup.get_ops(connections, true).await).await;
+        let brokered = through_broker(setup.get_ops(connections, true).await).await;
         rows.push(Row {
             name,
             connections,
@@ -198,7 +211,7 @@ async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec
         ("POST create PaymentIntent (a reservation)", 1),
     ] {
         let direct = run(sim, setup.post_ops(connections, false).await).await;
-        let brokered = run(broker.addr, setup.post_ops(connections, true).await).await;
+        let brokered = through_broker(setup.post_ops(connections, true).await).await;
         rows.push(Row {
             name,
             connections,
@@ -207,7 +220,7 @@ async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec
         });
     }
     for connections in [1, 16] {
-        let brokered = run(broker.addr, Setup::issue_revoke_ops(connections)).await;
+        let brokered = through_broker(Setup::issue_revoke_ops(connections)).await;
         rows.push(Row {
             name: "key issue + revoke (pairs)",
             connections,
@@ -305,9 +318,9 @@ async fn measure_role_scale(
 fn print_table(backend: &str, rows: &[Row]) {
     println!("\n### {backend}\n");
     println!(
-        "| call | conns | direct /s | broker /s | broker ÷ direct | direct p50 | broker p50 | added p50 | direct p99 | broker p99 | errors |"
+        "| call | conns | direct /s | broker /s | broker ÷ direct | direct p50 | broker p50 | added p50 | direct p99 | broker p99 | broker CPU /call | errors |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for row in rows {
         let b = &row.broker;
         let (d_rate, ratio, d50, added, d99) = match &row.direct {
@@ -321,8 +334,11 @@ fn print_table(backend: &str, rows: &[Row]) {
             None => ("–".into(), "–".into(), "–".into(), "–".into(), "–".into()),
         };
         let errors = b.errors + row.direct.as_ref().map_or(0, |d| d.errors);
+        let cpu = b
+            .cpu_ms_per_op()
+            .map_or("–".to_owned(), |ms| format!("{ms:.3} ms"));
         println!(
-            "| {} | {} | {d_rate} | {:.0} | {ratio} | {d50} | {:.2} ms | {added} | {d99} | {:.2} ms | {errors} |",
+            "| {} | {} | {d_rate} | {:.0} | {ratio} | {d50} | {:.2} ms | {added} | {d99} | {:.2} ms | {cpu} | {errors} |",
             row.name,
             row.connections,
             b.rate(),

@@ -23,6 +23,13 @@ pub struct Process {
     pub addr: SocketAddr,
 }
 
+impl Process {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
