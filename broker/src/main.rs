@@ -84,22 +84,19 @@ async fn run_tidy(cli: TidyCli) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     init_tracing(LogFormat::Pretty);
     let url = cli.db.url()?;
-    let store = keylease_broker::Store::connect(
-        url.expose_secret(),
-        keylease_broker::store::Integrity::of(&cli.db),
-    )
-    .await?;
     let retention = Retention::new(&cli.retention, cli.max_ttl);
     let (verb, rows) = if cli.dry_run {
+        // Read-only: no file created, no migration run, nothing written.
+        let store = keylease_broker::Store::connect_read_only(url.expose_secret()).await?;
         (
             "would delete",
             store.count_tidy(&retention.cutoffs()).await?,
         )
     } else {
-        (
-            "deleted",
-            retention::tidy(&store, &retention, Pace::Full, None).await?,
-        )
+        let integrity = keylease_broker::store::Integrity::of(&cli.db);
+        let store = keylease_broker::Store::connect(url.expose_secret(), integrity).await?;
+        let done = retention::tidy(&store, &retention, Pace::Full, None).await?;
+        ("deleted", done)
     };
     println!(
         "{verb} (audit retention {}, key retention {}):",

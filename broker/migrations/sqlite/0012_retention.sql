@@ -17,8 +17,12 @@ BEGIN
   UPDATE audit_sequence SET n = n + 1;
   UPDATE audit SET seq = (SELECT n FROM audit_sequence) WHERE id = NEW.id;
 END;
+-- A row marked lost that is answered after all is final anew: it is
+-- followed again, as answered (the body and upstream timeouts keep a live
+-- request far below the hour after which tidy marks it).
 CREATE TRIGGER audit_final_on_update AFTER UPDATE OF status, code ON audit
-  WHEN NEW.seq IS NULL AND (NEW.status <> 0 OR NEW.code IS NOT 'in_flight')
+  WHEN (NEW.seq IS NULL OR (OLD.status = 0 AND NEW.status <> 0))
+   AND (NEW.status <> 0 OR NEW.code IS NOT 'in_flight')
 BEGIN
   UPDATE audit_sequence SET n = n + 1;
   UPDATE audit SET seq = (SELECT n FROM audit_sequence) WHERE id = NEW.id;
@@ -27,8 +31,10 @@ END;
 -- What retention reads: rows by age, keys by when they ended and by the
 -- namespace (role and label) their objects are claimed under, holds by key.
 CREATE INDEX audit_at ON audit (at);
--- Rows in flight, which tidy looks for among all the old ones.
+-- Rows in flight, which tidy looks for among all the old ones, and by key
+-- (a key with a request in flight is kept).
 CREATE INDEX audit_in_flight ON audit (at) WHERE status = 0;
+CREATE INDEX audit_in_flight_key ON audit (key_id) WHERE status = 0;
 ALTER TABLE keys ADD COLUMN namespace TEXT;
 UPDATE keys SET namespace = CASE WHEN role IS NULL THEN label ELSE role || ' ' || label END;
 CREATE INDEX keys_namespace ON keys (namespace);

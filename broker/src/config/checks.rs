@@ -8,7 +8,7 @@ use super::{BrokerConfig, ConfigError};
 /// Smallest header buffer hyper accepts.
 pub const MIN_HEADER_BYTES: usize = 8192;
 
-/// Longest upstream timeout: far below [`crate::store::tidy::LOST_AFTER`].
+/// Longest upstream and body timeouts: a request lives far below [`crate::store::tidy::LOST_AFTER`].
 pub const MAX_UPSTREAM_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Shortest admin token the broker accepts.
@@ -107,7 +107,14 @@ impl BrokerConfig {
                 "KEYLEASE_BROKER_TIDY_INTERVAL (--tidy-interval) must be longer than 0".to_owned(),
             ));
         }
-        // A request in flight past an hour is taken for lost by tidy.
+        // A request in flight past an hour is taken for lost by tidy: its
+        // body, a price read and its forwarding stay far below that.
+        if self.body_timeout > MAX_UPSTREAM_TIMEOUT {
+            return Err(ConfigError::Limit(
+                "KEYLEASE_BROKER_BODY_TIMEOUT (--body-timeout) must be at most 10 minutes"
+                    .to_owned(),
+            ));
+        }
         if self.upstream_timeout > MAX_UPSTREAM_TIMEOUT {
             return Err(ConfigError::Limit(
                 "KEYLEASE_BROKER_UPSTREAM_TIMEOUT (--upstream-timeout) must be at most 10 minutes"
@@ -195,6 +202,34 @@ fn alphabet(token: &str) -> f64 {
 mod tests {
     use super::*;
     use crate::config::test_config as config;
+
+    /// A helper's attack: with a body timeout of an hour a live request
+    /// could outlast the hour after which tidy takes it for lost.
+    #[test]
+    fn a_request_cannot_be_given_an_hour() {
+        let mut slow_body = config("sqlite://x.db");
+        slow_body.body_timeout = std::time::Duration::from_secs(3600);
+        assert!(
+            slow_body
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("--body-timeout")
+        );
+        let mut slow_upstream = config("sqlite://x.db");
+        slow_upstream.upstream_timeout = std::time::Duration::from_secs(601);
+        assert!(
+            slow_upstream
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("--upstream-timeout")
+        );
+        let mut fine = config("sqlite://x.db");
+        fine.body_timeout = MAX_UPSTREAM_TIMEOUT;
+        fine.upstream_timeout = MAX_UPSTREAM_TIMEOUT;
+        assert!(fine.check().is_ok());
+    }
 
     #[test]
     fn weak_admin_tokens_are_refused_without_quoting_them() {

@@ -186,12 +186,11 @@ impl Store {
         };
         let (from, order) = match (after, self.backend) {
             (None, _) => ("AND ?6 IS NULL AND ?7 IS NULL", "id DESC"),
-            (Some(_), Backend::Sqlite) => (
-                "AND seq IS NOT NULL AND (seq > ?6 OR (seq = ?6 AND id > ?7))",
-                "seq, id",
-            ),
+            (Some(_), Backend::Sqlite) => {
+                ("AND seq IS NOT NULL AND (seq, id) > (?6, ?7)", "seq, id")
+            }
             (Some(_), Backend::Postgres) => (
-                "AND seq IS NOT NULL AND (seq > ?6 OR (seq = ?6 AND id > ?7))
+                "AND seq IS NOT NULL AND (seq, id) > (?6, ?7)
                  AND seq < pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
                 "seq, id",
             ),

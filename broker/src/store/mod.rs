@@ -119,6 +119,18 @@ fn decode_err(err: serde_json::Error) -> sqlx::Error {
 
 /// Pool settings for `backend`, at most `connections` connections.
 fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
+    pool_options_of(backend, connections, Access::ReadWrite)
+}
+
+/// Whether a pool may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    ReadWrite,
+    /// PostgreSQL: every transaction read-only (a SQLite URL says `mode=ro`).
+    ReadOnly,
+}
+
+fn pool_options_of(backend: Backend, connections: u32, access: Access) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(connections)
         // A SQLite connection is a file handle that cannot go stale, so the
@@ -135,6 +147,11 @@ fn pool_options(backend: Backend, connections: u32) -> AnyPoolOptions {
                     // timeout covers the migrations and any other process.
                     connection
                         .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                }
+                if backend == Backend::Postgres && access == Access::ReadOnly {
+                    connection
+                        .execute("SET default_transaction_read_only = on")
                         .await?;
                 }
                 Ok(())
@@ -231,6 +248,55 @@ impl Store {
             pool,
             backend,
             writer,
+            audit_log: Arc::default(),
+        })
+    }
+
+    /// Opens the existing database at `url` read-only, as migrated by a
+    /// broker of this release (for `tidy --dry-run`): a missing SQLite file
+    /// is refused, not created, and no migration runs.
+    pub async fn connect_read_only(url: &str) -> Result<Self, OpenError> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::of(url)?;
+        let url = match backend {
+            Backend::Sqlite if !Any::database_exists(url).await? => {
+                return Err(OpenError::Database(sqlx::Error::Configuration(
+                    "there is no database file there (a dry run creates none)".into(),
+                )));
+            }
+            Backend::Sqlite if url.contains('?') => format!("{url}&mode=ro"),
+            Backend::Sqlite => format!("{url}?mode=ro"),
+            Backend::Postgres => url.to_owned(),
+        };
+        let pool = pool_options_of(backend, 2, Access::ReadOnly)
+            .connect(&url)
+            .await?;
+        let latest = match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres"),
+        }
+        .iter()
+        .map(|migration| migration.version)
+        .max()
+        .unwrap_or(0);
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&pool)
+                .await
+                .unwrap_or(None);
+        if applied != Some(latest) {
+            return Err(OpenError::Database(sqlx::Error::Configuration(
+                format!(
+                    "the database is at migration {}, this release's is {latest}: start this release's broker on it first",
+                    applied.unwrap_or(0)
+                )
+                .into(),
+            )));
+        }
+        Ok(Self {
+            writer: Writer::direct(pool.clone()),
+            pool,
+            backend,
             audit_log: Arc::default(),
         })
     }

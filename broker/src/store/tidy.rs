@@ -45,7 +45,7 @@ pub const IN_FLIGHT_LOST: &str = "in_flight_lost";
 ///
 /// Never NULL (a live key's `revoked_at` is), so `NOT` of it is "still needed".
 pub const KEY_OVER: &str = "(COALESCE(k.revoked_at, k.expires_at) < ?1 OR k.expires_at < ?1)
-    AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.key_id = k.id AND a.status = 0 AND a.code = 'in_flight')";
+    AND NOT EXISTS (SELECT 1 FROM audit a WHERE a.status = 0 AND a.key_id = k.id AND a.code = 'in_flight')";
 
 /// Keys over, as [`KEY_OVER`], found through the indexes on `revoked_at` and `expires_at`.
 const KEYS_OVER: &str = "FROM keys k WHERE (k.revoked_at < ?1 OR k.expires_at < ?1) AND {KEY_OVER}";
@@ -61,7 +61,7 @@ pub struct Cutoffs {
     pub claims: Option<DateTime<Utc>>,
     /// Idempotent requests recorded before this go.
     pub idempotent: Option<DateTime<Utc>>,
-    /// Role spend of UTC days before this one goes.
+    /// Role spend of UTC days before this one goes: never yesterday's or today's.
     pub role_day: Option<SpendPeriod>,
     /// Rows in flight since before this are marked lost.
     pub lost: DateTime<Utc>,
@@ -89,7 +89,10 @@ impl Cutoffs {
             keys: key_cutoff,
             claims: keys.map(|keys| ago(keys.saturating_add(max_ttl))),
             idempotent: keys.map(|keys| ago(keys).min(now - REPLAY_WINDOW)),
-            role_day: key_cutoff.map(SpendPeriod::day_of),
+            // Never yesterday's: a request valued on a day takes its role
+            // lease for that day minutes later (a price read from Stripe
+            // first), and a day's row deleted then would start it at 0.
+            role_day: keys.map(|keys| SpendPeriod::day_of(ago(keys).min(now - Duration::days(2)))),
             lost: now - LOST_AFTER,
         }
     }
@@ -154,6 +157,9 @@ impl Tidied {
         self.lost += other.lost;
     }
 }
+
+/// Rows past which a PostgreSQL table's row metric is its planner estimate.
+const ESTIMATED_PAST: u64 = 100_000;
 
 /// The tables whose rows the broker counts for `/metrics`.
 pub const TABLES: [&str; 6] = [
@@ -296,17 +302,26 @@ impl Store {
                 let keys = format!("DELETE FROM keys WHERE id IN ({list})");
                 unit.push((|t| &mut t.keys, self.statement(&keys, args)));
             }
-            unit.push((
-                |t| &mut t.objects,
-                self.statement(
-                    &format!(
-                        "DELETE FROM objects WHERE (vendor, object_id) IN
-                           (SELECT o.vendor, o.object_id {} LIMIT ?3)",
-                        claims_past()
-                    ),
-                    vec![millis(keys).into(), millis(claims).into(), BATCH.into()],
-                ),
-            ));
+            let claims = self.claims_past(keys, claims).await?;
+            if !claims.is_empty() {
+                // Checked again in the write: a key of the label may have
+                // been issued since (a retry), and then its claims stay.
+                let pairs: Vec<String> = (0..claims.len())
+                    .map(|i| format!("(?{}, ?{})", 2 + 2 * i, 3 + 2 * i))
+                    .collect();
+                let mut args: Vec<Arg> = vec![millis(keys).into()];
+                for (vendor, id) in &claims {
+                    args.push(vendor.as_str().into());
+                    args.push(id.as_str().into());
+                }
+                let sql = format!(
+                    "DELETE FROM objects WHERE (vendor, object_id) IN (VALUES {})
+                       AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.namespace = objects.label AND NOT ({KEY_OVER}))
+                       AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.id = objects.held_key AND NOT ({KEY_OVER}))",
+                    pairs.join(", ")
+                );
+                unit.push((|t| &mut t.objects, self.statement(&sql, args)));
+            }
         }
         if let Some(idempotent) = cutoffs.idempotent {
             unit.push((
@@ -337,6 +352,23 @@ impl Store {
         Ok(done)
     }
 
+    /// Up to [`BATCH`] object claims past `claims` that no key left needs
+    /// (`keys` the key cutoff), read beside the writer.
+    async fn claims_past(
+        &self,
+        keys: DateTime<Utc>,
+        claims: DateTime<Utc>,
+    ) -> Result<Vec<(String, String)>, sqlx::Error> {
+        let sql = format!("SELECT o.vendor, o.object_id {} LIMIT ?3", claims_past());
+        let rows = sqlx::query_as(self.sql(&sql))
+            .bind(millis(keys))
+            .bind(millis(claims))
+            .bind(BATCH)
+            .fetch_all(&self.pool)
+            .await;
+        self.observe(rows)
+    }
+
     /// Up to [`BATCH`] keys over before `cutoff` ([`KEY_OVER`]).
     async fn keys_over(&self, cutoff: DateTime<Utc>) -> Result<Vec<String>, sqlx::Error> {
         let sql = format!("SELECT k.id {} LIMIT ?2", keys_over());
@@ -348,10 +380,24 @@ impl Store {
         self.observe(ids)
     }
 
-    /// Rows each of [`TABLES`] holds.
+    /// Rows each of [`TABLES`] holds: counted, except a PostgreSQL table
+    /// its statistics put past [`ESTIMATED_PAST`] rows, whose estimate is
+    /// taken (a count would read the whole table every interval).
     pub async fn table_rows(&self) -> Result<Vec<(&'static str, u64)>, sqlx::Error> {
         let mut rows = Vec::with_capacity(TABLES.len());
         for table in TABLES {
+            if self.backend == Backend::Postgres {
+                let estimate = self
+                    .count(
+                        "SELECT GREATEST(COALESCE(MAX(reltuples), 0), 0)::bigint FROM pg_class WHERE relname = ?1",
+                        &[table.into()],
+                    )
+                    .await?;
+                if estimate > ESTIMATED_PAST {
+                    rows.push((table, estimate));
+                    continue;
+                }
+            }
             rows.push((
                 table,
                 self.count(&format!("SELECT COUNT(*) FROM {table}"), &[])
@@ -387,5 +433,30 @@ impl Store {
         }
         let count = self.observe(query.fetch_one(&self.pool).await)?;
         Ok(u64::try_from(count).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A helper's attack: at 00:00:01 with a one-second key retention,
+    /// yesterday's role spend was deleted while a request valued on
+    /// yesterday was still to take its role lease, which then started the
+    /// day at 0 and passed the role's daily cap.
+    #[test]
+    fn role_spend_of_yesterday_is_never_past_retention() {
+        let now: DateTime<Utc> = "2026-12-06T00:00:01Z".parse().unwrap();
+        let second = std::time::Duration::from_secs(1);
+        let cutoffs = Cutoffs::at(now, Some(second), Some(second), second);
+        assert_eq!(cutoffs.role_day.unwrap().as_str(), "2026-12-04");
+        assert_eq!(
+            cutoffs.keys.unwrap(),
+            "2026-12-06T00:00:00Z".parse::<DateTime<Utc>>().unwrap(),
+            "keys that ended today are kept"
+        );
+        let month = std::time::Duration::from_secs(30 * 86_400);
+        let cutoffs = Cutoffs::at(now, None, Some(month), second);
+        assert_eq!(cutoffs.role_day.unwrap().as_str(), "2026-11-06");
     }
 }

@@ -36,6 +36,7 @@ macro_rules! on_both_backends {
 on_both_backends! {
     audit_follow::the_audit_log_has_a_line_per_record_and_a_restart_continues_it,
     audit_follow::the_audit_cursor_reads_every_row_once_across_brokers_and_restarts,
+    audit_follow::a_row_marked_lost_and_then_answered_is_followed_again,
     retention::retention_deletes_what_is_past_and_a_dry_run_nothing,
     retention::a_live_key_keeps_what_it_needs_however_old,
     retention::an_open_spend_period_keeps_its_key,

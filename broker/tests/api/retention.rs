@@ -462,3 +462,44 @@ pub async fn the_broker_tidies_by_itself_and_counts_rows(backend: Backend) {
     .await;
     assert_eq!(db.rows("audit", "key_id", &key.id).await, 0);
 }
+
+/// A helper's attack: `tidy --dry-run` on a mistyped path created a
+/// database and migrated it. A dry run now opens read-only and refuses.
+#[test]
+fn a_dry_run_creates_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.db");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_keylease-broker"))
+        .args(["tidy", "--dry-run"])
+        .env(
+            "KEYLEASE_BROKER_DATABASE_URL",
+            format!("sqlite://{}", path.display()),
+        )
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no database file"));
+    assert!(!path.exists(), "no file was created");
+}
+
+/// A helper's attack: a broker of the release before, still running beside
+/// upgraded ones on PostgreSQL, writes keys without a namespace, and such a
+/// key did not keep its label's claims. The database fills it in.
+#[tokio::test]
+async fn on_postgres_a_key_written_without_a_namespace_gets_one() {
+    let broker = broker(Backend::Postgres).await;
+    let db = Db::open(&broker, Backend::Postgres).await;
+    db.run(
+        "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, role)
+         VALUES (?2, 'h_old_release', 'temporal-old-release', 'stripe', 0, '[]', '{}', ?1, ?1, 'worker')",
+        0,
+        "key_old_release",
+    )
+    .await;
+    let namespace: Option<String> =
+        sqlx::query_scalar("SELECT namespace FROM keys WHERE id = 'key_old_release'")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(namespace.as_deref(), Some("worker temporal-old-release"));
+}
