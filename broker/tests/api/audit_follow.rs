@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Reply, TestBroker, code, json_of};
+use crate::helpers::{Backend, TestBroker, code, json_of};
 
 /// Makes every audit row of a path holding `Poison` fail to insert.
 async fn poison_audit(broker: &TestBroker, backend: Backend) {
@@ -233,25 +233,9 @@ pub async fn the_audit_cursor_reads_every_row_once_across_brokers_and_restarts(b
     assert_eq!(page["error"]["code"], "invalid_request", "{page}");
 
     // A charge held in flight at Stripe while reads go on.
-    broker.upstream.script([Reply {
-        delay: Duration::from_secs(3),
-        body: json!({"id": "pi_1Slow", "object": "payment_intent", "amount": 1000, "currency": "usd"}),
-        ..Reply::status(200)
-    }]);
-    let charge = {
-        let http = broker.http.clone();
-        let url = broker.url("/stripe/v1/payment_intents");
-        let token = key.token.clone();
-        tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(token)
-                .form(&[("amount", "1000"), ("currency", "usd")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
+    let charge = broker
+        .charge_in_flight(&key.token, "pi_1Slow", Duration::from_secs(3))
+        .await;
     // Six readers at once, half on each broker: commits land out of order.
     let reads = {
         let http = broker.http.clone();
@@ -391,29 +375,9 @@ pub async fn a_row_marked_lost_and_then_answered_is_followed_again(backend: Back
             json!("1h"),
         )
         .await;
-    broker.upstream.script([Reply {
-        delay: Duration::from_secs(3),
-        body: json!({"id": "pi_1Lost", "object": "payment_intent", "amount": 1000, "currency": "usd"}),
-        ..Reply::status(200)
-    }]);
-    let charge = {
-        let http = broker.http.clone();
-        let url = broker.url("/stripe/v1/payment_intents");
-        let token = key.token.clone();
-        tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(token)
-                .form(&[("amount", "1000"), ("currency", "usd")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
-    keylease_testkit::poll::eventually(Duration::from_secs(10), "the charge at Stripe", || async {
-        (!broker.upstream.received().is_empty()).then_some(())
-    })
-    .await;
+    let charge = broker
+        .charge_in_flight(&key.token, "pi_1Lost", Duration::from_secs(3))
+        .await;
     sqlx::any::install_default_drivers();
     let db = sqlx::AnyPool::connect(&broker.database_url).await.unwrap();
     sqlx::query("UPDATE audit SET code = 'in_flight_lost' WHERE status = 0")

@@ -254,6 +254,42 @@ impl TestBroker {
         self.start(config).await;
     }
 
+    /// A $10 PaymentIntent create with `token` that Stripe answers (as
+    /// `pi`) only after `delay`: the task of its answer's status, once the
+    /// request has reached Stripe (its reservation and in-flight row written).
+    pub async fn charge_in_flight(
+        &self,
+        token: &str,
+        pi: &str,
+        delay: Duration,
+    ) -> JoinHandle<reqwest::StatusCode> {
+        let before = self.upstream.received().len();
+        self.upstream.script([Reply {
+            delay,
+            body: json!({"id": pi, "object": "payment_intent", "amount": 1000, "currency": "usd"}),
+            ..Reply::status(200)
+        }]);
+        let http = self.http.clone();
+        let url = self.url("/stripe/v1/payment_intents");
+        let token = token.to_owned();
+        let charge = tokio::spawn(async move {
+            http.post(url)
+                .bearer_auth(token)
+                .form(&[("amount", "1000"), ("currency", "usd")])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        });
+        keylease_testkit::poll::eventually(
+            Duration::from_secs(10),
+            "the charge at Stripe",
+            || async { (self.upstream.received().len() > before).then_some(()) },
+        )
+        .await;
+        charge
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }

@@ -386,29 +386,9 @@ pub async fn a_request_in_flight_keeps_its_key(backend: Backend) {
             json!("1h"),
         )
         .await;
-    broker.upstream.script([Reply {
-        delay: Duration::from_secs(5),
-        body: json!({"id": "pi_slow1", "object": "payment_intent", "amount": 1000, "currency": "usd"}),
-        ..Reply::status(200)
-    }]);
-    let charge = {
-        let http = broker.http.clone();
-        let url = broker.url("/stripe/v1/payment_intents");
-        let token = key.token.clone();
-        tokio::spawn(async move {
-            http.post(url)
-                .bearer_auth(token)
-                .form(&[("amount", "1000"), ("currency", "usd")])
-                .send()
-                .await
-                .unwrap()
-                .status()
-        })
-    };
-    keylease_testkit::poll::eventually(Duration::from_secs(10), "the charge at Stripe", || async {
-        (!broker.upstream.received().is_empty()).then_some(())
-    })
-    .await;
+    let charge = broker
+        .charge_in_flight(&key.token, "pi_slow1", Duration::from_secs(5))
+        .await;
     revoke(&broker, &key).await;
     // The key looks 40 days gone; its request's row is as young as it is.
     db.run(
