@@ -177,12 +177,26 @@ const AUDIT_PAST: &str = "FROM audit WHERE at < ?1 AND NOT (status = 0 AND code 
 /// Rows still in flight since before `?1`.
 const IN_FLIGHT_SINCE: &str = "FROM audit WHERE status = 0 AND code = 'in_flight' AND at < ?1";
 
-/// Object claims made before `?2` that no key left needs, `?1` the key cutoff.
+/// An object row (`objects`) no key row names: neither a key of its label
+/// nor the key its hold was reserved by is left. One index probe each.
+const CLAIM_FREE: &str = "NOT EXISTS (SELECT 1 FROM keys k WHERE k.namespace = objects.label)
+    AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.id = objects.held_key)";
+
+/// Object claims made before `?2` that no key left needs, `?1` the key
+/// cutoff: those [`CLAIM_FREE`] finds once the keys over are deleted (for
+/// the dry run's count, which deletes no key first).
 fn claims_past() -> String {
     format!(
         "FROM objects o WHERE o.created_at < ?2
            AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.namespace = o.label AND NOT ({KEY_OVER}))
            AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.id = o.held_key AND NOT ({KEY_OVER}))"
+    )
+}
+
+/// No money request of the key `column` names is in flight.
+fn none_in_flight(column: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM audit a WHERE a.status = 0 AND a.key_id = {column} AND a.code = 'in_flight')"
     )
 }
 
@@ -292,34 +306,40 @@ impl Store {
             if !ids.is_empty() {
                 let list = placeholders(1, ids.len());
                 let args: Vec<Arg> = ids.iter().map(|id| id.as_str().into()).collect();
+                // Checked again in the write: a reservation read the key live
+                // just before it ended may have committed since.
                 let holds = format!(
                     "UPDATE objects SET held_key = NULL, held_period = NULL, held_micros = 0
-                     WHERE held_key IN ({list})"
+                     WHERE held_key IN ({list}) AND {}",
+                    none_in_flight("objects.held_key")
                 );
                 unit.push((|t| &mut t.holds, self.statement(&holds, args.clone())));
-                let spend = format!("DELETE FROM spend WHERE key_id IN ({list})");
+                let spend = format!(
+                    "DELETE FROM spend WHERE key_id IN ({list}) AND {}",
+                    none_in_flight("spend.key_id")
+                );
                 unit.push((|t| &mut t.spend, self.statement(&spend, args.clone())));
-                let keys = format!("DELETE FROM keys WHERE id IN ({list})");
+                let keys = format!(
+                    "DELETE FROM keys WHERE id IN ({list}) AND {}",
+                    none_in_flight("keys.id")
+                );
                 unit.push((|t| &mut t.keys, self.statement(&keys, args)));
             }
-            let claims = self.claims_past(keys, claims).await?;
-            if !claims.is_empty() {
-                // Checked again in the write: a key of the label may have
-                // been issued since (a retry), and then its claims stay.
-                let pairs: Vec<String> = (0..claims.len())
-                    .map(|i| format!("(?{}, ?{})", 2 + 2 * i, 3 + 2 * i))
-                    .collect();
-                let mut args: Vec<Arg> = vec![millis(keys).into()];
-                for (vendor, id) in &claims {
-                    args.push(vendor.as_str().into());
-                    args.push(id.as_str().into());
-                }
+            // Claims whose label has no key row left (the key rule above
+            // deletes keys first; a later batch of the round takes their
+            // claims), read beside the writer and checked again in the write:
+            // a key of the label issued since (a retry) keeps them.
+            let mut by_vendor: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for (vendor, id) in self.claims_free(claims).await? {
+                by_vendor.entry(vendor).or_default().push(id);
+            }
+            for (vendor, ids) in by_vendor {
                 let sql = format!(
-                    "DELETE FROM objects WHERE (vendor, object_id) IN (VALUES {})
-                       AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.namespace = objects.label AND NOT ({KEY_OVER}))
-                       AND NOT EXISTS (SELECT 1 FROM keys k WHERE k.id = objects.held_key AND NOT ({KEY_OVER}))",
-                    pairs.join(", ")
+                    "DELETE FROM objects WHERE vendor = ?1 AND object_id IN ({}) AND {CLAIM_FREE}",
+                    placeholders(2, ids.len())
                 );
+                let mut args: Vec<Arg> = vec![vendor.as_str().into()];
+                args.extend(ids.iter().map(|id| Arg::from(id.as_str())));
                 unit.push((|t| &mut t.objects, self.statement(&sql, args)));
             }
         }
@@ -347,21 +367,21 @@ impl Store {
         let rows = self.write(statements).await?;
         let mut done = Tidied::default();
         for (slot, rows) in slots.into_iter().zip(rows) {
-            *slot(&mut done) = rows;
+            *slot(&mut done) += rows;
         }
         Ok(done)
     }
 
-    /// Up to [`BATCH`] object claims past `claims` that no key left needs
-    /// (`keys` the key cutoff), read beside the writer.
-    async fn claims_past(
+    /// Up to [`BATCH`] object claims made before `claims` whose label has
+    /// no key left, read beside the writer.
+    async fn claims_free(
         &self,
-        keys: DateTime<Utc>,
         claims: DateTime<Utc>,
     ) -> Result<Vec<(String, String)>, sqlx::Error> {
-        let sql = format!("SELECT o.vendor, o.object_id {} LIMIT ?3", claims_past());
+        let sql = format!(
+            "SELECT vendor, object_id FROM objects WHERE created_at < ?1 AND {CLAIM_FREE} LIMIT ?2"
+        );
         let rows = sqlx::query_as(self.sql(&sql))
-            .bind(millis(keys))
             .bind(millis(claims))
             .bind(BATCH)
             .fetch_all(&self.pool)
@@ -389,7 +409,7 @@ impl Store {
             if self.backend == Backend::Postgres {
                 let estimate = self
                     .count(
-                        "SELECT GREATEST(COALESCE(MAX(reltuples), 0), 0)::bigint FROM pg_class WHERE relname = ?1",
+                        "SELECT GREATEST(COALESCE(MAX(reltuples), 0), 0)::bigint FROM pg_class WHERE oid = to_regclass(?1)",
                         &[table.into()],
                     )
                     .await?;
