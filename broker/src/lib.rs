@@ -19,6 +19,7 @@
 //!   parameters and answers, and where its API is.
 //! - [`store`]: keys, spend, objects and audit records in SQLite or PostgreSQL.
 //! - [`group_commit`]: the store's writes, committed durably, many requests to one fsync.
+//! - [`sqlite`]: the broker's own SQLite connections, for the writer and the reads.
 //! - [`metrics`]: what the broker counts, for `/metrics`.
 //! - [`server`]: the HTTP/1.1 accept loop, with header and body read timeouts.
 //! - [`token`]: vault tokens and key ids, stored only as hashes.
@@ -42,6 +43,7 @@ pub mod role;
 pub mod role_budget;
 pub mod routes;
 pub mod server;
+pub mod sqlite;
 pub mod state;
 pub mod store;
 pub mod stripe;

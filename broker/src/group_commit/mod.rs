@@ -8,15 +8,15 @@
 //! crash could undo, so a request never forwards on a reservation, nor
 //! answers with an audit row, that is not on disk.
 //!
-//! On SQLite every write goes through one writer task and one connection
-//! (kept between batches, closed after any failure: see [`Held`]).
-//! The writer takes whatever units have queued, runs them in one
-//! transaction and commits: the first unit of an idle broker is committed at
-//! once (there is no timer), and under load the units that arrive during one
-//! commit share the next. SQLite has one writer at a time anyway, so this
-//! serializes nothing that was not serialized, and no connection ever waits
-//! on the file lock. A reservation's conditional upsert runs in the writer
-//! like any statement, so it still checks and adds in one step.
+//! On SQLite every write goes through one writer thread and one connection
+//! ([`sqlite`]). The writer takes whatever units have queued, runs them in
+//! one transaction and commits: the first unit of an idle broker is
+//! committed at once (there is no timer), and under load the units that
+//! arrive during one commit share the next. SQLite has one writer at a time
+//! anyway, so this serializes nothing that was not serialized, and no
+//! connection ever waits on the file lock. A reservation's conditional
+//! upsert runs in the writer like any statement, so it still checks and
+//! adds in one step.
 //!
 //! An I/O error, or a file SQLite finds corrupt, stops the writer for good
 //! (see [`Stop`]): every later unit is refused without touching the file,
@@ -28,10 +28,14 @@
 //! transaction that holds only its own request's rows can never deadlock
 //! with another broker's, as a batch of many requests' row locks could.
 
+mod sqlite;
+
+pub(crate) use sqlite::bind;
+
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use sqlx::any::AnyArguments;
-use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -183,22 +187,21 @@ pub(crate) fn is_storage_failure(err: &sqlx::Error) -> bool {
 
 #[derive(Debug, Clone)]
 enum Mode {
-    /// SQLite: to the one writer task.
+    /// SQLite: to the one writer thread.
     Batched(mpsc::Sender<Job>),
     /// PostgreSQL: each unit in its own transaction on the pool.
     Direct(AnyPool),
 }
 
 impl Writer {
-    /// A writer task owning `pool` (a pool of one connection), batching what queues.
-    pub fn batched(pool: AnyPool) -> Self {
-        let (jobs, queue) = mpsc::channel(QUEUE_DEPTH);
+    /// A writer thread owning the one write connection of the SQLite file
+    /// at `path`, batching what queues.
+    pub fn sqlite(path: &Path) -> Result<Self, sqlx::Error> {
         let stop = Stop::default();
-        tokio::spawn(run(pool, queue, stop.clone()));
-        Self {
-            mode: Mode::Batched(jobs),
+        Ok(Self {
+            mode: Mode::Batched(sqlite::spawn(path, stop.clone())?),
             stop,
-        }
+        })
     }
 
     /// Each unit committed on its own on `pool`.
@@ -240,136 +243,6 @@ enum Failure {
     Commit(sqlx::Error),
 }
 
-async fn run(pool: AnyPool, mut queue: mpsc::Receiver<Job>, stop: Stop) {
-    let mut batch = Vec::new();
-    let mut connection = Held {
-        pool,
-        connection: None,
-        stop,
-    };
-    while let Some(first) = queue.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        commit(&mut connection, &mut batch).await;
-    }
-}
-
-/// The writer's connection, kept from one batch to the next and closed
-/// after any failure.
-///
-/// Kept, because sqlx pings a connection each time it goes back to its
-/// pool: a round trip to SQLite's thread the next batch would wait behind.
-/// Closed, because after a failure sqlx's idea of the open transactions may
-/// no longer match SQLite's: SQLite rolls a transaction back by itself on a
-/// full disk, an I/O error or `OR ROLLBACK`, sqlx's own ROLLBACK then fails
-/// unseen, and a connection kept after that could run every later unit
-/// inside a transaction that never commits. Closing rolls back whatever is
-/// open, and the next unit gets a new connection.
-struct Held {
-    pool: AnyPool,
-    connection: Option<PoolConnection<Any>>,
-    stop: Stop,
-}
-
-impl Held {
-    /// One unit in a transaction of its own.
-    async fn alone(&mut self, unit: &[Statement]) -> Result<Vec<u64>, sqlx::Error> {
-        if let Some(refusal) = self.stop.refusal() {
-            return Err(refusal);
-        }
-        let connection = self.get().await?;
-        let result = alone(connection, unit).await;
-        if let Err(err) = &result {
-            self.failed(err).await;
-        }
-        result
-    }
-
-    /// `batch` in one transaction.
-    async fn together(&mut self, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failure> {
-        if let Some(refusal) = self.stop.refusal() {
-            return Err(Failure::NoConnection(refusal));
-        }
-        let connection = self.get().await.map_err(Failure::NoConnection)?;
-        let result = together(connection, batch).await;
-        if let Err(Failure::RolledBack(err) | Failure::Commit(err) | Failure::NoConnection(err)) =
-            &result
-        {
-            self.failed(err).await;
-        }
-        result
-    }
-
-    /// After `err`: the connection goes, and the writer stops if the file failed.
-    async fn failed(&mut self, err: &sqlx::Error) {
-        if is_storage_failure(err) {
-            self.stop.set(err);
-        }
-        self.close().await;
-    }
-
-    async fn get(&mut self) -> Result<&mut AnyConnection, sqlx::Error> {
-        let connection = match self.connection.take() {
-            Some(connection) => connection,
-            None => self.pool.acquire().await?,
-        };
-        Ok(&mut **self.connection.insert(connection))
-    }
-
-    async fn close(&mut self) {
-        if let Some(connection) = self.connection.take()
-            && let Err(err) = connection.close().await
-        {
-            tracing::warn!(error = %err, "closing the writer's connection failed");
-        }
-    }
-}
-
-/// Commits `batch` and answers its units.
-async fn commit(connection: &mut Held, batch: &mut Vec<Job>) {
-    // An idle broker's unit is alone: it needs no transaction of the batch's
-    // (a single statement commits on its own, as atomically and durably),
-    // which saves the BEGIN and COMMIT round trips to SQLite's thread.
-    if let [job] = batch.as_slice() {
-        let result = connection.alone(&job.unit).await;
-        if let Some(job) = batch.pop() {
-            let _ = job.reply.send(result);
-        }
-        return;
-    }
-    // From here on the batch holds more than one unit.
-    match connection.together(batch).await {
-        Ok(results) => {
-            for (job, rows) in batch.drain(..).zip(results) {
-                let _ = job.reply.send(Ok(rows));
-            }
-        }
-        Err(Failure::RolledBack(err)) => {
-            // One unit's failure must not fail its neighbours: nothing was
-            // written, so each is tried again in a transaction of its own.
-            tracing::warn!(error = %err, units = batch.len(), "a group commit rolled back; committing its units one by one");
-            for job in batch.drain(..) {
-                let result = connection.alone(&job.unit).await;
-                let _ = job.reply.send(result);
-            }
-        }
-        Err(Failure::NoConnection(err)) => {
-            tracing::error!(error = %err, units = batch.len(), "no database connection for a group commit");
-            fail(batch, &format!("no database connection: {err}"));
-        }
-        Err(Failure::Commit(err)) => {
-            // Not retried: a unit run twice could release a hold twice.
-            tracing::error!(error = %err, units = batch.len(), "a group commit failed");
-            fail(batch, &format!("commit failed: {err}"));
-        }
-    }
-}
-
 /// Answers every unit of `batch` with an error: none of them was written.
 fn fail(batch: &mut Vec<Job>, message: &str) {
     for job in batch.drain(..) {
@@ -396,21 +269,7 @@ async fn execute(
     Ok(rows)
 }
 
-async fn together(connection: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Vec<u64>>, Failure> {
-    let mut transaction = connection.begin().await.map_err(Failure::RolledBack)?;
-    let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
-        results.push(
-            execute(&mut transaction, &job.unit)
-                .await
-                .map_err(Failure::RolledBack)?,
-        );
-    }
-    transaction.commit().await.map_err(Failure::Commit)?;
-    Ok(results)
-}
-
-/// One unit in a transaction of its own (a single statement needs none).
+/// One unit in a transaction of its own on PostgreSQL (a single statement needs none).
 async fn alone(
     connection: &mut AnyConnection,
     unit: &[Statement],

@@ -22,6 +22,11 @@ async fn sqlite_pool(dir: &tempfile::TempDir, connections: u32) -> AnyPool {
     pool
 }
 
+/// The writer of the database [`sqlite_pool`] made in `dir`.
+fn writer(dir: &tempfile::TempDir) -> Writer {
+    Writer::sqlite(&dir.path().join("g.db")).unwrap()
+}
+
 fn insert(n: i64) -> Statement {
     Statement::new("INSERT INTO t (n) VALUES (?1)".to_owned(), vec![n.into()])
 }
@@ -53,9 +58,9 @@ async fn rows(pool: &AnyPool) -> Vec<i64> {
 #[tokio::test]
 async fn a_refused_unit_fails_alone_and_whole() {
     let dir = tempfile::tempdir().unwrap();
-    // As the store does: the writer owns a pool of one, reads go elsewhere.
-    let writer = Writer::batched(sqlite_pool(&dir, 1).await);
+    // As the store does: the writer owns its connection, reads go elsewhere.
     let pool = sqlite_pool(&dir, 2).await;
+    let writer = writer(&dir);
     assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
     // Queued together, so most land in one batch; every fifth repeats n = 0,
     // in a unit whose first statement alone would have succeeded.
@@ -90,16 +95,15 @@ async fn a_refused_unit_fails_alone_and_whole() {
 }
 
 /// SQLite may roll a transaction back by itself (a full disk, an I/O
-/// error, `OR ROLLBACK`), after which sqlx's own ROLLBACK fails and its
-/// count of open transactions no longer matches SQLite's: a connection
-/// kept after that could run every later unit inside a transaction that
+/// error, `OR ROLLBACK`): a connection kept after that with a transaction
+/// believed open could run every later unit inside a transaction that
 /// never commits, answering each as written. A failure costs the writer
 /// its connection instead.
 #[tokio::test]
 async fn a_unit_answered_as_written_is_committed_after_sqlite_rolled_back_on_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let writer = Writer::batched(sqlite_pool(&dir, 1).await);
     let pool = sqlite_pool(&dir, 2).await;
+    let writer = writer(&dir);
     assert_eq!(writer.write(vec![insert(0)]).await.unwrap(), vec![1]);
     // In a batch and alone: SQLite ends the transaction itself.
     let units = (1..=20).map(|n| {
@@ -127,53 +131,38 @@ async fn a_unit_answered_as_written_is_committed_after_sqlite_rolled_back_on_its
 #[tokio::test]
 async fn a_batch_sqlite_rolled_back_leaves_no_transaction_open() {
     let dir = tempfile::tempdir().unwrap();
-    let mut held = Held {
-        pool: sqlite_pool(&dir, 1).await,
-        connection: None,
-        stop: Stop::default(),
-    };
-    held.alone(&[insert(0)]).await.unwrap();
+    drop(sqlite_pool(&dir, 1).await);
+    let mut held = sqlite::Held::new(&dir.path().join("g.db"));
+    held.alone(&[insert(0)]).unwrap();
     let batch = vec![
         job(vec![insert(1)]),
         job(vec![insert(1001), rollback_by_sqlite(0)]),
     ];
-    assert!(held.together(&batch).await.is_err());
-    assert!(!held.get().await.unwrap().is_in_transaction());
+    assert!(held.together(&batch).is_err());
+    assert!(
+        held.connection.is_none(),
+        "the failed batch's connection is closed"
+    );
+    assert_eq!(held.alone(&[insert(2)]).unwrap(), vec![1]);
+    assert!(held.connection.as_ref().is_some_and(|c| c.is_autocommit()));
 }
 
-/// When no connection can be had, a batch is refused at once, not unit
-/// by unit with a wait for a connection each.
+/// When no connection can be had, a batch is refused at once, whole, and
+/// the writer opens one again once it can.
 #[tokio::test]
 async fn a_batch_without_a_connection_is_refused_at_once() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    const WAIT: std::time::Duration = std::time::Duration::from_millis(300);
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/g.db", dir.path().display());
-    drop(sqlite_pool(&dir, 1).await);
-    let refuse = Arc::new(AtomicBool::new(false));
-    let refusing = refuse.clone();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .max_connections(1)
-        .acquire_timeout(WAIT)
-        .after_connect(move |_, _| {
-            let refusing = refusing.load(Ordering::SeqCst);
-            Box::pin(async move {
-                if refusing {
-                    return Err(sqlx::Error::Protocol("refused".to_owned()));
-                }
-                Ok(())
-            })
-        })
-        .connect(&url)
-        .await
-        .unwrap();
-    let writer = Writer::batched(pool);
+    let pool = sqlite_pool(&dir, 1).await;
+    let writer = writer(&dir);
     writer.write(vec![insert(0)]).await.unwrap();
-    // A refused unit costs the writer its connection; then none can be had.
+    // A refused unit costs the writer its connection; then none can be had
+    // while the file is gone.
     assert!(writer.write(vec![insert(0)]).await.is_err());
-    refuse.store(true, Ordering::SeqCst);
-    let started = std::time::Instant::now();
+    let path = dir.path().join("g.db");
+    let aside = dir.path().join("aside");
+    std::fs::create_dir(&aside).unwrap();
+    std::fs::rename(&path, aside.join("g.db")).unwrap();
+    std::fs::create_dir(&path).unwrap();
     let units = (1..=10).map(|n| {
         let writer = writer.clone();
         async move { writer.write(vec![insert(n)]).await }
@@ -181,9 +170,10 @@ async fn a_batch_without_a_connection_is_refused_at_once() {
     for result in futures::future::join_all(units).await {
         assert!(result.is_err());
     }
-    // One wait for the batch (and one for a unit that came alone), not
-    // one per unit: ten would take 3 s.
-    assert!(started.elapsed() < 5 * WAIT, "took {:?}", started.elapsed());
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::rename(aside.join("g.db"), &path).unwrap();
+    assert_eq!(writer.write(vec![insert(11)]).await.unwrap(), vec![1]);
+    assert_eq!(rows(&pool).await, vec![0, 11]);
 }
 
 /// Issue 20: after a disk error the broker went on answering (new
@@ -218,7 +208,7 @@ async fn a_write_that_finds_the_file_corrupt_stops_the_writer_for_good() {
         file.write_all(&[0xa5; 4096]).unwrap();
     }
 
-    let writer = Writer::batched(sqlite_pool(&dir, 1).await);
+    let writer = writer(&dir);
     let touch_every_row = Statement::new("UPDATE pad SET s = 'y'".to_owned(), vec![]);
     let err = writer.write(vec![touch_every_row]).await.unwrap_err();
     assert!(is_storage_failure(&err), "{err}");

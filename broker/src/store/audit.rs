@@ -1,9 +1,8 @@
 //! The `audit` table: one row per proxied request, refused ones included.
 
+use super::read::Row;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::{Backend, KeyFilter, Store, from_millis, millis};
 use crate::audit_log::AuditLog;
@@ -163,8 +162,8 @@ impl Store {
         rows.iter()
             .map(|row| {
                 let cursor = Cursor {
-                    seq: row.try_get("seq")?,
-                    id: row.try_get("id")?,
+                    seq: row.get("seq")?,
+                    id: row.get("id")?,
                 };
                 Ok((cursor, record_from_row(row)?))
             })
@@ -176,7 +175,7 @@ impl Store {
         filter: &KeyFilter,
         kind: AuditKind,
         after: Option<Cursor>,
-    ) -> Result<Vec<AnyRow>, sqlx::Error> {
+    ) -> Result<Vec<Row>, sqlx::Error> {
         // A role token's view reads only its role's keys' rows; the admin's
         // query stays the plain scan.
         let of_role = if filter.role.is_some() {
@@ -203,34 +202,33 @@ impl Store {
                {of_role} {from}
              ORDER BY {order} LIMIT ?3"
         );
-        let rows = sqlx::query(self.sql(&sql))
-            .bind(filter.key_id.as_deref())
-            .bind(filter.label_prefix.as_deref())
-            .bind(filter.limit)
-            .bind(kind.as_str())
-            .bind(filter.role.as_deref())
-            .bind(after.map(|after| after.seq))
-            .bind(after.map(|after| after.id))
-            .fetch_all(&self.pool)
-            .await;
-        self.observe(rows)
+        let args = [
+            filter.key_id.as_deref().into(),
+            filter.label_prefix.as_deref().into(),
+            filter.limit.into(),
+            kind.as_str().into(),
+            filter.role.as_deref().into(),
+            after.map(|after| after.seq).into(),
+            after.map(|after| after.id).into(),
+        ];
+        self.fetch_all(&sql, &args).await
     }
 }
 
-fn record_from_row(row: &AnyRow) -> Result<AuditRecord, sqlx::Error> {
+fn record_from_row(row: &Row) -> Result<AuditRecord, sqlx::Error> {
     Ok(AuditRecord {
-        at: from_millis(row.try_get("at")?),
-        key_id: row.try_get("key_id")?,
-        label: row.try_get("label")?,
-        vendor: row.try_get("vendor")?,
-        method: row.try_get("method")?,
-        path: row.try_get("path")?,
-        status: u16::try_from(row.try_get::<i64, _>("status")?).unwrap_or(0),
-        code: row.try_get("code")?,
-        reserved_usd: micros_to_usd(row.try_get("reserved_micros")?),
-        latency_ms: row.try_get("latency_ms")?,
-        requests: row.try_get("requests")?,
-        actor: row.try_get("actor")?,
+        at: from_millis(row.get("at")?),
+        key_id: row.get("key_id")?,
+        label: row.get("label")?,
+        vendor: row.get("vendor")?,
+        method: row.get("method")?,
+        path: row.get("path")?,
+        status: u16::try_from(row.get::<i64>("status")?).unwrap_or(0),
+        code: row.get("code")?,
+        reserved_usd: micros_to_usd(row.get("reserved_micros")?),
+        latency_ms: row.get("latency_ms")?,
+        requests: row.get("requests")?,
+        actor: row.get("actor")?,
     })
 }
 

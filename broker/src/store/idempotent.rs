@@ -22,17 +22,19 @@ impl Store {
         fingerprint: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, sqlx::Error> {
-        let found: Result<Option<i64>, _> = sqlx::query_scalar(self.sql(
-            "SELECT counted FROM idempotent_requests
-             WHERE label = ?1 AND idempotency_key = ?2 AND fingerprint = ?3 AND counted = 1 AND at > ?4",
-        ))
-        .bind(label)
-        .bind(idempotency_key)
-        .bind(fingerprint)
-        .bind(millis(now - REPLAY_WINDOW))
-        .fetch_optional(&self.pool)
-        .await;
-        Ok(self.observe(found)?.is_some())
+        let found = self
+            .fetch_optional(
+                "SELECT counted FROM idempotent_requests
+                 WHERE label = ?1 AND idempotency_key = ?2 AND fingerprint = ?3 AND counted = 1 AND at > ?4",
+                &[
+                    label.into(),
+                    idempotency_key.into(),
+                    fingerprint.into(),
+                    millis(now - REPLAY_WINDOW).into(),
+                ],
+            )
+            .await?;
+        Ok(found.is_some())
     }
 
     /// Records a money request sent with an Idempotency-Key at `at`, and

@@ -1,9 +1,8 @@
 //! The `keys` table: issued keys (only their tokens' hashes), looked up,
 //! listed with their spend, and revoked.
 
+use super::read::Row;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::spend::PERIOD_SQL;
 use super::{Store, decode_err, from_millis, millis};
@@ -32,39 +31,35 @@ const KEY_COLUMNS: &str = "id, label, vendor, daily_cap_micros, allowed_endpoint
 /// SQL for a key's status ([`KeyRecord::status`]) at the time bound as `?1`.
 const STATUS_SQL: &str = "CASE WHEN revoked_at IS NOT NULL THEN 'revoked' WHEN expires_at <= ?1 THEN 'expired' ELSE 'active' END";
 
-fn key_from_row(row: &AnyRow) -> Result<KeyRecord, sqlx::Error> {
-    let endpoints: String = row.try_get("allowed_endpoints")?;
-    let metadata: String = row.try_get("metadata")?;
+fn key_from_row(row: &Row) -> Result<KeyRecord, sqlx::Error> {
+    let endpoints: String = row.get("allowed_endpoints")?;
+    let metadata: String = row.get("metadata")?;
     Ok(KeyRecord {
-        id: row.try_get("id")?,
-        label: row.try_get("label")?,
-        vendor: row.try_get("vendor")?,
-        daily_cap_micros: row.try_get("daily_cap_micros")?,
+        id: row.get("id")?,
+        label: row.get("label")?,
+        vendor: row.get("vendor")?,
+        daily_cap_micros: row.get("daily_cap_micros")?,
         allowed_endpoints: serde_json::from_str(&endpoints).map_err(decode_err)?,
         metadata: serde_json::from_str(&metadata).map_err(decode_err)?,
-        created_at: from_millis(row.try_get("created_at")?),
-        expires_at: from_millis(row.try_get("expires_at")?),
-        revoked_at: row
-            .try_get::<Option<i64>, _>("revoked_at")?
-            .map(from_millis),
-        allowed_objects: serde_json::from_str(&row.try_get::<String, _>("allowed_objects")?)
+        created_at: from_millis(row.get("created_at")?),
+        expires_at: from_millis(row.get("expires_at")?),
+        revoked_at: row.get::<Option<i64>>("revoked_at")?.map(from_millis),
+        allowed_objects: serde_json::from_str(&row.get::<String>("allowed_objects")?)
             .map_err(decode_err)?,
-        stripe_account: row.try_get("stripe_account")?,
-        allowed_metadata: serde_json::from_str(&row.try_get::<String, _>("allowed_metadata")?)
+        stripe_account: row.get("stripe_account")?,
+        allowed_metadata: serde_json::from_str(&row.get::<String>("allowed_metadata")?)
             .map_err(decode_err)?,
         role: row
-            .try_get::<Option<String>, _>("role")?
+            .get::<Option<String>>("role")?
             .map(|name| -> Result<KeyRole, sqlx::Error> {
                 Ok(KeyRole {
                     name,
                     // A role is never deleted; were its row gone, nothing more may be held.
-                    daily_cap_micros: row
-                        .try_get::<Option<i64>, _>("role_cap_micros")?
-                        .unwrap_or(0),
+                    daily_cap_micros: row.get::<Option<i64>>("role_cap_micros")?.unwrap_or(0),
                 })
             })
             .transpose()?,
-        issued_by: row.try_get("issued_by")?,
+        issued_by: row.get("issued_by")?,
     })
 }
 
@@ -143,11 +138,7 @@ impl Store {
     /// The key with this id.
     pub async fn key(&self, id: &str) -> Result<Option<KeyRecord>, sqlx::Error> {
         let sql = format!("SELECT {KEY_COLUMNS} FROM keys WHERE id = ?1");
-        let row = sqlx::query(self.sql(&sql))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await;
-        let row = self.observe(row)?;
+        let row = self.fetch_optional(&sql, &[id.into()]).await?;
         row.as_ref().map(key_from_row).transpose()
     }
 
@@ -164,15 +155,14 @@ impl Store {
                (SELECT label FROM objects WHERE vendor = ?2 AND object_id = ?3) AS path_object_label
              FROM keys WHERE token_hash = ?1"
         );
-        let row = sqlx::query(self.sql(&sql))
-            .bind(token_hash)
-            .bind(path_object.map(|(vendor, _)| vendor))
-            .bind(path_object.map(|(_, id)| id))
-            .fetch_optional(&self.pool)
-            .await;
-        let row = self.observe(row)?;
+        let args = [
+            token_hash.into(),
+            path_object.map(|(vendor, _)| vendor).into(),
+            path_object.map(|(_, id)| id).into(),
+        ];
+        let row = self.fetch_optional(&sql, &args).await?;
         row.as_ref()
-            .map(|row| Ok((key_from_row(row)?, row.try_get("path_object_label")?)))
+            .map(|row| Ok((key_from_row(row)?, row.get("path_object_label")?)))
             .transpose()
     }
 
@@ -191,20 +181,19 @@ impl Store {
                AND (?8 IS NULL OR role = ?8)
              ORDER BY created_at DESC, id LIMIT ?4"
         );
-        let rows = sqlx::query(self.sql(&sql))
-            .bind(millis(now))
-            .bind(filter.label_prefix.as_deref())
-            .bind(filter.status.map(KeyStatus::as_str))
-            .bind(filter.limit)
-            .bind(SpendPeriod::day_of(now).to_string())
-            .bind(LIFETIME_CAP_LIMIT_MS)
-            .bind(SpendPeriod::LIFE)
-            .bind(filter.role.as_deref())
-            .fetch_all(&self.pool)
-            .await;
-        let rows = self.observe(rows)?;
+        let args = [
+            millis(now).into(),
+            filter.label_prefix.as_deref().into(),
+            filter.status.map(KeyStatus::as_str).into(),
+            filter.limit.into(),
+            SpendPeriod::day_of(now).to_string().as_str().into(),
+            LIFETIME_CAP_LIMIT_MS.into(),
+            SpendPeriod::LIFE.into(),
+            filter.role.as_deref().into(),
+        ];
+        let rows = self.fetch_all(&sql, &args).await?;
         rows.iter()
-            .map(|row| Ok((key_from_row(row)?, row.try_get("spent_micros")?)))
+            .map(|row| Ok((key_from_row(row)?, row.get("spent_micros")?)))
             .collect()
     }
 

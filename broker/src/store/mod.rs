@@ -16,6 +16,7 @@ pub mod audit;
 pub mod idempotent;
 pub mod keys;
 pub mod objects;
+mod read;
 pub mod roles;
 pub mod spend;
 pub mod tidy;
@@ -29,6 +30,8 @@ use std::sync::{Arc, OnceLock};
 
 use crate::audit_log::AuditLog;
 use crate::group_commit::{Arg, Statement, Writer};
+use crate::sqlite::Access as SqliteAccess;
+use read::Readers;
 
 pub use audit::{AuditKind, AuditRecord};
 pub use keys::KeyFilter;
@@ -96,8 +99,11 @@ pub enum OpenError {
 /// The broker's database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    /// Reads. Writes on SQLite go through the writer's own connection.
+    /// PostgreSQL's reads and writes; on SQLite the migrations and
+    /// retention's reads only.
     pool: AnyPool,
+    /// SQLite's reads, each on the thread that asks ([`read`]).
+    readers: Option<Arc<Readers>>,
     backend: Backend,
     writer: Writer,
     /// `--audit-log`, once the server has opened it.
@@ -227,25 +233,30 @@ impl Store {
                 incremental_vacuum(url).await?;
             }
         }
-        let pool = pool_options(backend, 8).connect(url).await?;
-        let writer = match backend {
+        let (pool, writer, readers) = match backend {
             Backend::Sqlite => {
+                let pool = pool_options(backend, 2).connect(url).await?;
                 sqlx::migrate!("./migrations/sqlite")
                     .run(&pool)
                     .await
                     .map_err(sqlx::Error::from)?;
-                Writer::batched(pool_options(backend, 1).connect(url).await?)
+                let path = crate::sqlite::path_of(url);
+                let writer = Writer::sqlite(&path)?;
+                let readers = Readers::new(path, SqliteAccess::Read);
+                (pool, writer, Some(Arc::new(readers)))
             }
             Backend::Postgres => {
+                let pool = pool_options(backend, 8).connect(url).await?;
                 sqlx::migrate!("./migrations/postgres")
                     .run(&pool)
                     .await
                     .map_err(sqlx::Error::from)?;
-                Writer::direct(pool.clone())
+                (pool.clone(), Writer::direct(pool), None)
             }
         };
         Ok(Self {
             pool,
+            readers,
             backend,
             writer,
             audit_log: Arc::default(),
@@ -293,9 +304,16 @@ impl Store {
                 .into(),
             )));
         }
+        let readers = (backend == Backend::Sqlite).then(|| {
+            Arc::new(Readers::new(
+                crate::sqlite::path_of(&url),
+                SqliteAccess::ReadOnly,
+            ))
+        });
         Ok(Self {
             writer: Writer::direct(pool.clone()),
             pool,
+            readers,
             backend,
             audit_log: Arc::default(),
         })

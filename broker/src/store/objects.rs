@@ -3,10 +3,9 @@
 //! a key's cap.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 
 use super::{Store, millis};
-use crate::group_commit::Statement;
+use crate::group_commit::{Arg, Statement};
 use crate::key::{SpendPeriod, SpendRow};
 
 /// An object seen through the proxy.
@@ -89,22 +88,19 @@ impl Store {
         vendor: &str,
         id: &str,
     ) -> Result<Option<ObjectRecord>, sqlx::Error> {
-        let row = sqlx::query(self.sql(
+        let row = self.fetch_optional(
             "SELECT label, amount, currency, held_micros, held_key, held_period FROM objects WHERE vendor = ?1 AND object_id = ?2",
-        ))
-        .bind(vendor)
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await;
-        let row = self.observe(row)?;
+            &[vendor.into(), id.into()],
+        )
+        .await?;
         row.map(|row| {
-            let held_key: Option<String> = row.try_get("held_key")?;
-            let held_period: Option<String> = row.try_get("held_period")?;
+            let held_key: Option<String> = row.get("held_key")?;
+            let held_period: Option<String> = row.get("held_period")?;
             Ok(ObjectRecord {
-                label: row.try_get("label")?,
-                amount: row.try_get("amount")?,
-                currency: row.try_get("currency")?,
-                held_micros: row.try_get("held_micros")?,
+                label: row.get("label")?,
+                amount: row.get("amount")?,
+                currency: row.get("currency")?,
+                held_micros: row.get("held_micros")?,
                 held_in: held_key.zip(held_period).map(|(key_id, period)| SpendRow {
                     key_id,
                     period: SpendPeriod::stored(period),
@@ -129,12 +125,13 @@ impl Store {
             "SELECT object_id FROM objects WHERE vendor = ?1 AND label = ?2 AND object_id IN ({})",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(self.sql(&sql)).bind(vendor).bind(label);
-        for id in ids {
-            query = query.bind(*id);
-        }
-        let rows = self.observe(query.fetch_all(&self.pool).await)?;
-        rows.iter().map(|row| row.try_get("object_id")).collect()
+        let args: Vec<Arg> = [vendor, label]
+            .iter()
+            .chain(ids)
+            .map(|arg| Arg::from(*arg))
+            .collect();
+        let rows = self.fetch_all(&sql, &args).await?;
+        rows.iter().map(|row| row.get("object_id")).collect()
     }
 
     /// Records an object the first time it is seen; a later sighting changes nothing.

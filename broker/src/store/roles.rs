@@ -3,9 +3,8 @@
 
 use std::time::Duration;
 
+use super::read::Row;
 use chrono::{DateTime, Utc};
-use sqlx::Row;
-use sqlx::any::AnyRow;
 
 use super::{Store, decode_err, from_millis, millis};
 use crate::group_commit::Statement;
@@ -14,22 +13,22 @@ use crate::role::Role;
 
 const ROLE_COLUMNS: &str = "name, vendor, label_prefix, allowed_endpoints, max_key_cap_micros, daily_cap_micros, max_expires_in_s, stripe_accounts, allow_allowed_objects, allow_allowed_metadata";
 
-fn role_from_row(row: &AnyRow) -> Result<Role, sqlx::Error> {
+fn role_from_row(row: &Row) -> Result<Role, sqlx::Error> {
     Ok(Role {
-        name: row.try_get("name")?,
-        vendor: row.try_get("vendor")?,
-        label_prefix: row.try_get("label_prefix")?,
-        allowed_endpoints: serde_json::from_str(&row.try_get::<String, _>("allowed_endpoints")?)
+        name: row.get("name")?,
+        vendor: row.get("vendor")?,
+        label_prefix: row.get("label_prefix")?,
+        allowed_endpoints: serde_json::from_str(&row.get::<String>("allowed_endpoints")?)
             .map_err(decode_err)?,
-        max_key_cap_micros: row.try_get("max_key_cap_micros")?,
-        daily_cap_micros: row.try_get("daily_cap_micros")?,
+        max_key_cap_micros: row.get("max_key_cap_micros")?,
+        daily_cap_micros: row.get("daily_cap_micros")?,
         max_expires_in: Duration::from_secs(
-            u64::try_from(row.try_get::<i64, _>("max_expires_in_s")?).unwrap_or(0),
+            u64::try_from(row.get::<i64>("max_expires_in_s")?).unwrap_or(0),
         ),
-        stripe_accounts: serde_json::from_str(&row.try_get::<String, _>("stripe_accounts")?)
+        stripe_accounts: serde_json::from_str(&row.get::<String>("stripe_accounts")?)
             .map_err(decode_err)?,
-        allow_allowed_objects: row.try_get::<i64, _>("allow_allowed_objects")? != 0,
-        allow_allowed_metadata: row.try_get::<i64, _>("allow_allowed_metadata")? != 0,
+        allow_allowed_objects: row.get::<i64>("allow_allowed_objects")? != 0,
+        allow_allowed_metadata: row.get::<i64>("allow_allowed_metadata")? != 0,
     })
 }
 
@@ -81,11 +80,8 @@ impl Store {
     /// The role named `name`.
     pub async fn role(&self, name: &str) -> Result<Option<Role>, sqlx::Error> {
         let sql = format!("SELECT {ROLE_COLUMNS} FROM roles WHERE name = ?1");
-        let row = sqlx::query(self.sql(&sql))
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await;
-        self.observe(row)?.as_ref().map(role_from_row).transpose()
+        let row = self.fetch_optional(&sql, &[name.into()]).await?;
+        row.as_ref().map(role_from_row).transpose()
     }
 
     /// Every role, by name, each with what its keys hold in the UTC day of `now`.
@@ -95,13 +91,11 @@ impl Store {
              LEFT JOIN role_spend ON role_spend.role = roles.name AND role_spend.period = ?1
              ORDER BY name"
         );
-        let rows = sqlx::query(self.sql(&sql))
-            .bind(SpendPeriod::day_of(now).to_string())
-            .fetch_all(&self.pool)
-            .await;
-        self.observe(rows)?
+        let day = SpendPeriod::day_of(now).to_string();
+        self.fetch_all(&sql, &[day.as_str().into()])
+            .await?
             .iter()
-            .map(|row| Ok((role_from_row(row)?, row.try_get("spent_micros")?)))
+            .map(|row| Ok((role_from_row(row)?, row.get("spent_micros")?)))
             .collect()
     }
 
@@ -143,22 +137,16 @@ impl Store {
              WHERE token_hash = ?1 AND revoked_at IS NULL
                AND (role_tokens.expires_at IS NULL OR role_tokens.expires_at > ?2)"
         );
-        let row = sqlx::query(self.sql(&sql))
-            .bind(token_hash)
-            .bind(millis(now))
-            .fetch_optional(&self.pool)
-            .await;
-        self.observe(row)?
+        self.fetch_optional(&sql, &[token_hash.into(), millis(now).into()])
+            .await?
             .as_ref()
             .map(|row| {
                 let role = role_from_row(row)?;
                 let token = RoleToken {
-                    id: row.try_get("token_id")?,
+                    id: row.get("token_id")?,
                     role: role.name.clone(),
-                    created_at: from_millis(row.try_get("token_created_at")?),
-                    expires_at: row
-                        .try_get::<Option<i64>, _>("token_expires_at")?
-                        .map(from_millis),
+                    created_at: from_millis(row.get("token_created_at")?),
+                    expires_at: row.get::<Option<i64>>("token_expires_at")?.map(from_millis),
                 };
                 Ok((token, role))
             })

@@ -37,15 +37,14 @@ impl Reservation {
 impl Store {
     /// What `key` has spent (or holds in flight) in its period at `now`, in micro-dollars.
     pub async fn spent(&self, key: &KeyRecord, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
-        let spent: Result<Option<i64>, _> = sqlx::query_scalar(
-            self.sql("SELECT micros FROM spend WHERE key_id = ?1 AND period = ?2"),
-        )
-        .bind(&key.id)
-        .bind(key.spend_period(now).to_string())
-        .fetch_optional(&self.pool)
-        .await;
-        let spent = self.observe(spent)?;
-        Ok(spent.unwrap_or(0))
+        let period = key.spend_period(now).to_string();
+        let row = self
+            .fetch_optional(
+                "SELECT micros FROM spend WHERE key_id = ?1 AND period = ?2",
+                &[key.id.as_str().into(), period.as_str().into()],
+            )
+            .await?;
+        row.map_or(Ok(0), |row| row.get("micros"))
     }
 
     /// Atomically holds `micros` against the key's cap in `period` (the one

@@ -1,0 +1,172 @@
+//! SQLite connections of the broker's own (`rusqlite`), beside sqlx's.
+//!
+//! sqlx runs each SQLite connection on a thread of its own and reaches it
+//! through a channel, so every statement costs two thread switches; the
+//! broker's profile (issue 24) spent more time switching threads than in
+//! SQLite. Its hot path therefore talks to SQLite directly: the writer
+//! thread ([`crate::group_commit`]) runs a whole batch in one hop, and a
+//! read runs on the thread that asked for it ([`crate::store`]). sqlx still
+//! migrates the file and runs retention's reads; both link the one
+//! `libsqlite3-sys`.
+//!
+//! Every connection is opened as sqlx's are (WAL, `synchronous = FULL`, a
+//! busy timeout, foreign keys on), and its errors are turned into
+//! `sqlx::Error::Database` with SQLite's extended code, so that callers see
+//! one error type and [`crate::group_commit::is_storage_failure`] still
+//! tells a failing disk from a refused statement.
+
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+/// How long a connection waits for a lock another process holds (the
+/// migrations, `keylease-broker tidy`) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The file a `sqlite://path?options` or `sqlite:path` URL names.
+pub fn path_of(url: &str) -> PathBuf {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    PathBuf::from(path.split('?').next().unwrap_or(path))
+}
+
+/// Whether a connection may write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The writer's.
+    ReadWrite,
+    /// A reader's: `query_only`, so that a statement sent to it by mistake
+    /// cannot write beside the writer.
+    Read,
+    /// Opened read-only (`tidy --dry-run`): the file is not created.
+    ReadOnly,
+}
+
+/// Opens the existing database file at `path` with the broker's settings.
+pub fn open(path: &Path, access: Access) -> Result<Connection, sqlx::Error> {
+    let flags = match access {
+        Access::ReadOnly => OpenFlags::SQLITE_OPEN_READ_ONLY,
+        Access::ReadWrite | Access::Read => OpenFlags::SQLITE_OPEN_READ_WRITE,
+    } | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(error)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(error)?;
+    // WAL lets readers run beside the single writer, and `synchronous =
+    // FULL` (SQLite's default, said outright) fsyncs every commit before it
+    // returns, so what the broker has answered survives a power loss.
+    let pragmas = match access {
+        Access::ReadOnly => "PRAGMA foreign_keys = ON;",
+        Access::Read => {
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA query_only = ON;"
+        }
+        Access::ReadWrite => {
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+        }
+    };
+    connection.execute_batch(pragmas).map_err(error)?;
+    // Prepared statements kept per connection: the broker's hot path has a
+    // few dozen distinct statements (a page of `IN (…)` ids makes more).
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+/// `err` as sqlx's error: a database's refusal keeps SQLite's extended code.
+pub fn error(err: rusqlite::Error) -> sqlx::Error {
+    match err {
+        rusqlite::Error::SqliteFailure(failure, message) => {
+            sqlx::Error::Database(Box::new(SqliteError {
+                code: failure.extended_code,
+                message: message.unwrap_or_else(|| failure.to_string()),
+            }))
+        }
+        other => sqlx::Error::Protocol(format!("sqlite: {other}")),
+    }
+}
+
+/// A statement SQLite refused, or a failure of its file.
+#[derive(Debug, thiserror::Error)]
+#[error("(code: {code}) {message}")]
+pub struct SqliteError {
+    /// SQLite's extended result code (the primary code in its low byte).
+    code: i32,
+    message: String,
+}
+
+impl sqlx::error::DatabaseError for SqliteError {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        Some(Cow::Owned(self.code.to_string()))
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        use rusqlite::ffi;
+        use sqlx::error::ErrorKind;
+        match self.code {
+            ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                ErrorKind::UniqueViolation
+            }
+            ffi::SQLITE_CONSTRAINT_FOREIGNKEY => ErrorKind::ForeignKeyViolation,
+            ffi::SQLITE_CONSTRAINT_NOTNULL => ErrorKind::NotNullViolation,
+            ffi::SQLITE_CONSTRAINT_CHECK => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_names_its_file() {
+        assert_eq!(path_of("sqlite://a/b.db"), PathBuf::from("a/b.db"));
+        assert_eq!(
+            path_of("sqlite:///x/b.db?mode=rwc"),
+            PathBuf::from("/x/b.db")
+        );
+        assert_eq!(path_of("sqlite:b.db"), PathBuf::from("b.db"));
+    }
+
+    #[test]
+    fn a_refusal_keeps_its_kind_and_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        drop(Connection::open(&path).unwrap());
+        let connection = open(&path, Access::ReadWrite).unwrap();
+        connection
+            .execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let err = error(
+            connection
+                .execute("INSERT INTO t VALUES (1)", [])
+                .unwrap_err(),
+        );
+        let sqlx::Error::Database(db) = &err else {
+            panic!("{err}")
+        };
+        assert!(db.is_unique_violation(), "{err}");
+        assert_eq!(db.code().as_deref(), Some("1555"));
+        let reader = open(&path, Access::Read).unwrap();
+        assert!(
+            reader.execute("DELETE FROM t", []).is_err(),
+            "a reader cannot write"
+        );
+    }
+}
