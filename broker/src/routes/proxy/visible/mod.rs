@@ -13,11 +13,14 @@
 //! metadata holds every pair of the key's `allowed_metadata`, or it is a
 //! Charge or Refund whose `payment_intent` or `charge` is one of those.
 
+mod page;
+
 use std::collections::HashSet;
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::upstream::{self, Upstream};
 use crate::error::ApiError;
@@ -27,6 +30,7 @@ use crate::state::AppState;
 use crate::stripe::VENDOR;
 use crate::stripe::ids::object_in_path;
 use crate::stripe::params::named_objects;
+use page::{RawPage, Skeleton};
 
 /// Most `expand[]` entries one request may carry.
 const MAX_EXPANSIONS: usize = 20;
@@ -38,8 +42,6 @@ pub const MAX_PAGES: usize = 5;
 const SCAN_LIMIT: &str = "100";
 /// Objects per page when the client names no `limit` (Stripe's default).
 const DEFAULT_LIMIT: usize = 10;
-/// Fields that name the object a Charge or Refund belongs to.
-const PARENT_FIELDS: [&str; 2] = ["payment_intent", "charge"];
 /// Parameters that say where a page starts.
 const CURSORS: [&str; 4] = ["starting_after", "ending_before", "page", "limit"];
 
@@ -125,17 +127,23 @@ impl<'r> Sight<'r> {
         if !answer.status.is_success() || !self.is_needed() {
             return Ok(answer);
         }
-        let mut body: Value =
-            serde_json::from_slice(&answer.body).map_err(|_| ApiError::UpstreamUnavailable)?;
+        let listed = if self.listing {
+            RawPage::read(&answer.body)
+        } else {
+            None
+        };
+        let mut body = match listed {
+            Some(listed) => self.fill(state, key, page, listed).await?,
+            None => {
+                serde_json::from_slice(&answer.body).map_err(|_| ApiError::UpstreamUnavailable)?
+            }
+        };
         if let Some(id) = self.on_answer
-            && (body["id"] != id || !matches_metadata(key, &body))
+            && (body["id"] != id || !matches_metadata(key, &body["metadata"]))
         {
             return Err(ApiError::ObjectNotAllowed(
                 "key may not reach this object".to_owned(),
             ));
-        }
-        if self.listing && is_list(&body) {
-            body = self.fill(state, key, page, body).await?;
         }
         if !self.expansions.is_empty() {
             self.collapse(state, key, &mut body).await?;
@@ -165,19 +173,25 @@ impl<'r> Sight<'r> {
         Ok(seen)
     }
 
-    /// `items` less those the key may not see.
+    /// `items` less those the key may not see, those built.
     async fn visible_items(
         &self,
         state: &AppState,
         key: &KeyRecord,
-        items: Vec<Value>,
+        items: Vec<(Box<RawValue>, Skeleton)>,
     ) -> Result<Vec<Value>, ApiError> {
-        let ids = items.iter().flat_map(ids_of).collect();
+        let ids = items
+            .iter()
+            .flat_map(|(_, skeleton)| skeleton.ids())
+            .collect();
         let seen = self.seen(state, key, ids).await?;
-        Ok(items
-            .into_iter()
-            .filter(|item| sees(key, &seen, item))
-            .collect())
+        items
+            .iter()
+            .filter(|(_, skeleton)| sees(key, &seen, skeleton))
+            .map(|(item, _)| {
+                serde_json::from_str(item.get()).map_err(|_| ApiError::UpstreamUnavailable)
+            })
+            .collect()
     }
 
     /// A list or search answer with only what the key sees, reading further
@@ -187,9 +201,9 @@ impl<'r> Sight<'r> {
         state: &AppState,
         key: &KeyRecord,
         request: Page<'_>,
-        first: Value,
+        first: RawPage,
     ) -> Result<Value, ApiError> {
-        let search = first["object"] == "search_result";
+        let search = first.fields["object"] == "search_result";
         let backwards = !search && request.params.has("ending_before");
         let limit = request
             .params
@@ -204,22 +218,13 @@ impl<'r> Sight<'r> {
         // timeout: a slow upstream costs one request at most about two.
         let started = std::time::Instant::now();
         loop {
-            let items = match answer["data"].take() {
-                Value::Array(items) => items,
-                _ => Vec::new(),
-            };
+            let items = std::mem::take(&mut answer.items);
             let cursor = if search {
-                answer["next_page"].as_str().map(str::to_owned)
+                answer.fields["next_page"].as_str().map(str::to_owned)
             } else if backwards {
-                items
-                    .first()
-                    .and_then(|item| item["id"].as_str())
-                    .map(str::to_owned)
+                items.first().and_then(|(_, item)| item.id.clone())
             } else {
-                items
-                    .last()
-                    .and_then(|item| item["id"].as_str())
-                    .map(str::to_owned)
+                items.last().and_then(|(_, item)| item.id.clone())
             };
             let mut visible = self.visible_items(state, key, items).await?;
             if backwards {
@@ -228,7 +233,7 @@ impl<'r> Sight<'r> {
             } else {
                 kept.append(&mut visible);
             }
-            let more = answer["has_more"] == true;
+            let more = answer.fields["has_more"] == true;
             let in_time = started.elapsed() < state.upstream_timeout();
             let Some(cursor) =
                 cursor.filter(|_| more && kept.len() < limit && pages < MAX_PAGES && in_time)
@@ -247,19 +252,19 @@ impl<'r> Sight<'r> {
                 .await
                 .ok()
                 .filter(|next| next.status.is_success())
-                .and_then(|next| serde_json::from_slice::<Value>(&next.body).ok())
-                .filter(is_list);
+                .and_then(|next| RawPage::read(&next.body));
             match next {
                 Some(next) => answer = next,
                 // What was found stands; the client's next page starts after it.
                 None if !kept.is_empty() => {
-                    answer["has_more"] = Value::Bool(true);
+                    answer.fields["has_more"] = Value::Bool(true);
                     break;
                 }
                 None => return Err(ApiError::UpstreamUnavailable),
             }
             pages += 1;
         }
+        let mut answer = answer.fields;
         let mut more = answer["has_more"] == true;
         if !search && kept.len() > limit {
             more = true;
@@ -295,14 +300,18 @@ impl<'r> Sight<'r> {
     ) -> Result<(), ApiError> {
         let mut expanded = Vec::new();
         for path in &self.expansions {
-            each_expanded(body, path, &mut |object| expanded.extend(ids_of(object)));
+            each_expanded(body, path, &mut |object| {
+                expanded.extend(Skeleton::of(object).ids().map(str::to_owned));
+            });
         }
-        let ids: Vec<String> = expanded.into_iter().map(str::to_owned).collect();
+        let ids: Vec<String> = expanded;
         let seen = self
             .seen(state, key, ids.iter().map(String::as_str).collect())
             .await?;
         for path in &self.expansions {
-            collapse_unseen(body, path, &|object| sees(key, &seen, object));
+            collapse_unseen(body, path, &|object| {
+                sees(key, &seen, &Skeleton::of(object))
+            });
         }
         Ok(())
     }
@@ -322,39 +331,18 @@ fn is_list(body: &Value) -> bool {
     body["object"] == "list" || body["object"] == "search_result"
 }
 
-/// An object's id and the ids of the objects it belongs to.
-fn ids_of(object: &Value) -> Vec<&str> {
-    let mut ids: Vec<&str> = object["id"].as_str().into_iter().collect();
-    for field in PARENT_FIELDS {
-        if let Some(parent) = id_of(&object[field]) {
-            ids.push(parent);
-        }
-    }
-    ids
-}
-
-/// The id a field holds, whether as a string or as an expanded object.
-fn id_of(field: &Value) -> Option<&str> {
-    field.as_str().or_else(|| field["id"].as_str())
-}
-
-/// Whether the object's metadata holds every pair of the key's `allowed_metadata`.
-fn matches_metadata(key: &KeyRecord, object: &Value) -> bool {
+/// Whether an object's `metadata` holds every pair of the key's `allowed_metadata`.
+fn matches_metadata(key: &KeyRecord, metadata: &Value) -> bool {
     !key.allowed_metadata.is_empty()
         && key
             .allowed_metadata
             .iter()
-            .all(|(name, value)| object["metadata"][name].as_str() == Some(value.as_str()))
+            .all(|(name, value)| metadata[name].as_str() == Some(value.as_str()))
 }
 
-/// Whether the key sees `object`, given the ids it sees by id.
-fn sees(key: &KeyRecord, seen: &HashSet<String>, object: &Value) -> bool {
-    let by_id = |id: Option<&str>| id.is_some_and(|id| seen.contains(id));
-    by_id(object["id"].as_str())
-        || matches_metadata(key, object)
-        || PARENT_FIELDS
-            .iter()
-            .any(|field| by_id(id_of(&object[*field])))
+/// Whether the key sees an object, given the ids it sees by id.
+fn sees(key: &KeyRecord, seen: &HashSet<String>, object: &Skeleton) -> bool {
+    object.ids().any(|id| seen.contains(id)) || matches_metadata(key, &object.metadata)
 }
 
 /// Whether `value` is an object Stripe expanded (it has an id), rather than

@@ -1,0 +1,245 @@
+//! A list or search answer read only as far as deciding what a key sees.
+//!
+//! A page is up to 100 objects, each possibly with expansions, of which a
+//! key usually sees a few: building every object as a `serde_json::Value`
+//! (a map per object, then freed) was half the broker's CPU under checkout
+//! load (issue 24). Here each item is kept as its raw text and read only
+//! for its [`Skeleton`] (the fields visibility needs; the rest skipped
+//! unbuilt); only the items the key sees are built, to be answered.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+/// Fields that name the object a Charge or Refund belongs to.
+const PARENT_FIELDS: [&str; 2] = ["payment_intent", "charge"];
+
+/// What visibility reads of an object: its id, its metadata and the ids of
+/// the objects it belongs to (a Charge's `payment_intent`, a Refund's `charge`).
+#[derive(Debug, Default)]
+pub(super) struct Skeleton {
+    pub(super) id: Option<String>,
+    pub(super) metadata: Value,
+    pub(super) parents: Vec<String>,
+}
+
+impl Skeleton {
+    /// The skeleton of an object already built.
+    pub(super) fn of(object: &Value) -> Self {
+        Self {
+            id: object["id"].as_str().map(str::to_owned),
+            metadata: object["metadata"].clone(),
+            parents: PARENT_FIELDS
+                .iter()
+                .filter_map(|field| id_of(&object[*field]))
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+
+    /// The skeleton of an object's raw text: read as [`Skeleton::of`] reads
+    /// a built one, the other fields skipped. Text serde cannot read so
+    /// (a field twice, say) is built whole and read as before.
+    fn read(raw: &RawValue) -> Option<Self> {
+        match serde_json::from_str::<Fields>(raw.get()) {
+            Ok(fields) => Some(Self {
+                id: fields.id.0,
+                metadata: fields.metadata,
+                parents: [fields.payment_intent.0, fields.charge.0]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            }),
+            Err(_) => serde_json::from_str::<Value>(raw.get())
+                .ok()
+                .map(|object| Self::of(&object)),
+        }
+    }
+
+    /// Its own id and its parents'.
+    pub(super) fn ids(&self) -> impl Iterator<Item = &str> {
+        self.id.iter().chain(&self.parents).map(String::as_str)
+    }
+}
+
+/// The id a field holds, whether as a string or as an expanded object.
+fn id_of(field: &Value) -> Option<&str> {
+    field.as_str().or_else(|| field["id"].as_str())
+}
+
+#[derive(Deserialize)]
+struct Fields {
+    #[serde(default)]
+    id: Text,
+    #[serde(default)]
+    metadata: Value,
+    #[serde(default)]
+    payment_intent: IdField,
+    #[serde(default)]
+    charge: IdField,
+}
+
+/// A string, or `None` for any other value (which is skipped).
+#[derive(Default)]
+struct Text(Option<String>);
+
+/// A field's id: a string, or an object's string `id` (the rest of the
+/// object skipped); `None` for anything else.
+#[derive(Default)]
+struct IdField(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(Loose { in_object: false })
+            .map(Text)
+    }
+}
+
+impl<'de> Deserialize<'de> for IdField {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_any(Loose { in_object: true })
+            .map(IdField)
+    }
+}
+
+/// Reads a string, or (`in_object`) an object's `id` string; skips the rest.
+struct Loose {
+    in_object: bool,
+}
+
+impl<'de> Visitor<'de> for Loose {
+    type Value = Option<String>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+        Ok(Some(value.to_owned()))
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut id = None;
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if self.in_object && name == "id" {
+                // The last `id` counts, as it does in a built object.
+                id = map.next_value::<Text>()?.0;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(id)
+    }
+}
+
+/// A list or search answer, its items unbuilt.
+pub(super) struct RawPage {
+    /// Every field but `data`, built (a handful of small ones): an object.
+    pub(super) fields: Value,
+    /// `data`'s items, each with its skeleton.
+    pub(super) items: Vec<(Box<RawValue>, Skeleton)>,
+}
+
+impl RawPage {
+    /// `body` read as a page, when it is a list or a search answer.
+    pub(super) fn read(body: &[u8]) -> Option<Self> {
+        let mut raw: std::collections::BTreeMap<String, Box<RawValue>> =
+            serde_json::from_slice(body).ok()?;
+        let data = raw.remove("data");
+        let mut fields = Map::new();
+        for (name, value) in raw {
+            fields.insert(name, serde_json::from_str(value.get()).ok()?);
+        }
+        let fields = Value::Object(fields);
+        if fields["object"] != "list" && fields["object"] != "search_result" {
+            return None;
+        }
+        let items: Vec<Box<RawValue>> = match data {
+            Some(data) => serde_json::from_str(data.get()).unwrap_or_default(),
+            None => Vec::new(),
+        };
+        let items = items
+            .into_iter()
+            .map(|item| {
+                let skeleton = Skeleton::read(&item).unwrap_or_default();
+                (item, skeleton)
+            })
+            .collect();
+        Some(Self { fields, items })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn skeleton(object: &Value) -> Skeleton {
+        let raw = RawValue::from_string(object.to_string()).unwrap();
+        Skeleton::read(&raw).unwrap()
+    }
+
+    /// A skeleton read from text is the one read from the built object,
+    /// whatever shape each field has.
+    #[test]
+    fn a_skeleton_reads_as_the_built_object_does() {
+        let objects = [
+            json!({"id": "ch_1", "payment_intent": "pi_1", "metadata": {"order": "7"}}),
+            json!({"id": "re_1", "charge": {"id": "ch_1", "refunds": {"data": [{"id": "re_9"}]}}}),
+            json!({"id": 5, "payment_intent": {"object": "payment_intent"}, "charge": null}),
+            json!({"id": "pi_2", "payment_intent": [1, 2], "charge": {"id": 3}, "metadata": "x"}),
+            json!({"object": "customer"}),
+        ];
+        for object in objects {
+            let (read, built) = (skeleton(&object), Skeleton::of(&object));
+            assert_eq!(read.id, built.id, "{object}");
+            assert_eq!(read.metadata, built.metadata, "{object}");
+            assert_eq!(read.parents, built.parents, "{object}");
+        }
+        // A field given twice: the last one, as a built object keeps it.
+        let twice = RawValue::from_string(r#"{"id": "pi_1", "id": "pi_2"}"#.to_owned()).unwrap();
+        assert_eq!(Skeleton::read(&twice).unwrap().id.as_deref(), Some("pi_2"));
+    }
+
+    #[test]
+    fn only_a_list_or_a_search_is_a_page() {
+        let list = json!({"object": "list", "has_more": true, "data": [{"id": "pi_1"}]});
+        let page = RawPage::read(list.to_string().as_bytes()).unwrap();
+        assert_eq!(page.fields["has_more"], true);
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].1.id.as_deref(), Some("pi_1"));
+        let object = json!({"object": "payment_intent", "data": []});
+        assert!(RawPage::read(object.to_string().as_bytes()).is_none());
+        assert!(RawPage::read(b"not json").is_none());
+    }
+}
