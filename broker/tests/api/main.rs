@@ -63,6 +63,7 @@ on_both_backends! {
     spend::currencies_are_valued_in_usd,
     spend::ambiguous_amounts_are_refused,
     persistence::keys_revocations_and_spend_survive_a_restart,
+    persistence::every_answered_write_survives_kill_9,
     migrations::naming_columns_for_what_they_hold_keeps_spend_and_holds,
     migrations::keys_issued_before_roles_keep_working,
     bad_input::bad_key_requests_issue_no_key,
