@@ -195,6 +195,55 @@ async fn an_order_refunded_or_declined_before_is_checked_out_again() {
     stack.stop().await;
 }
 
+/// Issue 24: the order check reads Stripe's list unexpanded. A payment of
+/// the order that only the list shows (search ten minutes behind) and that
+/// was refunded in full must still be read with its refunds, or the next
+/// checkout of the order would be refused as already paid.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_refunded_before_that_only_the_list_shows_is_checked_out_again() {
+    let stack = Stack::spawn("order-again-listed").await;
+    stack
+        .sim_control(
+            "/_sim/config",
+            serde_json::json!({"search_indexing_delay_ms": 600_000}),
+        )
+        .await;
+    let order = "order-again-listed";
+    let ended = checked_out(
+        &stack,
+        &unique("order-again-listed-1"),
+        checkout(order, 1400, "pm_card_visa"),
+        false,
+    )
+    .await;
+    assert!(
+        matches!(ended, CheckoutOutcome::Compensated { .. }),
+        "{ended:?}"
+    );
+    let ended = checked_out(
+        &stack,
+        &unique("order-again-listed-2"),
+        checkout(order, 1400, "pm_card_visa"),
+        true,
+    )
+    .await;
+    assert!(
+        matches!(ended, CheckoutOutcome::Completed { .. }),
+        "a refunded payment holds no money: {ended:?}"
+    );
+    // Paid now, and still only in the list: refused.
+    refused_as_duplicate(
+        checked_out(
+            &stack,
+            &unique("order-again-listed-3"),
+            checkout(order, 1400, "pm_card_visa"),
+            true,
+        )
+        .await,
+    );
+    stack.stop().await;
+}
+
 /// What a busy account (more PaymentIntents since the checkout began than
 /// the broker scans for one list page) does to the order check: its list
 /// cannot be read to its end, so it relies on Stripe's search for the

@@ -20,7 +20,6 @@ use std::collections::HashSet;
 use axum::http::HeaderMap;
 use bytes::Bytes;
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use super::upstream::{self, Upstream};
 use crate::error::ApiError;
@@ -127,15 +126,27 @@ impl<'r> Sight<'r> {
         if !answer.status.is_success() || !self.is_needed() {
             return Ok(answer);
         }
+        // The page reader holds the answer's text alone, so that it is
+        // freed as soon as the next page replaces it.
+        let text = std::mem::take(&mut answer.body);
         let listed = if self.listing {
-            RawPage::read(&answer.body)
+            RawPage::read(text.clone())
         } else {
             None
         };
         let mut body = match listed {
-            Some(listed) => self.fill(state, key, page, listed).await?,
+            Some(listed) => {
+                drop(text);
+                self.fill(state, key, page, listed).await?
+            }
             None => {
-                serde_json::from_slice(&answer.body).map_err(|_| ApiError::UpstreamUnavailable)?
+                let body: Value =
+                    serde_json::from_slice(&text).map_err(|_| ApiError::UpstreamUnavailable)?;
+                // A list the page reader could not read is never answered whole.
+                if self.listing && is_list(&body) {
+                    return Err(ApiError::UpstreamUnavailable);
+                }
+                body
             }
         };
         if let Some(id) = self.on_answer
@@ -178,18 +189,19 @@ impl<'r> Sight<'r> {
         &self,
         state: &AppState,
         key: &KeyRecord,
-        items: Vec<(Box<RawValue>, Skeleton)>,
+        page: &RawPage,
     ) -> Result<Vec<Value>, ApiError> {
-        let ids = items
+        let ids = page
+            .items
             .iter()
             .flat_map(|(_, skeleton)| skeleton.ids())
             .collect();
         let seen = self.seen(state, key, ids).await?;
-        items
+        page.items
             .iter()
             .filter(|(_, skeleton)| sees(key, &seen, skeleton))
-            .map(|(item, _)| {
-                serde_json::from_str(item.get()).map_err(|_| ApiError::UpstreamUnavailable)
+            .map(|(at, _)| {
+                serde_json::from_slice(page.item(at)).map_err(|_| ApiError::UpstreamUnavailable)
             })
             .collect()
     }
@@ -218,15 +230,14 @@ impl<'r> Sight<'r> {
         // timeout: a slow upstream costs one request at most about two.
         let started = std::time::Instant::now();
         loop {
-            let items = std::mem::take(&mut answer.items);
             let cursor = if search {
                 answer.fields["next_page"].as_str().map(str::to_owned)
             } else if backwards {
-                items.first().and_then(|(_, item)| item.id.clone())
+                answer.items.first().and_then(|(_, item)| item.id.clone())
             } else {
-                items.last().and_then(|(_, item)| item.id.clone())
+                answer.items.last().and_then(|(_, item)| item.id.clone())
             };
-            let mut visible = self.visible_items(state, key, items).await?;
+            let mut visible = self.visible_items(state, key, &answer).await?;
             if backwards {
                 visible.append(&mut kept);
                 kept = visible;
@@ -252,7 +263,7 @@ impl<'r> Sight<'r> {
                 .await
                 .ok()
                 .filter(|next| next.status.is_success())
-                .and_then(|next| RawPage::read(&next.body));
+                .and_then(|next| RawPage::read(next.body));
             match next {
                 Some(next) => answer = next,
                 // What was found stands; the client's next page starts after it.

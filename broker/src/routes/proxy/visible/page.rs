@@ -8,6 +8,9 @@
 //! unbuilt); only the items the key sees are built, to be answered.
 
 use std::fmt;
+use std::ops::Range;
+
+use bytes::Bytes;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
@@ -164,38 +167,136 @@ impl<'de> Visitor<'de> for Loose {
 
 /// A list or search answer, its items unbuilt.
 pub(super) struct RawPage {
+    /// The answer as upstream sent it.
+    body: Bytes,
     /// Every field but `data`, built (a handful of small ones): an object.
     pub(super) fields: Value,
-    /// `data`'s items, each with its skeleton.
-    pub(super) items: Vec<(Box<RawValue>, Skeleton)>,
+    /// `data`'s items: where each is in `body`, with its skeleton.
+    pub(super) items: Vec<(Range<usize>, Skeleton)>,
 }
 
 impl RawPage {
-    /// `body` read as a page, when it is a list or a search answer.
-    pub(super) fn read(body: &[u8]) -> Option<Self> {
-        let mut raw: std::collections::BTreeMap<String, Box<RawValue>> =
-            serde_json::from_slice(body).ok()?;
-        let data = raw.remove("data");
-        let mut fields = Map::new();
-        for (name, value) in raw {
-            fields.insert(name, serde_json::from_str(value.get()).ok()?);
-        }
-        let fields = Value::Object(fields);
+    /// `body` read as a page, when it is a list or a search answer: one
+    /// pass over the answer to find its items, one over each item for its
+    /// skeleton.
+    pub(super) fn read(body: Bytes) -> Option<Self> {
+        let text: PageText = serde_json::from_slice(&body).ok()?;
+        let fields = Value::Object(text.fields);
         if fields["object"] != "list" && fields["object"] != "search_result" {
             return None;
         }
-        let items: Vec<Box<RawValue>> = match data {
-            Some(data) => serde_json::from_str(data.get()).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let items = items
+        // Each item is a slice of `body` (borrowed, not copied), kept as its place.
+        let start = body.as_ptr() as usize;
+        let items = text
+            .data
             .into_iter()
             .map(|item| {
-                let skeleton = Skeleton::read(&item).unwrap_or_default();
-                (item, skeleton)
+                let at = (item.get().as_ptr() as usize).checked_sub(start)?;
+                let place = at..at + item.get().len();
+                let skeleton = Skeleton::read(item).unwrap_or_default();
+                (place.end <= body.len()).then_some((place, skeleton))
             })
-            .collect();
-        Some(Self { fields, items })
+            .collect::<Option<_>>()?;
+        Some(Self {
+            body,
+            fields,
+            items,
+        })
+    }
+
+    /// The text of an item of [`RawPage::items`].
+    pub(super) fn item(&self, at: &Range<usize>) -> &[u8] {
+        &self.body[at.clone()]
+    }
+}
+
+/// A page's fields, `data`'s items left as text in the answer.
+struct PageText<'a> {
+    fields: Map<String, Value>,
+    data: Vec<&'a RawValue>,
+}
+
+impl<'de> Deserialize<'de> for PageText<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = PageText<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut page = PageText {
+                    fields: Map::new(),
+                    data: Vec::new(),
+                };
+                // A field given twice counts as its last, as in a built object.
+                while let Some(name) = map.next_key::<String>()? {
+                    if name == "data" {
+                        page.data = map.next_value::<Items>()?.0;
+                    } else {
+                        page.fields.insert(name, map.next_value()?);
+                    }
+                }
+                Ok(page)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// `data`'s items as text; nothing when `data` is not an array.
+struct Items<'a>(Vec<&'a RawValue>);
+
+impl<'de> Deserialize<'de> for Items<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Each;
+        impl<'de> Visitor<'de> for Each {
+            type Value = Items<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                    items.push(item);
+                }
+                Ok(Items(items))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Items(Vec::new()))
+            }
+
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Items(Vec::new()))
+            }
+        }
+        deserializer.deserialize_any(Each)
     }
 }
 
@@ -234,12 +335,28 @@ mod tests {
     #[test]
     fn only_a_list_or_a_search_is_a_page() {
         let list = json!({"object": "list", "has_more": true, "data": [{"id": "pi_1"}]});
-        let page = RawPage::read(list.to_string().as_bytes()).unwrap();
+        let page = RawPage::read(Bytes::from(list.to_string())).unwrap();
         assert_eq!(page.fields["has_more"], true);
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.items[0].1.id.as_deref(), Some("pi_1"));
+        assert_eq!(page.item(&page.items[0].0), br#"{"id":"pi_1"}"#);
         let object = json!({"object": "payment_intent", "data": []});
-        assert!(RawPage::read(object.to_string().as_bytes()).is_none());
-        assert!(RawPage::read(b"not json").is_none());
+        assert!(RawPage::read(Bytes::from(object.to_string())).is_none());
+        assert!(RawPage::read(Bytes::from_static(b"not json")).is_none());
+    }
+
+    /// A list whose `data` is not an array has no items (nothing of it is
+    /// answered), as a built one had; `data` given twice counts as its last.
+    #[test]
+    fn odd_data_is_no_items_and_the_last_data_counts() {
+        for data in [r#"{"id": "pi_1"}"#, r#""pi_1""#, "7", "null", "true"] {
+            let text = format!(r#"{{"object": "list", "data": {data}}}"#);
+            let page = RawPage::read(Bytes::from(text)).unwrap();
+            assert!(page.items.is_empty(), "{data}");
+        }
+        let twice = r#"{"object": "list", "data": [{"id": "pi_1"}], "data": [{"id": "pi_2"}]}"#;
+        let page = RawPage::read(Bytes::from_static(twice.as_bytes())).unwrap();
+        let ids: Vec<_> = page.items.iter().map(|(_, s)| s.id.clone()).collect();
+        assert_eq!(ids, [Some("pi_2".to_owned())]);
     }
 }
