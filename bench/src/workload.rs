@@ -11,7 +11,7 @@ use anyhow::{Context, bail, ensure};
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use keylease_testkit::BrokerProcess;
-use keylease_testkit::machine::{load_average, machine};
+use keylease_testkit::machine::{load_average, machine, sqlite_commit_median_ms};
 use keylease_testkit::ports::free_addr;
 use keylease_tests::process::{WorkerProcess, broker_settings};
 use keylease_tests::stack::{STRIPE_SECRET, signal_fulfilment, temporal_args, unique};
@@ -67,6 +67,14 @@ async fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     println!(
         "workload: {} checkouts per worker at concurrency {} after {} unmeasured; even orders fulfilled (charge), odd ones failed (charge, then refund)",
         args.workflows, args.concurrency, args.warmup
+    );
+    // Where the broker's SQLite file will live (a temporary directory).
+    let probe = tempfile::tempdir()?;
+    let fsync_ms = sqlite_commit_median_ms(probe.path()).await;
+    drop(probe);
+    println!(
+        "fsync probe: a durable SQLite commit (WAL, synchronous FULL) where the broker's file lives takes {fsync_ms:.2} ms median; 2 x probe + 0.25 ms = {:.2} ms",
+        2.0 * fsync_ms + 0.25
     );
     let shared = Shared::start().await?;
     let mut rows = vec![measure(&shared, args, Variant::Keylease).await?];

@@ -32,3 +32,33 @@ pub fn load_average() -> String {
         })
         .unwrap_or_else(|_| "unknown".to_owned())
 }
+
+/// Median time of a one-row durable commit in SQLite as the broker opens it
+/// (WAL, `synchronous` at its default FULL) in `dir`: the fsync probe, the
+/// floor of a request that waits for its write to be on disk.
+pub async fn sqlite_commit_median_ms(dir: &std::path::Path) -> f64 {
+    use sqlx::{ConnectOptions, Executor};
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.join("commit-probe.db"))
+        .create_if_missing(true)
+        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+        .connect()
+        .await
+        .expect("commit probe");
+    connection
+        .execute("CREATE TABLE IF NOT EXISTS probe (n INTEGER)")
+        .await
+        .expect("probe table");
+    let mut times = Vec::new();
+    for n in 0..200 {
+        let started = std::time::Instant::now();
+        sqlx::query("INSERT INTO probe (n) VALUES (?1)")
+            .bind(n)
+            .execute(&mut connection)
+            .await
+            .expect("probe insert");
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}

@@ -28,12 +28,12 @@ mod load;
 mod procs;
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use keylease_testkit::machine::{load_average, machine};
+use keylease_testkit::machine::{load_average, machine, sqlite_commit_median_ms};
 use load::{Op, Stats};
 use procs::{ADMIN_TOKEN, STRIPE_SECRET};
 
@@ -346,36 +346,6 @@ fn print_table(backend: &str, rows: &[Row]) {
             b.quantile_ms(0.99),
         );
     }
-}
-
-/// Median time of a one-row durable commit in SQLite as the broker opens it
-/// (WAL, `synchronous` at its default FULL) where the bench's SQLite file lives:
-/// the floor of a request that waits for its audit row.
-async fn sqlite_commit_median_ms(dir: &std::path::Path) -> f64 {
-    use sqlx::{ConnectOptions, Executor};
-    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(dir.join("commit-probe.db"))
-        .create_if_missing(true)
-        .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-        .connect()
-        .await
-        .expect("commit probe");
-    connection
-        .execute("CREATE TABLE probe (n INTEGER)")
-        .await
-        .expect("probe table");
-    let mut times = Vec::new();
-    for n in 0..200 {
-        let started = Instant::now();
-        sqlx::query("INSERT INTO probe (n) VALUES (?1)")
-            .bind(n)
-            .execute(&mut connection)
-            .await
-            .expect("probe insert");
-        times.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
 }
 
 /// Where the SQLite databases go: `BENCH_SQLITE_DIR`, or the target directory.
