@@ -104,6 +104,7 @@ on_both_backends! {
     attacks::lists_and_searches_show_a_key_only_what_it_may_see,
     attacks::a_list_with_nothing_visible_for_pages_is_refused_not_emptied,
     attacks::an_expansion_reaches_only_what_the_key_may_see,
+    attacks::a_list_answer_that_is_no_page_is_never_passed_on,
     attacks::a_librarys_retry_is_a_replay_not_a_second_charge,
     attacks::a_retry_of_a_refused_request_or_from_another_label_is_counted,
 }

@@ -303,3 +303,55 @@ pub async fn an_expansion_reaches_only_what_the_key_may_see(backend: Backend) {
     let (status, body) = json_of(broker.stripe_get(&same_label, &deep).await).await;
     assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
 }
+
+/// Issue 24's review, with a hostile upstream: an answer to a list request
+/// that is not a page the broker can read (a `data` under another object,
+/// no `object`, an array) was passed on whole, whatever it held; it is
+/// now refused 502. And an item that is an array is no object at all: its
+/// values are not read as an id and metadata in order.
+pub async fn a_list_answer_that_is_no_page_is_never_passed_on(backend: Backend) {
+    use crate::helpers::Reply;
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue(
+            "temporal-odd-charge",
+            &["POST /v1/payment_intents", "GET /v1/payment_intents"],
+            10.0,
+            json!(60),
+        )
+        .await;
+    // The recording upstream answers every create with `pi_test`: this key's.
+    let form = [("amount", "100"), ("currency", "usd")];
+    assert_eq!(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents", &form)
+            .await
+            .status(),
+        200
+    );
+    let hidden = json!({"id": "pi_hidden", "secret": "S"});
+    for body in [
+        json!({"object": "payment_intent", "data": [hidden]}),
+        json!({"data": [hidden], "has_more": false}),
+        json!({"object": "list", "data": [hidden], "object": "list_x"}),
+        json!([hidden]),
+    ] {
+        broker.upstream.script([Reply {
+            body: body.clone(),
+            ..Reply::status(200)
+        }]);
+        let response = broker.stripe_get(&key.token, "/v1/payment_intents").await;
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert_eq!(status, 502, "{body} answered {text}");
+        assert!(!text.contains("secret"), "{text}");
+    }
+    broker.upstream.script([Reply {
+        body: json!({"object": "list", "has_more": false,
+            "data": [["pi_test", {"secret": "S"}], {"id": "pi_test", "amount": 100}]}),
+        ..Reply::status(200)
+    }]);
+    let (status, page) = json_of(broker.stripe_get(&key.token, "/v1/payment_intents").await).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["data"], json!([{"id": "pi_test", "amount": 100}]));
+}

@@ -142,8 +142,10 @@ impl<'r> Sight<'r> {
             None => {
                 let body: Value =
                     serde_json::from_slice(&text).map_err(|_| ApiError::UpstreamUnavailable)?;
-                // A list the page reader could not read is never answered whole.
-                if self.listing && is_list(&body) {
+                // What a list request got that is not a page it can read (a
+                // list without its `object`, a `data` under another object, an
+                // array) is never answered whole: it may hold anything.
+                if self.listing && (!body.is_object() || body.get("data").is_some()) {
                     return Err(ApiError::UpstreamUnavailable);
                 }
                 body

@@ -47,6 +47,11 @@ impl Skeleton {
     /// a built one, the other fields skipped. Text serde cannot read so
     /// (a field twice, say) is built whole and read as before.
     fn read(raw: &RawValue) -> Option<Self> {
+        // Only an object has fields: serde would read an array's items as
+        // the fields in order, where a built array has none.
+        if !raw.get().starts_with('{') {
+            return Some(Self::default());
+        }
         match serde_json::from_str::<Fields>(raw.get()) {
             Ok(fields) => Some(Self {
                 id: fields.id.0,
@@ -320,6 +325,8 @@ mod tests {
             json!({"id": 5, "payment_intent": {"object": "payment_intent"}, "charge": null}),
             json!({"id": "pi_2", "payment_intent": [1, 2], "charge": {"id": 3}, "metadata": "x"}),
             json!({"object": "customer"}),
+            json!(["pi_1", {"order": "7"}, "pi_2", "ch_1"]),
+            json!("pi_1"),
         ];
         for object in objects {
             let (read, built) = (skeleton(&object), Skeleton::of(&object));
