@@ -25,12 +25,22 @@ use rusqlite::{Connection, OpenFlags};
 /// migrations, `keylease-broker tidy`) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The file a `sqlite://path?options` or `sqlite:path` URL names.
-pub fn path_of(url: &str) -> PathBuf {
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    PathBuf::from(path.split('?').next().unwrap_or(path))
+/// The file a `sqlite://` URL names, as sqlx reads it (percent-decoded,
+/// options after `?`), so that every connection opens the one file sqlx
+/// migrated. An in-memory database is refused: each connection would have
+/// one of its own, empty, and a restart would keep nothing.
+pub fn path_of(url: &str) -> Result<PathBuf, sqlx::Error> {
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+    let path = options.get_filename();
+    if url.contains(":memory:")
+        || url.contains("mode=memory")
+        || path.to_string_lossy().starts_with("file:")
+    {
+        return Err(sqlx::Error::Configuration(
+            "an in-memory SQLite database is not one file the broker can share between its connections and keep across restarts: name a file".into(),
+        ));
+    }
+    Ok(path.to_owned())
 }
 
 /// Whether a connection may write.
@@ -135,13 +145,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_url_names_its_file() {
-        assert_eq!(path_of("sqlite://a/b.db"), PathBuf::from("a/b.db"));
-        assert_eq!(
-            path_of("sqlite:///x/b.db?mode=rwc"),
-            PathBuf::from("/x/b.db")
-        );
-        assert_eq!(path_of("sqlite:b.db"), PathBuf::from("b.db"));
+    fn a_url_names_its_file_as_sqlx_reads_it() {
+        let path = |url: &str| path_of(url).unwrap();
+        assert_eq!(path("sqlite://a/b.db"), PathBuf::from("a/b.db"));
+        assert_eq!(path("sqlite:///x/b.db?mode=rwc"), PathBuf::from("/x/b.db"));
+        assert_eq!(path("sqlite:b.db"), PathBuf::from("b.db"));
+        // Issue 24's review: sqlx migrated `a b/y.db`, the writer opened `a%20b/y.db`.
+        assert_eq!(path("sqlite:///t/a%20b/y.db"), PathBuf::from("/t/a b/y.db"));
+        for memory in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://?mode=memory",
+        ] {
+            assert!(path_of(memory).is_err(), "{memory}");
+        }
     }
 
     #[test]

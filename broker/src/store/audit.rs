@@ -211,7 +211,7 @@ impl Store {
             after.map(|after| after.seq).into(),
             after.map(|after| after.id).into(),
         ];
-        self.fetch_all(&sql, &args).await
+        self.fetch_all_aside(&sql, &args).await
     }
 }
 

@@ -191,7 +191,7 @@ impl Store {
             SpendPeriod::LIFE.into(),
             filter.role.as_deref().into(),
         ];
-        let rows = self.fetch_all(&sql, &args).await?;
+        let rows = self.fetch_all_aside(&sql, &args).await?;
         rows.iter()
             .map(|row| Ok((key_from_row(row)?, row.get("spent_micros")?)))
             .collect()

@@ -174,11 +174,8 @@ async fn integrity_check(url: &str) -> Result<(), OpenError> {
     use sqlx::Connection;
     let started = std::time::Instant::now();
     let corrupt = |err: sqlx::Error| OpenError::Corrupt(err.to_string());
-    let path = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let path = path.split('?').next().unwrap_or(path);
-    if std::fs::metadata(path).is_ok_and(|file| file.len() == 0) {
+    let path = crate::sqlite::path_of(url)?;
+    if std::fs::metadata(&path).is_ok_and(|file| file.len() == 0) {
         return Err(OpenError::Corrupt(
             "the file is empty; delete it to start afresh".to_owned(),
         ));
@@ -223,6 +220,9 @@ impl Store {
     pub async fn connect(url: &str, integrity: Integrity) -> Result<Self, OpenError> {
         sqlx::any::install_default_drivers();
         let backend = Backend::of(url)?;
+        if backend == Backend::Sqlite {
+            crate::sqlite::path_of(url)?;
+        }
         let existed = backend == Backend::Postgres || Any::database_exists(url).await?;
         if backend == Backend::Sqlite && existed && integrity == Integrity::Check {
             integrity_check(url).await?;
@@ -240,7 +240,7 @@ impl Store {
                     .run(&pool)
                     .await
                     .map_err(sqlx::Error::from)?;
-                let path = crate::sqlite::path_of(url);
+                let path = crate::sqlite::path_of(url)?;
                 let writer = Writer::sqlite(&path)?;
                 let readers = Readers::new(path, SqliteAccess::Read);
                 (pool, writer, Some(Arc::new(readers)))
@@ -304,12 +304,13 @@ impl Store {
                 .into(),
             )));
         }
-        let readers = (backend == Backend::Sqlite).then(|| {
-            Arc::new(Readers::new(
-                crate::sqlite::path_of(&url),
+        let readers = match backend {
+            Backend::Sqlite => Some(Arc::new(Readers::new(
+                crate::sqlite::path_of(&url)?,
                 SqliteAccess::ReadOnly,
-            ))
-        });
+            ))),
+            Backend::Postgres => None,
+        };
         Ok(Self {
             writer: Writer::direct(pool.clone()),
             pool,

@@ -92,7 +92,7 @@ impl Store {
              ORDER BY name"
         );
         let day = SpendPeriod::day_of(now).to_string();
-        self.fetch_all(&sql, &[day.as_str().into()])
+        self.fetch_all_aside(&sql, &[day.as_str().into()])
             .await?
             .iter()
             .map(|row| Ok((role_from_row(row)?, row.get("spent_micros")?)))

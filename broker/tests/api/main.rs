@@ -54,6 +54,7 @@ on_both_backends! {
     proxy::path_tricks_are_refused_and_never_forwarded,
     proxy::unknown_vendor_is_404_and_large_bodies_413,
     proxy::upstream_timeout_is_504_and_unreachable_is_502,
+    proxy::an_upstream_answer_past_its_limit_is_refused,
     proxy::every_proxied_request_is_audited,
     proxy::the_stripe_root_serves_the_proxy_with_the_same_rules,
     proxy::refusals_are_stripe_shaped,

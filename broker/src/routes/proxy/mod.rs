@@ -33,6 +33,7 @@ use visible::{Page, Sight};
 
 pub use authz::namespaced_idempotency_key;
 pub use canonical::bounded;
+pub use upstream::MAX_ANSWER;
 
 /// The proxy handler (the router's fallback).
 ///

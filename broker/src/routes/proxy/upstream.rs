@@ -142,16 +142,45 @@ pub async fn send(
             maybe_delivered,
         }
     };
-    let response = request.send().await.map_err(failure)?;
+    let mut response = request.send().await.map_err(failure)?;
     let status = response.status();
     let headers = response.headers().clone();
-    let body = response.bytes().await.map_err(failure)?;
+    // Read up to MAX_ANSWER, never more: the answer is held whole.
+    let too_large = || {
+        tracing::warn!(
+            limit = MAX_ANSWER,
+            "upstream answered more than the broker holds for one answer: refused"
+        );
+        UpstreamFailure {
+            error: ApiError::UpstreamUnavailable,
+            maybe_delivered: true,
+        }
+    };
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(failure)? {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
     Ok(Upstream {
         status,
         headers,
-        body,
+        body: body.freeze(),
     })
 }
+
+/// Most bytes of one upstream answer the broker reads: Stripe's largest
+/// pages (100 objects, each expanded) are a few megabytes; an answer past
+/// this is refused, as a failed call that may have been delivered, rather
+/// than held in memory however large.
+pub const MAX_ANSWER: usize = 16 * 1024 * 1024;
 
 /// Reads an object's `amount` and `currency` upstream, as the key's account sees it.
 pub async fn fetch_object(
