@@ -79,7 +79,13 @@ fn without_client_secrets(body: Bytes) -> Bytes {
         }
     }
     const NAME: &[u8] = b"client_secret";
-    if !body.windows(NAME.len()).any(|w| w == NAME) {
+    // A name may be spelt with escapes (`client\u005fsecret` is the same
+    // field to every JSON reader): an answer with any escape is read whole.
+    const ESCAPE: &[u8] = b"\\u";
+    if !body
+        .windows(NAME.len())
+        .any(|w| w == NAME || w.starts_with(ESCAPE))
+    {
         return body;
     }
     match serde_json::from_slice::<serde_json::Value>(&body) {
@@ -211,4 +217,26 @@ pub async fn fetch_object(
         .map_err(|_| ApiError::UpstreamUnavailable)?;
     price(&object)
         .ok_or_else(|| ApiError::BadParameter("the object has no amount to value".to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 24's review (older than it): a `client_secret` spelt with an
+    /// escape passed through unblanked.
+    #[test]
+    fn a_client_secret_is_blanked_however_it_is_spelt() {
+        for body in [
+            r#"{"id":"pi_1","client_secret":"pi_1_secret_x"}"#,
+            r#"{"id":"pi_1","client\u005fsecret":"pi_1_secret_x"}"#,
+            r#"{"data":[{"\u0063lient_secret":"pi_1_secret_x"}]}"#,
+        ] {
+            let blanked = without_client_secrets(Bytes::from(body));
+            let text = String::from_utf8(blanked.to_vec()).unwrap();
+            assert!(!text.contains("pi_1_secret_x"), "{body} -> {text}");
+        }
+        let plain = Bytes::from_static(br#"{"id":"pi_1","amount":100}"#);
+        assert_eq!(without_client_secrets(plain.clone()), plain);
+    }
 }
