@@ -86,18 +86,33 @@ impl Row {
         })
     }
 
-    /// A row sqlx read from PostgreSQL (or SQLite, for retention's reads).
+    /// A row sqlx read from PostgreSQL, each column read as its type says.
     fn of(row: &AnyRow, names: &Arc<[String]>) -> Result<Self, sqlx::Error> {
-        let values = (0..names.len())
-            .map(|index| {
-                if let Ok(value) = row.try_get::<Option<i64>, _>(index) {
-                    return Ok(value.map_or(Value::Null, Value::Int));
-                }
-                if let Ok(value) = row.try_get::<Option<String>, _>(index) {
-                    return Ok(value.map_or(Value::Null, Value::Text));
-                }
-                row.try_get::<Option<bool>, _>(index)
-                    .map(|value| value.map_or(Value::Null, |b| Value::Int(i64::from(b))))
+        use sqlx::TypeInfo as _;
+        use sqlx::any::AnyTypeInfoKind as Kind;
+        let values = row
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(index, column)| {
+                use sqlx::Column as _;
+                Ok(match column.type_info().kind() {
+                    Kind::Text => row
+                        .try_get::<Option<String>, _>(index)?
+                        .map_or(Value::Null, Value::Text),
+                    Kind::Bool => row
+                        .try_get::<Option<bool>, _>(index)?
+                        .map_or(Value::Null, |b| Value::Int(i64::from(b))),
+                    Kind::Null => Value::Null,
+                    kind if kind.is_integer() => row
+                        .try_get::<Option<i64>, _>(index)?
+                        .map_or(Value::Null, Value::Int),
+                    _ => {
+                        return Err(sqlx::Error::Decode(
+                            format!("a column of type {}", column.type_info().name()).into(),
+                        ));
+                    }
+                })
             })
             .collect::<Result<_, sqlx::Error>>()?;
         Ok(Self {
