@@ -54,7 +54,6 @@ on_both_backends! {
     proxy::path_tricks_are_refused_and_never_forwarded,
     proxy::unknown_vendor_is_404_and_large_bodies_413,
     proxy::upstream_timeout_is_504_and_unreachable_is_502,
-    proxy::an_upstream_answer_past_its_limit_is_refused,
     proxy::every_proxied_request_is_audited,
     proxy::the_stripe_root_serves_the_proxy_with_the_same_rules,
     proxy::refusals_are_stripe_shaped,
@@ -106,6 +105,7 @@ on_both_backends! {
     attacks::a_list_with_nothing_visible_for_pages_is_refused_not_emptied,
     attacks::an_expansion_reaches_only_what_the_key_may_see,
     attacks::a_list_answer_that_is_no_page_is_never_passed_on,
+    attacks::an_upstream_answer_past_its_limit_is_refused,
     attacks::a_librarys_retry_is_a_replay_not_a_second_charge,
     attacks::a_retry_of_a_refused_request_or_from_another_label_is_counted,
 }

@@ -1,5 +1,6 @@
 //! Attacks on the wire: paths spelled two ways, odd methods, a body that
-//! arrives after its key is revoked, and clients too slow to finish.
+//! arrives after its key is revoked, clients too slow to finish, and an
+//! upstream answer too large to hold.
 
 use std::time::Duration;
 
@@ -288,4 +289,50 @@ async fn a_thousand_connections_of_endless_headers_cost_bounded_memory() {
         "headers past the limit are counted: {metrics}"
     );
     drop(held);
+}
+
+/// Issue 24's review: an upstream answer was read whole however large.
+/// Past 16 MiB it is refused as a failed call that may have been
+/// delivered: 502, and a charge's reservation kept.
+pub async fn an_upstream_answer_past_its_limit_is_refused(backend: Backend) {
+    use keylease_broker::routes::proxy::MAX_ANSWER;
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue(
+            "temporal-big-charge",
+            &["POST /v1/payment_intents"],
+            50.0,
+            json!(60),
+        )
+        .await;
+    let huge = "x".repeat(MAX_ANSWER);
+    broker.upstream.script([crate::helpers::Reply {
+        body: json!({"id": "pi_huge", "object": "payment_intent", "padding": huge}),
+        ..crate::helpers::Reply::status(200)
+    }]);
+    let form = [("amount", "1000"), ("currency", "usd")];
+    let (status, body) = crate::helpers::json_of(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents", &form)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        (status, crate::helpers::code(&body)),
+        (502, "upstream_unavailable"),
+        "{body}"
+    );
+    assert_eq!(
+        broker.key(&key.id).await["spent_usd"],
+        10.0,
+        "the charge may have been made: the reservation is kept"
+    );
+    // An answer within the limit passes.
+    assert_eq!(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents", &form)
+            .await
+            .status(),
+        200
+    );
 }
