@@ -103,6 +103,19 @@ fn earlier(found: &[Listed], order_id: &str, checkout_id: Option<&str>) -> Optio
         })
 }
 
+/// The PaymentIntents judged: the list's, and those only search found. The
+/// list's copy of a PaymentIntent was read after the search's and is never
+/// stale (search may show a status it has since left), so it is the one
+/// judged.
+fn judged(searched: Vec<Listed>, listed: Vec<Listed>) -> Vec<Listed> {
+    let mut judged: Vec<Listed> = searched
+        .into_iter()
+        .filter(|pi| !listed.iter().any(|newer| newer.id == pi.id))
+        .collect();
+    judged.extend(listed);
+    judged
+}
+
 /// `pi` from the unexpanded list, with its latest charge and that charge's
 /// refunds read when they decide whether it holds the order's money (it is
 /// the order's and charged or on its way); as it is otherwise.
@@ -115,14 +128,22 @@ async fn expanded(
     if !of_order(&pi, order_id) || !holds_money(&pi) {
         return Ok(pi);
     }
-    stripe
-        .get::<Listed>(
+    let read: Listed = stripe
+        .get(
             token,
             &format!("/v1/payment_intents/{}", pi.id),
             &[("expand[]", "latest_charge.refunds")],
         )
         .await
-        .map_err(unreadable)
+        .map_err(unreadable)?;
+    // An id that is not one path segment reads another object: never taken for it.
+    if read.id != pi.id {
+        return Err(AttemptFailure::OrderUnread(format!(
+            "reading PaymentIntent {} again answered {}",
+            pi.id, read.id
+        )));
+    }
+    Ok(read)
 }
 
 /// What the order check read.
@@ -192,14 +213,11 @@ pub(crate) async fn read(
         {
             Ok(page) => {
                 complete = !page.has_more;
-                let listed: Vec<Listed> = page
-                    .data
-                    .into_iter()
-                    .filter(|pi| !found.iter().any(|seen| seen.id == pi.id))
-                    .collect();
-                for pi in listed {
-                    found.push(expanded(stripe, token, pi, order_id).await?);
+                let mut listed = Vec::with_capacity(page.data.len());
+                for pi in page.data {
+                    listed.push(expanded(stripe, token, pi, order_id).await?);
                 }
+                found = judged(found, listed);
             }
             // The broker's "narrow it": more of the account than it scans.
             Err(err) if cut_short(&err) => {}
@@ -246,6 +264,31 @@ mod tests {
             amount: 100,
             currency: "usd".to_owned(),
         }
+    }
+
+    /// Issue 24's second review: with the list read unexpanded, a
+    /// PaymentIntent search showed as not charged (its index behind) was
+    /// judged by search's copy and the list's `succeeded` one dropped: the
+    /// order would have been charged again. The list's copy is judged.
+    #[test]
+    fn the_lists_copy_of_a_payment_is_judged_not_searchs() {
+        let searched = vec![pi("pi_5", "requires_payment_method", Some("c-old"), None)];
+        let listed = vec![pi(
+            "pi_5",
+            "succeeded",
+            Some("c-old"),
+            Some(Value::String("ch_1".to_owned())),
+        )];
+        let found = judged(searched, listed);
+        assert_eq!(found.len(), 1, "one PaymentIntent, judged once");
+        let paid = earlier(&found, "o-1", Some("c-ours")).expect("the order is paid");
+        assert_eq!(
+            (paid.payment_intent_id.as_str(), paid.status.as_str()),
+            ("pi_5", "succeeded")
+        );
+        // What only search found stays.
+        let searched = vec![pi("pi_6", "succeeded", Some("c-old"), None)];
+        assert_eq!(judged(searched, Vec::new()).len(), 1);
     }
 
     #[test]
