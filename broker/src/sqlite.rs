@@ -32,9 +32,13 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn path_of(url: &str) -> Result<PathBuf, sqlx::Error> {
     let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
     let path = options.get_filename();
-    if url.contains(":memory:")
-        || url.contains("mode=memory")
-        || path.to_string_lossy().starts_with("file:")
+    // Read as sqlx reads it: percent-decoded (`%3Amemory%3A`, `mode=memor%79`).
+    let decoded = percent_encoding::percent_decode_str(url).decode_utf8_lossy();
+    let lossy = path.to_string_lossy();
+    if [":memory:", "mode=memory", "memdb"]
+        .iter()
+        .any(|memory| decoded.contains(memory) || lossy.contains(memory))
+        || lossy.starts_with("file:")
     {
         return Err(sqlx::Error::Configuration(
             "an in-memory SQLite database is not one file the broker can share between its connections and keep across restarts: name a file".into(),
@@ -156,6 +160,10 @@ mod tests {
             "sqlite::memory:",
             "sqlite://:memory:",
             "sqlite://?mode=memory",
+            // The second review: the same, percent-encoded.
+            "sqlite://%3Amemory%3A",
+            "sqlite:///t/y.db?mode=memor%79",
+            "sqlite:///t/y.db?vfs=memdb",
         ] {
             assert!(path_of(memory).is_err(), "{memory}");
         }

@@ -106,6 +106,7 @@ on_both_backends! {
     attacks::an_expansion_reaches_only_what_the_key_may_see,
     attacks::a_list_answer_that_is_no_page_is_never_passed_on,
     attacks::an_upstream_answer_past_its_limit_is_refused,
+    attacks::an_object_read_to_price_a_request_is_held_to_the_limit,
     attacks::a_librarys_retry_is_a_replay_not_a_second_charge,
     attacks::a_retry_of_a_refused_request_or_from_another_label_is_counted,
 }

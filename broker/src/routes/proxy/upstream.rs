@@ -151,16 +151,39 @@ pub async fn send(
     let mut response = request.send().await.map_err(failure)?;
     let status = response.status();
     let headers = response.headers().clone();
-    // Read up to MAX_ANSWER, never more: the answer is held whole.
+    let body = match read_capped(&mut response).await {
+        Ok(body) => body,
+        Err(Capped::Failed(err)) => return Err(failure(err)),
+        Err(Capped::TooLarge) => {
+            return Err(UpstreamFailure {
+                error: ApiError::UpstreamUnavailable,
+                maybe_delivered: true,
+            });
+        }
+    };
+    Ok(Upstream {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Why an answer was not read.
+enum Capped {
+    Failed(reqwest::Error),
+    /// Past [`MAX_ANSWER`].
+    TooLarge,
+}
+
+/// Reads `response`'s body up to [`MAX_ANSWER`], never more: an answer is
+/// held whole.
+async fn read_capped(response: &mut reqwest::Response) -> Result<Bytes, Capped> {
     let too_large = || {
         tracing::warn!(
             limit = MAX_ANSWER,
             "upstream answered more than the broker holds for one answer: refused"
         );
-        UpstreamFailure {
-            error: ApiError::UpstreamUnavailable,
-            maybe_delivered: true,
-        }
+        Capped::TooLarge
     };
     if response
         .content_length()
@@ -169,17 +192,13 @@ pub async fn send(
         return Err(too_large());
     }
     let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = response.chunk().await.map_err(failure)? {
+    while let Some(chunk) = response.chunk().await.map_err(Capped::Failed)? {
         if body.len() + chunk.len() > MAX_ANSWER {
             return Err(too_large());
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Upstream {
-        status,
-        headers,
-        body: body.freeze(),
-    })
+    Ok(body.freeze())
 }
 
 /// Most bytes of one upstream answer the broker reads: Stripe's largest
@@ -201,7 +220,7 @@ pub async fn fetch_object(
     if let Some(account) = &key.stripe_account {
         request = request.header("stripe-account", account);
     }
-    let response = request.send().await.map_err(|err| {
+    let mut response = request.send().await.map_err(|err| {
         tracing::warn!(error = %err.without_url(), "reading an object upstream failed");
         ApiError::UpstreamUnavailable
     })?;
@@ -211,10 +230,11 @@ pub async fn fetch_object(
             response.status().as_u16()
         )));
     }
-    let object: serde_json::Value = response
-        .json()
+    let body = read_capped(&mut response)
         .await
         .map_err(|_| ApiError::UpstreamUnavailable)?;
+    let object: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|_| ApiError::UpstreamUnavailable)?;
     price(&object)
         .ok_or_else(|| ApiError::BadParameter("the object has no amount to value".to_owned()))
 }

@@ -336,3 +336,35 @@ pub async fn an_upstream_answer_past_its_limit_is_refused(backend: Backend) {
         200
     );
 }
+
+/// Issue 24's second review: the object read upstream to price a request
+/// (a capture of a PaymentIntent the broker has not seen) was read whole
+/// however large: 700 MiB took the broker to 2 GB. It is held to the same
+/// limit; the capture is refused and never forwarded.
+pub async fn an_object_read_to_price_a_request_is_held_to_the_limit(backend: Backend) {
+    use keylease_broker::routes::proxy::MAX_ANSWER;
+    let broker = TestBroker::spawn(backend).await;
+    let key = broker
+        .issue_with(
+            "temporal-big-capture",
+            &["POST /v1/payment_intents/*/capture"],
+            50.0,
+            json!({"allowed_objects": ["pi_1Huge"]}),
+        )
+        .await;
+    broker.upstream.script([crate::helpers::Reply {
+        body: json!({"id": "pi_1Huge", "object": "payment_intent", "amount": 100,
+            "currency": "usd", "padding": "x".repeat(MAX_ANSWER)}),
+        ..crate::helpers::Reply::status(200)
+    }]);
+    let (status, body) = crate::helpers::json_of(
+        broker
+            .stripe_post(&key.token, "/v1/payment_intents/pi_1Huge/capture", &[])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 502, "{body}");
+    let received = broker.upstream.received();
+    assert_eq!(received.len(), 1, "only the price read: {received:?}");
+    assert_eq!(received[0].method, "GET");
+}

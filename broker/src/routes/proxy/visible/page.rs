@@ -215,6 +215,9 @@ impl RawPage {
     }
 }
 
+/// The fields of Stripe's list and search_result objects besides `data`.
+const PAGE_FIELDS: [&str; 5] = ["object", "has_more", "url", "next_page", "total_count"];
+
 /// A page's fields, `data`'s items left as text in the answer.
 struct PageText<'a> {
     fields: Map<String, Value>,
@@ -236,12 +239,16 @@ impl<'de> Deserialize<'de> for PageText<'de> {
                     fields: Map::new(),
                     data: Vec::new(),
                 };
-                // A field given twice counts as its last, as in a built object.
+                // A field given twice counts as its last, as in a built
+                // object. Only a page's own fields are kept: any other may
+                // hold objects the key does not see.
                 while let Some(name) = map.next_key::<String>()? {
                     if name == "data" {
                         page.data = map.next_value::<Items>()?.0;
-                    } else {
+                    } else if PAGE_FIELDS.contains(&name.as_str()) {
                         page.fields.insert(name, map.next_value()?);
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
                     }
                 }
                 Ok(page)
@@ -350,6 +357,18 @@ mod tests {
         let object = json!({"object": "payment_intent", "data": []});
         assert!(RawPage::read(Bytes::from(object.to_string())).is_none());
         assert!(RawPage::read(Bytes::from_static(b"not json")).is_none());
+    }
+
+    /// The second review: a page's fields other than a list's or a search's
+    /// own were passed on, whatever objects they held.
+    #[test]
+    fn only_a_pages_own_fields_are_kept() {
+        let text = r#"{"object": "list", "url": "/v1/x", "has_more": false, "data": [], "extra": [{"id": "pi_hidden"}]}"#;
+        let page = RawPage::read(Bytes::from_static(text.as_bytes())).unwrap();
+        assert_eq!(
+            page.fields,
+            json!({"object": "list", "url": "/v1/x", "has_more": false})
+        );
     }
 
     /// A list whose `data` is not an array has no items (nothing of it is
