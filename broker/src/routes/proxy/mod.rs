@@ -14,6 +14,7 @@ mod audit;
 mod authn;
 mod authz;
 mod canonical;
+mod client_secret;
 mod replay;
 mod spend;
 mod upstream;
