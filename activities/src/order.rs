@@ -6,7 +6,9 @@
 //! `order_id`, or `order_key` for an order id a search query cannot quote:
 //! [`order_pair`]; the broker filters every list and search to them, and
 //! the check keeps only the order's itself). Stripe's search finds the
-//! order's PaymentIntents it has indexed (under a minute behind, normally).
+//! order's PaymentIntents it has indexed (under a minute behind, normally),
+//! read page after page (at most ten of a hundred: an order with more
+//! cannot be told paid, and the check fails rather than charge).
 //! Stripe's list of those created since the time the checkout gives (its
 //! start less the search's lag, and a minute for clocks) is strongly
 //! consistent: it holds every PaymentIntent of this checkout and any made in
@@ -38,6 +40,10 @@ use crate::stripe_client::{ProxyError, StripeClient};
 /// Slack for clocks (Temporal's against Stripe's) in the list's `created` bound.
 const CLOCK_SLACK_SECONDS: u64 = 60;
 
+/// Most pages of Stripe's search the check reads (100 PaymentIntents
+/// each): past them, whether the order is paid cannot be told.
+const MAX_SEARCH_PAGES: usize = 10;
+
 /// A PaymentIntent of the order, with its latest charge expanded.
 #[derive(Debug, Deserialize)]
 struct Listed {
@@ -58,6 +64,9 @@ struct Page {
     data: Vec<Listed>,
     #[serde(default)]
     has_more: bool,
+    /// A search answer's cursor to its next page.
+    #[serde(default)]
+    next_page: Option<String>,
 }
 
 /// Whether `pi` holds (or is taking) money: charged, held or on its way,
@@ -171,6 +180,50 @@ fn unreadable(err: ProxyError) -> AttemptFailure {
     }
 }
 
+/// Every PaymentIntent of the order Stripe's search finds, page after page.
+/// (Issue 24's third review: only the first page of 100 was read, so a
+/// key holder that made 100 unpaid PaymentIntents of the order after its
+/// payment hid that payment from the next checkout's check, on an account
+/// whose list cannot be read to its end.) An order with more than
+/// [`MAX_SEARCH_PAGES`] pages cannot be told paid: the check fails rather
+/// than charge.
+async fn searched(
+    stripe: &StripeClient,
+    token: &SecretString,
+    order_id: &str,
+) -> Result<Vec<Listed>, AttemptFailure> {
+    let (name, value) = order_pair(order_id);
+    let query = format!("metadata['{name}']:'{value}'");
+    let mut found = Vec::new();
+    let mut next: Option<String> = None;
+    for _ in 0..MAX_SEARCH_PAGES {
+        let mut params = vec![
+            ("query", query.as_str()),
+            ("limit", "100"),
+            ("expand[]", "data.latest_charge.refunds"),
+        ];
+        if let Some(page) = &next {
+            params.push(("page", page.as_str()));
+        }
+        let page: Page = stripe
+            .get(token, "/v1/payment_intents/search", &params)
+            .await
+            .map_err(unreadable)?;
+        found.extend(page.data);
+        if !page.has_more {
+            return Ok(found);
+        }
+        // More, and no way to it: not an answer the check can stand on.
+        next = Some(page.next_page.ok_or_else(|| {
+            AttemptFailure::OrderUnread("Stripe's search has more and no next page".to_owned())
+        })?);
+    }
+    Err(AttemptFailure::OrderUnread(format!(
+        "Stripe's search finds more than {} PaymentIntents of the order",
+        MAX_SEARCH_PAGES * 100
+    )))
+}
+
 /// Reads the order's PaymentIntents: Stripe's search, and (from
 /// `listed_since`, Unix seconds, clock slack taken off here; `None`: a role
 /// without the list read) one page of Stripe's list. (Never narrowed to the
@@ -182,21 +235,7 @@ pub(crate) async fn read(
     checkout_id: Option<&str>,
     listed_since: Option<u64>,
 ) -> Result<OrderRead, AttemptFailure> {
-    let (name, value) = order_pair(order_id);
-    let query = format!("metadata['{name}']:'{value}'");
-    let mut found: Vec<Listed> = stripe
-        .get::<Page>(
-            token,
-            "/v1/payment_intents/search",
-            &[
-                ("query", query.as_str()),
-                ("limit", "100"),
-                ("expand[]", "data.latest_charge.refunds"),
-            ],
-        )
-        .await
-        .map_err(unreadable)?
-        .data;
+    let mut found = searched(stripe, token, order_id).await?;
     let mut complete = false;
     if let Some(since) = listed_since {
         let since = since.saturating_sub(CLOCK_SLACK_SECONDS).to_string();

@@ -83,25 +83,37 @@ async fn intents_of(stack: &Stack, order_id: &str) -> Vec<serde_json::Value> {
 /// someone else straight at stripe-sim: a busy account, more than the
 /// broker scans for one page of a list.
 async fn crowd(stack: &Stack, n: usize) {
+    made_at_sim(stack, n, |i| format!("order-crowd-{i}"), true).await;
+}
+
+/// `n` PaymentIntents made straight at stripe-sim (by someone else), 20 at
+/// a time, the `i`th of order `order_of(i)`: charged (`paid`) or left
+/// unconfirmed, holding no money.
+async fn made_at_sim(stack: &Stack, n: usize, order_of: impl Fn(usize) -> String, paid: bool) {
     let sim = format!("http://{}", stack.sim);
     for batch in 0..n.div_ceil(20) {
-        let creates = (0..20.min(n - batch * 20)).map(|i| {
+        let creates = (batch * 20..n.min(batch * 20 + 20)).map(|i| {
             let http = stack.http.clone();
             let sim = sim.clone();
+            let order = order_of(i);
             async move {
-                let order = format!("order-crowd-{batch}-{i}");
-                let response = http
-                    .post(format!("{sim}/v1/payment_intents"))
-                    .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
-                    .form(&[
-                        ("amount", "100"),
-                        ("currency", "usd"),
+                let mut form = vec![
+                    ("amount", "100"),
+                    ("currency", "usd"),
+                    ("metadata[order_id]", order.as_str()),
+                ];
+                if paid {
+                    form.extend([
                         ("payment_method", "pm_card_visa"),
                         ("confirm", "true"),
                         ("automatic_payment_methods[enabled]", "true"),
                         ("automatic_payment_methods[allow_redirects]", "never"),
-                        ("metadata[order_id]", order.as_str()),
-                    ])
+                    ]);
+                }
+                let response = http
+                    .post(format!("{sim}/v1/payment_intents"))
+                    .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
+                    .form(&form)
                     .send()
                     .await
                     .expect("create");

@@ -279,6 +279,49 @@ async fn a_busy_account_still_checks_out_and_refuses_a_paid_order() {
     stack.stop().await;
 }
 
+/// Issue 24's third review: the check read one page of Stripe's search, so
+/// on a busy account (its list cut short) 100 unpaid PaymentIntents of the
+/// order made after its payment — by a key holder of the order, say — hid
+/// the payment, and the next checkout charged the order again. Every page
+/// of the search is read now.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_behind_a_page_of_unpaid_ones_still_refuses_the_order() {
+    let stack = Stack::spawn("hidden-payment").await;
+    let order = "order-hidden";
+    let ended = checked_out(
+        &stack,
+        &unique("hidden-1"),
+        checkout(order, 700, "pm_card_visa"),
+        true,
+    )
+    .await;
+    assert!(
+        matches!(ended, CheckoutOutcome::Completed { .. }),
+        "{ended:?}"
+    );
+    // Newer than the payment, so search's first page (newest first) is theirs.
+    super::made_at_sim(&stack, 100, |_| order.to_owned(), false).await;
+    super::crowd(&stack, 600).await;
+    let message = refused_as_duplicate(
+        checked_out(
+            &stack,
+            &unique("hidden-2"),
+            checkout(order, 700, "pm_card_visa"),
+            true,
+        )
+        .await,
+    );
+    let paid: Vec<serde_json::Value> = intents_of(&stack, order)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .collect();
+    assert_eq!(paid.len(), 1, "charged once");
+    let paid_id = paid[0]["id"].as_str().unwrap();
+    assert!(message.contains(paid_id), "{message}");
+    stack.stop().await;
+}
+
 /// What an attack on the order check found: a retry of the charge whose
 /// first answer was lost must take its own PaymentIntent, not refuse the
 /// order as paid nor create a second one — even when a read fails once with
