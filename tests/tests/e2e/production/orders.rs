@@ -322,6 +322,44 @@ async fn a_payment_behind_a_page_of_unpaid_ones_still_refuses_the_order() {
     stack.stop().await;
 }
 
+/// Issue 24's third review, the list's turn: one page of Stripe's list was
+/// read, so on an idle account 100 unpaid PaymentIntents of the order made
+/// after a payment that search had not indexed yet filled it, and the next
+/// checkout charged the order again. The list is read page after page now.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_payment_behind_a_page_of_unpaid_ones_still_refuses_the_order() {
+    let stack = Stack::spawn("fresh-hidden-payment").await;
+    stack
+        .sim_control(
+            "/_sim/config",
+            serde_json::json!({"search_indexing_delay_ms": 600_000}),
+        )
+        .await;
+    let order = "order-fresh-hidden";
+    let ended = checked_out(
+        &stack,
+        &unique("fresh-hidden-1"),
+        checkout(order, 800, "pm_card_visa"),
+        true,
+    )
+    .await;
+    let CheckoutOutcome::Completed { payment_intent_id } = ended else {
+        panic!("{ended:?}");
+    };
+    super::made_at_sim(&stack, 100, |_| order.to_owned(), false).await;
+    let message = refused_as_duplicate(
+        checked_out(
+            &stack,
+            &unique("fresh-hidden-2"),
+            checkout(order, 800, "pm_card_visa"),
+            true,
+        )
+        .await,
+    );
+    assert!(message.contains(&payment_intent_id), "{message}");
+    stack.stop().await;
+}
+
 /// What an attack on the order check found: a retry of the charge whose
 /// first answer was lost must take its own PaymentIntent, not refuse the
 /// order as paid nor create a second one — even when a read fails once with
