@@ -360,6 +360,50 @@ async fn a_fresh_payment_behind_a_page_of_unpaid_ones_still_refuses_the_order() 
     stack.stop().await;
 }
 
+/// A list longer than the check reads is a busy account, not an order that
+/// cannot be told paid: the check relies on search, as it does when the
+/// broker cuts the list short. (Found measuring issue 24: more than ten
+/// pages failed every attempt, so a keyless reader of a busy account, or
+/// an order's few PaymentIntents spread among thousands as here, failed
+/// every checkout of the order.) Twelve unpaid PaymentIntents of the order,
+/// each behind 460 of other orders': every page the broker fills holds one.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_spread_thin_among_a_busy_accounts_payments_is_checked_out() {
+    let stack = Stack::spawn("spread-thin").await;
+    let order = "order-spread-thin";
+    super::made_at_sim(
+        &stack,
+        12 * 461,
+        |i| {
+            if i % 461 == 0 {
+                order.to_owned()
+            } else {
+                format!("order-crowd-{i}")
+            }
+        },
+        false,
+    )
+    .await;
+    let ended = checked_out(
+        &stack,
+        &unique("spread-thin"),
+        checkout(order, 600, "pm_card_visa"),
+        true,
+    )
+    .await;
+    assert!(
+        matches!(ended, CheckoutOutcome::Completed { .. }),
+        "{ended:?}"
+    );
+    let paid = intents_of(&stack, order)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .count();
+    assert_eq!(paid, 1, "charged once");
+    stack.stop().await;
+}
+
 /// What an attack on the order check found: a retry of the charge whose
 /// first answer was lost must take its own PaymentIntent, not refuse the
 /// order as paid nor create a second one — even when a read fails once with
