@@ -100,7 +100,9 @@ impl PaymentActivities {
     /// (Stripe itself, not the proxy) with one shared `secret`, and issues and
     /// revokes nothing. This is what Keylease replaces; it exists only so
     /// `keylease-bench` can measure what per-attempt keys cost against it.
-    /// The worker binary never builds it.
+    /// The worker binary never builds it. Its order check reads the whole
+    /// account's list: more than ten pages of any orders' PaymentIntents in
+    /// the window, and it relies on search (docs/checkout-workflow.md).
     pub fn keyless_baseline(stripe: StripeClient, secret: SecretString, max_ttl: Duration) -> Self {
         Self {
             credentials: Credentials::Shared(secret),
