@@ -347,13 +347,6 @@ fn record(
     if !(status.is_success() || status.is_client_error()) {
         return writes;
     }
-    let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return writes;
-    };
-    let store = state.store();
-    // When this answer's objects are recorded: a create's hold below goes
-    // only to an object whose row carries this instant.
-    let now = Utc::now();
     // Objects made by a known create, or by a request on an object this label owns.
     let (owns_target, kind) = match target.object() {
         None => (
@@ -362,6 +355,19 @@ fn record(
         ),
         Some(_) => (owns_path_object, None),
     };
+    let valued = valued.filter(|_| status.is_success());
+    // Nothing to record: the answer is not read (issue 24: a list's page of
+    // a hundred objects was built here for nothing).
+    if !owns_target && valued.is_none() {
+        return writes;
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return writes;
+    };
+    let store = state.store();
+    // When this answer's objects are recorded: a create's hold below goes
+    // only to an object whose row carries this instant.
+    let now = Utc::now();
     if owns_target {
         for made in made_objects(&body, kind) {
             let object = ObjectRecord {
@@ -371,7 +377,7 @@ fn record(
             writes.push(store.record_object_statement(VENDOR, &made.id, &object, now));
         }
     }
-    if let Some(valued) = valued.filter(|_| status.is_success()) {
+    if let Some(valued) = valued {
         let hold = Hold {
             add_micros: valued.need_micros,
             row: &valued.hold_row,
