@@ -64,6 +64,10 @@ pub struct Hold<'a> {
     pub currency: &'a str,
 }
 
+/// Most objects of one label [`Store::created_by`] reads whole; a label
+/// with more is asked about the ids themselves.
+const LABEL_READ_WHOLE: i64 = 256;
+
 /// The hold update of [`Store::hold_for_object`], binds `?1`–`?7` from [`hold_args`].
 const HOLD_SQL: &str = "UPDATE objects SET held_micros = CASE WHEN held_key = ?6 AND held_period = ?7 THEN held_micros ELSE 0 END + ?3,
         held_key = ?6, held_period = ?7, amount = ?4, currency = ?5
@@ -119,6 +123,26 @@ impl Store {
     ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
         if ids.is_empty() || label.is_empty() {
             return Ok(Default::default());
+        }
+        // A label makes few objects (a key's, or one attempt's): all of them
+        // are one indexed range, cheaper than asking about every id of a page
+        // (issue 24: the check's list scans asked about hundreds per page).
+        let made = self
+            .fetch_all(
+                "SELECT object_id FROM objects WHERE vendor = ?1 AND label = ?2 LIMIT ?3",
+                &[vendor.into(), label.into(), (LABEL_READ_WHOLE + 1).into()],
+            )
+            .await?;
+        if made.len() <= LABEL_READ_WHOLE as usize {
+            let asked: std::collections::HashSet<&str> = ids.iter().copied().collect();
+            let mut seen = std::collections::HashSet::new();
+            for row in &made {
+                let id: String = row.get("object_id")?;
+                if asked.contains(id.as_str()) {
+                    seen.insert(id);
+                }
+            }
+            return Ok(seen);
         }
         let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("?{}", i + 3)).collect();
         let sql = format!(
@@ -215,5 +239,71 @@ impl Store {
     /// statement for [`Store::write`].
     pub fn hold_for_object(&self, vendor: &str, id: &str, hold: &Hold<'_>) -> Statement {
         self.statement(HOLD_SQL, hold_args(vendor, id, hold))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Integrity;
+
+    /// `created_by` answers the same whether the label's objects are read
+    /// whole (a few) or the ids are asked about (more than
+    /// [`LABEL_READ_WHOLE`]): exactly those of `ids` the label made.
+    #[tokio::test]
+    async fn created_by_names_the_labels_objects_among_the_ids_however_many_it_made() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("broker.db").display());
+        let store = Store::connect(&url, Integrity::Check).await.unwrap();
+        let now = Utc::now();
+        let made_by = |label: &str| ObjectRecord {
+            label: label.to_owned(),
+            ..ObjectRecord::unpriced()
+        };
+        let busy = LABEL_READ_WHOLE as usize + 10;
+        let mut unit: Vec<Statement> = (0..busy)
+            .map(|i| {
+                store.record_object_statement(
+                    "stripe",
+                    &format!("pi_busy{i}"),
+                    &made_by("busy"),
+                    now,
+                )
+            })
+            .collect();
+        unit.push(store.record_object_statement("stripe", "pi_few0", &made_by("few"), now));
+        unit.push(store.record_object_statement("stripe", "pi_few1", &made_by("few"), now));
+        unit.push(store.record_object_statement(
+            "stripe",
+            "pi_looked",
+            &ObjectRecord::unpriced(),
+            now,
+        ));
+        store.write(unit).await.unwrap();
+        let ids = [
+            "pi_busy3",
+            "pi_busy260",
+            "pi_few1",
+            "pi_looked",
+            "pi_nobody",
+        ];
+        let named = |labels: &[&str]| -> std::collections::HashSet<String> {
+            labels.iter().map(|id| (*id).to_owned()).collect()
+        };
+        for (label, expected) in [
+            ("busy", named(&["pi_busy3", "pi_busy260"])),
+            ("few", named(&["pi_few1"])),
+            ("none", named(&[])),
+        ] {
+            let seen = store.created_by("stripe", label, &ids).await.unwrap();
+            assert_eq!(seen, expected, "label {label}");
+        }
+        assert!(
+            store
+                .created_by("other", "few", &ids)
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
