@@ -68,6 +68,9 @@ pub struct Hold<'a> {
 /// with more is asked about the ids themselves.
 const LABEL_READ_WHOLE: i64 = 256;
 
+/// Ids [`Store::created_by`] asks about one by one rather than read the label's.
+const FEW_IDS: usize = 32;
+
 /// The hold update of [`Store::hold_for_object`], binds `?1`–`?7` from [`hold_args`].
 const HOLD_SQL: &str = "UPDATE objects SET held_micros = CASE WHEN held_key = ?6 AND held_period = ?7 THEN held_micros ELSE 0 END + ?3,
         held_key = ?6, held_period = ?7, amount = ?4, currency = ?5
@@ -127,22 +130,15 @@ impl Store {
         // A label makes few objects (a key's, or one attempt's): all of them
         // are one indexed range, cheaper than asking about every id of a page
         // (issue 24: the check's list scans asked about hundreds per page).
-        let made = self
-            .fetch_all(
-                "SELECT object_id FROM objects WHERE vendor = ?1 AND label = ?2 LIMIT ?3",
-                &[vendor.into(), label.into(), (LABEL_READ_WHOLE + 1).into()],
-            )
-            .await?;
-        if made.len() <= LABEL_READ_WHOLE as usize {
+        // A few ids (an expanded object) are cheaper asked about.
+        if ids.len() > FEW_IDS
+            && let Some(made) = self.made_by(vendor, label).await?
+        {
             let asked: std::collections::HashSet<&str> = ids.iter().copied().collect();
-            let mut seen = std::collections::HashSet::new();
-            for row in &made {
-                let id: String = row.get("object_id")?;
-                if asked.contains(id.as_str()) {
-                    seen.insert(id);
-                }
-            }
-            return Ok(seen);
+            return Ok(made
+                .into_iter()
+                .filter(|id| asked.contains(id.as_str()))
+                .collect());
         }
         let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("?{}", i + 3)).collect();
         let sql = format!(
@@ -156,6 +152,23 @@ impl Store {
             .collect();
         let rows = self.fetch_all(&sql, &args).await?;
         rows.iter().map(|row| row.get("object_id")).collect()
+    }
+
+    /// Every object a key of `label` made, when it made at most [`LABEL_READ_WHOLE`].
+    async fn made_by(&self, vendor: &str, label: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
+        let rows = self
+            .fetch_all(
+                "SELECT object_id FROM objects WHERE vendor = ?1 AND label = ?2 LIMIT ?3",
+                &[vendor.into(), label.into(), (LABEL_READ_WHOLE + 1).into()],
+            )
+            .await?;
+        if rows.len() > LABEL_READ_WHOLE as usize {
+            return Ok(None);
+        }
+        rows.iter()
+            .map(|row| row.get("object_id"))
+            .collect::<Result<_, _>>()
+            .map(Some)
     }
 
     /// Records an object the first time it is seen; a later sighting changes nothing.
@@ -244,35 +257,32 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
     use crate::store::Integrity;
 
     /// `created_by` answers the same whether the label's objects are read
-    /// whole (a few) or the ids are asked about (more than
-    /// [`LABEL_READ_WHOLE`]): exactly those of `ids` the label made.
+    /// whole (up to [`LABEL_READ_WHOLE`], for more than [`FEW_IDS`] ids) or
+    /// the ids are asked about: exactly those of `ids` the label made.
     #[tokio::test]
     async fn created_by_names_the_labels_objects_among_the_ids_however_many_it_made() {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("broker.db").display());
         let store = Store::connect(&url, Integrity::Check).await.unwrap();
         let now = Utc::now();
-        let made_by = |label: &str| ObjectRecord {
-            label: label.to_owned(),
-            ..ObjectRecord::unpriced()
-        };
-        let busy = LABEL_READ_WHOLE as usize + 10;
-        let mut unit: Vec<Statement> = (0..busy)
-            .map(|i| {
-                store.record_object_statement(
-                    "stripe",
-                    &format!("pi_busy{i}"),
-                    &made_by("busy"),
-                    now,
-                )
-            })
-            .collect();
-        unit.push(store.record_object_statement("stripe", "pi_few0", &made_by("few"), now));
-        unit.push(store.record_object_statement("stripe", "pi_few1", &made_by("few"), now));
+        let whole = LABEL_READ_WHOLE as usize;
+        let mut unit = Vec::new();
+        for (label, made) in [("full", whole), ("over", whole + 1), ("few", 2)] {
+            let object = ObjectRecord {
+                label: label.to_owned(),
+                ..ObjectRecord::unpriced()
+            };
+            for i in 0..made {
+                let id = format!("pi_{label}{i}");
+                unit.push(store.record_object_statement("stripe", &id, &object, now));
+            }
+        }
         unit.push(store.record_object_statement(
             "stripe",
             "pi_looked",
@@ -280,30 +290,43 @@ mod tests {
             now,
         ));
         store.write(unit).await.unwrap();
-        let ids = [
-            "pi_busy3",
-            "pi_busy260",
+        let last_full = format!("pi_full{}", whole - 1);
+        let last_over = format!("pi_over{whole}");
+        let asked = [
+            last_full.as_str(),
+            &last_over,
+            "pi_over3",
             "pi_few1",
             "pi_looked",
-            "pi_nobody",
         ];
-        let named = |labels: &[&str]| -> std::collections::HashSet<String> {
-            labels.iter().map(|id| (*id).to_owned()).collect()
+        let nobody: Vec<String> = (0..FEW_IDS).map(|i| format!("pi_nobody{i}")).collect();
+        let many: Vec<&str> = asked
+            .iter()
+            .copied()
+            .chain(nobody.iter().map(String::as_str))
+            .collect();
+        let named = |ids: &[&str]| {
+            ids.iter()
+                .map(|id| (*id).to_owned())
+                .collect::<HashSet<_>>()
         };
-        for (label, expected) in [
-            ("busy", named(&["pi_busy3", "pi_busy260"])),
-            ("few", named(&["pi_few1"])),
-            ("none", named(&[])),
-        ] {
-            let seen = store.created_by("stripe", label, &ids).await.unwrap();
-            assert_eq!(seen, expected, "label {label}");
+        for ids in [&asked[..], &many] {
+            for (label, expected) in [
+                ("full", named(&[&last_full])),
+                ("over", named(&[&last_over, "pi_over3"])),
+                ("few", named(&["pi_few1"])),
+                ("none", named(&[])),
+            ] {
+                let seen = store.created_by("stripe", label, ids).await.unwrap();
+                assert_eq!(seen, expected, "label {label}, {} ids", ids.len());
+            }
+            assert!(
+                store
+                    .created_by("other", "few", ids)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
         }
-        assert!(
-            store
-                .created_by("other", "few", &ids)
-                .await
-                .unwrap()
-                .is_empty()
-        );
     }
 }
