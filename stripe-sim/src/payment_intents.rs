@@ -375,7 +375,7 @@ pub fn confirm(
             pi.next_action = Some(match &pi.return_url {
                 Some(return_url) => json!({
                     "type": "redirect_to_url",
-                    "redirect_to_url": { "return_url": return_url, "url": format!("https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={id}") },
+                    "redirect_to_url": { "return_url": return_url, "url": format!("https://hooks.stripe.com/3d_secure_2/hosted?payment_intent={id}&payment_intent_client_secret={}", pi.client_secret) },
                 }),
                 None => json!({
                     "type": "use_stripe_sdk",

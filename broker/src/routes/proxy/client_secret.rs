@@ -1,10 +1,15 @@
-//! Every `client_secret` of an answer blanked, the rest of it as it came.
+//! Every `client_secret` and `next_action` of an answer blanked, the rest
+//! of it as it came.
 //!
 //! A PaymentIntent's or SetupIntent's client secret lets anyone with the
 //! account's publishable key confirm it straight at Stripe: a declined
 //! PaymentIntent (its hold released) confirmed that way would move money no
 //! cap counts and no audit row records. A key holder never needs it: the
-//! broker is the only way its payments move.
+//! broker is the only way its payments move. A `next_action` carries it
+//! too: Stripe's 3-D Secure redirect URL has it in its query
+//! (`payment_intent_client_secret=`), and other next actions a Source's
+//! client secret in theirs; what a next action asks (a card holder's
+//! authentication in a browser) no agent can do, so it is blanked whole.
 //!
 //! The answer is walked once by serde_json without building it (issue 24:
 //! building every answer as a `serde_json::Value` and writing it again was
@@ -28,10 +33,10 @@ use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The field blanked.
-const NAME: &str = "client_secret";
+/// The fields blanked.
+const NAMES: [&str; 2] = ["client_secret", "next_action"];
 
-/// The answer with every `client_secret` set to null; an answer that is not
+/// The answer with every field of [`NAMES`] set to null; an answer that is not
 /// JSON is refused whole (empty): nothing a client could parse a secret out
 /// of as a field, and nothing to guess at.
 pub fn blanked(body: Bytes) -> Bytes {
@@ -52,20 +57,21 @@ pub fn blanked(body: Bytes) -> Bytes {
     Bytes::from(out)
 }
 
-/// Whether a reader could take `name` for [`NAME`]: ASCII case ignored,
-/// `ſ` (which Unicode folds to `s`) read as `s`, and anything from a NUL on
-/// dropped.
+/// Whether a reader could take `name` for one of [`NAMES`]: ASCII case
+/// ignored, `ſ` (which Unicode folds to `s`) read as `s`, and anything from
+/// a NUL on dropped.
 fn is_secret_name(name: &str) -> bool {
     let name = name.split('\0').next().unwrap_or_default();
-    name.chars()
-        .map(|c| {
+    let folded = || {
+        name.chars().map(|c| {
             if c == 'ſ' {
                 's'
             } else {
                 c.to_ascii_lowercase()
             }
         })
-        .eq(NAME.chars())
+    };
+    NAMES.iter().any(|secret| folded().eq(secret.chars()))
 }
 
 /// Where each `client_secret` field's value is in `text`, in order; `None`
@@ -159,7 +165,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 }
 
-/// Reads a field's name (its escapes decoded) and says whether it may be read as [`NAME`].
+/// Reads a field's name (its escapes decoded) and says whether it may be read as one of [`NAMES`].
 struct IsName;
 
 impl<'de> DeserializeSeed<'de> for IsName {
@@ -190,12 +196,13 @@ mod tests {
     use super::*;
 
     /// What the broker did before issue 24: the answer built, each
-    /// `client_secret` set to null, written again. The walk must agree.
+    /// `client_secret` (and now `next_action`) set to null, written again.
+    /// The walk must agree.
     fn built_and_blanked(value: &mut Value) {
         match value {
             Value::Object(fields) => {
                 for (name, field) in fields.iter_mut() {
-                    if name == NAME {
+                    if NAMES.contains(&name.as_str()) {
                         *field = Value::Null;
                     } else {
                         built_and_blanked(field);
@@ -233,6 +240,13 @@ mod tests {
             assert!(!text.contains(":1}"), "{body} -> {text}");
             let _: Value = serde_json::from_str(&text).expect("still JSON");
         }
+        // Stripe's 3-D Secure redirect carries the secret in its URL.
+        let redirect = r#"{"id":"pi_1","next_action":{"type":"redirect_to_url","redirect_to_url":{"url":"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent=pi_1&payment_intent_client_secret=pi_1_secret_x"}},"Next_Action":{}}"#;
+        let text = String::from_utf8(blanked(Bytes::from(redirect)).to_vec()).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":"pi_1","next_action":null,"Next_Action":null}"#
+        );
         let plain = Bytes::from_static(br#"{"id":"pi_1","amount":100}"#);
         assert_eq!(blanked(plain.clone()), plain);
         // A string that holds the name is no field.
@@ -268,7 +282,11 @@ mod tests {
                 prop::collection::vec(inner.clone(), 0..6).prop_map(Value::from),
                 prop::collection::vec(
                     (
-                        prop_oneof![Just("client_secret".to_owned()), "[a-z_]{1,14}"],
+                        prop_oneof![
+                            Just("client_secret".to_owned()),
+                            Just("next_action".to_owned()),
+                            "[a-z_]{1,14}"
+                        ],
                         inner
                     ),
                     0..6

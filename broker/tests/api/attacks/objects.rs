@@ -374,6 +374,19 @@ pub async fn client_secrets_never_leave_the_broker(backend: Backend) {
     let intent = &declined["error"]["payment_intent"];
     assert!(intent["id"].is_string(), "{declined}");
     assert_eq!(intent["client_secret"], Value::Null, "{declined}");
+    // Stripe's 3-D Secure redirect URL carries the client secret in its query.
+    let form = "amount=500&currency=usd&confirm=true&payment_method=pm_card_threeDSecure2Required&return_url=https%3A%2F%2Fshop.example%2Fdone";
+    let (status, pending) = post_form(&broker, &key.token, "/v1/payment_intents", form).await;
+    assert_eq!(
+        (status, pending["status"].as_str()),
+        (200, Some("requires_action")),
+        "{pending}"
+    );
+    assert!(
+        pending.get("next_action").is_some_and(Value::is_null),
+        "{pending}"
+    );
+    assert!(!pending.to_string().contains("_secret_"), "{pending}");
     let form = "amount=500&currency=usd&metadata[ref]=pi_1NotAnObjectHere&description=order_7";
     let (status, created) = post_form(&broker, &key.token, "/v1/payment_intents", form).await;
     assert_eq!(
