@@ -33,8 +33,10 @@ use bytes::Bytes;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-/// The fields blanked.
-const NAMES: [&str; 2] = ["client_secret", "next_action"];
+/// The fields blanked (`next_source_action` is `next_action` as Stripe
+/// answers a request that names an API version before 2019-02-11, which a
+/// client may).
+const NAMES: [&str; 3] = ["client_secret", "next_action", "next_source_action"];
 
 /// The answer with every field of [`NAMES`] set to null; an answer that is not
 /// JSON is refused whole (empty): nothing a client could parse a secret out
@@ -241,11 +243,11 @@ mod tests {
             let _: Value = serde_json::from_str(&text).expect("still JSON");
         }
         // Stripe's 3-D Secure redirect carries the secret in its URL.
-        let redirect = r#"{"id":"pi_1","next_action":{"type":"redirect_to_url","redirect_to_url":{"url":"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent=pi_1&payment_intent_client_secret=pi_1_secret_x"}},"Next_Action":{}}"#;
+        let redirect = r#"{"id":"pi_1","next_action":{"type":"redirect_to_url","redirect_to_url":{"url":"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent=pi_1&payment_intent_client_secret=pi_1_secret_x"}},"Next_Action":{},"next_source_action":{"authorize_with_url":{"url":"https://hooks.stripe.com/3d_secure_2/hosted?payment_intent_client_secret=pi_1_secret_x"}}}"#;
         let text = String::from_utf8(blanked(Bytes::from(redirect)).to_vec()).unwrap();
         assert_eq!(
             text,
-            r#"{"id":"pi_1","next_action":null,"Next_Action":null}"#
+            r#"{"id":"pi_1","next_action":null,"Next_Action":null,"next_source_action":null}"#
         );
         let plain = Bytes::from_static(br#"{"id":"pi_1","amount":100}"#);
         assert_eq!(blanked(plain.clone()), plain);
