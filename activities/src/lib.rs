@@ -12,6 +12,7 @@
 //! - [`refund`]: one refund attempt, and the read of a refund Stripe answered `pending`.
 //! - [`reconcile`]: one reconcile attempt, which looks a checkout's charge up in Stripe's search.
 //! - [`order`]: whether an order is already paid by another checkout, read before a charge.
+//! - [`search`]: Stripe's search of PaymentIntents, read to its end.
 //! - [`lease`]: [`lease::KeyLease`], one attempt's key and its revocation.
 //! - [`standing`]: what a PaymentIntent's status says of the money.
 //! - [`scope`]: key labels, TTLs and Stripe idempotency keys.
@@ -31,6 +32,7 @@ pub mod payments;
 pub mod reconcile;
 pub mod refund;
 pub mod scope;
+pub mod search;
 pub mod standing;
 pub mod stripe_client;
 pub mod validate;

@@ -35,15 +35,17 @@ use serde_json::Value;
 use crate::classify::{AttemptFailure, Earlier};
 use crate::reconcile::cut_short;
 use crate::scope::order_pair;
+use crate::search::{self, Unsearched};
 use crate::standing::{PaymentIntent, Standing, refunded_in_full, standing};
 use crate::stripe_client::{ProxyError, StripeClient};
 
 /// Slack for clocks (Temporal's against Stripe's) in the list's `created` bound.
 const CLOCK_SLACK_SECONDS: u64 = 60;
 
-/// Most pages of Stripe's search, and of its list, the check reads (100
-/// PaymentIntents each): past search's, whether the order is paid cannot be
-/// told; past the list's, the account is busy and search is relied on.
+/// Most pages of Stripe's list the check reads (100 PaymentIntents each):
+/// past them, the account is busy and search is relied on. (Search reads
+/// as many, [`search::MAX_PAGES`]: past those, whether the order is paid
+/// cannot be told.)
 const MAX_PAGES: usize = 10;
 
 /// A PaymentIntent of the order, with its latest charge expanded.
@@ -61,14 +63,12 @@ struct Listed {
     latest_charge: Option<Value>,
 }
 
+/// A page of Stripe's list.
 #[derive(Debug, Deserialize)]
 struct Page {
     data: Vec<Listed>,
     #[serde(default)]
     has_more: bool,
-    /// A search answer's cursor to its next page.
-    #[serde(default)]
-    next_page: Option<String>,
 }
 
 /// Whether `pi` holds (or is taking) money: charged, held or on its way,
@@ -187,7 +187,7 @@ fn unreadable(err: ProxyError) -> AttemptFailure {
 /// key holder that made 100 unpaid PaymentIntents of the order after its
 /// payment hid that payment from the next checkout's check, on an account
 /// whose list cannot be read to its end.) An order with more than
-/// [`MAX_PAGES`] pages cannot be told paid: the check fails rather
+/// [`search::MAX_PAGES`] pages cannot be told paid: the check fails rather
 /// than charge.
 async fn searched(
     stripe: &StripeClient,
@@ -196,34 +196,20 @@ async fn searched(
 ) -> Result<Vec<Listed>, AttemptFailure> {
     let (name, value) = order_pair(order_id);
     let query = format!("metadata['{name}']:'{value}'");
-    let mut found = Vec::new();
-    let mut next: Option<String> = None;
-    for _ in 0..MAX_PAGES {
-        let mut params = vec![
-            ("query", query.as_str()),
-            ("limit", "100"),
-            ("expand[]", "data.latest_charge.refunds"),
-        ];
-        if let Some(page) = &next {
-            params.push(("page", page.as_str()));
-        }
-        let page: Page = stripe
-            .get(token, "/v1/payment_intents/search", &params)
-            .await
-            .map_err(unreadable)?;
-        found.extend(page.data);
-        if !page.has_more {
-            return Ok(found);
-        }
-        // More, and no way to it: not an answer the check can stand on.
-        next = Some(page.next_page.ok_or_else(|| {
-            AttemptFailure::OrderUnread("Stripe's search has more and no next page".to_owned())
-        })?);
-    }
-    Err(AttemptFailure::OrderUnread(format!(
-        "Stripe's search finds more than {} PaymentIntents of the order",
-        MAX_PAGES * 100
-    )))
+    let expand = [("expand[]", "data.latest_charge.refunds")];
+    search::every_page(stripe, token, &query, &expand)
+        .await
+        .map_err(|err| match err {
+            Unsearched::Call(err) => unreadable(err),
+            // More, and no way to it: not an answer the check can stand on.
+            Unsearched::NoNextPage => {
+                AttemptFailure::OrderUnread("Stripe's search has more and no next page".to_owned())
+            }
+            Unsearched::TooMany => AttemptFailure::OrderUnread(format!(
+                "Stripe's search finds more than {} PaymentIntents of the order",
+                search::MAX_PAGES * 100
+            )),
+        })
 }
 
 /// The PaymentIntents Stripe's list shows since `since` (Unix seconds),
