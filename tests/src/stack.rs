@@ -316,6 +316,23 @@ impl Stack {
         requests
     }
 
+    /// A PaymentIntent made straight at stripe-sim with the Stripe secret,
+    /// by someone other than Keylease: its JSON.
+    pub async fn sim_create(&self, form: &[(&str, &str)]) -> Value {
+        let response = self
+            .http
+            .post(format!("http://{}/v1/payment_intents", self.sim))
+            .bearer_auth(STRIPE_SECRET)
+            .form(form)
+            .send()
+            .await
+            .expect("create");
+        let status = response.status();
+        let answer = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "create refused ({status}): {answer}");
+        answer
+    }
+
     /// `POST` to stripe-sim's control API (`/_sim/config`, `/_sim/payment_intents/{id}/settle`).
     pub async fn sim_control(&self, path: &str, body: Value) -> Value {
         let response = self

@@ -90,38 +90,32 @@ async fn crowd(stack: &Stack, n: usize) {
 /// a time, the `i`th of order `order_of(i)`: charged (`paid`) or left
 /// unconfirmed, holding no money.
 async fn made_at_sim(stack: &Stack, n: usize, order_of: impl Fn(usize) -> String, paid: bool) {
-    let sim = format!("http://{}", stack.sim);
     for batch in 0..n.div_ceil(20) {
         let creates = (batch * 20..n.min(batch * 20 + 20)).map(|i| {
-            let http = stack.http.clone();
-            let sim = sim.clone();
             let order = order_of(i);
             async move {
-                let mut form = vec![
-                    ("amount", "100"),
-                    ("currency", "usd"),
-                    ("metadata[order_id]", order.as_str()),
-                ];
-                if paid {
-                    form.extend([
-                        ("payment_method", "pm_card_visa"),
-                        ("confirm", "true"),
-                        ("automatic_payment_methods[enabled]", "true"),
-                        ("automatic_payment_methods[allow_redirects]", "never"),
-                    ]);
-                }
-                let response = http
-                    .post(format!("{sim}/v1/payment_intents"))
-                    .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
-                    .form(&form)
-                    .send()
-                    .await
-                    .expect("create");
-                assert!(response.status().is_success(), "{}", response.status());
+                let mut form = vec![("metadata[order_id]", order.as_str())];
+                form.extend(sim_form(paid));
+                stack.sim_create(&form).await;
             }
         });
         futures::future::join_all(creates).await;
     }
+}
+
+/// The form of a PaymentIntent of 100 cents made at stripe-sim: charged
+/// (`paid`) or left unconfirmed, holding no money.
+fn sim_form(paid: bool) -> Vec<(&'static str, &'static str)> {
+    let mut form = vec![("amount", "100"), ("currency", "usd")];
+    if paid {
+        form.extend([
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+            ("automatic_payment_methods[enabled]", "true"),
+            ("automatic_payment_methods[allow_redirects]", "never"),
+        ]);
+    }
+    form
 }
 
 /// Finding 1: a refund outage longer than the refund's own retry policy
