@@ -17,15 +17,23 @@
 //! |---|---|
 //! | a PaymentIntent `succeeded` or `requires_capture` | `Charged` |
 //! | one still on its way (`processing`, …) | fails `ChargeProcessing`, retried |
-//! | only ones that hold no money, or nothing (the list) | `NotCharged` |
+//! | only ones that hold no money, or nothing (the list), within the search window | fails `NotYetIndexed`, retried |
+//! | only ones that hold no money, or nothing (the list), after it | `NotCharged` |
 //! | more pages than it reads (a busy account) | fails `NotYetIndexed`, retried: unknown |
+//!
+//! The search window runs from when `reconcile` was first scheduled: a
+//! create whose attempt gave up may still land at Stripe, and search may
+//! not have indexed it. A PaymentIntent that holds no money (an earlier
+//! decline, or one anybody who can create PaymentIntents made with the
+//! checkout's metadata) says nothing of either, so it does not end the wait.
 //!
 //! With `payment_intent_id` (a payment the charge left `processing`), that
 //! PaymentIntent is read by its id first: strongly consistent, whatever the
 //! account's size.
 //!
 //! Without `checkout_began_ms` (a caller of an older contract), search
-//! alone: nothing found is `NotYetIndexed` within the search window and
+//! alone, read to its end (at most ten pages of 100, else `NotYetIndexed`):
+//! no charge found is `NotYetIndexed` within the search window and
 //! `NotCharged` after it.
 
 use std::collections::BTreeMap;
@@ -38,6 +46,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 
 use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
+use crate::search::{self, Unsearched};
 use crate::standing::{Standing, refunded_in_full, standing};
 use crate::stripe_client::{ProxyError, StripeClient};
 use crate::validate::{check_checkout_id, is_stripe_id};
@@ -97,6 +106,16 @@ fn unread(err: ProxyError) -> AttemptFailure {
         return AttemptFailure::NotYetIndexed;
     }
     AttemptFailure::Call(err)
+}
+
+/// A search that could not be read to its end: more pages than are read
+/// (a thousand PaymentIntents with the checkout's metadata), or more and
+/// no way to them, is retried as `NotYetIndexed`, never "nothing charged".
+fn unsearched(err: Unsearched) -> AttemptFailure {
+    match err {
+        Unsearched::Call(err) => AttemptFailure::Call(err),
+        Unsearched::NoNextPage | Unsearched::TooMany => AttemptFailure::NotYetIndexed,
+    }
 }
 
 /// A PaymentIntent read with its latest charge's refunds expanded.
@@ -168,7 +187,12 @@ fn verdict(
             status: unsettled.status.clone(),
         });
     }
-    if found.is_empty() && since_scheduled < window {
+    // No charge yet within the window, whatever else was found: search may
+    // not have indexed the charge, and a create whose attempt gave up may
+    // still land, while a PaymentIntent that holds no money (an earlier
+    // decline, or one anybody made with the checkout's metadata) says
+    // nothing of either.
+    if since_scheduled < window {
         return Err(AttemptFailure::NotYetIndexed);
     }
     Ok(ReconcileOutput::NotCharged {
@@ -233,6 +257,21 @@ impl PaymentActivities {
                         return with_refund(&stripe, &token, found).await;
                     }
                 }
+                let Some(since) = listed_since else {
+                    // Search alone: every page (whoever can create
+                    // PaymentIntents with the checkout's metadata can push
+                    // its charge off the first one).
+                    let found = search::every_page(&stripe, &token, &query, &[])
+                        .await
+                        .map_err(unsearched)?;
+                    let found = verdict(found, since_scheduled, window)?;
+                    return match reads_refunds {
+                        true => with_refund(&stripe, &token, found).await,
+                        false => Ok(found),
+                    };
+                };
+                // A charge on search's first page is the answer; anything
+                // else the list confirms, so one page is enough.
                 let result: SearchResult = stripe
                     .get(
                         &token,
@@ -241,13 +280,6 @@ impl PaymentActivities {
                     )
                     .await
                     .map_err(AttemptFailure::Call)?;
-                let Some(since) = listed_since else {
-                    let found = verdict(result.data, since_scheduled, window)?;
-                    return match reads_refunds {
-                        true => with_refund(&stripe, &token, found).await,
-                        false => Ok(found),
-                    };
-                };
                 if let Ok(charged @ ReconcileOutput::Charged { .. }) =
                     verdict(result.data, Duration::ZERO, Duration::ZERO)
                 {
@@ -327,6 +359,10 @@ mod tests {
         ));
         assert!(matches!(
             verdict(found(&[("pi_1", "requires_payment_method")]), early, window),
+            Err(AttemptFailure::NotYetIndexed)
+        ));
+        assert!(matches!(
+            verdict(found(&[("pi_1", "requires_payment_method")]), late, window),
             Ok(ReconcileOutput::NotCharged { .. })
         ));
         assert!(check_checkout_id("0190a8c3-7f2e-7c1a-9d1e-1f2a3b4c5d6e").is_ok());

@@ -1,16 +1,19 @@
 //! What attacks on the issue 19 change found, each fixed: refunds answered
 //! with something other than Stripe's refusal, a refund already made, a
-//! fulfilment sent with the start, a broker role older than the list read.
+//! fulfilment sent with the start, a broker role older than the list read,
+//! PaymentIntents planted with a checkout's metadata to hide its charge from
+//! `reconcile`.
 
 use std::time::Duration;
 
 use keylease_testkit::eventually;
 use keylease_tests::process::WorkerProcess;
+use keylease_tests::raw::{RawOutcome, RawWorker};
 use keylease_tests::stack::{Stack, checkout, unique};
 use keylease_workflows::{CheckoutOutcome, CheckoutStep, CheckoutWorkflow};
 use temporalio_client::WorkflowStartOptions;
 
-use super::{drop_every_create_answer, intents_of};
+use super::{drop_every_create_answer, intents_of, sim_form};
 use crate::checkout::{fulfil, outcome, wait_for_step};
 
 /// An attack on the compensation: a 401 (a Stripe key being rotated at the
@@ -181,5 +184,67 @@ async fn a_role_made_before_the_list_read_still_reconciles() {
         worker.log_text()
     );
     worker.stop().await;
+    stack.stop().await;
+}
+
+/// A PaymentIntent of `checkout_id` made straight at stripe-sim (by anyone
+/// who can create PaymentIntents on the account): its id.
+async fn planted(stack: &Stack, checkout_id: &str, paid: bool) -> String {
+    let mut form = vec![("metadata[checkout_id]", checkout_id)];
+    form.extend(sim_form(paid));
+    let made = stack.sim_create(&form).await;
+    made["id"].as_str().expect("an id").to_owned()
+}
+
+/// `reconcile` for a caller of the older contract (no `checkout_began_ms`,
+/// so search alone), once.
+async fn reconcile_once(stack: &Stack, raw: &RawWorker, checkout_id: &str) -> RawOutcome {
+    let input = serde_json::json!({
+        "order_id": "order-planted", "checkout_id": checkout_id, "search_window_ms": 60_000,
+    });
+    raw.run(stack, &unique("planted"), "reconcile", input).await
+}
+
+/// Reconcile on search alone read the first ten results: ten unpaid
+/// PaymentIntents with the checkout's metadata, made after its charge,
+/// read as "nothing charged" while the charge stood. And one unpaid
+/// PaymentIntent that search had indexed, while it had not yet indexed the
+/// charge, read as "nothing charged" at once, within the search window.
+/// Every page is read now, and no charge found within the window is
+/// "not yet", whatever else was found.
+#[tokio::test(flavor = "multi_thread")]
+async fn payment_intents_planted_with_a_checkouts_metadata_do_not_hide_its_charge() {
+    let stack = Stack::spawn("planted").await;
+    let raw = RawWorker::spawn(&stack);
+
+    let after = unique("checkout-planted-after");
+    let charge = planted(&stack, &after, true).await;
+    for _ in 0..10 {
+        planted(&stack, &after, false).await;
+    }
+    match reconcile_once(&stack, &raw, &after).await {
+        RawOutcome::Succeeded(found) => {
+            assert_eq!(found["verdict"], "charged", "{found}");
+            assert_eq!(found["payment_intent_id"], charge.as_str(), "{found}");
+        }
+        other => panic!("the charge behind ten planted PaymentIntents is found: {other:?}"),
+    }
+
+    let before = unique("checkout-planted-before");
+    planted(&stack, &before, false).await;
+    // The charge is made after search fell ten minutes behind: only the
+    // planted PaymentIntent is indexed when reconcile looks.
+    stack
+        .sim_control(
+            "/_sim/config",
+            serde_json::json!({"search_indexing_delay_ms": 600_000}),
+        )
+        .await;
+    planted(&stack, &before, true).await;
+    match reconcile_once(&stack, &raw, &before).await {
+        RawOutcome::Failed { error_type, .. } if error_type == "NotYetIndexed" => {}
+        other => panic!("a charge search has not indexed is not yet an answer: {other:?}"),
+    }
+    raw.stop().await;
     stack.stop().await;
 }
