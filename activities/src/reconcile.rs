@@ -80,6 +80,14 @@ impl Found {
     }
 }
 
+/// The PaymentIntents of `found` that are `checkout_id`'s. Search answers
+/// are kept to them too: a broker that does not filter (or a keyless
+/// baseline) passes whatever Stripe's search matched, and Stripe's `:`
+/// ignores case, so `C-1`'s search also finds `c-1`'s (a helper's review).
+fn ours(found: Vec<Found>, checkout_id: &str) -> Vec<Found> {
+    found.into_iter().filter(|pi| pi.of(checkout_id)).collect()
+}
+
 #[derive(Debug, Deserialize)]
 struct SearchResult {
     data: Vec<Found>,
@@ -88,7 +96,8 @@ struct SearchResult {
 #[derive(Debug, Deserialize)]
 struct ListPage {
     data: Vec<Found>,
-    #[serde(default)]
+    /// Stripe always says; a page that does not is no answer (never read
+    /// as the list's end).
     has_more: bool,
 }
 
@@ -163,7 +172,7 @@ async fn with_refund(
 
 /// What the search results say, given how long ago `reconcile` was scheduled.
 fn verdict(
-    found: Vec<Found>,
+    found: &[Found],
     since_scheduled: Duration,
     window: Duration,
 ) -> Result<ReconcileOutput, AttemptFailure> {
@@ -196,8 +205,67 @@ fn verdict(
         return Err(AttemptFailure::NotYetIndexed);
     }
     Ok(ReconcileOutput::NotCharged {
-        found: found.into_iter().map(|pi| (pi.id, pi.status)).collect(),
+        found: found
+            .iter()
+            .map(|pi| (pi.id.clone(), pi.status.clone()))
+            .collect(),
     })
+}
+
+/// Most charged PaymentIntents of one checkout whose refunds are read.
+const MAX_CHARGED_READS: usize = 10;
+
+/// Of `found`, the checkout's PaymentIntents, a charge whose money was not
+/// all refunded, read with its refunds; a charge refunded in full, with
+/// its refund, only when every charge was. (A helper's review: the first
+/// charge found was answered, so a charge anybody made with the checkout's
+/// metadata and refunded in full hid the checkout's own, which the
+/// checkout then took for refunded.) More than [`MAX_CHARGED_READS`]
+/// charges is not yet an answer.
+async fn unrefunded(
+    stripe: &StripeClient,
+    token: &SecretString,
+    found: &[Found],
+) -> Result<ReconcileOutput, AttemptFailure> {
+    let charged = found
+        .iter()
+        .filter(|pi| matches!(standing(&pi.status), Standing::Charged));
+    let mut refunded = None;
+    for (n, pi) in charged.enumerate() {
+        if n == MAX_CHARGED_READS {
+            return Err(AttemptFailure::NotYetIndexed);
+        }
+        let charge = ReconcileOutput::Charged {
+            payment_intent_id: pi.id.clone(),
+            status: pi.status.clone(),
+            refund_id: None,
+        };
+        match with_refund(stripe, token, charge).await? {
+            kept @ ReconcileOutput::Charged {
+                refund_id: None, ..
+            } => return Ok(kept),
+            gone => {
+                refunded.get_or_insert(gone);
+            }
+        }
+    }
+    refunded.ok_or(AttemptFailure::NotYetIndexed)
+}
+
+/// The answer `found` (the checkout's PaymentIntents) gives: [`verdict`],
+/// and for a charge, with its refunds when the key reads them ([`unrefunded`]).
+async fn conclude(
+    stripe: &StripeClient,
+    token: &SecretString,
+    found: &[Found],
+    since_scheduled: Duration,
+    window: Duration,
+    reads_refunds: bool,
+) -> Result<ReconcileOutput, AttemptFailure> {
+    match verdict(found, since_scheduled, window)? {
+        ReconcileOutput::Charged { .. } if reads_refunds => unrefunded(stripe, token, found).await,
+        answer => Ok(answer),
+    }
 }
 
 impl PaymentActivities {
@@ -251,24 +319,45 @@ impl PaymentActivities {
                         .get(&token, &format!("/v1/payment_intents/{id}"), &[])
                         .await
                         .map_err(AttemptFailure::Call)?;
-                    // Another checkout's is no answer: look this one's up.
-                    if read.of(&checkout_id) {
-                        let found = verdict(vec![read], Duration::MAX, Duration::ZERO)?;
-                        return with_refund(&stripe, &token, found).await;
+                    // Another checkout's is no answer, and neither is one
+                    // that holds no money: the checkout may have others (a
+                    // helper's review: a PaymentIntent anybody made with
+                    // its metadata, once followed and failed, answered
+                    // "nothing charged" while the checkout's own was paid).
+                    let answers = !matches!(
+                        standing(&read.status),
+                        Standing::NotCharged | Standing::NeedsAuthentication
+                    );
+                    if read.of(&checkout_id) && answers {
+                        let found = [read];
+                        return conclude(
+                            &stripe,
+                            &token,
+                            &found,
+                            Duration::MAX,
+                            Duration::ZERO,
+                            true,
+                        )
+                        .await;
                     }
                 }
                 let Some(since) = listed_since else {
                     // Search alone: every page (whoever can create
                     // PaymentIntents with the checkout's metadata can push
                     // its charge off the first one).
-                    let found = search::every_page(&stripe, &token, &query, &[])
+                    let found: Vec<Found> = search::every_page(&stripe, &token, &query, &[])
                         .await
                         .map_err(unsearched)?;
-                    let found = verdict(found, since_scheduled, window)?;
-                    return match reads_refunds {
-                        true => with_refund(&stripe, &token, found).await,
-                        false => Ok(found),
-                    };
+                    let found = ours(found, &checkout_id);
+                    return conclude(
+                        &stripe,
+                        &token,
+                        &found,
+                        since_scheduled,
+                        window,
+                        reads_refunds,
+                    )
+                    .await;
                 };
                 // A charge on search's first page is the answer; anything
                 // else the list confirms, so one page is enough.
@@ -280,10 +369,11 @@ impl PaymentActivities {
                     )
                     .await
                     .map_err(AttemptFailure::Call)?;
-                if let Ok(charged @ ReconcileOutput::Charged { .. }) =
-                    verdict(result.data, Duration::ZERO, Duration::ZERO)
+                let found = ours(result.data, &checkout_id);
+                if let Ok(ReconcileOutput::Charged { .. }) =
+                    verdict(&found, Duration::ZERO, Duration::ZERO)
                 {
-                    return with_refund(&stripe, &token, charged).await;
+                    return unrefunded(&stripe, &token, &found).await;
                 }
                 // Search found no charge: only the list may say there is none.
                 let since = since.to_string();
@@ -299,19 +389,30 @@ impl PaymentActivities {
                         .await
                         .map_err(unread)?;
                     after = page.data.last().map(|pi| pi.id.clone());
-                    listed.extend(page.data.into_iter().filter(|pi| pi.of(&checkout_id)));
-                    if !page.has_more || after.is_none() {
+                    listed.extend(ours(page.data, &checkout_id));
+                    if !page.has_more {
                         // The whole list read: the answer, once the search
                         // window has passed since the charge ended — a create
                         // whose attempt gave up may still land at Stripe.
-                        let found = verdict(listed, since_scheduled, window)?;
-                        return with_refund(&stripe, &token, found).await;
+                        return conclude(&stripe, &token, &listed, since_scheduled, window, true)
+                            .await;
+                    }
+                    if after.is_none() {
+                        // More, and nothing to go on from: not the whole list.
+                        return Err(AttemptFailure::NotYetIndexed);
                     }
                 }
-                match verdict(listed, Duration::ZERO, Duration::MAX)? {
-                    ReconcileOutput::NotCharged { .. } => Err(AttemptFailure::NotYetIndexed),
-                    charged => with_refund(&stripe, &token, charged).await,
-                }
+                // More pages than are read: a charge among them is the
+                // answer, nothing found is not yet one.
+                conclude(
+                    &stripe,
+                    &token,
+                    &listed,
+                    Duration::ZERO,
+                    Duration::MAX,
+                    true,
+                )
+                .await
             })
             .await?;
         tracing::info!(order_id = %input.order_id, checkout_id = %input.checkout_id, key_id = %key_id, outcome = ?output, "reconciled");
@@ -342,27 +443,31 @@ mod tests {
             Duration::from_secs(90),
         );
         assert!(matches!(
-            verdict(found(&[("pi_1", "succeeded")]), early, window),
+            verdict(&found(&[("pi_1", "succeeded")]), early, window),
             Ok(ReconcileOutput::Charged { .. })
         ));
         assert!(matches!(
-            verdict(found(&[]), early, window),
+            verdict(&found(&[]), early, window),
             Err(AttemptFailure::NotYetIndexed)
         ));
         assert_eq!(
-            verdict(found(&[]), late, window).ok(),
+            verdict(&found(&[]), late, window).ok(),
             Some(ReconcileOutput::NotCharged { found: vec![] })
         );
         assert!(matches!(
-            verdict(found(&[("pi_1", "processing")]), late, window),
+            verdict(&found(&[("pi_1", "processing")]), late, window),
             Err(AttemptFailure::Unsettled { .. })
         ));
         assert!(matches!(
-            verdict(found(&[("pi_1", "requires_payment_method")]), early, window),
+            verdict(
+                &found(&[("pi_1", "requires_payment_method")]),
+                early,
+                window
+            ),
             Err(AttemptFailure::NotYetIndexed)
         ));
         assert!(matches!(
-            verdict(found(&[("pi_1", "requires_payment_method")]), late, window),
+            verdict(&found(&[("pi_1", "requires_payment_method")]), late, window),
             Ok(ReconcileOutput::NotCharged { .. })
         ));
         assert!(check_checkout_id("0190a8c3-7f2e-7c1a-9d1e-1f2a3b4c5d6e").is_ok());

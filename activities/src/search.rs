@@ -20,7 +20,8 @@ const SEARCH_PATH: &str = "/v1/payment_intents/search";
 #[derive(Debug, Deserialize)]
 struct SearchPage<T> {
     data: Vec<T>,
-    #[serde(default)]
+    /// Stripe always says; a page that does not is no answer (never read
+    /// as the search's end).
     has_more: bool,
     /// The cursor to the next page.
     #[serde(default)]

@@ -196,13 +196,35 @@ async fn planted(stack: &Stack, checkout_id: &str, paid: bool) -> String {
     made["id"].as_str().expect("an id").to_owned()
 }
 
-/// `reconcile` for a caller of the older contract (no `checkout_began_ms`,
-/// so search alone), once.
-async fn reconcile_once(stack: &Stack, raw: &RawWorker, checkout_id: &str) -> RawOutcome {
-    let input = serde_json::json!({
+/// `reconcile` once, for `checkout_id`, with `more` of its input: without
+/// `checkout_began_ms` (a caller of the older contract), on search alone.
+async fn reconcile_once(
+    stack: &Stack,
+    raw: &RawWorker,
+    checkout_id: &str,
+    more: serde_json::Value,
+) -> RawOutcome {
+    let mut input = serde_json::json!({
         "order_id": "order-planted", "checkout_id": checkout_id, "search_window_ms": 60_000,
     });
+    for (field, value) in more.as_object().expect("fields") {
+        input[field] = value.clone();
+    }
     raw.run(stack, &unique("planted"), "reconcile", input).await
+}
+
+/// The charge `reconcile` answered, or a panic naming `what`.
+fn charged(outcome: RawOutcome, what: &str) -> serde_json::Value {
+    match outcome {
+        RawOutcome::Succeeded(found) if found["verdict"] == "charged" => found,
+        other => panic!("{what}: {other:?}"),
+    }
+}
+
+/// When the checkout began, for `checkout_began_ms`: a minute ago.
+fn began_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    u64::try_from(now.expect("after 1970").as_millis()).expect("ms") - 60_000
 }
 
 /// Reconcile on search alone read the first ten results: ten unpaid
@@ -210,8 +232,9 @@ async fn reconcile_once(stack: &Stack, raw: &RawWorker, checkout_id: &str) -> Ra
 /// read as "nothing charged" while the charge stood. And one unpaid
 /// PaymentIntent that search had indexed, while it had not yet indexed the
 /// charge, read as "nothing charged" at once, within the search window.
-/// Every page is read now, and no charge found within the window is
-/// "not yet", whatever else was found.
+/// Every page is read now (here 101 planted after the charge: two pages),
+/// and no charge found within the window is "not yet", whatever else was
+/// found.
 #[tokio::test(flavor = "multi_thread")]
 async fn payment_intents_planted_with_a_checkouts_metadata_do_not_hide_its_charge() {
     let stack = Stack::spawn("planted").await;
@@ -219,16 +242,14 @@ async fn payment_intents_planted_with_a_checkouts_metadata_do_not_hide_its_charg
 
     let after = unique("checkout-planted-after");
     let charge = planted(&stack, &after, true).await;
-    for _ in 0..10 {
+    for _ in 0..101 {
         planted(&stack, &after, false).await;
     }
-    match reconcile_once(&stack, &raw, &after).await {
-        RawOutcome::Succeeded(found) => {
-            assert_eq!(found["verdict"], "charged", "{found}");
-            assert_eq!(found["payment_intent_id"], charge.as_str(), "{found}");
-        }
-        other => panic!("the charge behind ten planted PaymentIntents is found: {other:?}"),
-    }
+    let found = charged(
+        reconcile_once(&stack, &raw, &after, serde_json::json!({})).await,
+        "the charge behind 101 planted PaymentIntents is found",
+    );
+    assert_eq!(found["payment_intent_id"], charge.as_str(), "{found}");
 
     let before = unique("checkout-planted-before");
     planted(&stack, &before, false).await;
@@ -241,10 +262,60 @@ async fn payment_intents_planted_with_a_checkouts_metadata_do_not_hide_its_charg
         )
         .await;
     planted(&stack, &before, true).await;
-    match reconcile_once(&stack, &raw, &before).await {
+    match reconcile_once(&stack, &raw, &before, serde_json::json!({})).await {
         RawOutcome::Failed { error_type, .. } if error_type == "NotYetIndexed" => {}
         other => panic!("a charge search has not indexed is not yet an answer: {other:?}"),
     }
+    raw.stop().await;
+    stack.stop().await;
+}
+
+/// Two more ways a PaymentIntent made with the checkout's metadata hid its
+/// charge (a helper's review of the fix above), through the reconcile of
+/// today's contract (`checkout_began_ms`, the list, reads of refunds):
+/// - one that holds no money, named as the checkout's PaymentIntent (the
+///   one a `ChargeProcessing` failure named, followed until it settles),
+///   answered "nothing charged" from itself alone;
+/// - one charged and refunded in full, made after the charge, was the
+///   first charge found and answered "refunded", and the checkout would
+///   have ended compensated with the money kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_planted_payment_that_failed_or_was_refunded_does_not_answer_for_the_checkout() {
+    let stack = Stack::spawn("planted-named").await;
+    let raw = RawWorker::spawn(&stack);
+
+    let failed = unique("checkout-planted-failed");
+    let charge = planted(&stack, &failed, true).await;
+    let named = planted(&stack, &failed, false).await;
+    let more = serde_json::json!({"checkout_began_ms": began_ms(), "payment_intent_id": named});
+    let found = charged(
+        reconcile_once(&stack, &raw, &failed, more).await,
+        "a failed PaymentIntent named does not hide the charge",
+    );
+    assert_eq!(found["payment_intent_id"], charge.as_str(), "{found}");
+
+    let refunded = unique("checkout-planted-refunded");
+    let charge = planted(&stack, &refunded, true).await;
+    let decoy = planted(&stack, &refunded, true).await;
+    let refund = stack
+        .http
+        .post(format!("http://{}/v1/refunds", stack.sim))
+        .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
+        .form(&[("payment_intent", decoy.as_str())])
+        .send()
+        .await
+        .expect("refund");
+    assert!(refund.status().is_success(), "{}", refund.status());
+    let more = serde_json::json!({"checkout_began_ms": began_ms()});
+    let found = charged(
+        reconcile_once(&stack, &raw, &refunded, more).await,
+        "a refunded decoy does not hide the charge",
+    );
+    assert_eq!(found["payment_intent_id"], charge.as_str(), "{found}");
+    assert!(
+        found.get("refund_id").is_none_or(|id| id.is_null()),
+        "{found}"
+    );
     raw.stop().await;
     stack.stop().await;
 }
