@@ -252,19 +252,97 @@ async fn unrefunded(
     refunded.ok_or(AttemptFailure::NotYetIndexed)
 }
 
-/// The answer `found` (the checkout's PaymentIntents) gives: [`verdict`],
-/// and for a charge, with its refunds when the key reads them ([`unrefunded`]).
-async fn conclude(
-    stripe: &StripeClient,
-    token: &SecretString,
-    found: &[Found],
+/// A lookup of the checkout's PaymentIntents, for one attempt.
+struct Lookup<'a> {
+    stripe: &'a StripeClient,
+    token: &'a SecretString,
+    checkout_id: &'a str,
+    /// Stripe's search for the checkout's PaymentIntents.
+    query: &'a str,
+    /// Unix seconds the list is read from; `None`: search alone.
+    listed_since: Option<u64>,
     since_scheduled: Duration,
     window: Duration,
     reads_refunds: bool,
-) -> Result<ReconcileOutput, AttemptFailure> {
-    match verdict(found, since_scheduled, window)? {
-        ReconcileOutput::Charged { .. } if reads_refunds => unrefunded(stripe, token, found).await,
-        answer => Ok(answer),
+}
+
+impl Lookup<'_> {
+    /// The answer `found` (the checkout's PaymentIntents) gives: [`verdict`],
+    /// and for a charge, with its refunds when the key reads them ([`unrefunded`]).
+    async fn conclude(
+        &self,
+        found: &[Found],
+        since_scheduled: Duration,
+        window: Duration,
+    ) -> Result<ReconcileOutput, AttemptFailure> {
+        match verdict(found, since_scheduled, window)? {
+            ReconcileOutput::Charged { .. } if self.reads_refunds => {
+                unrefunded(self.stripe, self.token, found).await
+            }
+            answer => Ok(answer),
+        }
+    }
+
+    /// What Stripe's search, and then its list, find.
+    async fn run(&self) -> Result<ReconcileOutput, AttemptFailure> {
+        let (stripe, token) = (self.stripe, self.token);
+        let Some(since) = self.listed_since else {
+            // Search alone: every page (whoever can create PaymentIntents
+            // with the checkout's metadata can push its charge off the first one).
+            let found: Vec<Found> = search::every_page(stripe, token, self.query, &[])
+                .await
+                .map_err(unsearched)?;
+            let found = ours(found, self.checkout_id);
+            return self
+                .conclude(&found, self.since_scheduled, self.window)
+                .await;
+        };
+        // A charge on search's first page is the answer; anything else the
+        // list confirms, so one page is enough.
+        let result: SearchResult = stripe
+            .get(
+                token,
+                "/v1/payment_intents/search",
+                &[("query", self.query), ("limit", "10")],
+            )
+            .await
+            .map_err(AttemptFailure::Call)?;
+        let found = ours(result.data, self.checkout_id);
+        if let Ok(ReconcileOutput::Charged { .. }) = verdict(&found, Duration::ZERO, Duration::ZERO)
+        {
+            return unrefunded(stripe, token, &found).await;
+        }
+        // Search found no charge: only the list may say there is none.
+        let since = since.to_string();
+        let mut listed = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_LIST_PAGES {
+            let mut query = vec![("created[gte]", since.as_str()), ("limit", "100")];
+            if let Some(last) = after.as_deref() {
+                query.push(("starting_after", last));
+            }
+            let page: ListPage = stripe
+                .get(token, "/v1/payment_intents", &query)
+                .await
+                .map_err(unread)?;
+            after = page.data.last().map(|pi| pi.id.clone());
+            listed.extend(ours(page.data, self.checkout_id));
+            if !page.has_more {
+                // The whole list read: the answer, once the search window
+                // has passed since the charge ended — a create whose attempt
+                // gave up may still land at Stripe.
+                return self
+                    .conclude(&listed, self.since_scheduled, self.window)
+                    .await;
+            }
+            if after.is_none() {
+                // More, and nothing to go on from: not the whole list.
+                return Err(AttemptFailure::NotYetIndexed);
+            }
+        }
+        // More pages than are read: a charge among them is the answer,
+        // nothing found is not yet one.
+        self.conclude(&listed, Duration::ZERO, Duration::MAX).await
     }
 }
 
@@ -314,105 +392,47 @@ impl PaymentActivities {
         let stripe = self.stripe.clone();
         let (output, key_id) = self
             .with_key(ctx, request, |token| async move {
-                if let Some(id) = known {
-                    let read: Found = stripe
-                        .get(&token, &format!("/v1/payment_intents/{id}"), &[])
-                        .await
-                        .map_err(AttemptFailure::Call)?;
-                    // Another checkout's is no answer, and neither is one
-                    // that holds no money: the checkout may have others (a
-                    // helper's review: a PaymentIntent anybody made with
-                    // its metadata, once followed and failed, answered
-                    // "nothing charged" while the checkout's own was paid).
-                    let answers = !matches!(
-                        standing(&read.status),
-                        Standing::NotCharged | Standing::NeedsAuthentication
-                    );
-                    if read.of(&checkout_id) && answers {
-                        let found = [read];
-                        return conclude(
-                            &stripe,
-                            &token,
-                            &found,
-                            Duration::MAX,
-                            Duration::ZERO,
-                            true,
-                        )
-                        .await;
-                    }
-                }
-                let Some(since) = listed_since else {
-                    // Search alone: every page (whoever can create
-                    // PaymentIntents with the checkout's metadata can push
-                    // its charge off the first one).
-                    let found: Vec<Found> = search::every_page(&stripe, &token, &query, &[])
-                        .await
-                        .map_err(unsearched)?;
-                    let found = ours(found, &checkout_id);
-                    return conclude(
-                        &stripe,
-                        &token,
-                        &found,
-                        since_scheduled,
-                        window,
-                        reads_refunds,
-                    )
-                    .await;
+                let lookup = Lookup {
+                    stripe: &stripe,
+                    token: &token,
+                    checkout_id: &checkout_id,
+                    query: &query,
+                    listed_since,
+                    since_scheduled,
+                    window,
+                    reads_refunds,
                 };
-                // A charge on search's first page is the answer; anything
-                // else the list confirms, so one page is enough.
-                let result: SearchResult = stripe
-                    .get(
-                        &token,
-                        "/v1/payment_intents/search",
-                        &[("query", query.as_str()), ("limit", "10")],
-                    )
+                let Some(id) = known else {
+                    return lookup.run().await;
+                };
+                let read: Found = stripe
+                    .get(&token, &format!("/v1/payment_intents/{id}"), &[])
                     .await
                     .map_err(AttemptFailure::Call)?;
-                let found = ours(result.data, &checkout_id);
-                if let Ok(ReconcileOutput::Charged { .. }) =
-                    verdict(&found, Duration::ZERO, Duration::ZERO)
-                {
-                    return unrefunded(&stripe, &token, &found).await;
+                // Another checkout's is no answer: look this one's up.
+                if !read.of(&checkout_id) {
+                    return lookup.run().await;
                 }
-                // Search found no charge: only the list may say there is none.
-                let since = since.to_string();
-                let mut listed = Vec::new();
-                let mut after: Option<String> = None;
-                for _ in 0..MAX_LIST_PAGES {
-                    let mut query = vec![("created[gte]", since.as_str()), ("limit", "100")];
-                    if let Some(last) = after.as_deref() {
-                        query.push(("starting_after", last));
-                    }
-                    let page: ListPage = stripe
-                        .get(&token, "/v1/payment_intents", &query)
-                        .await
-                        .map_err(unread)?;
-                    after = page.data.last().map(|pi| pi.id.clone());
-                    listed.extend(ours(page.data, &checkout_id));
-                    if !page.has_more {
-                        // The whole list read: the answer, once the search
-                        // window has passed since the charge ended — a create
-                        // whose attempt gave up may still land at Stripe.
-                        return conclude(&stripe, &token, &listed, since_scheduled, window, true)
-                            .await;
-                    }
-                    if after.is_none() {
-                        // More, and nothing to go on from: not the whole list.
-                        return Err(AttemptFailure::NotYetIndexed);
-                    }
+                let named = [read];
+                if !matches!(
+                    standing(&named[0].status),
+                    Standing::NotCharged | Standing::NeedsAuthentication
+                ) {
+                    return lookup.conclude(&named, Duration::MAX, Duration::ZERO).await;
                 }
-                // More pages than are read: a charge among them is the
-                // answer, nothing found is not yet one.
-                conclude(
-                    &stripe,
-                    &token,
-                    &listed,
-                    Duration::ZERO,
-                    Duration::MAX,
-                    true,
-                )
-                .await
+                // One that holds no money answers for nothing but itself:
+                // the checkout may have another (a helper's review: a
+                // PaymentIntent anybody made with its metadata, once
+                // followed and failed, answered "nothing charged" while the
+                // checkout's own was paid). Only when the lookup cannot
+                // tell (a busy account) is the named one's end the answer,
+                // as it was: a debit that failed must not wait forever.
+                match lookup.run().await {
+                    Err(AttemptFailure::NotYetIndexed) => {
+                        lookup.conclude(&named, Duration::MAX, Duration::ZERO).await
+                    }
+                    answer => answer,
+                }
             })
             .await?;
         tracing::info!(order_id = %input.order_id, checkout_id = %input.checkout_id, key_id = %key_id, outcome = ?output, "reconciled");
