@@ -170,22 +170,33 @@ async fn with_refund(
     })
 }
 
-/// What the search results say, given how long ago `reconcile` was scheduled.
-fn verdict(
-    found: &[Found],
-    since_scheduled: Duration,
-    window: Duration,
-) -> Result<ReconcileOutput, AttemptFailure> {
-    if let Some(charged) = found
+/// The first of `found` that is charged (`succeeded`, `requires_capture`).
+fn first_charged(found: &[Found]) -> Option<&Found> {
+    found
         .iter()
         .find(|pi| matches!(standing(&pi.status), Standing::Charged))
-    {
-        return Ok(ReconcileOutput::Charged {
-            payment_intent_id: charged.id.clone(),
-            status: charged.status.clone(),
-            refund_id: None,
-        });
+}
+
+/// A charge of `pi`, its refunds not read.
+fn charge_of(pi: &Found) -> ReconcileOutput {
+    ReconcileOutput::Charged {
+        payment_intent_id: pi.id.clone(),
+        status: pi.status.clone(),
+        refund_id: None,
     }
+}
+
+/// What `found` says once no charge among it holds money: a payment on
+/// its way; not yet an answer, within the window or when `found` is not
+/// all there is; else the charge refunded in full (`refunded`), or nothing
+/// charged.
+fn unheld(
+    found: &[Found],
+    complete: bool,
+    since_scheduled: Duration,
+    window: Duration,
+    refunded: Option<ReconcileOutput>,
+) -> Result<ReconcileOutput, AttemptFailure> {
     // 3-D Secure that was never completed charged nothing, as a failed payment did.
     if let Some(unsettled) = found
         .iter()
@@ -196,61 +207,24 @@ fn verdict(
             status: unsettled.status.clone(),
         });
     }
-    // No charge yet within the window, whatever else was found: search may
-    // not have indexed the charge, and a create whose attempt gave up may
-    // still land, while a PaymentIntent that holds no money (an earlier
-    // decline, or one anybody made with the checkout's metadata) says
-    // nothing of either.
-    if since_scheduled < window {
+    // Nothing that holds money yet, within the window, whatever else was
+    // found: search may not have indexed the charge, and a create whose
+    // attempt gave up may still land, while a PaymentIntent that holds no
+    // money (an earlier decline, a charge refunded in full, or one anybody
+    // made with the checkout's metadata) says nothing of either.
+    if !complete || since_scheduled < window {
         return Err(AttemptFailure::NotYetIndexed);
     }
-    Ok(ReconcileOutput::NotCharged {
+    Ok(refunded.unwrap_or_else(|| ReconcileOutput::NotCharged {
         found: found
             .iter()
             .map(|pi| (pi.id.clone(), pi.status.clone()))
             .collect(),
-    })
+    }))
 }
 
 /// Most charged PaymentIntents of one checkout whose refunds are read.
 const MAX_CHARGED_READS: usize = 10;
-
-/// Of `found`, the checkout's PaymentIntents, a charge whose money was not
-/// all refunded, read with its refunds; a charge refunded in full, with
-/// its refund, only when every charge was. (A helper's review: the first
-/// charge found was answered, so a charge anybody made with the checkout's
-/// metadata and refunded in full hid the checkout's own, which the
-/// checkout then took for refunded.) More than [`MAX_CHARGED_READS`]
-/// charges is not yet an answer.
-async fn unrefunded(
-    stripe: &StripeClient,
-    token: &SecretString,
-    found: &[Found],
-) -> Result<ReconcileOutput, AttemptFailure> {
-    let charged = found
-        .iter()
-        .filter(|pi| matches!(standing(&pi.status), Standing::Charged));
-    let mut refunded = None;
-    for (n, pi) in charged.enumerate() {
-        if n == MAX_CHARGED_READS {
-            return Err(AttemptFailure::NotYetIndexed);
-        }
-        let charge = ReconcileOutput::Charged {
-            payment_intent_id: pi.id.clone(),
-            status: pi.status.clone(),
-            refund_id: None,
-        };
-        match with_refund(stripe, token, charge).await? {
-            kept @ ReconcileOutput::Charged {
-                refund_id: None, ..
-            } => return Ok(kept),
-            gone => {
-                refunded.get_or_insert(gone);
-            }
-        }
-    }
-    refunded.ok_or(AttemptFailure::NotYetIndexed)
-}
 
 /// A lookup of the checkout's PaymentIntents, for one attempt.
 struct Lookup<'a> {
@@ -267,19 +241,54 @@ struct Lookup<'a> {
 }
 
 impl Lookup<'_> {
-    /// The answer `found` (the checkout's PaymentIntents) gives: [`verdict`],
-    /// and for a charge, with its refunds when the key reads them ([`unrefunded`]).
+    /// Of `found` (the checkout's PaymentIntents), a charge that holds
+    /// money, read with its refunds; and the first charge refunded in full.
+    /// Without the read of refunds, the first charge. (A helper's review:
+    /// the first charge found was answered, so a charge anybody made with
+    /// the checkout's metadata and refunded in full hid the checkout's own,
+    /// which the checkout then took for refunded.) More than
+    /// [`MAX_CHARGED_READS`] charges is not yet an answer.
+    async fn holding(
+        &self,
+        found: &[Found],
+    ) -> Result<(Option<ReconcileOutput>, Option<ReconcileOutput>), AttemptFailure> {
+        if !self.reads_refunds {
+            return Ok((first_charged(found).map(charge_of), None));
+        }
+        let charged = found
+            .iter()
+            .filter(|pi| matches!(standing(&pi.status), Standing::Charged));
+        let mut refunded = None;
+        for (n, pi) in charged.enumerate() {
+            if n == MAX_CHARGED_READS {
+                return Err(AttemptFailure::NotYetIndexed);
+            }
+            match with_refund(self.stripe, self.token, charge_of(pi)).await? {
+                kept @ ReconcileOutput::Charged {
+                    refund_id: None, ..
+                } => return Ok((Some(kept), refunded)),
+                gone => {
+                    refunded.get_or_insert(gone);
+                }
+            }
+        }
+        Ok((None, refunded))
+    }
+
+    /// The answer `found` gives: a charge that holds money at once; else
+    /// [`unheld`], where "refunded" and "nothing charged" need `found` to
+    /// be `complete` (the whole list, or every page of search alone) and
+    /// the window passed.
     async fn conclude(
         &self,
         found: &[Found],
+        complete: bool,
         since_scheduled: Duration,
-        window: Duration,
     ) -> Result<ReconcileOutput, AttemptFailure> {
-        match verdict(found, since_scheduled, window)? {
-            ReconcileOutput::Charged { .. } if self.reads_refunds => {
-                unrefunded(self.stripe, self.token, found).await
-            }
-            answer => Ok(answer),
+        let (held, refunded) = self.holding(found).await?;
+        match held {
+            Some(charge) => Ok(charge),
+            None => unheld(found, complete, since_scheduled, self.window, refunded),
         }
     }
 
@@ -293,9 +302,7 @@ impl Lookup<'_> {
                 .await
                 .map_err(unsearched)?;
             let found = ours(found, self.checkout_id);
-            return self
-                .conclude(&found, self.since_scheduled, self.window)
-                .await;
+            return self.conclude(&found, true, self.since_scheduled).await;
         };
         // A charge on search's first page is the answer; anything else the
         // list confirms, so one page is enough.
@@ -308,11 +315,11 @@ impl Lookup<'_> {
             .await
             .map_err(AttemptFailure::Call)?;
         let found = ours(result.data, self.checkout_id);
-        if let Ok(ReconcileOutput::Charged { .. }) = verdict(&found, Duration::ZERO, Duration::ZERO)
-        {
-            return unrefunded(stripe, token, &found).await;
+        if let (Some(charge), _) = self.holding(&found).await? {
+            return Ok(charge);
         }
-        // Search found no charge: only the list may say there is none.
+        // Search found no charge that holds money: only the whole list may
+        // say there is none, or that it was refunded.
         let since = since.to_string();
         let mut listed = Vec::new();
         let mut after: Option<String> = None;
@@ -331,18 +338,16 @@ impl Lookup<'_> {
                 // The whole list read: the answer, once the search window
                 // has passed since the charge ended — a create whose attempt
                 // gave up may still land at Stripe.
-                return self
-                    .conclude(&listed, self.since_scheduled, self.window)
-                    .await;
+                return self.conclude(&listed, true, self.since_scheduled).await;
             }
             if after.is_none() {
                 // More, and nothing to go on from: not the whole list.
                 return Err(AttemptFailure::NotYetIndexed);
             }
         }
-        // More pages than are read: a charge among them is the answer,
-        // nothing found is not yet one.
-        self.conclude(&listed, Duration::ZERO, Duration::MAX).await
+        // More pages than are read: a charge among them that holds money is
+        // the answer; anything else is not yet one.
+        self.conclude(&listed, false, self.since_scheduled).await
     }
 }
 
@@ -414,22 +419,24 @@ impl PaymentActivities {
                     return lookup.run().await;
                 }
                 let named = [read];
-                if !matches!(
-                    standing(&named[0].status),
-                    Standing::NotCharged | Standing::NeedsAuthentication
-                ) {
-                    return lookup.conclude(&named, Duration::MAX, Duration::ZERO).await;
+                let (held, refunded) = lookup.holding(&named).await?;
+                if let Some(charge) = held {
+                    return Ok(charge);
                 }
-                // One that holds no money answers for nothing but itself:
-                // the checkout may have another (a helper's review: a
-                // PaymentIntent anybody made with its metadata, once
-                // followed and failed, answered "nothing charged" while the
-                // checkout's own was paid). Only when the lookup cannot
-                // tell (a busy account) is the named one's end the answer,
-                // as it was: a debit that failed must not wait forever.
+                if matches!(standing(&named[0].status), Standing::Processing) {
+                    return unheld(&named, true, Duration::MAX, Duration::ZERO, None);
+                }
+                // One that holds no money (failed, or refunded in full)
+                // answers for nothing but itself: the checkout may have
+                // another (a helper's review: a PaymentIntent anybody made
+                // with its metadata, once followed and failed or refunded,
+                // answered for the checkout while its own was paid). Only
+                // when the lookup cannot tell (a busy account) is the named
+                // one's end the answer, as it was: a debit that failed must
+                // not wait forever.
                 match lookup.run().await {
                     Err(AttemptFailure::NotYetIndexed) => {
-                        lookup.conclude(&named, Duration::MAX, Duration::ZERO).await
+                        unheld(&named, true, Duration::MAX, Duration::ZERO, refunded)
                     }
                     answer => answer,
                 }

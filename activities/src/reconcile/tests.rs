@@ -18,34 +18,58 @@ fn a_charge_found_is_charged_and_nothing_is_not_until_the_window_passes() {
         Duration::from_secs(100),
         Duration::from_secs(90),
     );
+    let charged = found(&[("pi_0", "requires_payment_method"), ("pi_1", "succeeded")]);
+    assert_eq!(
+        first_charged(&charged).map(|pi| pi.id.as_str()),
+        Some("pi_1")
+    );
+    assert!(first_charged(&found(&[("pi_1", "processing")])).is_none());
+    let unheld_of = |pairs: &[(&str, &str)], complete, since| {
+        unheld(&found(pairs), complete, since, window, None)
+    };
     assert!(matches!(
-        verdict(&found(&[("pi_1", "succeeded")]), early, window),
-        Ok(ReconcileOutput::Charged { .. })
-    ));
-    assert!(matches!(
-        verdict(&found(&[]), early, window),
+        unheld_of(&[], true, early),
         Err(AttemptFailure::NotYetIndexed)
     ));
     assert_eq!(
-        verdict(&found(&[]), late, window).ok(),
+        unheld_of(&[], true, late).ok(),
         Some(ReconcileOutput::NotCharged { found: vec![] })
     );
     assert!(matches!(
-        verdict(&found(&[("pi_1", "processing")]), late, window),
-        Err(AttemptFailure::Unsettled { .. })
-    ));
-    assert!(matches!(
-        verdict(
-            &found(&[("pi_1", "requires_payment_method")]),
-            early,
-            window
-        ),
+        unheld_of(&[], false, late),
         Err(AttemptFailure::NotYetIndexed)
     ));
     assert!(matches!(
-        verdict(&found(&[("pi_1", "requires_payment_method")]), late, window),
+        unheld_of(&[("pi_1", "processing")], true, late),
+        Err(AttemptFailure::Unsettled { .. })
+    ));
+    assert!(matches!(
+        unheld_of(&[("pi_1", "requires_payment_method")], true, early),
+        Err(AttemptFailure::NotYetIndexed)
+    ));
+    assert!(matches!(
+        unheld_of(&[("pi_1", "requires_payment_method")], true, late),
         Ok(ReconcileOutput::NotCharged { .. })
     ));
+    // A charge refunded in full is the answer only where "nothing charged" would be.
+    let refunded = ReconcileOutput::Charged {
+        payment_intent_id: "pi_2".to_owned(),
+        status: "succeeded".to_owned(),
+        refund_id: Some("re_1".to_owned()),
+    };
+    let pairs = found(&[("pi_2", "succeeded")]);
+    assert!(matches!(
+        unheld(&pairs, true, early, window, Some(refunded.clone())),
+        Err(AttemptFailure::NotYetIndexed)
+    ));
+    assert!(matches!(
+        unheld(&pairs, false, late, window, Some(refunded.clone())),
+        Err(AttemptFailure::NotYetIndexed)
+    ));
+    assert_eq!(
+        unheld(&pairs, true, late, window, Some(refunded.clone())).ok(),
+        Some(refunded)
+    );
     assert!(check_checkout_id("0190a8c3-7f2e-7c1a-9d1e-1f2a3b4c5d6e").is_ok());
     assert!(check_checkout_id("x' OR status:'succeeded").is_err());
 }

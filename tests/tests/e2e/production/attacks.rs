@@ -277,8 +277,10 @@ async fn payment_intents_planted_with_a_checkouts_metadata_do_not_hide_its_charg
 ///   one a `ChargeProcessing` failure named, followed until it settles),
 ///   answered "nothing charged" from itself alone;
 /// - one charged and refunded in full, made after the charge, was the
-///   first charge found and answered "refunded", and the checkout would
-///   have ended compensated with the money kept.
+///   first charge found (or the one named) and answered "refunded", and
+///   the checkout would have ended compensated with the money kept; with
+///   nine unpaid ones after it, search's first page alone answered so (a
+///   second review).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_planted_payment_that_failed_or_was_refunded_does_not_answer_for_the_checkout() {
     let stack = Stack::spawn("planted-named").await;
@@ -306,16 +308,32 @@ async fn a_planted_payment_that_failed_or_was_refunded_does_not_answer_for_the_c
         .await
         .expect("refund");
     assert!(refund.status().is_success(), "{}", refund.status());
-    let more = serde_json::json!({"checkout_began_ms": began_ms()});
-    let found = charged(
-        reconcile_once(&stack, &raw, &refunded, more).await,
-        "a refunded decoy does not hide the charge",
-    );
-    assert_eq!(found["payment_intent_id"], charge.as_str(), "{found}");
-    assert!(
-        found.get("refund_id").is_none_or(|id| id.is_null()),
-        "{found}"
-    );
+    // Nine unpaid after it: search's first page of ten holds the decoy, not the charge.
+    for _ in 0..9 {
+        planted(&stack, &refunded, false).await;
+    }
+    for (case, more) in [
+        (
+            "found",
+            serde_json::json!({"checkout_began_ms": began_ms()}),
+        ),
+        (
+            "named",
+            serde_json::json!({"checkout_began_ms": began_ms(), "payment_intent_id": decoy}),
+        ),
+    ] {
+        let found = charged(
+            reconcile_once(&stack, &raw, &refunded, more).await,
+            &format!("a refunded decoy {case} does not hide the charge"),
+        );
+        assert_eq!(
+            found["payment_intent_id"],
+            charge.as_str(),
+            "{case}: {found}"
+        );
+        let refund_id = found.get("refund_id");
+        assert!(refund_id.is_none_or(|id| id.is_null()), "{case}: {found}");
+    }
     raw.stop().await;
     stack.stop().await;
 }
