@@ -11,7 +11,9 @@ use anyhow::{Context, bail, ensure};
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
 use keylease_testkit::BrokerProcess;
-use keylease_testkit::machine::{load_average, machine, sqlite_commit_median_ms};
+use keylease_testkit::machine::{
+    load_average, machine, sqlite_commit_median_ms, sqlite_commit_median_ms_after,
+};
 use keylease_testkit::ports::free_addr;
 use keylease_tests::process::{WorkerProcess, broker_settings};
 use keylease_tests::stack::{STRIPE_SECRET, signal_fulfilment, temporal_args, unique};
@@ -62,6 +64,9 @@ struct Shared {
     _dir: tempfile::TempDir,
 }
 
+/// How long the machine idles before each commit of the idle fsync probe.
+const IDLE_GAP: Duration = Duration::from_millis(50);
+
 async fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     println!("machine: {}, load {}", machine(), load_average());
     println!(
@@ -71,10 +76,16 @@ async fn run(args: &LoadArgs) -> anyhow::Result<ExitCode> {
     // Where the broker's SQLite file will live (a temporary directory).
     let probe = tempfile::tempdir()?;
     let fsync_ms = sqlite_commit_median_ms(probe.path()).await;
+    let idle_ms = sqlite_commit_median_ms_after(probe.path(), IDLE_GAP, 40).await;
     drop(probe);
     println!(
         "fsync probe: a durable SQLite commit (WAL, synchronous FULL) where the broker's file lives takes {fsync_ms:.2} ms median; 2 x probe + 0.25 ms = {:.2} ms",
         2.0 * fsync_ms + 0.25
+    );
+    println!(
+        "fsync probe after {} ms idle: {idle_ms:.2} ms median; 2 x that + 0.25 ms = {:.2} ms (the lease at concurrency 1 writes between idle spells)",
+        IDLE_GAP.as_millis(),
+        2.0 * idle_ms + 0.25
     );
     let shared = Shared::start().await?;
     let mut rows = vec![measure(&shared, args, Variant::Keylease).await?];

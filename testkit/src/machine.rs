@@ -37,6 +37,18 @@ pub fn load_average() -> String {
 /// (WAL, `synchronous` at its default FULL) in `dir`: the fsync probe, the
 /// floor of a request that waits for its write to be on disk.
 pub async fn sqlite_commit_median_ms(dir: &std::path::Path) -> f64 {
+    sqlite_commit_median_ms_after(dir, std::time::Duration::ZERO, 200).await
+}
+
+/// [`sqlite_commit_median_ms`] of `samples` commits, each after `idle` with
+/// nothing done: the floor of a durable write on a machine that was idle
+/// (on a VM, a disk flush and a CPU woken from idle cost more than back to
+/// back; issue 24's lease at concurrency 1 waits between its writes).
+pub async fn sqlite_commit_median_ms_after(
+    dir: &std::path::Path,
+    idle: std::time::Duration,
+    samples: usize,
+) -> f64 {
     use sqlx::{ConnectOptions, Executor};
     let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(dir.join("commit-probe.db"))
@@ -50,10 +62,13 @@ pub async fn sqlite_commit_median_ms(dir: &std::path::Path) -> f64 {
         .await
         .expect("probe table");
     let mut times = Vec::new();
-    for n in 0..200 {
+    for n in 0..samples {
+        if !idle.is_zero() {
+            tokio::time::sleep(idle).await;
+        }
         let started = std::time::Instant::now();
         sqlx::query("INSERT INTO probe (n) VALUES (?1)")
-            .bind(n)
+            .bind(i64::try_from(n).unwrap_or(i64::MAX))
             .execute(&mut connection)
             .await
             .expect("probe insert");
