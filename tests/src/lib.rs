@@ -7,6 +7,7 @@
 //! - [`temporal`]: the dev server (one per test binary) from the project's own install,
 //!   and a dedicated one on a database file for a test that restarts it.
 //! - [`stack`]: [`Stack`], a broker, a stripe-sim and a worker for one test.
+//! - [`sim`]: what stripe-sim holds, its control API, and PaymentIntents made straight at it.
 //! - [`logs`]: every log line the in-process parts write, for secret checks.
 //! - [`process`]: the worker binary as a child process to kill; the stack's settings for
 //!   the testkit's broker process; a fault switch on the key API.
@@ -18,6 +19,7 @@ pub mod compose;
 pub mod logs;
 pub mod process;
 pub mod raw;
+pub mod sim;
 pub mod stack;
 pub mod temporal;
 pub mod tls;

@@ -303,52 +303,6 @@ impl Stack {
         (at("expires_at") - at("created_at")).num_milliseconds() as f64 / 1000.0
     }
 
-    /// A stripe-sim control listing (`payment_intents`, `refunds`, `requests`).
-    pub async fn sim_held(&self, what: &str) -> Vec<Value> {
-        sim_held(&self.http, self.sim, what).await
-    }
-
-    /// The writes (`POST`s) stripe-sim received, leaving out the reads a
-    /// charge makes first (the order's PaymentIntents).
-    pub async fn sim_writes(&self) -> Vec<Value> {
-        let mut requests = self.sim_held("requests").await;
-        requests.retain(|request| request["method"] == "POST");
-        requests
-    }
-
-    /// A PaymentIntent made straight at stripe-sim with the Stripe secret,
-    /// by someone other than Keylease: its JSON.
-    pub async fn sim_create(&self, form: &[(&str, &str)]) -> Value {
-        let response = self
-            .http
-            .post(format!("http://{}/v1/payment_intents", self.sim))
-            .bearer_auth(STRIPE_SECRET)
-            .form(form)
-            .send()
-            .await
-            .expect("create");
-        let status = response.status();
-        let answer = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "create refused ({status}): {answer}");
-        answer
-    }
-
-    /// `POST` to stripe-sim's control API (`/_sim/config`, `/_sim/payment_intents/{id}/settle`).
-    pub async fn sim_control(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("http://{}{path}", self.sim))
-            .json(&body)
-            .send()
-            .await
-            .expect("sim control");
-        // A refused control call would leave the test checking a setup it never got.
-        let status = response.status();
-        let answer = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "{path} refused ({status}): {answer}");
-        answer
-    }
-
     /// Runs the Temporal CLI against the dev server; returns its exit status and output.
     pub fn temporal_cli(&self, args: &[&str]) -> (bool, String) {
         let output = std::process::Command::new(crate::temporal::temporal_bin())
