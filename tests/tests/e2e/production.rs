@@ -161,6 +161,43 @@ async fn a_refund_outage_longer_than_the_refund_policy_ends_compensated() {
     stack.stop().await;
 }
 
+/// A helper's review of `df49389` (reconcile answers "refunded" only once
+/// it has read the whole list): a charge refunded by hand before the
+/// compensation, on a busy account, was never answered "refunded", and the
+/// checkout ended `CompensationFailed` with nothing held. The compensation
+/// now names the PaymentIntent Stripe says is refunded, and reconcile
+/// answers from its refund when the list cannot be read to its end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_charge_refunded_by_hand_on_a_busy_account_ends_compensated() {
+    let stack = Stack::spawn("refunded-by-hand").await;
+    let wf = unique("refunded-by-hand");
+    let order = "order-refunded-by-hand";
+    let handle = stack
+        .start(&wf, checkout(order, 1600, "pm_card_visa"))
+        .await;
+    wait_for_step(&handle, CheckoutStep::AwaitingFulfilment).await;
+    let intents = intents_of(&stack, order).await;
+    let id = intents[0]["id"].as_str().expect("an id").to_owned();
+    crowd(&stack, 600).await;
+    let refund = stack
+        .http
+        .post(format!("http://{}/v1/refunds", stack.sim))
+        .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
+        .form(&[("payment_intent", id.as_str())])
+        .send()
+        .await
+        .expect("refund");
+    let refund: serde_json::Value = refund.json().await.expect("a refund");
+    fulfil(&handle, false, Some("out of stock")).await;
+    let (failed, ended) = ending(&handle).await;
+    assert!(!failed && ended.contains("Compensated"), "{ended}");
+    assert!(
+        ended.contains(refund["id"].as_str().expect("an id")),
+        "{ended}"
+    );
+    stack.stop().await;
+}
+
 /// Finding 6: `fulfil` during the charge answered "recorded" (goods could
 /// ship) and the charge could still decline. Now the Update is refused
 /// until the checkout is charged; a `fulfilment` signal then (which tells

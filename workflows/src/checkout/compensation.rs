@@ -84,7 +84,9 @@ pub async fn refund_until_answered<W>(
             Round::Refunded(refunded) => break refunded.refund_id,
             // Its refund id, from the charge's refunds at Stripe.
             Round::AlreadyRefunded(why) => {
-                match reconciling::prior(ctx, input, policy, began).await {
+                match reconciling::prior_refunded(ctx, input, policy, began, &payment_intent_id)
+                    .await
+                {
                     Ok(Some(Err(CheckoutOutcome::Compensated { refund_id, .. }))) => {
                         break refund_id;
                     }
