@@ -23,17 +23,30 @@ impl Stack {
     /// A PaymentIntent made straight at stripe-sim with the Stripe secret,
     /// by someone other than Keylease: its JSON.
     pub async fn sim_create(&self, form: &[(&str, &str)]) -> Value {
+        self.sim_post("/v1/payment_intents", form).await
+    }
+
+    /// A refund of all of `payment_intent` made straight at stripe-sim (by
+    /// an operator, say): its JSON.
+    pub async fn sim_refund(&self, payment_intent: &str) -> Value {
+        self.sim_post("/v1/refunds", &[("payment_intent", payment_intent)])
+            .await
+    }
+
+    /// `POST path` with `form` to stripe-sim's Stripe API with the secret;
+    /// the answer's JSON, or a panic when refused.
+    async fn sim_post(&self, path: &str, form: &[(&str, &str)]) -> Value {
         let response = self
             .http
-            .post(format!("http://{}/v1/payment_intents", self.sim))
+            .post(format!("http://{}{path}", self.sim))
             .bearer_auth(STRIPE_SECRET)
             .form(form)
             .send()
             .await
-            .expect("create");
+            .expect("a call to stripe-sim");
         let status = response.status();
         let answer = response.json().await.unwrap_or(Value::Null);
-        assert!(status.is_success(), "create refused ({status}): {answer}");
+        assert!(status.is_success(), "{path} refused ({status}): {answer}");
         answer
     }
 

@@ -299,15 +299,7 @@ async fn a_planted_payment_that_failed_or_was_refunded_does_not_answer_for_the_c
     let refunded = unique("checkout-planted-refunded");
     let charge = planted(&stack, &refunded, true).await;
     let decoy = planted(&stack, &refunded, true).await;
-    let refund = stack
-        .http
-        .post(format!("http://{}/v1/refunds", stack.sim))
-        .bearer_auth(keylease_tests::stack::STRIPE_SECRET)
-        .form(&[("payment_intent", decoy.as_str())])
-        .send()
-        .await
-        .expect("refund");
-    assert!(refund.status().is_success(), "{}", refund.status());
+    stack.sim_refund(&decoy).await;
     // Nine unpaid after it: search's first page of ten holds the decoy, not the charge.
     for _ in 0..9 {
         planted(&stack, &refunded, false).await;
