@@ -67,7 +67,8 @@ struct Listed {
 #[derive(Debug, Deserialize)]
 struct Page {
     data: Vec<Listed>,
-    #[serde(default)]
+    /// Stripe always says; a page that does not is no answer (never read
+    /// as the list's end, which could hide an earlier payment of the order).
     has_more: bool,
 }
 
