@@ -8,6 +8,9 @@ use crate::idempotency::IdempotencyTable;
 use crate::objects::{Charge, PaymentIntent, Refund, Store, list};
 use crate::version::ApiVersion;
 
+/// Refunds a charge embeds: the most recent.
+const EMBEDDED_REFUNDS: usize = 10;
+
 /// Everything created with one secret key.
 #[derive(Debug, Default)]
 pub struct Account {
@@ -151,15 +154,17 @@ impl Account {
             .get(id)
             .ok_or_else(|| StripeError::resource_missing("charge", "charge", id))?;
         let mut value = json!(charge);
+        // Stripe: "The 10 most recent refunds are always available by
+        // default on the Charge object"; more are a page further.
         if version.charge_embeds_refunds() || wants(expand, "refunds") {
-            let refunds: Vec<Value> = self
-                .refunds
-                .iter()
-                .rev()
-                .filter(|r| r.charge == id)
+            let mut refunds = self.refunds.iter().rev().filter(|r| r.charge == id);
+            let page: Vec<Value> = refunds
+                .by_ref()
+                .take(EMBEDDED_REFUNDS)
                 .map(|r| json!(r))
                 .collect();
-            value["refunds"] = list(&format!("/v1/charges/{id}/refunds"), refunds, false);
+            let has_more = refunds.next().is_some();
+            value["refunds"] = list(&format!("/v1/charges/{id}/refunds"), page, has_more);
         }
         if wants(expand, "payment_intent") {
             value["payment_intent"] = self.payment_intent_json(

@@ -183,3 +183,38 @@ async fn a_charge_embeds_its_refunds_only_before_2022_11_15() {
         );
     }
 }
+
+/// Stripe: "The 10 most recent refunds are always available by default on
+/// the Charge object"; the rest are a page further (`has_more`).
+#[tokio::test]
+async fn a_charge_embeds_its_ten_most_recent_refunds() {
+    let sim = TestSim::spawn().await;
+    let pi = sim.charge("3000").await;
+    let pi_id = pi["id"].as_str().unwrap();
+    let mut made = Vec::new();
+    for _ in 0..11 {
+        let refund = sim
+            .post(
+                "/v1/refunds",
+                &[("payment_intent", pi_id), ("amount", "100")],
+            )
+            .await
+            .body;
+        made.push(refund["id"].clone());
+    }
+    let charge_path = format!(
+        "/v1/charges/{}?expand[]=refunds",
+        pi["latest_charge"].as_str().unwrap()
+    );
+    let charge = sim.get(&charge_path).await.body;
+    let shown: Vec<serde_json::Value> = charge["refunds"]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|refund| refund["id"].clone())
+        .collect();
+    let newest: Vec<serde_json::Value> = made.iter().rev().take(10).cloned().collect();
+    assert_eq!(shown, newest, "the ten most recent, newest first");
+    assert_eq!(charge["refunds"]["has_more"], true);
+    assert_eq!(charge["amount_refunded"], 1100);
+}
