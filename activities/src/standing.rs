@@ -55,9 +55,44 @@ pub(crate) fn refunded_in_full(charge: &serde_json::Value) -> Option<String> {
     })
 }
 
+/// Whether what `charge` shows cannot tell if its money was all given
+/// back: its refunds go on past the page it embeds (Stripe embeds the ten
+/// most recent), those shown do not cover what it captured, and Stripe
+/// counts as much refunded or on its way back as it captured. (A helper's
+/// review: such a charge read as holding money, so a charge anybody made
+/// with a checkout's metadata and refunded in eleven parts answered
+/// "charged" for it.) With less counted back, some money is surely held.
+pub(crate) fn refunds_unseen(charge: &serde_json::Value) -> bool {
+    let captured = charge["amount_captured"]
+        .as_i64()
+        .or_else(|| charge["amount"].as_i64())
+        .unwrap_or(0);
+    let counted_back = charge["amount_refunded"].as_i64().unwrap_or(0);
+    charge["refunds"]["has_more"] == true
+        && refunded_in_full(charge).is_none()
+        && counted_back >= captured
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refunds_past_the_embedded_page_are_unseen_only_when_they_may_cover_the_rest() {
+        let refunds = serde_json::json!([{"id": "re_11", "amount": 10, "status": "succeeded"}]);
+        let charge = |refunded: i64, has_more: bool| serde_json::json!({"amount_captured": 100, "amount_refunded": refunded, "refunds": {"data": refunds, "has_more": has_more}});
+        assert!(refunds_unseen(&charge(100, true)));
+        assert!(
+            !refunds_unseen(&charge(99, true)),
+            "some money is surely held"
+        );
+        assert!(
+            !refunds_unseen(&charge(100, false)),
+            "every refund is shown"
+        );
+        let covered = serde_json::json!({"amount_captured": 100, "amount_refunded": 100, "refunds": {"data": [{"id": "re_1", "amount": 100, "status": "succeeded"}], "has_more": true}});
+        assert!(!refunds_unseen(&covered), "those shown give it all back");
+    }
 
     #[test]
     fn only_succeeded_refunds_give_the_money_back() {

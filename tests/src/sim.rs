@@ -26,11 +26,13 @@ impl Stack {
         self.sim_post("/v1/payment_intents", form).await
     }
 
-    /// A refund of all of `payment_intent` made straight at stripe-sim (by
-    /// an operator, say): its JSON.
-    pub async fn sim_refund(&self, payment_intent: &str) -> Value {
-        self.sim_post("/v1/refunds", &[("payment_intent", payment_intent)])
-            .await
+    /// A refund of `amount` (all that remains: `None`) of `payment_intent`
+    /// made straight at stripe-sim (by an operator, say): its JSON.
+    pub async fn sim_refund(&self, payment_intent: &str, amount: Option<i64>) -> Value {
+        let amount = amount.map(|amount| amount.to_string());
+        let mut form = vec![("payment_intent", payment_intent)];
+        form.extend(amount.as_deref().map(|amount| ("amount", amount)));
+        self.sim_post("/v1/refunds", &form).await
     }
 
     /// `POST path` with `form` to stripe-sim's Stripe API with the secret;

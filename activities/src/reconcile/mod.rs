@@ -47,7 +47,7 @@ use temporalio_sdk::activities::{ActivityContext, ActivityError};
 use crate::classify::{AttemptFailure, classify};
 use crate::payments::{Attempt, PaymentActivities};
 use crate::search::{self, Unsearched};
-use crate::standing::{Standing, refunded_in_full, standing};
+use crate::standing::{Standing, refunded_in_full, refunds_unseen, standing};
 use crate::stripe_client::{ProxyError, StripeClient};
 use crate::validate::{check_checkout_id, is_stripe_id};
 
@@ -161,7 +161,11 @@ async fn with_refund(
     let charge = read.latest_charge.unwrap_or_default();
     // Only a charge refunded in full, by refunds that succeeded: one
     // refunded in part (by an operator, say), or by a refund still pending,
-    // still holds money the checkout goes on with.
+    // still holds money the checkout goes on with. One whose refunds go
+    // past what the answer shows may be either: not yet an answer.
+    if refunds_unseen(&charge) {
+        return Err(AttemptFailure::NotYetIndexed);
+    }
     let refund_id = refunded_in_full(&charge);
     Ok(ReconcileOutput::Charged {
         payment_intent_id,

@@ -179,7 +179,7 @@ async fn a_charge_refunded_by_hand_on_a_busy_account_ends_compensated() {
     let intents = intents_of(&stack, order).await;
     let id = intents[0]["id"].as_str().expect("an id").to_owned();
     crowd(&stack, 600).await;
-    let refund = stack.sim_refund(&id).await;
+    let refund = stack.sim_refund(&id, None).await;
     fulfil(&handle, false, Some("out of stock")).await;
     let (failed, ended) = ending(&handle).await;
     assert!(!failed && ended.contains("Compensated"), "{ended}");
