@@ -214,10 +214,7 @@ pub async fn prior<W>(
     policy: &CheckoutPolicy,
     began: Option<SystemTime>,
 ) -> WorkflowResult<Option<Charged>> {
-    let checkout_id = ctx.info().first_execution_run_id().to_owned();
-    look_up(ctx, input, policy, checkout_id, began, false, None)
-        .await
-        .map_err(|err| prior_unknown(input, &err))
+    prior_naming(ctx, input, policy, began, None).await
 }
 
 /// [`prior`], for a compensation that Stripe told `payment_intent_id` was
@@ -232,8 +229,19 @@ pub async fn prior_refunded<W>(
     began: Option<SystemTime>,
     payment_intent_id: &str,
 ) -> WorkflowResult<Option<Charged>> {
-    let checkout_id = ctx.info().first_execution_run_id().to_owned();
     let named = Some(payment_intent_id.to_owned());
+    prior_naming(ctx, input, policy, began, named).await
+}
+
+/// [`prior`], naming to `reconcile` a PaymentIntent of the checkout the run knows.
+async fn prior_naming<W>(
+    ctx: &WorkflowContext<W>,
+    input: &CheckoutInput,
+    policy: &CheckoutPolicy,
+    began: Option<SystemTime>,
+    named: Option<String>,
+) -> WorkflowResult<Option<Charged>> {
+    let checkout_id = ctx.info().first_execution_run_id().to_owned();
     look_up(ctx, input, policy, checkout_id, began, false, named)
         .await
         .map_err(|err| prior_unknown(input, &err))
