@@ -35,7 +35,7 @@ use read::Readers;
 
 pub use audit::{AuditKind, AuditRecord};
 pub use keys::KeyFilter;
-pub use objects::{Hold, ObjectRecord};
+pub use objects::{Hold, MadeBy, ObjectRecord};
 pub use spend::Reservation;
 
 /// Which database a store is on.

@@ -2,6 +2,8 @@
 //! created each, what it is worth, and what of that is already held against
 //! a key's cap.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use super::{Store, millis};
@@ -123,23 +125,17 @@ impl Store {
         vendor: &str,
         label: &str,
         ids: &[&str],
-    ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
-        if ids.is_empty() || label.is_empty() {
-            return Ok(Default::default());
-        }
-        // A label makes few objects (a key's, or one attempt's): all of them
-        // are one indexed range, cheaper than asking about every id of a page
-        // (issue 24: the check's list scans asked about hundreds per page).
-        // A few ids (an expanded object) are cheaper asked about.
-        if ids.len() > FEW_IDS
-            && let Some(made) = self.made_by(vendor, label).await?
-        {
-            let asked: std::collections::HashSet<&str> = ids.iter().copied().collect();
-            return Ok(made
-                .into_iter()
-                .filter(|id| asked.contains(id.as_str()))
-                .collect());
-        }
+    ) -> Result<HashSet<String>, sqlx::Error> {
+        MadeBy::new(self, vendor, label).among(ids).await
+    }
+
+    /// Which of `ids` a key of `label` created, asked about the ids themselves.
+    async fn created_among(
+        &self,
+        vendor: &str,
+        label: &str,
+        ids: &[&str],
+    ) -> Result<HashSet<String>, sqlx::Error> {
         let placeholders: Vec<String> = (0..ids.len()).map(|i| format!("?{}", i + 3)).collect();
         let sql = format!(
             "SELECT object_id FROM objects WHERE vendor = ?1 AND label = ?2 AND object_id IN ({})",
@@ -155,7 +151,11 @@ impl Store {
     }
 
     /// Every object a key of `label` made, when it made at most [`LABEL_READ_WHOLE`].
-    async fn made_by(&self, vendor: &str, label: &str) -> Result<Option<Vec<String>>, sqlx::Error> {
+    async fn made_by(
+        &self,
+        vendor: &str,
+        label: &str,
+    ) -> Result<Option<HashSet<String>>, sqlx::Error> {
         let rows = self
             .fetch_all(
                 "SELECT object_id FROM objects WHERE vendor = ?1 AND label = ?2 LIMIT ?3",
@@ -252,6 +252,53 @@ impl Store {
     /// statement for [`Store::write`].
     pub fn hold_for_object(&self, vendor: &str, id: &str, hold: &Hold<'_>) -> Statement {
         self.statement(HOLD_SQL, hold_args(vendor, id, hold))
+    }
+}
+
+/// Which objects a key's label made, asked page after page by one request.
+///
+/// A label makes few objects (a key's, or one attempt's): all of them are
+/// one indexed range, cheaper than asking about every id of a page (issue
+/// 24: the check's list scans asked about hundreds per page). They are read
+/// once and kept for the request's later pages, which are older objects
+/// than its first (issue 24's fifth sitting: a scan of five pages read them
+/// five times). A few ids (an expanded object) are cheaper asked about, and
+/// so is every page of a label with more than [`LABEL_READ_WHOLE`].
+pub struct MadeBy<'s> {
+    store: &'s Store,
+    vendor: &'s str,
+    label: &'s str,
+    /// `None`: not read yet; `Some(None)`: the label made too many to hold.
+    whole: Option<Option<HashSet<String>>>,
+}
+
+impl<'s> MadeBy<'s> {
+    /// Asks about `label`'s objects of `vendor`; reads nothing yet.
+    pub fn new(store: &'s Store, vendor: &'s str, label: &'s str) -> Self {
+        Self {
+            store,
+            vendor,
+            label,
+            whole: None,
+        }
+    }
+
+    /// Which of `ids` the label made.
+    pub async fn among(&mut self, ids: &[&str]) -> Result<HashSet<String>, sqlx::Error> {
+        if ids.is_empty() || self.label.is_empty() {
+            return Ok(HashSet::new());
+        }
+        if self.whole.is_none() && ids.len() > FEW_IDS {
+            self.whole = Some(self.store.made_by(self.vendor, self.label).await?);
+        }
+        match &self.whole {
+            Some(Some(made)) => Ok(ids
+                .iter()
+                .filter(|id| made.contains(**id))
+                .map(|id| (*id).to_owned())
+                .collect()),
+            _ => self.store.created_among(self.vendor, self.label, ids).await,
+        }
     }
 }
 

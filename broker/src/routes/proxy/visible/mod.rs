@@ -26,10 +26,11 @@ use crate::error::ApiError;
 use crate::form::FormParams;
 use crate::key::KeyRecord;
 use crate::state::AppState;
+use crate::store::MadeBy;
 use crate::stripe::VENDOR;
 use crate::stripe::ids::object_in_path;
 use crate::stripe::params::named_objects;
-use page::{RawPage, Skeleton};
+use page::{RawPage, Skeleton, matches_metadata};
 
 /// Most `expand[]` entries one request may carry.
 const MAX_EXPANSIONS: usize = 20;
@@ -130,7 +131,7 @@ impl<'r> Sight<'r> {
         // freed as soon as the next page replaces it.
         let text = std::mem::take(&mut answer.body);
         let listed = if self.listing {
-            RawPage::read(text.clone())
+            RawPage::read(text.clone(), &key.allowed_metadata)
         } else {
             None
         };
@@ -152,7 +153,7 @@ impl<'r> Sight<'r> {
             }
         };
         if let Some(id) = self.on_answer
-            && (body["id"] != id || !matches_metadata(key, &body["metadata"]))
+            && (body["id"] != id || !matches_metadata(&key.allowed_metadata, &body["metadata"]))
         {
             return Err(ApiError::ObjectNotAllowed(
                 "key may not reach this object".to_owned(),
@@ -165,11 +166,12 @@ impl<'r> Sight<'r> {
         Ok(answer)
     }
 
-    /// The objects among `ids` the key sees by id: issued for, named, or created under its label.
+    /// The objects among `ids` the key sees by id: issued for, named, or
+    /// created under its label (`made`: the label's, kept across a request's pages).
     async fn seen(
         &self,
-        state: &AppState,
         key: &KeyRecord,
+        made: &mut MadeBy<'_>,
         ids: Vec<&str>,
     ) -> Result<HashSet<String>, ApiError> {
         let mut seen: HashSet<String> = key.allowed_objects.iter().cloned().collect();
@@ -177,20 +179,15 @@ impl<'r> Sight<'r> {
         let mut unknown: Vec<&str> = ids.into_iter().filter(|id| !seen.contains(*id)).collect();
         unknown.sort_unstable();
         unknown.dedup();
-        seen.extend(
-            state
-                .store()
-                .created_by(VENDOR, &key.namespace(), &unknown)
-                .await?,
-        );
+        seen.extend(made.among(&unknown).await?);
         Ok(seen)
     }
 
     /// `items` less those the key may not see, those built.
     async fn visible_items(
         &self,
-        state: &AppState,
         key: &KeyRecord,
+        made: &mut MadeBy<'_>,
         page: &RawPage,
     ) -> Result<Vec<Value>, ApiError> {
         let ids = page
@@ -198,10 +195,10 @@ impl<'r> Sight<'r> {
             .iter()
             .flat_map(|(_, skeleton)| skeleton.ids())
             .collect();
-        let seen = self.seen(state, key, ids).await?;
+        let seen = self.seen(key, made, ids).await?;
         page.items
             .iter()
-            .filter(|(_, skeleton)| sees(key, &seen, skeleton))
+            .filter(|(_, skeleton)| sees(&seen, skeleton))
             .map(|(at, _)| {
                 serde_json::from_slice(page.item(at)).map_err(|_| ApiError::UpstreamUnavailable)
             })
@@ -228,6 +225,8 @@ impl<'r> Sight<'r> {
         let mut answer = first;
         let mut kept: Vec<Value> = Vec::new();
         let mut pages = 1;
+        let label = key.namespace();
+        let mut made = MadeBy::new(state.store(), VENDOR, &label);
         // A further page only while the request is within one upstream
         // timeout: a slow upstream costs one request at most about two.
         let started = std::time::Instant::now();
@@ -239,7 +238,7 @@ impl<'r> Sight<'r> {
             } else {
                 answer.items.last().and_then(|(_, item)| item.id.clone())
             };
-            let mut visible = self.visible_items(state, key, &answer).await?;
+            let mut visible = self.visible_items(key, &mut made, &answer).await?;
             if backwards {
                 visible.append(&mut kept);
                 kept = visible;
@@ -265,7 +264,7 @@ impl<'r> Sight<'r> {
                 .await
                 .ok()
                 .filter(|next| next.status.is_success())
-                .and_then(|next| RawPage::read(next.body));
+                .and_then(|next| RawPage::read(next.body, &key.allowed_metadata));
             match next {
                 Some(next) => answer = next,
                 // What was found stands; the client's next page starts after it.
@@ -314,16 +313,22 @@ impl<'r> Sight<'r> {
         let mut expanded = Vec::new();
         for path in &self.expansions {
             each_expanded(body, path, &mut |object| {
-                expanded.extend(Skeleton::of(object).ids().map(str::to_owned));
+                expanded.extend(
+                    Skeleton::of(object, &key.allowed_metadata)
+                        .ids()
+                        .map(str::to_owned),
+                );
             });
         }
         let ids: Vec<String> = expanded;
+        let label = key.namespace();
+        let mut made = MadeBy::new(state.store(), VENDOR, &label);
         let seen = self
-            .seen(state, key, ids.iter().map(String::as_str).collect())
+            .seen(key, &mut made, ids.iter().map(String::as_str).collect())
             .await?;
         for path in &self.expansions {
             collapse_unseen(body, path, &|object| {
-                sees(key, &seen, &Skeleton::of(object))
+                sees(&seen, &Skeleton::of(object, &key.allowed_metadata))
             });
         }
         Ok(())
@@ -344,18 +349,9 @@ fn is_list(body: &Value) -> bool {
     body["object"] == "list" || body["object"] == "search_result"
 }
 
-/// Whether an object's `metadata` holds every pair of the key's `allowed_metadata`.
-fn matches_metadata(key: &KeyRecord, metadata: &Value) -> bool {
-    !key.allowed_metadata.is_empty()
-        && key
-            .allowed_metadata
-            .iter()
-            .all(|(name, value)| metadata[name].as_str() == Some(value.as_str()))
-}
-
 /// Whether the key sees an object, given the ids it sees by id.
-fn sees(key: &KeyRecord, seen: &HashSet<String>, object: &Skeleton) -> bool {
-    object.ids().any(|id| seen.contains(id)) || matches_metadata(key, &object.metadata)
+fn sees(seen: &HashSet<String>, object: &Skeleton) -> bool {
+    object.ids().any(|id| seen.contains(id)) || object.matches
 }
 
 /// Whether `value` is an object Stripe expanded (it has an id), rather than

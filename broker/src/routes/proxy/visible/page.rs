@@ -7,34 +7,40 @@
 //! for its [`Skeleton`] (the fields visibility needs; the rest skipped
 //! unbuilt); only the items the key sees are built, to be answered.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 
 use bytes::Bytes;
 
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Fields that name the object a Charge or Refund belongs to.
 const PARENT_FIELDS: [&str; 2] = ["payment_intent", "charge"];
 
-/// What visibility reads of an object: its id, its metadata and the ids of
-/// the objects it belongs to (a Charge's `payment_intent`, a Refund's `charge`).
+/// The metadata pairs a key sees objects by (its `allowed_metadata`).
+pub(super) type Wanted = BTreeMap<String, String>;
+
+/// What visibility reads of an object: its id, whether its metadata holds
+/// every wanted pair, and the ids of the objects it belongs to (a Charge's
+/// `payment_intent`, a Refund's `charge`).
 #[derive(Debug, Default)]
 pub(super) struct Skeleton {
     pub(super) id: Option<String>,
-    pub(super) metadata: Value,
+    pub(super) matches: bool,
     pub(super) parents: Vec<String>,
 }
 
 impl Skeleton {
     /// The skeleton of an object already built.
-    pub(super) fn of(object: &Value) -> Self {
+    pub(super) fn of(object: &Value, wanted: &Wanted) -> Self {
         Self {
             id: object["id"].as_str().map(str::to_owned),
-            metadata: object["metadata"].clone(),
+            matches: matches_metadata(wanted, &object["metadata"]),
             parents: PARENT_FIELDS
                 .iter()
                 .filter_map(|field| id_of(&object[*field]))
@@ -44,26 +50,23 @@ impl Skeleton {
     }
 
     /// The skeleton of an object's raw text: read as [`Skeleton::of`] reads
-    /// a built one, the other fields skipped. Text serde cannot read so
-    /// (a field twice, say) is built whole and read as before.
-    fn read(raw: &RawValue) -> Option<Self> {
+    /// a built one (a field given twice counts as its last), the other
+    /// fields skipped and the metadata compared where it lies, nothing of
+    /// it built (issue 24's fifth sitting: building each item's metadata
+    /// was a tenth of reading a page). Text serde cannot read so is built
+    /// whole and read as before.
+    fn read(raw: &RawValue, wanted: &Wanted) -> Option<Self> {
         // Only an object has fields: serde would read an array's items as
         // the fields in order, where a built array has none.
         if !raw.get().starts_with('{') {
             return Some(Self::default());
         }
-        match serde_json::from_str::<Fields>(raw.get()) {
-            Ok(fields) => Some(Self {
-                id: fields.id.0,
-                metadata: fields.metadata,
-                parents: [fields.payment_intent.0, fields.charge.0]
-                    .into_iter()
-                    .flatten()
-                    .collect(),
-            }),
+        let mut reading = serde_json::Deserializer::from_str(raw.get());
+        match (FieldsSeed { wanted }).deserialize(&mut reading) {
+            Ok(skeleton) => Some(skeleton),
             Err(_) => serde_json::from_str::<Value>(raw.get())
                 .ok()
-                .map(|object| Self::of(&object)),
+                .map(|object| Self::of(&object, wanted)),
         }
     }
 
@@ -73,21 +76,161 @@ impl Skeleton {
     }
 }
 
+/// Whether `metadata` holds every pair of `wanted` (a key without any sees
+/// nothing by metadata).
+pub(super) fn matches_metadata(wanted: &Wanted, metadata: &Value) -> bool {
+    !wanted.is_empty()
+        && wanted
+            .iter()
+            .all(|(name, value)| metadata[name].as_str() == Some(value.as_str()))
+}
+
 /// The id a field holds, whether as a string or as an expanded object.
 fn id_of(field: &Value) -> Option<&str> {
     field.as_str().or_else(|| field["id"].as_str())
 }
 
-#[derive(Deserialize)]
-struct Fields {
-    #[serde(default)]
-    id: Text,
-    #[serde(default)]
-    metadata: Value,
-    #[serde(default)]
-    payment_intent: IdField,
-    #[serde(default)]
-    charge: IdField,
+/// Reads an object's text into its [`Skeleton`].
+struct FieldsSeed<'w> {
+    wanted: &'w Wanted,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
+    type Value = Skeleton;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Skeleton, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldsSeed<'_> {
+    type Value = Skeleton;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skeleton, A::Error> {
+        let mut skeleton = Skeleton::default();
+        let (mut payment_intent, mut charge) = (None, None);
+        while let Some(Name(name)) = map.next_key()? {
+            match name.as_ref() {
+                "id" => skeleton.id = map.next_value::<Text>()?.0,
+                "metadata" => {
+                    skeleton.matches = map.next_value_seed(MetadataSeed {
+                        wanted: self.wanted,
+                    })?;
+                }
+                "payment_intent" => payment_intent = map.next_value::<IdField>()?.0,
+                "charge" => charge = map.next_value::<IdField>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        skeleton.parents = [payment_intent, charge].into_iter().flatten().collect();
+        Ok(skeleton)
+    }
+}
+
+/// Reads a `metadata` value into whether it holds every wanted pair, as
+/// [`matches_metadata`] reads a built one: each name given twice counts as
+/// its last, and only a string value matches.
+struct MetadataSeed<'w> {
+    wanted: &'w Wanted,
+}
+
+impl<'de> DeserializeSeed<'de> for MetadataSeed<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
+        if self.wanted.is_empty() {
+            IgnoredAny::deserialize(deserializer)?;
+            return Ok(false);
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetadataSeed<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
+        // Each wanted pair's value as last given: matching, or not.
+        let mut equal: Vec<Option<bool>> = vec![None; self.wanted.len()];
+        while let Some(Name(name)) = map.next_key()? {
+            match self.wanted.keys().position(|wanted| *wanted == name) {
+                Some(at) => {
+                    let value = map.next_value::<Text>()?.0;
+                    let wanted = self.wanted.values().nth(at).map(String::as_str);
+                    equal[at] = Some(value.as_deref() == wanted);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(equal.iter().all(|pair| *pair == Some(true)))
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(false)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
+        Ok(false)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
+        Ok(false)
+    }
+}
+
+/// A field's name: borrowed from the text unless it has escapes (serde's
+/// own `Cow` always copies, a string for each field of each item).
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = Name<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+
+            fn visit_borrowed_str<E: de::Error>(self, name: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(name)))
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(name.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }
 
 /// A string, or `None` for any other value (which is skipped).
@@ -158,7 +301,7 @@ impl<'de> Visitor<'de> for Loose {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut id = None;
-        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+        while let Some(Name(name)) = map.next_key()? {
             if self.in_object && name == "id" {
                 // The last `id` counts, as it does in a built object.
                 id = map.next_value::<Text>()?.0;
@@ -184,7 +327,7 @@ impl RawPage {
     /// `body` read as a page, when it is a list or a search answer: one
     /// pass over the answer to find its items, one over each item for its
     /// skeleton.
-    pub(super) fn read(body: Bytes) -> Option<Self> {
+    pub(super) fn read(body: Bytes, wanted: &Wanted) -> Option<Self> {
         let text: PageText = serde_json::from_slice(&body).ok()?;
         let fields = Value::Object(text.fields);
         if fields["object"] != "list" && fields["object"] != "search_result" {
@@ -198,7 +341,7 @@ impl RawPage {
             .map(|item| {
                 let at = (item.get().as_ptr() as usize).checked_sub(start)?;
                 let place = at..at + item.get().len();
-                let skeleton = Skeleton::read(item).unwrap_or_default();
+                let skeleton = Skeleton::read(item, wanted).unwrap_or_default();
                 (place.end <= body.len()).then_some((place, skeleton))
             })
             .collect::<Option<_>>()?;
@@ -317,13 +460,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn skeleton(object: &Value) -> Skeleton {
+    fn skeleton(object: &Value, wanted: &Wanted) -> Skeleton {
         let raw = RawValue::from_string(object.to_string()).unwrap();
-        Skeleton::read(&raw).unwrap()
+        Skeleton::read(&raw, wanted).unwrap()
+    }
+
+    fn wanted(pairs: &[(&str, &str)]) -> Wanted {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
     }
 
     /// A skeleton read from text is the one read from the built object,
-    /// whatever shape each field has.
+    /// whatever shape each field has, for any pairs the key wants.
     #[test]
     fn a_skeleton_reads_as_the_built_object_does() {
         let objects = [
@@ -331,32 +481,78 @@ mod tests {
             json!({"id": "re_1", "charge": {"id": "ch_1", "refunds": {"data": [{"id": "re_9"}]}}}),
             json!({"id": 5, "payment_intent": {"object": "payment_intent"}, "charge": null}),
             json!({"id": "pi_2", "payment_intent": [1, 2], "charge": {"id": 3}, "metadata": "x"}),
+            json!({"id": "pi_3", "metadata": {"order": "7", "checkout": "c1", "n": 7}}),
+            json!({"id": "pi_4", "metadata": {"order": 7, "checkout": null}}),
+            json!({"id": "pi_5", "metadata": [["order", "7"]]}),
+            json!({"id": "pi_6", "metadata": {"order": {"order": "7"}}}),
             json!({"object": "customer"}),
             json!(["pi_1", {"order": "7"}, "pi_2", "ch_1"]),
             json!("pi_1"),
         ];
-        for object in objects {
-            let (read, built) = (skeleton(&object), Skeleton::of(&object));
-            assert_eq!(read.id, built.id, "{object}");
-            assert_eq!(read.metadata, built.metadata, "{object}");
-            assert_eq!(read.parents, built.parents, "{object}");
+        let wants = [
+            wanted(&[]),
+            wanted(&[("order", "7")]),
+            wanted(&[("order", "7"), ("checkout", "c1")]),
+            wanted(&[("order", "8")]),
+            wanted(&[("n", "7")]),
+        ];
+        let mut matched = 0;
+        for object in &objects {
+            for wanted in &wants {
+                let (read, built) = (skeleton(object, wanted), Skeleton::of(object, wanted));
+                assert_eq!(read.id, built.id, "{object}");
+                assert_eq!(read.matches, built.matches, "{object} {wanted:?}");
+                assert_eq!(read.parents, built.parents, "{object}");
+                matched += usize::from(read.matches);
+            }
         }
+        // ch_1 and pi_3 for the order, pi_3 for the checkout too.
+        assert_eq!(matched, 3);
         // A field given twice: the last one, as a built object keeps it.
         let twice = RawValue::from_string(r#"{"id": "pi_1", "id": "pi_2"}"#.to_owned()).unwrap();
-        assert_eq!(Skeleton::read(&twice).unwrap().id.as_deref(), Some("pi_2"));
+        let wants = wanted(&[("order", "7")]);
+        assert_eq!(
+            Skeleton::read(&twice, &wants).unwrap().id.as_deref(),
+            Some("pi_2")
+        );
+        // Metadata, or a pair of it, given twice: the last one.
+        for (text, matches) in [
+            (
+                r#"{"metadata": {"order": "7"}, "metadata": {"order": "8"}}"#,
+                false,
+            ),
+            (
+                r#"{"metadata": {"order": "8"}, "metadata": {"order": "7"}}"#,
+                true,
+            ),
+            (r#"{"metadata": {"order": "7", "order": "8"}}"#, false),
+            (r#"{"metadata": {"order": "8", "order": "7"}}"#, true),
+            // Escaped text is compared as what it says.
+            (r#"{"metadata": {"ord\u0065r": "\u0037"}}"#, true),
+            (r#"{"metadata": {"order": "7\u0000"}}"#, false),
+        ] {
+            let raw = RawValue::from_string(text.to_owned()).unwrap();
+            let built: Value = serde_json::from_str(text).unwrap();
+            assert_eq!(
+                Skeleton::read(&raw, &wants).unwrap().matches,
+                matches,
+                "{text}"
+            );
+            assert_eq!(Skeleton::of(&built, &wants).matches, matches, "{text}");
+        }
     }
 
     #[test]
     fn only_a_list_or_a_search_is_a_page() {
         let list = json!({"object": "list", "has_more": true, "data": [{"id": "pi_1"}]});
-        let page = RawPage::read(Bytes::from(list.to_string())).unwrap();
+        let page = RawPage::read(Bytes::from(list.to_string()), &Wanted::new()).unwrap();
         assert_eq!(page.fields["has_more"], true);
         assert_eq!(page.items.len(), 1);
         assert_eq!(page.items[0].1.id.as_deref(), Some("pi_1"));
         assert_eq!(page.item(&page.items[0].0), br#"{"id":"pi_1"}"#);
         let object = json!({"object": "payment_intent", "data": []});
-        assert!(RawPage::read(Bytes::from(object.to_string())).is_none());
-        assert!(RawPage::read(Bytes::from_static(b"not json")).is_none());
+        assert!(RawPage::read(Bytes::from(object.to_string()), &Wanted::new()).is_none());
+        assert!(RawPage::read(Bytes::from_static(b"not json"), &Wanted::new()).is_none());
     }
 
     /// The second review: a page's fields other than a list's or a search's
@@ -364,7 +560,7 @@ mod tests {
     #[test]
     fn only_a_pages_own_fields_are_kept() {
         let text = r#"{"object": "list", "url": "/v1/x", "has_more": false, "data": [], "extra": [{"id": "pi_hidden"}]}"#;
-        let page = RawPage::read(Bytes::from_static(text.as_bytes())).unwrap();
+        let page = RawPage::read(Bytes::from_static(text.as_bytes()), &Wanted::new()).unwrap();
         assert_eq!(
             page.fields,
             json!({"object": "list", "url": "/v1/x", "has_more": false})
@@ -377,11 +573,11 @@ mod tests {
     fn odd_data_is_no_items_and_the_last_data_counts() {
         for data in [r#"{"id": "pi_1"}"#, r#""pi_1""#, "7", "null", "true"] {
             let text = format!(r#"{{"object": "list", "data": {data}}}"#);
-            let page = RawPage::read(Bytes::from(text)).unwrap();
+            let page = RawPage::read(Bytes::from(text), &Wanted::new()).unwrap();
             assert!(page.items.is_empty(), "{data}");
         }
         let twice = r#"{"object": "list", "data": [{"id": "pi_1"}], "data": [{"id": "pi_2"}]}"#;
-        let page = RawPage::read(Bytes::from_static(twice.as_bytes())).unwrap();
+        let page = RawPage::read(Bytes::from_static(twice.as_bytes()), &Wanted::new()).unwrap();
         let ids: Vec<_> = page.items.iter().map(|(_, s)| s.id.clone()).collect();
         assert_eq!(ids, [Some("pi_2".to_owned())]);
     }
