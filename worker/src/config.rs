@@ -154,6 +154,25 @@ pub struct TemporalArgs {
     /// Task queue the worker polls and checkouts are started on.
     #[arg(long, env = "KEYLEASE_TASK_QUEUE", default_value = keylease_workflows::TASK_QUEUE)]
     pub task_queue: String,
+    /// Compression of the gRPC calls to Temporal.
+    #[arg(long, env = "KEYLEASE_TEMPORAL_COMPRESSION", value_enum, default_value_t = Compression::None)]
+    pub temporal_compression: Compression,
+}
+
+/// Compression of the gRPC calls to Temporal.
+///
+/// None by default: the SDK's own default, gzip, spent about a fifth of the
+/// worker's CPU under checkout load (issue 24, fifth sitting: a new deflate
+/// state allocated and zeroed for each message, its pages faulted in and
+/// given back), and the Temporal server as much again undoing it, for
+/// messages of a few kilobytes. Gzip is for a link slow enough that those
+/// bytes cost more than the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Compression {
+    /// Sent and answered uncompressed.
+    None,
+    /// Requests gzipped, gzipped answers accepted.
+    Gzip,
 }
 
 impl TemporalArgs {
@@ -170,6 +189,7 @@ impl TemporalArgs {
             tls_server_name: None,
             profile: None,
             task_queue: task_queue.to_owned(),
+            temporal_compression: Compression::None,
         }
     }
 }
@@ -230,3 +250,4 @@ pub enum LogFormat {
     /// Human-readable lines.
     Pretty,
 }
+

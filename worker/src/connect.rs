@@ -12,10 +12,10 @@ use temporalio_client::envconfig::{
     ClientConfigProfile, DataSource, LoadClientConfigProfileOptions,
 };
 use temporalio_client::errors::ClientConnectError;
-use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions};
+use temporalio_client::{Client, ClientOptions, Connection, ConnectionOptions, GrpcCompression};
 use temporalio_common::envconfig::{ClientConfigTLS, load_client_config_profile};
 
-use crate::config::TemporalArgs;
+use crate::config::{Compression, TemporalArgs};
 use crate::error::WorkerError;
 
 /// The variables of Temporal's environment configuration the worker reads
@@ -68,6 +68,7 @@ pub async fn temporal_client_as(
         ))
     })?;
     options.identity = identity;
+    options.grpc_compression = grpc_compression(args.temporal_compression);
     let connection = Connection::connect(options).await.map_err(|err| {
         let err = describe(&err);
         WorkerError::Temporal(format!(
@@ -77,6 +78,14 @@ pub async fn temporal_client_as(
     })?;
     Client::new(connection, ClientOptions::new(namespace.clone()).build())
         .map_err(|err| WorkerError::Temporal(format!("cannot use namespace {namespace}: {err}")))
+}
+
+/// The SDK's setting for `compression`.
+fn grpc_compression(compression: Compression) -> GrpcCompression {
+    match compression {
+        Compression::None => GrpcCompression::None,
+        Compression::Gzip => GrpcCompression::Gzip,
+    }
 }
 
 /// The connection profile: the configuration file's profile, the
@@ -338,7 +347,32 @@ fn one_line(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use clap::Parser;
+
     use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        temporal: TemporalArgs,
+    }
+
+    /// Issue 24's fifth sitting: calls to Temporal are gzipped only when asked.
+    #[test]
+    fn calls_to_temporal_are_compressed_only_when_asked() {
+        let compression = |flags: &[&str]| {
+            let flags = Flags::try_parse_from([&["worker"], flags].concat())?;
+            Ok::<_, clap::Error>(grpc_compression(flags.temporal.temporal_compression))
+        };
+        assert_eq!(compression(&[]).unwrap(), GrpcCompression::None);
+        let gzip = compression(&["--temporal-compression", "gzip"]).unwrap();
+        assert_eq!(gzip, GrpcCompression::Gzip);
+        let err = compression(&["--temporal-compression", "zstd"]).unwrap_err();
+        assert!(
+            err.to_string().contains("possible values: none, gzip"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn flags_win_over_the_profile_and_empty_values_count_as_unset() {
