@@ -38,7 +38,8 @@ pub struct BaselineArgs {
 
 /// Serves the baseline until SIGTERM, logging as the worker does (JSON on stderr).
 pub fn run(args: BaselineArgs) -> anyhow::Result<ExitCode> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(keylease_worker::DEFAULT_LOG_FILTER));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
