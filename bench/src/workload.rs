@@ -162,8 +162,8 @@ impl Worker {
                 queue,
                 &format!("http://{}", shared.broker.addr),
                 &format!("http://{}/stripe", shared.broker.addr),
-                // Logs at `info`, as the worker runs by default.
-                &[("RUST_LOG", "info")],
+                // Logs as the worker does by default.
+                &[("RUST_LOG", keylease_worker::DEFAULT_LOG_FILTER)],
             )),
             Variant::Baseline => {
                 let metrics = free_addr();
@@ -184,7 +184,7 @@ impl Worker {
                         &metrics_addr,
                     ],
                     &[
-                        ("RUST_LOG", "info"),
+                        ("RUST_LOG", keylease_worker::DEFAULT_LOG_FILTER),
                         ("KEYLEASE_BENCH_STRIPE_SECRET", STRIPE_SECRET),
                     ],
                     &dir.join("baseline-worker.log"),

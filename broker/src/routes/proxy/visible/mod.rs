@@ -190,17 +190,20 @@ impl<'r> Sight<'r> {
         made: &mut MadeBy<'_>,
         page: &RawPage,
     ) -> Result<Vec<Value>, ApiError> {
-        let ids = page
-            .items
-            .iter()
-            .flat_map(|(_, skeleton)| skeleton.ids())
-            .collect();
+        let ids = page.items.iter().flat_map(Skeleton::ids).collect();
         let seen = self.seen(key, made, ids).await?;
-        page.items
-            .iter()
+        let shown: Vec<usize> = (page.items.iter().enumerate())
             .filter(|(_, skeleton)| sees(&seen, skeleton))
-            .map(|(at, _)| {
-                serde_json::from_slice(page.item(at)).map_err(|_| ApiError::UpstreamUnavailable)
+            .map(|(at, _)| at)
+            .collect();
+        if shown.is_empty() {
+            return Ok(Vec::new());
+        }
+        let texts = page.texts().ok_or(ApiError::UpstreamUnavailable)?;
+        shown
+            .into_iter()
+            .map(|at| {
+                serde_json::from_str(texts[at].get()).map_err(|_| ApiError::UpstreamUnavailable)
             })
             .collect()
     }
@@ -234,9 +237,9 @@ impl<'r> Sight<'r> {
             let cursor = if search {
                 answer.fields["next_page"].as_str().map(str::to_owned)
             } else if backwards {
-                answer.items.first().and_then(|(_, item)| item.id.clone())
+                answer.items.first().and_then(|item| item.id.clone())
             } else {
-                answer.items.last().and_then(|(_, item)| item.id.clone())
+                answer.items.last().and_then(|item| item.id.clone())
             };
             let mut visible = self.visible_items(key, &mut made, &answer).await?;
             if backwards {

@@ -3,14 +3,14 @@
 //! A page is up to 100 objects, each possibly with expansions, of which a
 //! key usually sees a few: building every object as a `serde_json::Value`
 //! (a map per object, then freed) was half the broker's CPU under checkout
-//! load (issue 24). Here each item is kept as its raw text and read only
-//! for its [`Skeleton`] (the fields visibility needs; the rest skipped
-//! unbuilt); only the items the key sees are built, to be answered.
+//! load (issue 24). Here each item is read only for its [`Skeleton`] (the
+//! fields visibility needs; the rest skipped unbuilt) in one pass over the
+//! page; only a page with items the key sees is read again for their text,
+//! and only those are built, to be answered.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::ops::Range;
 
 use bytes::Bytes;
 
@@ -49,25 +49,11 @@ impl Skeleton {
         }
     }
 
-    /// The skeleton of an object's raw text: read as [`Skeleton::of`] reads
-    /// a built one (a field given twice counts as its last), the other
-    /// fields skipped and the metadata compared where it lies, nothing of
-    /// it built (issue 24's fifth sitting: building each item's metadata
-    /// was a tenth of reading a page). Text serde cannot read so is built
-    /// whole and read as before.
+    /// The skeleton of an object's raw text, as a page's item is read.
+    #[cfg(test)]
     fn read(raw: &RawValue, wanted: &Wanted) -> Option<Self> {
-        // Only an object has fields: serde would read an array's items as
-        // the fields in order, where a built array has none.
-        if !raw.get().starts_with('{') {
-            return Some(Self::default());
-        }
         let mut reading = serde_json::Deserializer::from_str(raw.get());
-        match (FieldsSeed { wanted }).deserialize(&mut reading) {
-            Ok(skeleton) => Some(skeleton),
-            Err(_) => serde_json::from_str::<Value>(raw.get())
-                .ok()
-                .map(|object| Self::of(&object, wanted)),
-        }
+        (ItemSeed { wanted }).deserialize(&mut reading).ok()
     }
 
     /// Its own id and its parents'.
@@ -319,139 +305,232 @@ pub(super) struct RawPage {
     body: Bytes,
     /// Every field but `data`, built (a handful of small ones): an object.
     pub(super) fields: Value,
-    /// `data`'s items: where each is in `body`, with its skeleton.
-    pub(super) items: Vec<(Range<usize>, Skeleton)>,
+    /// `data`'s items' skeletons, in order.
+    pub(super) items: Vec<Skeleton>,
 }
 
 impl RawPage {
     /// `body` read as a page, when it is a list or a search answer: one
-    /// pass over the answer to find its items, one over each item for its
-    /// skeleton.
+    /// pass over the answer, each item read for its skeleton as it goes.
     pub(super) fn read(body: Bytes, wanted: &Wanted) -> Option<Self> {
-        let text: PageText = serde_json::from_slice(&body).ok()?;
-        let fields = Value::Object(text.fields);
+        let mut reading = serde_json::Deserializer::from_slice(&body);
+        let page = (PageSeed::<ItemSeed> {
+            item: ItemSeed { wanted },
+        })
+        .deserialize(&mut reading)
+        .ok()?;
+        reading.end().ok()?;
+        let fields = Value::Object(page.fields);
         if fields["object"] != "list" && fields["object"] != "search_result" {
             return None;
         }
-        // Each item is a slice of `body` (borrowed, not copied), kept as its place.
-        let start = body.as_ptr() as usize;
-        let items = text
-            .data
-            .into_iter()
-            .map(|item| {
-                let at = (item.get().as_ptr() as usize).checked_sub(start)?;
-                let place = at..at + item.get().len();
-                let skeleton = Skeleton::read(item, wanted).unwrap_or_default();
-                (place.end <= body.len()).then_some((place, skeleton))
-            })
-            .collect::<Option<_>>()?;
         Some(Self {
             body,
             fields,
-            items,
+            items: page.data,
         })
     }
 
-    /// The text of an item of [`RawPage::items`].
-    pub(super) fn item(&self, at: &Range<usize>) -> &[u8] {
-        &self.body[at.clone()]
+    /// The text of each item, in [`RawPage::items`]' order: a second pass,
+    /// read only for a page with an item to answer (issue 24's fifth
+    /// sitting: the pages a scan passes over have none, and finding every
+    /// item's text was half the cost of reading them).
+    pub(super) fn texts(&self) -> Option<Vec<&RawValue>> {
+        let mut reading = serde_json::Deserializer::from_slice(&self.body);
+        let page = (PageSeed::<TextSeed> { item: TextSeed })
+            .deserialize(&mut reading)
+            .ok()?;
+        (page.data.len() == self.items.len()).then_some(page.data)
     }
 }
 
 /// The fields of Stripe's list and search_result objects besides `data`.
 const PAGE_FIELDS: [&str; 5] = ["object", "has_more", "url", "next_page", "total_count"];
 
-/// A page's fields, `data`'s items left as text in the answer.
-struct PageText<'a> {
+/// A page's fields, and `data`'s items as `I` reads each.
+struct PageText<T> {
     fields: Map<String, Value>,
-    data: Vec<&'a RawValue>,
+    data: Vec<T>,
 }
 
-impl<'de> Deserialize<'de> for PageText<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Fields;
-        impl<'de> Visitor<'de> for Fields {
-            type Value = PageText<'de>;
+/// Reads a page, each of `data`'s items with `item`.
+struct PageSeed<I> {
+    item: I,
+}
 
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
+impl<'de, I> DeserializeSeed<'de> for PageSeed<I>
+where
+    I: DeserializeSeed<'de> + Copy,
+{
+    type Value = PageText<I::Value>;
 
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut page = PageText {
-                    fields: Map::new(),
-                    data: Vec::new(),
-                };
-                // A field given twice counts as its last, as in a built
-                // object. Only a page's own fields are kept: any other may
-                // hold objects the key does not see.
-                while let Some(name) = map.next_key::<String>()? {
-                    if name == "data" {
-                        page.data = map.next_value::<Items>()?.0;
-                    } else if PAGE_FIELDS.contains(&name.as_str()) {
-                        page.fields.insert(name, map.next_value()?);
-                    } else {
-                        map.next_value::<IgnoredAny>()?;
-                    }
-                }
-                Ok(page)
-            }
-        }
-        deserializer.deserialize_map(Fields)
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
     }
 }
 
-/// `data`'s items as text; nothing when `data` is not an array.
-struct Items<'a>(Vec<&'a RawValue>);
+impl<'de, I> Visitor<'de> for PageSeed<I>
+where
+    I: DeserializeSeed<'de> + Copy,
+{
+    type Value = PageText<I::Value>;
 
-impl<'de> Deserialize<'de> for Items<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Each;
-        impl<'de> Visitor<'de> for Each {
-            type Value = Items<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
 
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<&'de RawValue>()? {
-                    items.push(item);
-                }
-                Ok(Items(items))
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(Items(Vec::new()))
-            }
-
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(Items(Vec::new()))
-            }
-
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Items(Vec::new()))
-            }
-
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(Items(Vec::new()))
-            }
-
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(Items(Vec::new()))
-            }
-
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(Items(Vec::new()))
-            }
-
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(Items(Vec::new()))
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut page = PageText {
+            fields: Map::new(),
+            data: Vec::new(),
+        };
+        // A field given twice counts as its last, as in a built object.
+        // Only a page's own fields are kept: any other may hold objects the
+        // key does not see.
+        while let Some(Name(name)) = map.next_key()? {
+            if name == "data" {
+                page.data = map.next_value_seed(ItemsSeed { item: self.item })?;
+            } else if PAGE_FIELDS.contains(&name.as_ref()) {
+                page.fields.insert(name.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
             }
         }
-        deserializer.deserialize_any(Each)
+        Ok(page)
+    }
+}
+
+/// An item read for its skeleton (an item that is not an object has none).
+#[derive(Clone, Copy)]
+struct ItemSeed<'w> {
+    wanted: &'w Wanted,
+}
+
+impl<'de> DeserializeSeed<'de> for ItemSeed<'_> {
+    type Value = Skeleton;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Skeleton, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemSeed<'_> {
+    type Value = Skeleton;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Skeleton, A::Error> {
+        FieldsSeed {
+            wanted: self.wanted,
+        }
+        .visit_map(map)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skeleton, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Skeleton::default())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skeleton, E> {
+        Ok(Skeleton::default())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skeleton, E> {
+        Ok(Skeleton::default())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skeleton, E> {
+        Ok(Skeleton::default())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skeleton, E> {
+        Ok(Skeleton::default())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skeleton, E> {
+        Ok(Skeleton::default())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Skeleton, E> {
+        Ok(Skeleton::default())
+    }
+}
+
+/// An item kept as its text in the answer.
+#[derive(Clone, Copy)]
+struct TextSeed;
+
+impl<'de> DeserializeSeed<'de> for TextSeed {
+    type Value = &'de RawValue;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        <&RawValue>::deserialize(deserializer)
+    }
+}
+
+/// `data`'s items, each read with `item`; nothing when `data` is not an array.
+struct ItemsSeed<I> {
+    item: I,
+}
+
+impl<'de, I> DeserializeSeed<'de> for ItemsSeed<I>
+where
+    I: DeserializeSeed<'de> + Copy,
+{
+    type Value = Vec<I::Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, I> Visitor<'de> for ItemsSeed<I>
+where
+    I: DeserializeSeed<'de> + Copy,
+{
+    type Value = Vec<I::Value>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(self.item)? {
+            items.push(item);
+        }
+        Ok(items)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(Vec::new())
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
     }
 }
 
@@ -548,8 +627,8 @@ mod tests {
         let page = RawPage::read(Bytes::from(list.to_string()), &Wanted::new()).unwrap();
         assert_eq!(page.fields["has_more"], true);
         assert_eq!(page.items.len(), 1);
-        assert_eq!(page.items[0].1.id.as_deref(), Some("pi_1"));
-        assert_eq!(page.item(&page.items[0].0), br#"{"id":"pi_1"}"#);
+        assert_eq!(page.items[0].id.as_deref(), Some("pi_1"));
+        assert_eq!(page.texts().unwrap()[0].get(), r#"{"id":"pi_1"}"#);
         let object = json!({"object": "payment_intent", "data": []});
         assert!(RawPage::read(Bytes::from(object.to_string()), &Wanted::new()).is_none());
         assert!(RawPage::read(Bytes::from_static(b"not json"), &Wanted::new()).is_none());
@@ -578,7 +657,26 @@ mod tests {
         }
         let twice = r#"{"object": "list", "data": [{"id": "pi_1"}], "data": [{"id": "pi_2"}]}"#;
         let page = RawPage::read(Bytes::from_static(twice.as_bytes()), &Wanted::new()).unwrap();
-        let ids: Vec<_> = page.items.iter().map(|(_, s)| s.id.clone()).collect();
+        let ids: Vec<_> = page.items.iter().map(|s| s.id.clone()).collect();
         assert_eq!(ids, [Some("pi_2".to_owned())]);
+        assert_eq!(page.texts().unwrap()[0].get(), r#"{"id": "pi_2"}"#);
+    }
+
+    /// The second pass finds each item's text in the order the first read
+    /// their skeletons, whatever each item is.
+    #[test]
+    fn each_items_text_is_the_one_its_skeleton_was_read_from() {
+        let text = r#"{"object": "list", "data": [{"id": "pi_1"}, "pi_x", [{"id": "pi_y"}], {"metadata": {"order": "7"}, "id": "pi_3"}, null], "has_more": true}"#;
+        let wants = wanted(&[("order", "7")]);
+        let page = RawPage::read(Bytes::from_static(text.as_bytes()), &wants).unwrap();
+        let texts = page.texts().unwrap();
+        assert_eq!(texts.len(), 5);
+        for (skeleton, text) in page.items.iter().zip(&texts) {
+            let built: Value = serde_json::from_str(text.get()).unwrap();
+            let again = Skeleton::of(&built, &wants);
+            assert_eq!((&skeleton.id, skeleton.matches), (&again.id, again.matches));
+        }
+        assert!(page.items[3].matches);
+        assert_eq!(page.items[2].id, None, "an array is no object");
     }
 }
