@@ -199,13 +199,7 @@ impl<'r> Sight<'r> {
         if shown.is_empty() {
             return Ok(Vec::new());
         }
-        let texts = page.texts().ok_or(ApiError::UpstreamUnavailable)?;
-        shown
-            .into_iter()
-            .map(|at| {
-                serde_json::from_str(texts[at].get()).map_err(|_| ApiError::UpstreamUnavailable)
-            })
-            .collect()
+        page.built(&shown).ok_or(ApiError::UpstreamUnavailable)
     }
 
     /// A list or search answer with only what the key sees, reading further

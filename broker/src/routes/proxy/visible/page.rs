@@ -50,7 +50,6 @@ impl Skeleton {
     }
 
     /// The skeleton of an object's raw text, as a page's item is read.
-    #[cfg(test)]
     fn read(raw: &RawValue, wanted: &Wanted) -> Option<Self> {
         let mut reading = serde_json::Deserializer::from_str(raw.get());
         (ItemSeed { wanted }).deserialize(&mut reading).ok()
@@ -313,13 +312,22 @@ impl RawPage {
     /// `body` read as a page, when it is a list or a search answer: one
     /// pass over the answer, each item read for its skeleton as it goes.
     pub(super) fn read(body: Bytes, wanted: &Wanted) -> Option<Self> {
-        let mut reading = serde_json::Deserializer::from_slice(&body);
-        let page = (PageSeed::<ItemSeed> {
-            item: ItemSeed { wanted },
-        })
-        .deserialize(&mut reading)
-        .ok()?;
-        reading.end().ok()?;
+        let page = match whole(&body, ItemSeed { wanted }) {
+            Some(page) => page,
+            // An item serde cannot read for its skeleton (a lone surrogate
+            // escape, a number out of range) is one the key does not see,
+            // and the rest of the page stands, as it did when each item was
+            // read from its text (a helper's review of the one pass).
+            None => {
+                let texts = whole(&body, TextSeed)?;
+                PageText {
+                    fields: texts.fields,
+                    data: (texts.data.iter())
+                        .map(|text| Skeleton::read(text, wanted).unwrap_or_default())
+                        .collect(),
+                }
+            }
+        };
         let fields = Value::Object(page.fields);
         if fields["object"] != "list" && fields["object"] != "search_result" {
             return None;
@@ -336,12 +344,38 @@ impl RawPage {
     /// sitting: the pages a scan passes over have none, and finding every
     /// item's text was half the cost of reading them).
     pub(super) fn texts(&self) -> Option<Vec<&RawValue>> {
-        let mut reading = serde_json::Deserializer::from_slice(&self.body);
-        let page = (PageSeed::<TextSeed> { item: TextSeed })
-            .deserialize(&mut reading)
-            .ok()?;
+        let page = whole(&self.body, TextSeed)?;
         (page.data.len() == self.items.len()).then_some(page.data)
     }
+}
+
+impl RawPage {
+    /// The items at `shown` (places in [`RawPage::items`]), built to be
+    /// answered. One that cannot be built is left out and fails nothing else
+    /// (a helper's review: metadata named as serde_json's raw-value marker
+    /// reads as a match, and builds as an error or as other metadata, so one
+    /// planted object could fail every list of another key). `None`: the
+    /// page's texts could not be read again.
+    pub(super) fn built(&self, shown: &[usize]) -> Option<Vec<Value>> {
+        let texts = self.texts()?;
+        Some(
+            (shown.iter())
+                .filter_map(|at| texts.get(*at))
+                .filter_map(|text| serde_json::from_str(text.get()).ok())
+                .collect(),
+        )
+    }
+}
+
+/// `body` as one page, each of `data`'s items read with `item`.
+fn whole<'de, I>(body: &'de [u8], item: I) -> Option<PageText<I::Value>>
+where
+    I: DeserializeSeed<'de> + Copy,
+{
+    let mut reading = serde_json::Deserializer::from_slice(body);
+    let page = (PageSeed { item }).deserialize(&mut reading).ok()?;
+    reading.end().ok()?;
+    Some(page)
 }
 
 /// The fields of Stripe's list and search_result objects besides `data`.
@@ -660,6 +694,50 @@ mod tests {
         let ids: Vec<_> = page.items.iter().map(|s| s.id.clone()).collect();
         assert_eq!(ids, [Some("pi_2".to_owned())]);
         assert_eq!(page.texts().unwrap()[0].get(), r#"{"id": "pi_2"}"#);
+    }
+
+    /// A helper's review of the one pass: an item serde cannot read for its
+    /// skeleton (a lone surrogate escape, a number out of range) failed the
+    /// whole page; it is one the key does not see, and the rest stands.
+    #[test]
+    fn an_item_that_cannot_be_read_hides_only_itself() {
+        let wants = wanted(&[("order", "7")]);
+        for odd in [
+            r#"{"id": "\udc00"}"#,
+            r#"{"id": 1e400}"#,
+            r#"{"metadata": {"\udc00": "7"}}"#,
+        ] {
+            let text = format!(
+                r#"{{"object": "list", "data": [{odd}, {{"id": "pi_1", "metadata": {{"order": "7"}}}}]}}"#
+            );
+            let page = RawPage::read(Bytes::from(text), &wants).unwrap();
+            assert_eq!(page.items.len(), 2, "{odd}");
+            assert_eq!(
+                (page.items[0].id.as_deref(), page.items[0].matches),
+                (None, false),
+                "{odd}"
+            );
+            assert_eq!(
+                (page.items[1].id.as_deref(), page.items[1].matches),
+                (Some("pi_1"), true),
+                "{odd}"
+            );
+            assert_eq!(page.texts().unwrap().len(), 2, "{odd}");
+        }
+    }
+
+    /// An item whose metadata is named as serde_json's raw-value marker
+    /// reads as a match of what follows; it is left out of the answer when
+    /// it cannot be built, and the others are answered.
+    #[test]
+    fn an_item_that_cannot_be_built_is_left_out_alone() {
+        let wants = wanted(&[("order_id", "o-1")]);
+        let text = r#"{"object": "list", "data": [{"id": "pi_planted", "metadata": {"$serde_json::private::RawValue": "{", "order_id": "o-1"}}, {"id": "pi_1", "metadata": {"order_id": "o-1"}}]}"#;
+        let page = RawPage::read(Bytes::from_static(text.as_bytes()), &wants).unwrap();
+        assert!(page.items.iter().all(|item| item.matches));
+        let built = page.built(&[0, 1]).unwrap();
+        let ids: Vec<_> = built.iter().map(|item| item["id"].clone()).collect();
+        assert_eq!(ids, [json!("pi_1")]);
     }
 
     /// The second pass finds each item's text in the order the first read
