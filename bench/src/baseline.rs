@@ -11,7 +11,6 @@ use clap::Args;
 use keylease_activities::{PaymentActivities, StripeClient};
 use keylease_worker::{TemporalArgs, WorkerConfig};
 use secrecy::SecretString;
-use tracing_subscriber::EnvFilter;
 use url::Url;
 
 /// Timeout of one call to Stripe, as the worker's.
@@ -38,8 +37,7 @@ pub struct BaselineArgs {
 
 /// Serves the baseline until SIGTERM, logging as the worker does (JSON on stderr).
 pub fn run(args: BaselineArgs) -> anyhow::Result<ExitCode> {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(keylease_worker::DEFAULT_LOG_FILTER));
+    let filter = keylease_worker::log_filter();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -250,6 +250,12 @@ pub struct WorkerConfig {
 pub const DEFAULT_LOG_FILTER: &str =
     "info,temporalio_sdk_core::worker::workflow::machines::workflow_machines=warn";
 
+/// The log filter of a worker: `RUST_LOG`, else [`DEFAULT_LOG_FILTER`].
+pub fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER))
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {

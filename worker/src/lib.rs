@@ -24,6 +24,6 @@ pub mod run;
 pub mod start;
 pub mod sweep;
 
-pub use config::{DEFAULT_LOG_FILTER, LogFormat, TemporalArgs, WorkerConfig};
+pub use config::{DEFAULT_LOG_FILTER, LogFormat, TemporalArgs, WorkerConfig, log_filter};
 pub use error::WorkerError;
 pub use run::run_worker;

@@ -5,7 +5,6 @@ use std::io::Write;
 use clap::Parser;
 use keylease_worker::LogFormat;
 use keylease_worker::cli::{Cli, Command, KeysCommand, PolicyCommand, RoleCommand};
-use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
@@ -132,8 +131,7 @@ async fn sweep(
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new(keylease_worker::DEFAULT_LOG_FILTER));
+    let filter = keylease_worker::log_filter();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

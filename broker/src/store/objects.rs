@@ -66,11 +66,11 @@ pub struct Hold<'a> {
     pub currency: &'a str,
 }
 
-/// Most objects of one label [`Store::created_by`] reads whole; a label
+/// Most objects of one label [`MadeBy`] reads whole; a label
 /// with more is asked about the ids themselves.
 const LABEL_READ_WHOLE: i64 = 256;
 
-/// Ids [`Store::created_by`] asks about one by one rather than read the label's.
+/// Ids [`MadeBy`] asks about one by one rather than read the label's.
 const FEW_IDS: usize = 32;
 
 /// The hold update of [`Store::hold_for_object`], binds `?1`–`?7` from [`hold_args`].
@@ -117,16 +117,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Which of `ids` a key of `label` created: one read for a page of an answer.
-    pub async fn created_by(
-        &self,
-        vendor: &str,
-        label: &str,
-        ids: &[&str],
-    ) -> Result<HashSet<String>, sqlx::Error> {
-        MadeBy::new(self, vendor, label).among(ids).await
     }
 
     /// Which of `ids` a key of `label` created, asked about the ids themselves.
@@ -309,7 +299,7 @@ mod tests {
     use super::*;
     use crate::store::Integrity;
 
-    /// `created_by` answers the same whether the label's objects are read
+    /// `MadeBy` answers the same whether the label's objects are read
     /// whole (up to [`LABEL_READ_WHOLE`], for more than [`FEW_IDS`] ids) or
     /// the ids are asked about: exactly those of `ids` the label made.
     #[tokio::test]
@@ -364,12 +354,15 @@ mod tests {
                 ("few", named(&["pi_few1"])),
                 ("none", named(&[])),
             ] {
-                let seen = store.created_by("stripe", label, ids).await.unwrap();
+                let seen = MadeBy::new(&store, "stripe", label)
+                    .among(ids)
+                    .await
+                    .unwrap();
                 assert_eq!(seen, expected, "label {label}, {} ids", ids.len());
             }
             assert!(
-                store
-                    .created_by("other", "few", ids)
+                MadeBy::new(&store, "other", "few")
+                    .among(ids)
                     .await
                     .unwrap()
                     .is_empty()

@@ -8,6 +8,39 @@
 //! page; only a page with items the key sees is read again for their text,
 //! and only those are built, to be answered.
 
+/// A visitor's answer to every JSON scalar it does not read (strings too,
+/// unless `but strings`): `$value`.
+macro_rules! others_read_as {
+    ($value:expr, but strings) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+    ($value:expr) => {
+        others_read_as!($value, but strings);
+
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok($value)
+        }
+    };
+}
+
 mod skeleton;
 
 use std::fmt;
@@ -71,9 +104,7 @@ impl RawPage {
         let page = whole(&self.body, TextSeed)?;
         (page.data.len() == self.items.len()).then_some(page.data)
     }
-}
 
-impl RawPage {
     /// The items at `shown` (places in [`RawPage::items`]), built to be
     /// answered. One that cannot be built is left out and fails nothing else
     /// (a helper's review: metadata named as serde_json's raw-value marker
@@ -196,6 +227,8 @@ where
         f.write_str("any JSON value")
     }
 
+    others_read_as!(Vec::new());
+
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element_seed(self.item)? {
@@ -206,30 +239,6 @@ where
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Vec::new())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(Vec::new())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
         Ok(Vec::new())
     }
 }

@@ -66,49 +66,6 @@ fn id_of(field: &Value) -> Option<&str> {
     field.as_str().or_else(|| field["id"].as_str())
 }
 
-/// Reads an object's text into its [`Skeleton`].
-struct FieldsSeed<'w> {
-    wanted: &'w Wanted,
-}
-
-impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
-    type Value = Skeleton;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Skeleton, D::Error> {
-        deserializer.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FieldsSeed<'_> {
-    type Value = Skeleton;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skeleton, A::Error> {
-        let mut skeleton = Skeleton::default();
-        let (mut payment_intent, mut charge) = (None, None);
-        while let Some(Name(name)) = map.next_key()? {
-            match name.as_ref() {
-                "id" => skeleton.id = map.next_value::<Text>()?.0,
-                "metadata" => {
-                    skeleton.matches = map.next_value_seed(MetadataSeed {
-                        wanted: self.wanted,
-                    })?;
-                }
-                "payment_intent" => payment_intent = map.next_value::<IdField>()?.0,
-                "charge" => charge = map.next_value::<IdField>()?.0,
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        skeleton.parents = [payment_intent, charge].into_iter().flatten().collect();
-        Ok(skeleton)
-    }
-}
-
 /// Reads a `metadata` value into whether it holds every wanted pair, as
 /// [`matches_metadata`] reads a built one: each name given twice counts as
 /// its last, and only a string value matches.
@@ -135,15 +92,17 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
         f.write_str("any JSON value")
     }
 
+    others_read_as!(false);
+
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         // Each wanted pair's value as last given: matching, or not.
         let mut equal: Vec<Option<bool>> = vec![None; self.wanted.len()];
         while let Some(Name(name)) = map.next_key()? {
-            match self.wanted.keys().position(|wanted| *wanted == name) {
-                Some(at) => {
+            let pair = (self.wanted.iter().enumerate()).find(|(_, (wanted, _))| **wanted == name);
+            match pair {
+                Some((at, (_, wanted))) => {
                     let value = map.next_value::<Text>()?.0;
-                    let wanted = self.wanted.values().nth(at).map(String::as_str);
-                    equal[at] = Some(value.as_deref() == wanted);
+                    equal[at] = Some(value.as_deref() == Some(wanted.as_str()));
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;
@@ -155,30 +114,6 @@ impl<'de> Visitor<'de> for MetadataSeed<'_> {
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(false)
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<bool, E> {
-        Ok(false)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
         Ok(false)
     }
 }
@@ -246,28 +181,10 @@ impl<'de> Visitor<'de> for Loose {
         f.write_str("any JSON value")
     }
 
+    others_read_as!(None, but strings);
+
     fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
         Ok(Some(value.to_owned()))
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
@@ -310,39 +227,32 @@ impl<'de> Visitor<'de> for ItemSeed<'_> {
         f.write_str("any JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Skeleton, A::Error> {
-        FieldsSeed {
-            wanted: self.wanted,
+    others_read_as!(Skeleton::default());
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Skeleton, A::Error> {
+        let mut skeleton = Skeleton::default();
+        let (mut payment_intent, mut charge) = (None, None);
+        while let Some(Name(name)) = map.next_key()? {
+            match name.as_ref() {
+                "id" => skeleton.id = map.next_value::<Text>()?.0,
+                "metadata" => {
+                    skeleton.matches = map.next_value_seed(MetadataSeed {
+                        wanted: self.wanted,
+                    })?;
+                }
+                "payment_intent" => payment_intent = map.next_value::<IdField>()?.0,
+                "charge" => charge = map.next_value::<IdField>()?.0,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
         }
-        .visit_map(map)
+        skeleton.parents = [payment_intent, charge].into_iter().flatten().collect();
+        Ok(skeleton)
     }
 
     fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Skeleton, A::Error> {
         while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Skeleton::default())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Skeleton, E> {
-        Ok(Skeleton::default())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Skeleton, E> {
-        Ok(Skeleton::default())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Skeleton, E> {
-        Ok(Skeleton::default())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Skeleton, E> {
-        Ok(Skeleton::default())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Skeleton, E> {
-        Ok(Skeleton::default())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Skeleton, E> {
         Ok(Skeleton::default())
     }
 }
