@@ -236,6 +236,10 @@ impl<'r> Sight<'r> {
                 answer.items.last().and_then(|item| item.id.clone())
             };
             let mut visible = self.visible_items(key, &mut made, &answer).await?;
+            // The page's text is not needed past here: freed before the next
+            // page arrives, so that a scan holds one page at a time (issue 24:
+            // the broker's peak RSS at concurrency 100 is pages in flight).
+            answer.forget_items();
             if backwards {
                 visible.append(&mut kept);
                 kept = visible;

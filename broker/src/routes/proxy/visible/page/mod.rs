@@ -96,6 +96,12 @@ impl RawPage {
         })
     }
 
+    /// Frees the page's text and its items' skeletons; its fields stay.
+    pub(super) fn forget_items(&mut self) {
+        self.body = Bytes::new();
+        self.items = Vec::new();
+    }
+
     /// The text of each item, in [`RawPage::items`]' order: a second pass,
     /// read only for a page with an item to answer (issue 24's fifth
     /// sitting: the pages a scan passes over have none, and finding every
