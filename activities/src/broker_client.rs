@@ -97,6 +97,23 @@ struct ErrorDetail {
     message: String,
 }
 
+/// What the broker's record holds for a key's metadata pairs
+/// ([`BrokerClient::recorded`]).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Recorded {
+    /// The objects, each by id.
+    pub data: Vec<RecordedObject>,
+    /// Whether those are all of them: otherwise the record cannot answer.
+    pub complete: bool,
+}
+
+/// One object of [`Recorded`].
+#[derive(Debug, Clone, Deserialize)]
+pub struct RecordedObject {
+    /// Its id.
+    pub id: String,
+}
+
 /// A client of the broker's admin API, holding the broker token.
 #[derive(Debug, Clone)]
 pub struct BrokerClient {
@@ -201,6 +218,34 @@ impl BrokerClient {
             .await
             .map_err(unavailable)?;
         check(response).await?.json().await.map_err(unavailable)
+    }
+
+    /// `GET /v1/keys/self/objects?object=payment_intent&created_since=…`
+    /// with the vault key `key_token` (never this client's own token): the
+    /// PaymentIntents made through the broker with every metadata pair of
+    /// that key's `allowed_metadata`, recorded since `since` (Unix seconds).
+    /// `None` from a broker without the record (a hosted one: 404).
+    pub async fn recorded(
+        &self,
+        key_token: &SecretString,
+        since: u64,
+    ) -> Result<Option<Recorded>, BrokerError> {
+        let response = self
+            .http
+            .get(self.url("/v1/keys/self/objects"))
+            .query(&[
+                ("object", "payment_intent"),
+                ("created_since", &since.to_string()),
+            ])
+            .bearer_auth(key_token.expose_secret())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        match check(response).await {
+            Ok(response) => response.json().await.map(Some).map_err(unavailable),
+            Err(BrokerError::Rejected { status: 404, .. }) => Ok(None),
+            Err(err) => Err(err),
+        }
     }
 
     /// `GET /healthz`: whether the broker answers at all, within `timeout`.

@@ -181,6 +181,7 @@ impl PaymentActivities {
             &input.order_id,
         );
         let stripe = self.stripe.clone();
+        let broker = self.leasing_broker().cloned();
         let (intent, key_id): (PaymentIntent, String) = self
             .with_key(ctx, request, |token| async move {
                 // Before every create: an earlier attempt's PaymentIntent
@@ -188,6 +189,7 @@ impl PaymentActivities {
                 if checks_order {
                     let read = order::read(
                         &stripe,
+                        broker.as_ref(),
                         &token,
                         &order_id,
                         checkout_id.as_deref(),

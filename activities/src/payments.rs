@@ -283,6 +283,14 @@ async fn finish<T>(
 }
 
 impl PaymentActivities {
+    /// The broker that leases the keys (`None`: the keyless baseline).
+    pub(crate) fn leasing_broker(&self) -> Option<&BrokerClient> {
+        match &self.credentials {
+            Credentials::Leased { broker, .. } => Some(broker),
+            Credentials::Shared(_) => None,
+        }
+    }
+
     /// Issues a key for `request`, runs `call` with its token to its end
     /// (see [`finish`]), and revokes the key however the call ended. The
     /// keyless baseline runs `call` with its shared secret instead.

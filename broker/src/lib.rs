@@ -124,6 +124,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/metrics", get(routes::health::metrics))
+        .route("/v1/keys/self/objects", get(routes::proxy::recorded))
         .merge(admin)
         .fallback(routes::proxy::proxy)
         .with_state(state)

@@ -109,6 +109,7 @@ async fn run_tidy(cli: TidyCli) -> anyhow::Result<()> {
         ("spend rows of those keys", rows.spend),
         ("holds of those keys on objects (cleared)", rows.holds),
         ("object claims", rows.objects),
+        ("recorded and pending metadata pairs", rows.pairs),
         ("idempotent requests", rows.idempotent_requests),
         ("role spend rows", rows.role_spend),
         ("in-flight rows marked in_flight_lost", rows.lost),

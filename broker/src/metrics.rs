@@ -34,7 +34,8 @@ pub struct VendorLabels {
 /// Labels of a table's row counts.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TableLabels {
-    /// The table: `audit`, `keys`, `spend`, `objects`, `idempotent_requests`, `role_spend`.
+    /// The table: `audit`, `keys`, `spend`, `objects`, `object_pairs` (with `pending_pairs`),
+    /// `idempotent_requests`, `role_spend`.
     pub table: &'static str,
 }
 

@@ -132,6 +132,7 @@ pub async fn every(state: AppState, retention: Retention, interval: Duration) {
                         keys = done.keys,
                         spend = done.spend,
                         objects = done.objects,
+                        pairs = done.pairs,
                         idempotent_requests = done.idempotent_requests,
                         role_spend = done.role_spend,
                         marked_lost = done.lost,
@@ -162,6 +163,7 @@ fn count_deleted(metrics: &BrokerMetrics, done: &Tidied) {
         ("keys", done.keys),
         ("spend", done.spend),
         ("objects", done.objects),
+        ("object_pairs", done.pairs),
         ("idempotent_requests", done.idempotent_requests),
         ("role_spend", done.role_spend),
     ] {

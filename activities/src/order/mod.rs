@@ -32,6 +32,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::broker_client::BrokerClient;
 use crate::classify::{AttemptFailure, Earlier};
 use crate::reconcile::cut_short;
 use crate::scope::order_pair;
@@ -301,12 +302,75 @@ async fn paged(
     Ok((listed, false, MAX_PAGES))
 }
 
+/// The order's PaymentIntents the broker recorded since `since` (Unix
+/// seconds), each read again through the proxy with its latest charge's
+/// refunds, when the record is whole: every PaymentIntent of the order made
+/// through the broker since then (issue 24: what the list was read for,
+/// without scanning a busy account's). `None` when it cannot answer (a
+/// broker without the record, a create of the order whose answer the
+/// broker never saw, more than it answers, or no answer): the list is read.
+async fn recorded(
+    stripe: &StripeClient,
+    broker: &BrokerClient,
+    token: &SecretString,
+    since: u64,
+) -> Result<Option<Vec<Listed>>, AttemptFailure> {
+    let record = match broker.recorded(token, since).await {
+        Ok(Some(record)) if record.complete => record,
+        Ok(_) => return Ok(None),
+        Err(err) => {
+            tracing::warn!(error = %err, "the broker's record of the order could not be read: Stripe's list is read instead");
+            return Ok(None);
+        }
+    };
+    let mut found = Vec::with_capacity(record.data.len());
+    for object in record.data {
+        // An id that is not one path segment would read another object.
+        if object.id.is_empty()
+            || !object
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(AttemptFailure::OrderUnread(format!(
+                "the broker's record names {:?}, not a PaymentIntent id",
+                object.id
+            )));
+        }
+        let read: Listed = match stripe
+            .get(
+                token,
+                &format!("/v1/payment_intents/{}", object.id),
+                &[("expand[]", "latest_charge.refunds")],
+            )
+            .await
+        {
+            Ok(read) => read,
+            // Its metadata is no longer the order's: not the order's now,
+            // as Stripe's list would not show it to this key either.
+            Err(ProxyError::Broker { code, .. }) if code == "object_not_allowed" => continue,
+            Err(err) => return Err(unreadable(err)),
+        };
+        if read.id != object.id {
+            return Err(AttemptFailure::OrderUnread(format!(
+                "reading PaymentIntent {} answered {}",
+                object.id, read.id
+            )));
+        }
+        found.push(read);
+    }
+    Ok(Some(found))
+}
+
 /// Reads the order's PaymentIntents: Stripe's search, and (from
 /// `listed_since`, Unix seconds, clock slack taken off here; `None`: a role
-/// without the list read) Stripe's list. (Never narrowed to the
-/// checkout's customer: an earlier checkout of the order may name another.)
+/// without the list read) those made since: from the broker's record
+/// (`broker`: the leasing broker) when it is whole, else Stripe's list.
+/// (Never narrowed to the checkout's customer: an earlier checkout of the
+/// order may name another.)
 pub(crate) async fn read(
     stripe: &StripeClient,
+    broker: Option<&BrokerClient>,
     token: &SecretString,
     order_id: &str,
     checkout_id: Option<&str>,
@@ -315,8 +379,15 @@ pub(crate) async fn read(
     let mut found = searched(stripe, token, order_id).await?;
     let mut complete = false;
     if let Some(since) = listed_since {
-        let since = since.saturating_sub(CLOCK_SLACK_SECONDS).to_string();
-        let (listed, read_to_end) = listed(stripe, token, &since, order_id).await?;
+        let since = since.saturating_sub(CLOCK_SLACK_SECONDS);
+        let from_record = match broker {
+            Some(broker) => recorded(stripe, broker, token, since).await?,
+            None => None,
+        };
+        let (listed, read_to_end) = match from_record {
+            Some(found) => (found, true),
+            None => listed(stripe, token, &since.to_string(), order_id).await?,
+        };
         complete = read_to_end;
         found = judged(found, listed);
     }

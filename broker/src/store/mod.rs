@@ -9,6 +9,7 @@
 //! - [`keys`]: issued keys (never their tokens), looked up, listed, revoked.
 //! - [`spend`]: what each key holds against its cap per spend period.
 //! - [`objects`]: objects seen through the proxy, who made them, what they hold.
+//! - [`pairs`]: the metadata pairs of PaymentIntents made through the proxy.
 //! - [`audit`]: one row per proxied request.
 //! - [`tidy`]: what retention deletes, in batches.
 
@@ -16,6 +17,7 @@ pub mod audit;
 pub mod idempotent;
 pub mod keys;
 pub mod objects;
+pub mod pairs;
 mod read;
 pub mod roles;
 pub mod spend;

@@ -11,6 +11,7 @@ mod migrations;
 mod parsing;
 mod persistence;
 mod proxy;
+mod record;
 mod retention;
 mod roles;
 mod spend;
@@ -34,6 +35,8 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends! {
+    record::the_record_names_every_paymentintent_of_an_order_made_through_the_broker,
+    record::a_create_whose_outcome_is_unknown_leaves_the_record_incomplete,
     audit_follow::the_audit_log_has_a_line_per_record_and_a_restart_continues_it,
     audit_follow::the_audit_cursor_reads_every_row_once_across_brokers_and_restarts,
     audit_follow::a_row_marked_lost_and_then_answered_is_followed_again,

@@ -40,6 +40,12 @@ pub struct Trail {
     settlement: Vec<Statement>,
     /// Set once the row was written before forwarding; the answer completes it.
     request_id: Option<String>,
+    /// The request is a create whose metadata pairs were made pending with
+    /// its row before forwarding ([`super::pairs`]).
+    pending_pairs: bool,
+    /// Whether what the request made upstream is known (or nothing was
+    /// sent): then its pending pairs go with its audit row.
+    outcome_known: bool,
 }
 
 impl Trail {
@@ -56,6 +62,8 @@ impl Trail {
             held_without_settlement: 0,
             settlement: Vec::new(),
             request_id: None,
+            pending_pairs: false,
+            outcome_known: true,
         }
     }
 
@@ -74,6 +82,21 @@ impl Trail {
             .record_audit(&record, reserved_micros, Some(&request_id));
         self.request_id = Some(request_id);
         Ok(row)
+    }
+
+    /// The id the row written before forwarding has, once written.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The request's metadata pairs are pending with its row.
+    pub fn pairs_pending(&mut self) {
+        self.pending_pairs = true;
+    }
+
+    /// The request was sent upstream: whether what it made is `known`.
+    pub fn forwarded(&mut self, known: bool) {
+        self.outcome_known = known;
     }
 
     /// The audit record of this request, answered `status` with `code`.
@@ -144,6 +167,11 @@ pub async fn finish(
     let mut unit = trail.settlement;
     let request_id = trail.request_id.as_deref();
     unit.push(store.record_audit(&record, trail.reserved_micros, request_id));
+    // Kept when the outcome is unknown (and when this write fails): a create
+    // that may have made its object keeps its pairs pending.
+    if let Some(id) = request_id.filter(|_| trail.pending_pairs && trail.outcome_known) {
+        unit.push(store.settle_pending(id));
+    }
     let Err(err) = store.write(unit).await else {
         return response;
     };

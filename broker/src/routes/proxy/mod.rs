@@ -15,6 +15,8 @@ mod authn;
 mod authz;
 mod canonical;
 mod client_secret;
+mod pairs;
+mod recorded;
 mod replay;
 mod spend;
 mod upstream;
@@ -34,6 +36,7 @@ use visible::{Page, Sight};
 
 pub use authz::namespaced_idempotency_key;
 pub use canonical::bounded;
+pub use recorded::recorded;
 pub use upstream::MAX_ANSWER;
 
 /// The proxy handler (the router's fallback).
@@ -125,6 +128,11 @@ async fn forward(
         Some(valued) => Some(trail.before_forwarding(state, valued.need_micros)?),
         None => None,
     };
+    // A PaymentIntent create's metadata pairs are pending with that row.
+    let pending = pairs::pending(state, target, &params, trail.request_id())?;
+    if pending.is_some() {
+        trail.pairs_pending();
+    }
     // Time passed since the lookup only if a body arrived or a price was read upstream.
     let checked_since_lookup = bodiless && valued.is_none();
     let reservation = spend::reserve(
@@ -132,7 +140,7 @@ async fn forward(
         &key,
         valued.as_ref(),
         checked_since_lookup,
-        audit_row,
+        audit_row.into_iter().chain(pending).collect(),
     )
     .await?;
     trail.reserved(reservation.as_ref().map_or(0, |r| r.micros()));
@@ -140,6 +148,8 @@ async fn forward(
     // Stripe, then what its answer changes.
     let sent_headers = sight.may_read_pages().then(|| headers.headers.clone());
     let outcome = upstream::send(state, method, path, params.encode(), headers.headers).await;
+    let (pairs, known) = pairs::answered(state, target, &outcome);
+    trail.forwarded(known);
     let mut settlement = spend::settle(
         state,
         target,
@@ -150,6 +160,7 @@ async fn forward(
     );
     let remembered = idempotent.and_then(|i| i.remember(state, target, spend::kept(&outcome)));
     settlement.writes.extend(remembered);
+    settlement.writes.extend(pairs);
     trail.settled(settlement);
     // What of the answer the key may see.
     let answer = outcome.map_err(|failure| failure.error)?;

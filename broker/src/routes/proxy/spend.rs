@@ -194,15 +194,17 @@ pub async fn value(
 /// since the key was looked up, so that lookup is as fresh as a second).
 /// Either way a key revoked while the body arrived forwards nothing.
 ///
-/// `audit_row`, the audit row of a request that moves money, is committed
-/// with the reservation (or alone, when the request reserves nothing), so
-/// that a crash after forwarding leaves the request on record.
+/// `before_forwarding`, the audit row of a request that moves money (and
+/// a create's pending metadata pairs), is committed with the reservation
+/// (or alone, when the request reserves nothing), so that a crash after
+/// forwarding leaves the request on record. A role's refusal commits the
+/// row alone: nothing is forwarded.
 pub async fn reserve(
     state: &AppState,
     key: &KeyRecord,
     valued: Option<&Valued>,
     checked_since_lookup: bool,
-    audit_row: Option<Statement>,
+    before_forwarding: Vec<Statement>,
 ) -> Result<Option<Reservation>, ApiError> {
     let now = Utc::now();
     let need = valued.is_some_and(|v| v.need_micros > 0);
@@ -215,7 +217,7 @@ pub async fn reserve(
                 .take(state.store(), role, day, valued.need_micros)
                 .await?
         {
-            if let Some(row) = audit_row {
+            if let Some(row) = before_forwarding.into_iter().next() {
                 state.store().write(vec![row]).await?;
             }
             return Err(ApiError::CapExhausted(format!(
@@ -223,7 +225,7 @@ pub async fn reserve(
                 role.name
             )));
         }
-        let with = audit_row.into_iter().collect();
+        let with = before_forwarding;
         let reserved = state
             .store()
             .reserve(
@@ -241,8 +243,8 @@ pub async fn reserve(
         if let Some(role) = &key.role {
             state.role_budget().give_back(role, day, valued.need_micros);
         }
-    } else if let Some(row) = audit_row {
-        state.store().write(vec![row]).await?;
+    } else if !before_forwarding.is_empty() {
+        state.store().write(before_forwarding).await?;
     }
     if !need && checked_since_lookup {
         return Ok(None);

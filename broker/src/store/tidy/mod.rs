@@ -111,6 +111,8 @@ pub struct Tidied {
     pub holds: u64,
     /// Object claims.
     pub objects: u64,
+    /// Recorded and pending metadata pairs (`object_pairs`, `pending_pairs`).
+    pub pairs: u64,
     /// Idempotent requests past their replay window.
     pub idempotent_requests: u64,
     /// Role spend of past days.
@@ -126,6 +128,7 @@ impl Tidied {
             + self.keys
             + self.spend
             + self.objects
+            + self.pairs
             + self.idempotent_requests
             + self.role_spend
     }
@@ -137,6 +140,7 @@ impl Tidied {
             || [
                 self.keys,
                 self.objects,
+                self.pairs,
                 self.idempotent_requests,
                 self.role_spend,
                 self.lost,
@@ -152,6 +156,7 @@ impl Tidied {
         self.spend += other.spend;
         self.holds += other.holds;
         self.objects += other.objects;
+        self.pairs += other.pairs;
         self.idempotent_requests += other.idempotent_requests;
         self.role_spend += other.role_spend;
         self.lost += other.lost;
@@ -162,14 +167,20 @@ impl Tidied {
 const ESTIMATED_PAST: u64 = 100_000;
 
 /// The tables whose rows the broker counts for `/metrics`.
-pub const TABLES: [&str; 6] = [
+pub const TABLES: [&str; 8] = [
     "audit",
     "keys",
     "spend",
     "objects",
+    "object_pairs",
+    "pending_pairs",
     "idempotent_requests",
     "role_spend",
 ];
+
+/// The tables of metadata pairs ([`crate::store::pairs`]), and each one's key.
+const PAIR_TABLES: [&str; 2] = ["object_pairs", "pending_pairs"];
+const PAIR_KEYS: [&str; 2] = ["vendor, kind, name, value, object_id", "request_id, name"];
 
 /// Audit rows past the cutoff `?1`, never one still in flight.
 const AUDIT_PAST: &str = "FROM audit WHERE at < ?1 AND NOT (status = 0 AND code = 'in_flight')";
@@ -257,6 +268,14 @@ impl Store {
                     &[millis(keys).into(), millis(claims).into()],
                 )
                 .await?;
+            for table in PAIR_TABLES {
+                counted.pairs += self
+                    .count(
+                        &format!("SELECT COUNT(*) FROM {table} WHERE created_at < ?1"),
+                        &[millis(claims).into()],
+                    )
+                    .await?;
+            }
         }
         if let Some(idempotent) = cutoffs.idempotent {
             counted.idempotent_requests = self
@@ -341,6 +360,19 @@ impl Store {
                 let mut args: Vec<Arg> = vec![vendor.as_str().into()];
                 args.extend(ids.iter().map(|id| Arg::from(id.as_str())));
                 unit.push((|t| &mut t.objects, self.statement(&sql, args)));
+            }
+        }
+        if let Some(claims) = cutoffs.claims {
+            // Pairs live as long as object claims do: a lookup reads minutes back.
+            for (table, key) in PAIR_TABLES.iter().zip(PAIR_KEYS) {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE ({key}) IN
+                       (SELECT {key} FROM {table} WHERE created_at < ?1 LIMIT ?2)"
+                );
+                unit.push((
+                    |t| &mut t.pairs,
+                    self.statement(&sql, vec![millis(claims).into(), BATCH.into()]),
+                ));
             }
         }
         if let Some(idempotent) = cutoffs.idempotent {

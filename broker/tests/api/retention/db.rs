@@ -57,6 +57,13 @@ impl Db {
         .await;
         self.age_audit(id, days).await;
         self.run(
+            "UPDATE object_pairs SET created_at = created_at - ?1 WHERE object_id IN
+               (SELECT object_id FROM objects WHERE label = (SELECT namespace FROM keys WHERE id = ?2))",
+            ms,
+            id,
+        )
+        .await;
+        self.run(
             "UPDATE objects SET created_at = created_at - ?1
              WHERE label = (SELECT namespace FROM keys WHERE id = ?2)",
             ms,
@@ -134,7 +141,10 @@ pub(super) async fn key_with_payment(broker: &TestBroker, label: &str, pi: &str)
         .issue(label, &["POST /v1/payment_intents"], 50.0, json!("1h"))
         .await;
     broker.upstream.script([Reply {
-        body: json!({"id": pi, "object": "payment_intent", "amount": 1000, "currency": "usd"}),
+        body: json!({
+            "id": pi, "object": "payment_intent", "amount": 1000, "currency": "usd",
+            "metadata": {"order_id": format!("order-{pi}")},
+        }),
         ..Reply::status(200)
     }]);
     let created = broker

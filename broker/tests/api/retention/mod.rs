@@ -41,11 +41,11 @@ pub async fn retention_deletes_what_is_past_and_a_dry_run_nothing(backend: Backe
     );
 
     let before = db.all_rows().await;
-    let expected = [old_audit + live_audit, 1, 1, 1, 1, 0, 0, 1].map(|n| n as u64);
+    let expected = [old_audit + live_audit, 1, 1, 1, 1, 1, 0, 0, 1].map(|n| n as u64);
     assert_eq!(
         dry_run(&broker),
         expected,
-        "audit, keys, spend, holds, objects, idempotent, role spend, lost"
+        "audit, keys, spend, holds, objects, metadata pairs, idempotent, role spend, lost"
     );
     assert_eq!(db.all_rows().await, before, "the dry run deleted nothing");
 
@@ -62,6 +62,7 @@ pub async fn retention_deletes_what_is_past_and_a_dry_run_nothing(backend: Backe
             done.spend,
             done.holds,
             done.objects,
+            done.pairs,
             done.idempotent_requests,
             done.role_spend,
             done.lost
@@ -71,6 +72,8 @@ pub async fn retention_deletes_what_is_past_and_a_dry_run_nothing(backend: Backe
     assert_eq!(db.rows("keys", "id", &old.id).await, 0);
     assert_eq!(db.rows("spend", "key_id", &old.id).await, 0);
     assert_eq!(db.rows("objects", "object_id", "pi_old1").await, 0);
+    assert_eq!(db.rows("object_pairs", "object_id", "pi_old1").await, 0);
+    assert_eq!(db.rows("object_pairs", "object_id", "pi_live1").await, 1);
     assert_eq!(db.rows("audit", "key_id", &old.id).await, 0);
     assert_eq!(db.rows("keys", "id", &live.id).await, 1);
     assert_eq!(db.rows("spend", "key_id", &live.id).await, 1);

@@ -167,3 +167,48 @@ async fn an_order_spread_thin_among_a_busy_accounts_payments_is_checked_out() {
     assert_eq!(paid, 1, "charged once");
     stack.stop().await;
 }
+
+/// Issue 24's third review, left open until the broker's record: on a busy
+/// account (its list cut short) the check relied on Stripe's search alone,
+/// so a payment search had not indexed yet was not seen and the order was
+/// charged again. The check now reads the order's PaymentIntents made
+/// through the broker from its record, however busy the account.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_payment_on_a_busy_account_still_refuses_the_order() {
+    let stack = Stack::spawn("busy-fresh-payment").await;
+    stack
+        .sim_control(
+            "/_sim/config",
+            serde_json::json!({"search_indexing_delay_ms": 600_000}),
+        )
+        .await;
+    let order = "order-busy-fresh";
+    let ended = checked_out(
+        &stack,
+        &unique("busy-fresh-1"),
+        checkout(order, 500, "pm_card_visa"),
+        true,
+    )
+    .await;
+    let CheckoutOutcome::Completed { payment_intent_id } = ended else {
+        panic!("{ended:?}");
+    };
+    crate::production::crowd(&stack, 600).await;
+    let message = refused_as_duplicate(
+        checked_out(
+            &stack,
+            &unique("busy-fresh-2"),
+            checkout(order, 500, "pm_card_visa"),
+            true,
+        )
+        .await,
+    );
+    assert!(message.contains(&payment_intent_id), "{message}");
+    let paid = intents_of(&stack, order)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .count();
+    assert_eq!(paid, 1, "charged once");
+    stack.stop().await;
+}

@@ -1,0 +1,76 @@
+//! `GET /v1/keys/self/objects?object=payment_intent&created_since=<unix seconds>`:
+//! the PaymentIntents made through the broker whose metadata holds every
+//! pair of the calling key's `allowed_metadata`, recorded since then, and
+//! whether that is all of them (see [`crate::store::pairs`]).
+//!
+//! The caller is a key, by its token, as on the proxy: live, with
+//! `allowed_metadata`, and allowed the list (`GET /v1/payment_intents`),
+//! whose answer to it this one is a part of. A key holder learns ids only:
+//! each object is read through the proxy, where its metadata is checked.
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use chrono::DateTime;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{authn, authz, pairs};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::stripe::VENDOR;
+
+/// The list whose objects are recorded.
+const LIST: &str = "/v1/payment_intents";
+
+/// Query of `GET /v1/keys/self/objects`.
+#[derive(Debug, Deserialize)]
+pub struct RecordedQuery {
+    /// The object type: `payment_intent`, the one recorded.
+    object: String,
+    /// Unix seconds: objects recorded at or after this.
+    created_since: i64,
+}
+
+/// The handler.
+pub async fn recorded(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<RecordedQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let (key, _) = authn::key(&state, &headers, LIST).await?;
+    authn::check_live(&key)?;
+    let Query(query) =
+        query.map_err(|err| ApiError::BadParameter(format!("object and created_since: {err}")))?;
+    if query.object != pairs::KIND {
+        return Err(ApiError::BadParameter(format!(
+            "only `{}` objects are recorded",
+            pairs::KIND
+        )));
+    }
+    authz::check_endpoint(&key, "GET", LIST)?;
+    if key.allowed_metadata.is_empty() {
+        return Err(ApiError::BadParameter(
+            "the key has no allowed_metadata: the record answers by a key's metadata pairs"
+                .to_owned(),
+        ));
+    }
+    let since = DateTime::from_timestamp(query.created_since, 0)
+        .ok_or_else(|| ApiError::BadParameter("created_since is out of range".to_owned()))?;
+    let found = state
+        .store()
+        .recorded(
+            VENDOR,
+            (pairs::KIND, pairs::PREFIX),
+            &key.allowed_metadata,
+            since,
+        )
+        .await?;
+    let data: Vec<Value> = (found.ids.iter())
+        .map(|id| json!({ "id": id, "object": pairs::KIND }))
+        .collect();
+    Ok(Json(
+        json!({ "object": "list", "data": data, "complete": found.complete }),
+    ))
+}
