@@ -103,8 +103,13 @@ struct ErrorDetail {
 pub struct Recorded {
     /// The objects, each by id.
     pub data: Vec<RecordedObject>,
-    /// Whether those are all of them: otherwise the record cannot answer.
+    /// Whether those are all of them.
     pub complete: bool,
+    /// Why not, when not: `pending` (a create of the pairs whose outcome the
+    /// broker never learnt), `earlier_release` (a broker that records
+    /// nothing made one in the time), `too_many`.
+    #[serde(default)]
+    pub incomplete: Option<String>,
 }
 
 /// One object of [`Recorded`].
@@ -223,20 +228,25 @@ impl BrokerClient {
     /// `GET /v1/keys/self/objects?object=payment_intent&created_since=…`
     /// with the vault key `key_token` (never this client's own token): the
     /// PaymentIntents made through the broker with every metadata pair of
-    /// that key's `allowed_metadata`, recorded since `since` (Unix seconds).
-    /// `None` from a broker without the record (a hosted one: 404).
+    /// that key's `allowed_metadata`, made since `since` (Unix seconds); a
+    /// pending create that also holds the pair `own` (the caller's own
+    /// earlier attempt) does not make it incomplete. `None` from a broker
+    /// without the record (a hosted one: 404).
     pub async fn recorded(
         &self,
         key_token: &SecretString,
         since: u64,
+        own: Option<(&str, &str)>,
     ) -> Result<Option<Recorded>, BrokerError> {
+        let since = since.to_string();
+        let mut query = vec![("object", "payment_intent"), ("created_since", &since)];
+        if let Some((name, value)) = own {
+            query.extend([("own_name", name), ("own_value", value)]);
+        }
         let response = self
             .http
             .get(self.url("/v1/keys/self/objects"))
-            .query(&[
-                ("object", "payment_intent"),
-                ("created_since", &since.to_string()),
-            ])
+            .query(&query)
             .bearer_auth(key_token.expose_secret())
             .send()
             .await

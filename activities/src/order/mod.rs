@@ -32,7 +32,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::broker_client::BrokerClient;
+use crate::broker_client::{BrokerClient, BrokerError};
 use crate::classify::{AttemptFailure, Earlier};
 use crate::reconcile::cut_short;
 use crate::scope::order_pair;
@@ -302,36 +302,63 @@ async fn paged(
     Ok((listed, false, MAX_PAGES))
 }
 
+/// What the broker's record says of the order's PaymentIntents made since.
+enum FromRecord {
+    /// Every one made through the broker: each read again through the
+    /// proxy with its latest charge's refunds.
+    Whole(Vec<Listed>),
+    /// Not whole, for a reason the list is read for; if the list cannot be
+    /// read to its end either, the check relies on search, as without a
+    /// record (a broker without it, a hosted one; or a broker of an earlier
+    /// release that made a PaymentIntent in the time: a rolling upgrade).
+    Absent,
+    /// Not whole because a create of the order may have made a payment the
+    /// record does not hold (its outcome unknown), or the order has more
+    /// than it answers: the list is read, and if it cannot be read to its
+    /// end the check fails, retryable, rather than lean on search alone.
+    Unsure(String),
+}
+
 /// The order's PaymentIntents the broker recorded since `since` (Unix
-/// seconds), each read again through the proxy with its latest charge's
-/// refunds, when the record is whole: every PaymentIntent of the order made
-/// through the broker since then (issue 24: what the list was read for,
-/// without scanning a busy account's). `None` when it cannot answer (a
-/// broker without the record, a create of the order whose answer the
-/// broker never saw, more than it answers, or no answer): the list is read.
+/// seconds), when the record is whole: every PaymentIntent of the order
+/// made through a broker of its database since then (issue 24: what the
+/// list was read for, without scanning a busy account's). A create of this
+/// checkout's own (`checkout_id`) still pending does not count against it.
 async fn recorded(
     stripe: &StripeClient,
     broker: &BrokerClient,
     token: &SecretString,
     since: u64,
-) -> Result<Option<Vec<Listed>>, AttemptFailure> {
-    let record = match broker.recorded(token, since).await {
-        Ok(Some(record)) if record.complete => record,
-        Ok(_) => return Ok(None),
+    checkout_id: Option<&str>,
+) -> Result<FromRecord, AttemptFailure> {
+    let own = checkout_id.map(|id| ("checkout_id", id));
+    let record = match broker.recorded(token, since, own).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(FromRecord::Absent),
+        // A broker that refuses it (a hosted one may answer other than 404).
+        Err(err @ BrokerError::Rejected { .. }) => {
+            tracing::warn!(error = %err, "the broker refused its record of the order: Stripe's list is read instead");
+            return Ok(FromRecord::Absent);
+        }
         Err(err) => {
             tracing::warn!(error = %err, "the broker's record of the order could not be read: Stripe's list is read instead");
-            return Ok(None);
+            return Ok(FromRecord::Unsure(format!("the broker's record: {err}")));
         }
     };
+    if !record.complete {
+        return Ok(match record.incomplete.as_deref() {
+            Some("earlier_release") => FromRecord::Absent,
+            why => FromRecord::Unsure(format!(
+                "the broker's record is not whole ({})",
+                why.unwrap_or("no reason given")
+            )),
+        });
+    }
     let mut found = Vec::with_capacity(record.data.len());
     for object in record.data {
         // An id that is not one path segment would read another object.
-        if object.id.is_empty()
-            || !object
-                .id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        let plain = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+        if object.id.is_empty() || !object.id.bytes().all(plain) {
             return Err(AttemptFailure::OrderUnread(format!(
                 "the broker's record names {:?}, not a PaymentIntent id",
                 object.id
@@ -359,7 +386,7 @@ async fn recorded(
         }
         found.push(read);
     }
-    Ok(Some(found))
+    Ok(FromRecord::Whole(found))
 }
 
 /// Reads the order's PaymentIntents: Stripe's search, and (from
@@ -381,15 +408,33 @@ pub(crate) async fn read(
     if let Some(since) = listed_since {
         let since = since.saturating_sub(CLOCK_SLACK_SECONDS);
         let from_record = match broker {
-            Some(broker) => recorded(stripe, broker, token, since).await?,
-            None => None,
+            Some(broker) => recorded(stripe, broker, token, since, checkout_id).await?,
+            None => FromRecord::Absent,
         };
         let (listed, read_to_end) = match from_record {
-            Some(found) => (found, true),
-            None => listed(stripe, token, &since.to_string(), order_id).await?,
+            FromRecord::Whole(recorded) => (judged(found, recorded), true),
+            FromRecord::Absent => {
+                let (listed, read_to_end) =
+                    listed(stripe, token, &since.to_string(), order_id).await?;
+                (judged(found, listed), read_to_end)
+            }
+            FromRecord::Unsure(why) => {
+                let (listed, read_to_end) =
+                    listed(stripe, token, &since.to_string(), order_id).await?;
+                // What was read may show the order paid already: that
+                // answer stands. Anything else is not left to search alone.
+                let seen = judged(found, listed);
+                if !read_to_end && earlier(&seen, order_id, checkout_id).is_none() {
+                    return Err(AttemptFailure::OrderUnread(format!(
+                        "{why}, and Stripe's list cannot be read to its end (a busy account): \
+                         not left to Stripe's search alone"
+                    )));
+                }
+                (seen, read_to_end)
+            }
         };
         complete = read_to_end;
-        found = judged(found, listed);
+        found = listed;
     }
     let ours = found
         .iter()

@@ -1,38 +1,61 @@
 -- Issue 24: the order check reads the PaymentIntents of an order made
 -- through the broker from here, instead of scanning the account's list.
 
--- Each metadata pair of a PaymentIntent the broker saw answered to a POST
--- (a create, or a declined create's PaymentIntent), under the broker's
--- clock when it was recorded. Rows are only ever added; tidy deletes old ones.
+-- Each metadata pair of a PaymentIntent a create through the broker made
+-- (its answer, or a declined create's `error.payment_intent`), with the
+-- Stripe account it was made on ('' for the platform's own) and Stripe's
+-- `created` (in ms: the clock Stripe's list is read by). Rows are only
+-- ever added; tidy deletes old ones.
 CREATE TABLE object_pairs (
     vendor      TEXT NOT NULL,
+    account     TEXT NOT NULL,
     kind        TEXT NOT NULL,   -- the object's type: 'payment_intent'
     name        TEXT NOT NULL,
     value       TEXT NOT NULL,
     object_id   TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
-    PRIMARY KEY (vendor, kind, name, value, object_id)
+    PRIMARY KEY (vendor, account, kind, name, value, object_id)
 );
+CREATE INDEX object_pairs_pair ON object_pairs (vendor, account, kind, name, value, created_at);
 CREATE INDEX object_pairs_created ON object_pairs (created_at);
 
 -- The metadata pairs of a create forwarded and not yet answered, committed
--- with its audit row before it is forwarded: deleted when its answer is
--- known, kept when it never is (a timeout, a crash), so that a lookup never
--- calls the record whole while a create of the pair may have made an object.
+-- with its audit row before it is forwarded (the broker's clock): deleted
+-- when its answer is known, kept when it never is (a timeout, a crash), so
+-- that a lookup never calls the record whole while a create of the pair
+-- may have made an object.
 CREATE TABLE pending_pairs (
     request_id  TEXT NOT NULL,
     vendor      TEXT NOT NULL,
+    account     TEXT NOT NULL,
     kind        TEXT NOT NULL,
     name        TEXT NOT NULL,
     value       TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
     PRIMARY KEY (request_id, name)
 );
-CREATE INDEX pending_pairs_pair ON pending_pairs (vendor, kind, name, value, created_at);
+CREATE INDEX pending_pairs_pair ON pending_pairs (vendor, account, kind, name, value, created_at);
 CREATE INDEX pending_pairs_created ON pending_pairs (created_at);
 
--- Set by every broker that records pairs: an object row without it was
--- made by a broker of an earlier release (one still running beside
--- upgraded ones on PostgreSQL), whose creates the record does not hold.
-ALTER TABLE objects ADD COLUMN pairs_recorded SMALLINT;
-CREATE INDEX objects_unrecorded ON objects (created_at) WHERE pairs_recorded IS NULL AND label <> '';
+-- Set on every audit row a broker that records pairs writes. A
+-- PaymentIntent create's row without it is one a broker of an earlier
+-- release forwarded (one still running beside upgraded ones), whose pairs
+-- the record does not hold: the trigger notes when, so that a lookup over
+-- that time is not called whole. (No index on the audit is built: that
+-- would lock its writes while the brokers still serving wait.)
+ALTER TABLE audit ADD COLUMN records_pairs SMALLINT;
+CREATE TABLE unrecorded_creates (
+    id          BIGSERIAL PRIMARY KEY,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX unrecorded_creates_created ON unrecorded_creates (created_at);
+CREATE FUNCTION audit_unrecorded_create() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.records_pairs IS NULL AND NEW.method = 'POST' AND NEW.path = '/v1/payment_intents' THEN
+    INSERT INTO unrecorded_creates (created_at) VALUES (NEW.at);
+  END IF;
+  RETURN NEW;
+END;
+$$;
+CREATE TRIGGER audit_unrecorded_create AFTER INSERT ON audit
+  FOR EACH ROW EXECUTE FUNCTION audit_unrecorded_create();

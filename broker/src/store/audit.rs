@@ -85,8 +85,8 @@ impl Store {
         request_id: Option<&str>,
     ) -> Statement {
         self.statement(
-            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, request_id, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, request_id, actor, records_pairs)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1)
              ON CONFLICT (request_id) DO UPDATE SET status = excluded.status, code = excluded.code,
                reserved_micros = excluded.reserved_micros, latency_ms = excluded.latency_ms",
             vec![
@@ -119,8 +119,8 @@ impl Store {
     /// key exists: a statement for [`Store::write`], to commit with the call's own write.
     pub fn record_admin_call_on_key(&self, record: &AuditRecord, key_id: &str) -> Statement {
         self.statement(
-            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor)
-             SELECT ?1, ?2, label, ?3, ?4, ?5, ?6, ?7, 0, ?8, 1, ?9 FROM keys WHERE id = ?2",
+            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)
+             SELECT ?1, ?2, label, ?3, ?4, ?5, ?6, ?7, 0, ?8, 1, ?9, 1 FROM keys WHERE id = ?2",
             vec![
                 millis(record.at).into(),
                 key_id.into(),

@@ -183,8 +183,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Statement {
         self.statement(
-            "INSERT INTO objects (vendor, object_id, label, amount, currency, held_micros, created_at, pairs_recorded)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1) ON CONFLICT (vendor, object_id) DO NOTHING",
+            "INSERT INTO objects (vendor, object_id, label, amount, currency, held_micros, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (vendor, object_id) DO NOTHING",
             vec![
                 vendor.into(),
                 id.into(),

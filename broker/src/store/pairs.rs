@@ -1,17 +1,20 @@
 //! The `object_pairs` and `pending_pairs` tables: the metadata pairs of the
-//! PaymentIntents made through the broker, so that a key scoped to a pair
-//! (an order) learns every one of them made since a time without scanning
-//! the account's list (issue 24: on a busy account that list cannot be read
-//! to its end, and the order check fell back on Stripe's search alone).
+//! PaymentIntents creates through the broker made, so that a key scoped to
+//! a pair (an order) learns every one of them made since a time without
+//! scanning the account's list (issue 24: on a busy account that list
+//! cannot be read to its end, and the order check fell back on Stripe's
+//! search alone).
 //!
-//! A create's pairs are `pending` from the commit before it is forwarded
-//! until its answer is known; a lookup that meets a pending pair of its
-//! own, or an object row a broker of an earlier release made (one that
-//! records nothing), says the record is not whole.
+//! A create's pairs are pending from the commit before it is forwarded
+//! until its answer is known. A lookup says why the record is not whole
+//! when it is not: a create of its pairs is pending, a broker of an earlier
+//! release (which records nothing) forwarded a create in the time, or a
+//! pair names more than [`MAX_FOUND`] objects.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
 
 use super::{Store, millis};
 use crate::group_commit::{Arg, Statement};
@@ -24,9 +27,10 @@ pub const MAX_NAME: usize = 40;
 pub const MAX_VALUE: usize = 500;
 /// Most objects a lookup answers: past them the record is not whole.
 pub const MAX_FOUND: usize = 100;
-/// How long before a lookup's `since` a pending create is still counted:
-/// it was forwarded before `since` and may have made its object after.
-const PENDING_BEFORE: Duration = Duration::minutes(10);
+/// How long before a lookup's `since` a create forwarded is still counted:
+/// it was forwarded before `since` by the broker's clock and may have made
+/// its object after it by Stripe's (the upstream timeout, and clocks).
+const FORWARDED_BEFORE: Duration = Duration::minutes(10);
 
 /// Whether `name` and `value` are within Stripe's limits: a pair past them
 /// is never recorded (Stripe refuses it).
@@ -34,25 +38,50 @@ pub fn within_limits(name: &str, value: &str) -> bool {
     !name.is_empty() && name.chars().count() <= MAX_NAME && value.chars().count() <= MAX_VALUE
 }
 
+/// Why a lookup is not whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Incomplete {
+    /// A create of one of the pairs was forwarded and its outcome is not
+    /// known (a timeout, a 5xx, a crash).
+    Pending,
+    /// A broker of an earlier release forwarded a PaymentIntent create in
+    /// the time: it records no pairs.
+    EarlierRelease,
+    /// A pair names more than [`MAX_FOUND`] objects, or the key's pairs are
+    /// past Stripe's limits.
+    TooMany,
+}
+
 /// What the record holds for a set of pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
-    /// The objects recorded with every pair, oldest record first.
+    /// The objects recorded with every pair, oldest first.
     pub ids: Vec<String>,
-    /// Whether those are every object made through a broker of this store
-    /// with those pairs since the time asked: no create of a pair is
-    /// pending, no object row of an earlier release's broker is in the
-    /// time, and no pair has more than [`MAX_FOUND`] objects.
-    pub complete: bool,
+    /// `None` when those are every object made through a broker of this
+    /// store with those pairs since the time asked; else why not.
+    pub incomplete: Option<Incomplete>,
 }
 
 impl Recorded {
-    fn incomplete() -> Self {
+    fn incomplete(why: Incomplete) -> Self {
         Self {
             ids: Vec::new(),
-            complete: false,
+            incomplete: Some(why),
         }
     }
+}
+
+/// Where a lookup reads: a vendor's objects of one type on one account.
+#[derive(Debug, Clone, Copy)]
+pub struct Shelf<'a> {
+    /// `stripe`.
+    pub vendor: &'a str,
+    /// The connected account (`Stripe-Account`), `""` for the platform's own.
+    pub account: &'a str,
+    /// The object type, `payment_intent` (the one whose creates an earlier
+    /// release's are noted by: `unrecorded_creates`).
+    pub kind: &'a str,
 }
 
 impl Store {
@@ -61,44 +90,34 @@ impl Store {
     /// pair to record).
     pub fn pending_pairs(
         &self,
+        shelf: Shelf<'_>,
         request_id: &str,
-        vendor: &str,
-        kind: &str,
         pairs: &[(&str, &str)],
         now: DateTime<Utc>,
     ) -> Option<Statement> {
         let pairs: Vec<_> = (pairs.iter())
             .filter(|(name, value)| within_limits(name, value))
+            .take(MAX_PAIRS)
             .collect();
         if pairs.is_empty() {
             return None;
         }
-        let mut args: Vec<Arg> = Vec::with_capacity(pairs.len() * 6);
+        let mut args: Vec<Arg> = vec![
+            request_id.into(),
+            shelf.vendor.into(),
+            shelf.account.into(),
+            shelf.kind.into(),
+            millis(now).into(),
+        ];
         let rows: Vec<String> = (pairs.iter().enumerate())
             .map(|(n, (name, value))| {
-                args.extend([
-                    request_id.into(),
-                    vendor.into(),
-                    kind.into(),
-                    (*name).into(),
-                    (*value).into(),
-                    millis(now).into(),
-                ]);
-                let at = n * 6;
-                format!(
-                    "(?{}, ?{}, ?{}, ?{}, ?{}, ?{})",
-                    at + 1,
-                    at + 2,
-                    at + 3,
-                    at + 4,
-                    at + 5,
-                    at + 6
-                )
+                args.extend([(*name).into(), (*value).into()]);
+                format!("(?1, ?2, ?3, ?4, ?{}, ?{}, ?5)", 6 + 2 * n, 7 + 2 * n)
             })
             .collect();
         Some(self.statement(
             &format!(
-                "INSERT INTO pending_pairs (request_id, vendor, kind, name, value, created_at)
+                "INSERT INTO pending_pairs (request_id, vendor, account, kind, name, value, created_at)
                  VALUES {} ON CONFLICT (request_id, name) DO NOTHING",
                 rows.join(", ")
             ),
@@ -114,15 +133,15 @@ impl Store {
         )
     }
 
-    /// Records `object_id`'s pairs, as upstream answered them (`None`: no
-    /// pair to record). A pair recorded before stays as it was.
+    /// Records `object_id`'s pairs as upstream answered them, made at
+    /// `created` by Stripe's clock (`None`: no pair to record). A pair
+    /// recorded before stays as it was.
     pub fn record_pairs(
         &self,
-        vendor: &str,
-        kind: &str,
+        shelf: Shelf<'_>,
         object_id: &str,
         pairs: &[(&str, &str)],
-        now: DateTime<Utc>,
+        created: DateTime<Utc>,
     ) -> Option<Statement> {
         let pairs: Vec<_> = (pairs.iter())
             .filter(|(name, value)| within_limits(name, value))
@@ -132,85 +151,83 @@ impl Store {
             return None;
         }
         let mut args: Vec<Arg> = vec![
-            vendor.into(),
-            kind.into(),
+            shelf.vendor.into(),
+            shelf.account.into(),
+            shelf.kind.into(),
             object_id.into(),
-            millis(now).into(),
+            millis(created).into(),
         ];
         let rows: Vec<String> = (pairs.iter().enumerate())
             .map(|(n, (name, value))| {
                 args.extend([(*name).into(), (*value).into()]);
-                format!("(?1, ?2, ?{}, ?{}, ?3, ?4)", 5 + 2 * n, 6 + 2 * n)
+                format!("(?1, ?2, ?3, ?{}, ?{}, ?4, ?5)", 6 + 2 * n, 7 + 2 * n)
             })
             .collect();
         Some(self.statement(
             &format!(
-                "INSERT INTO object_pairs (vendor, kind, name, value, object_id, created_at)
-                 VALUES {} ON CONFLICT (vendor, kind, name, value, object_id) DO NOTHING",
+                "INSERT INTO object_pairs (vendor, account, kind, name, value, object_id, created_at)
+                 VALUES {} ON CONFLICT (vendor, account, kind, name, value, object_id) DO NOTHING",
                 rows.join(", ")
             ),
             args,
         ))
     }
 
-    /// The objects of `kind` (ids starting `prefix`) recorded with every
-    /// one of `pairs` since `since`, and whether that is all of them.
+    /// The objects on `shelf` recorded with every one of `pairs` since
+    /// `since`, and whether that is all of them. A pending create that also
+    /// holds the pair `own` (the caller's own, an earlier attempt of its
+    /// checkout) does not count against it.
     pub async fn recorded(
         &self,
-        vendor: &str,
-        (kind, prefix): (&str, &str),
+        shelf: Shelf<'_>,
         pairs: &BTreeMap<String, String>,
+        own: Option<(&str, &str)>,
         since: DateTime<Utc>,
     ) -> Result<Recorded, sqlx::Error> {
-        if pairs.is_empty() || pairs.len() > MAX_PAIRS {
-            return Ok(Recorded::incomplete());
+        let fits = |(name, value): (&String, &String)| within_limits(name, value);
+        if pairs.is_empty() || pairs.len() > MAX_PAIRS || !pairs.iter().all(fits) {
+            return Ok(Recorded::incomplete(Incomplete::TooMany));
         }
-        if !pairs.iter().all(|(name, value)| within_limits(name, value)) {
-            return Ok(Recorded::incomplete());
-        }
-        // An object a broker of an earlier release made in the time: its
-        // pairs were never recorded.
-        let unrecorded = self
-            .fetch_optional(
-                "SELECT object_id FROM objects
-                 WHERE pairs_recorded IS NULL AND label <> '' AND created_at >= ?1
-                   AND object_id LIKE ?2
-                 LIMIT 1",
-                // `_` matches any one character: a wider net, never a narrower one.
-                &[millis(since).into(), format!("{prefix}%").as_str().into()],
-            )
-            .await?;
-        if unrecorded.is_some() {
-            return Ok(Recorded::incomplete());
-        }
+        let forwarded_since = since.checked_sub_signed(FORWARDED_BEFORE).unwrap_or(since);
         let mut found: Option<BTreeSet<String>> = None;
         let mut order: Vec<String> = Vec::new();
         for (name, value) in pairs {
+            // Read before the pairs, so that a create answered in between
+            // is found in one or the other.
+            let (own_name, own_value) = own.unwrap_or(("", ""));
             let pending = self
                 .fetch_optional(
-                    "SELECT request_id FROM pending_pairs
-                     WHERE vendor = ?1 AND kind = ?2 AND name = ?3 AND value = ?4 AND created_at >= ?5
+                    "SELECT p.request_id FROM pending_pairs p
+                     WHERE p.vendor = ?1 AND p.account = ?2 AND p.kind = ?3 AND p.name = ?4
+                       AND p.value = ?5 AND p.created_at >= ?6
+                       AND NOT EXISTS (SELECT 1 FROM pending_pairs q
+                         WHERE q.request_id = p.request_id AND q.name = ?7 AND q.value = ?8)
                      LIMIT 1",
                     &[
-                        vendor.into(),
-                        kind.into(),
+                        shelf.vendor.into(),
+                        shelf.account.into(),
+                        shelf.kind.into(),
                         name.as_str().into(),
                         value.as_str().into(),
-                        millis(since - PENDING_BEFORE).into(),
+                        millis(forwarded_since).into(),
+                        own_name.into(),
+                        own_value.into(),
                     ],
                 )
                 .await?;
             if pending.is_some() {
-                return Ok(Recorded::incomplete());
+                return Ok(Recorded::incomplete(Incomplete::Pending));
             }
             let rows = self
                 .fetch_all(
                     "SELECT object_id FROM object_pairs
-                     WHERE vendor = ?1 AND kind = ?2 AND name = ?3 AND value = ?4 AND created_at >= ?5
-                     ORDER BY created_at, object_id LIMIT ?6",
+                     WHERE vendor = ?1 AND account = ?2 AND kind = ?3 AND name = ?4 AND value = ?5
+                       AND created_at >= ?6
+                     ORDER BY created_at, object_id LIMIT ?7",
                     &[
-                        vendor.into(),
-                        kind.into(),
+                        shelf.vendor.into(),
+                        shelf.account.into(),
+                        shelf.kind.into(),
                         name.as_str().into(),
                         value.as_str().into(),
                         millis(since).into(),
@@ -219,7 +236,7 @@ impl Store {
                 )
                 .await?;
             if rows.len() > MAX_FOUND {
-                return Ok(Recorded::incomplete());
+                return Ok(Recorded::incomplete(Incomplete::TooMany));
             }
             let ids: Vec<String> = rows
                 .iter()
@@ -236,10 +253,21 @@ impl Store {
                 }
             });
         }
+        // Last: a create an earlier release's broker forwarded in the time
+        // (in flight, answered or lost), whose pairs are nowhere.
+        let earlier = self
+            .fetch_optional(
+                "SELECT id FROM unrecorded_creates WHERE created_at >= ?1 LIMIT 1",
+                &[millis(forwarded_since).into()],
+            )
+            .await?;
+        if earlier.is_some() {
+            return Ok(Recorded::incomplete(Incomplete::EarlierRelease));
+        }
         let found = found.unwrap_or_default();
         Ok(Recorded {
             ids: order.into_iter().filter(|id| found.contains(id)).collect(),
-            complete: true,
+            incomplete: None,
         })
     }
 }

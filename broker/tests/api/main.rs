@@ -37,6 +37,7 @@ macro_rules! on_both_backends {
 on_both_backends! {
     record::the_record_names_every_paymentintent_of_an_order_made_through_the_broker,
     record::a_create_whose_outcome_is_unknown_leaves_the_record_incomplete,
+    record::a_create_with_more_metadata_than_stripe_allows_is_refused,
     audit_follow::the_audit_log_has_a_line_per_record_and_a_restart_continues_it,
     audit_follow::the_audit_cursor_reads_every_row_once_across_brokers_and_restarts,
     audit_follow::a_row_marked_lost_and_then_answered_is_followed_again,

@@ -121,6 +121,34 @@ pub async fn the_record_names_every_paymentintent_of_an_order_made_through_the_b
     .await;
     assert_eq!((status, ids(&body)), (200, (vec![], true)), "{body}");
 
+    // At the edge of time: an answer, not a panic.
+    for since in ["-8334601228800", "8210266876799", "-9223372036854775808"] {
+        let (status, body) = record(
+            &broker,
+            &first,
+            &format!("object=payment_intent&created_since={since}"),
+        )
+        .await;
+        assert!(status == 200 || status == 400, "{since}: {status} {body}");
+    }
+    // On record, as a proxied read is.
+    let (status, audit) = broker
+        .admin(
+            reqwest::Method::GET,
+            "/v1/audit?label_prefix=temporal-checkout-a-",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    assert!(
+        audit["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row["path"] == "/v1/keys/self/objects" && row["status"] == 200),
+        "{audit}"
+    );
+
     // Who may ask, and for what.
     let unscoped = broker
         .issue_with("temporal-unscoped-charge", &[CREATE, LIST], 1.0, json!({}))
@@ -169,50 +197,161 @@ pub async fn the_record_names_every_paymentintent_of_an_order_made_through_the_b
     assert_eq!((status, code(&body)), (401, "key_revoked"), "{body}");
 }
 
+/// What the recording upstream answers a create: a PaymentIntent `id` of
+/// order `order_id`, made by checkout `checkout_id`.
+fn made(id: &str, order_id: &str, checkout_id: &str) -> Reply {
+    Reply {
+        body: json!({
+            "id": id, "object": "payment_intent", "amount": 100, "currency": "usd",
+            "created": chrono::Utc::now().timestamp(),
+            "metadata": {"order_id": order_id, "checkout_id": checkout_id},
+        }),
+        ..Reply::status(200)
+    }
+}
+
+/// The form of a create of order `order_id` by checkout `checkout_id`.
+fn of(order_id: &'static str, checkout_id: &'static str) -> [(&'static str, &'static str); 2] {
+    [
+        ("metadata[order_id]", order_id),
+        ("metadata[checkout_id]", checkout_id),
+    ]
+}
+
 /// A create whose outcome the broker never learnt (a timeout, a 5xx) keeps
-/// the record of its pairs incomplete; one whose refusal shows nothing was
-/// made does not; a create of other pairs changes nothing.
+/// the record of its pairs incomplete (`pending`), except to the checkout
+/// that made it, which names itself (`own_name`, `own_value`); one whose
+/// refusal shows nothing was made does not; another order's and another
+/// account's records are their own; a create an earlier release's broker
+/// forwarded makes every record in its time incomplete (`earlier_release`).
 pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(backend: Backend) {
     let broker =
         TestBroker::spawn_with(backend, |c| c.upstream_timeout = Duration::from_millis(300)).await;
     let o1 = charge_key(&broker, "temporal-checkout-a-charge", "o-1").await;
     let o2 = charge_key(&broker, "temporal-checkout-b-charge", "o-2").await;
     let o3 = charge_key(&broker, "temporal-checkout-c-charge", "o-3").await;
+    let elsewhere = broker
+        .issue_with(
+            "temporal-checkout-d-charge",
+            &[CREATE, LIST],
+            100.0,
+            json!({"allowed_metadata": {"order_id": "o-3"}, "stripe_account": "acct_1OtherTenant"}),
+        )
+        .await
+        .token;
+    let pending = |body: &Value| (ids(body), body["incomplete"].clone());
 
     // Refused (400, no PaymentIntent in the error): nothing made, nothing pending.
     broker.upstream.script([Reply::status(400)]);
-    let (status, body) = create(&broker, &o1, &[("metadata[order_id]", "o-1")]).await;
+    let (status, body) = create(&broker, &o1, &of("o-1", "c-1")).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(
-        ids(&record(&broker, &o1, SINCE_EPOCH).await.1),
-        (vec![], true)
-    );
+    let (_, body) = record(&broker, &o1, SINCE_EPOCH).await;
+    assert_eq!(pending(&body), ((vec![], true), Value::Null), "{body}");
 
     // No answer within the upstream timeout: it may have made one.
     broker.upstream.script([Reply {
         delay: Duration::from_secs(3),
         ..Reply::status(200)
     }]);
-    let (status, body) = create(&broker, &o1, &[("metadata[order_id]", "o-1")]).await;
+    let (status, body) = create(&broker, &o1, &of("o-1", "c-1")).await;
     assert_eq!((status, code(&body)), (504, "upstream_timeout"), "{body}");
     let (status, body) = record(&broker, &o1, SINCE_EPOCH).await;
-    assert_eq!((status, ids(&body)), (200, (vec![], false)), "{body}");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        pending(&body),
+        ((vec![], false), json!("pending")),
+        "{body}"
+    );
+    // Not to the checkout that made it: its retry replays the same create.
+    let own = format!("{SINCE_EPOCH}&own_name=checkout_id&own_value=c-1");
+    let (_, body) = record(&broker, &o1, &own).await;
+    assert_eq!(pending(&body), ((vec![], true), Value::Null), "{body}");
+    let (_, body) = record(
+        &broker,
+        &o1,
+        &format!("{SINCE_EPOCH}&own_name=checkout_id&own_value=c-2"),
+    )
+    .await;
+    assert_eq!(
+        pending(&body),
+        ((vec![], false), json!("pending")),
+        "{body}"
+    );
+    let (status, body) = record(&broker, &o1, &format!("{SINCE_EPOCH}&own_name=checkout_id")).await;
+    assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
 
     // Stripe's 5xx: the same.
     broker.upstream.script([Reply::status(500)]);
-    let (status, body) = create(&broker, &o2, &[("metadata[order_id]", "o-2")]).await;
+    let (status, body) = create(&broker, &o2, &of("o-2", "c-2")).await;
     assert_eq!(status, 500, "{body}");
+    let (_, body) = record(&broker, &o2, SINCE_EPOCH).await;
     assert_eq!(
-        ids(&record(&broker, &o2, SINCE_EPOCH).await.1),
-        (vec![], false)
+        pending(&body),
+        ((vec![], false), json!("pending")),
+        "{body}"
     );
 
-    // Another order's record stays whole, and answered creates are named.
-    let (status, body) = create(&broker, &o3, &[("metadata[order_id]", "o-3")]).await;
+    // Answered creates are named, each on its own account.
+    broker.upstream.script([made("pi_platform3", "o-3", "c-3")]);
+    let (status, body) = create(&broker, &o3, &of("o-3", "c-3")).await;
     assert_eq!(status, 200, "{body}");
+    broker
+        .upstream
+        .script([made("pi_elsewhere3", "o-3", "c-4")]);
+    let (status, body) = create(&broker, &elsewhere, &of("o-3", "c-4")).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = record(&broker, &o3, SINCE_EPOCH).await;
     assert_eq!(
-        ids(&record(&broker, &o3, SINCE_EPOCH).await.1),
-        (vec![], true),
-        "the recording upstream answers a PaymentIntent without metadata"
+        pending(&body),
+        ((vec!["pi_platform3".to_owned()], true), Value::Null),
+        "{body}"
     );
+    let (_, body) = record(&broker, &elsewhere, SINCE_EPOCH).await;
+    assert_eq!(
+        pending(&body),
+        ((vec!["pi_elsewhere3".to_owned()], true), Value::Null),
+        "{body}"
+    );
+
+    // A create an earlier release forwarded (its row has no records_pairs).
+    let db = crate::retention::db::Db::open(&broker, backend).await;
+    db.run(
+        "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, request_id)
+         VALUES (?1, NULL, 'temporal-old-release', 'stripe', 'POST', '/v1/payment_intents', 0, 'in_flight', 0, 0, 1, ?2)",
+        chrono::Utc::now().timestamp_millis(),
+        "req_earlier_release",
+    )
+    .await;
+    let (_, body) = record(&broker, &o3, SINCE_EPOCH).await;
+    assert_eq!(
+        pending(&body),
+        ((vec![], false), json!("earlier_release")),
+        "{body}"
+    );
+    let later = chrono::Utc::now().timestamp() + 11 * 60;
+    let (_, body) = record(
+        &broker,
+        &o3,
+        &format!("object=payment_intent&created_since={later}"),
+    )
+    .await;
+    assert_eq!(
+        pending(&body),
+        ((vec![], true), Value::Null),
+        "past its time, it counts no more: {body}"
+    );
+}
+
+/// A create with more metadata keys than Stripe allows is refused before
+/// it is forwarded, as Stripe would refuse it.
+pub async fn a_create_with_more_metadata_than_stripe_allows_is_refused(backend: Backend) {
+    let broker = TestBroker::spawn(backend).await;
+    let key = charge_key(&broker, "temporal-checkout-e-charge", "o-5").await;
+    let names: Vec<String> = (0..51).map(|n| format!("metadata[k{n}]")).collect();
+    let mut form: Vec<(&str, &str)> = names.iter().map(|name| (name.as_str(), "v")).collect();
+    form.extend([("amount", "100"), ("currency", "usd")]);
+    let (status, body) =
+        json_of(broker.stripe_post(&key, "/v1/payment_intents", &form).await).await;
+    assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
+    assert!(broker.upstream.received().is_empty(), "nothing forwarded");
 }

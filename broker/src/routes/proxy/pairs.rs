@@ -1,8 +1,8 @@
-//! The metadata pairs of the PaymentIntents made through the proxy (see
-//! [`crate::store::pairs`]): pending before a create is forwarded,
+//! The metadata pairs of the PaymentIntents creates through the proxy made
+//! (see [`crate::store::pairs`]): pending before a create is forwarded,
 //! recorded from its answer.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::spend::Target;
@@ -10,19 +10,28 @@ use super::upstream::{Upstream, UpstreamFailure};
 use crate::error::ApiError;
 use crate::form::FormParams;
 use crate::group_commit::Statement;
+use crate::key::KeyRecord;
 use crate::state::AppState;
-use crate::store::pairs::MAX_PAIRS;
+use crate::store::pairs::{MAX_PAIRS, Shelf};
 use crate::stripe::VENDOR;
-use crate::stripe::endpoints::created_kind;
 
 /// The object type whose pairs are recorded.
 pub const KIND: &str = "payment_intent";
-/// The id prefix of that type.
-pub const PREFIX: &str = "pi_";
+/// Where it is created (and listed).
+pub const COLLECTION: &str = "/v1/payment_intents";
+
+/// Where `key`'s PaymentIntents are: the account it acts as.
+pub fn shelf(key: &KeyRecord) -> Shelf<'_> {
+    Shelf {
+        vendor: VENDOR,
+        account: key.stripe_account.as_deref().unwrap_or(""),
+        kind: KIND,
+    }
+}
 
 /// Whether `target` creates a PaymentIntent.
 fn creates(target: Target<'_>) -> bool {
-    target.method == "POST" && created_kind(target.path).is_some_and(|(kind, _)| kind == KIND)
+    target.method == "POST" && target.path == COLLECTION
 }
 
 /// The `metadata[name]` pairs of a form.
@@ -56,12 +65,14 @@ pub fn pending(
     }
     Ok(state
         .store()
-        .pending_pairs(request_id, VENDOR, KIND, &pairs, Utc::now()))
+        .pending_pairs(shelf(target.key), request_id, &pairs, Utc::now()))
 }
 
-/// What an answer of a POST records: the pairs of the PaymentIntent it
-/// shows (the object answered, or a declined create's `error.payment_intent`),
-/// and whether a create's outcome is now known, so that its pending pairs go.
+/// What the answer to a PaymentIntent create records: the pairs of the
+/// PaymentIntent it shows (the object answered, or a declined create's
+/// `error.payment_intent`), and whether the create's outcome is now known,
+/// so that its pending pairs go. (Only creates: a later call's metadata is
+/// not recorded, so that no request adds more than one create's pairs.)
 pub fn answered(
     state: &AppState,
     target: Target<'_>,
@@ -72,7 +83,7 @@ pub fn answered(
         // Never sent: nothing was made.
         Err(failure) => return (None, !failure.maybe_delivered),
     };
-    if target.method != "POST" || upstream.status.is_server_error() {
+    if !creates(target) || upstream.status.is_server_error() {
         return (None, false);
     }
     let Ok(body) = serde_json::from_slice::<Value>(&upstream.body) else {
@@ -94,8 +105,14 @@ pub fn answered(
         .flatten()
         .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
         .collect();
+    // Stripe's clock, which the list's `created` is read by; the broker's
+    // when the answer does not say.
+    let created = shown["created"]
+        .as_i64()
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+        .unwrap_or_else(Utc::now);
     let record = state
         .store()
-        .record_pairs(VENDOR, KIND, id, &pairs, Utc::now());
+        .record_pairs(shelf(target.key), id, &pairs, created);
     (record, true)
 }

@@ -1,7 +1,8 @@
 //! `GET /v1/keys/self/objects?object=payment_intent&created_since=<unix seconds>`:
 //! the PaymentIntents made through the broker whose metadata holds every
 //! pair of the calling key's `allowed_metadata`, recorded since then, and
-//! whether that is all of them (see [`crate::store::pairs`]).
+//! whether that is all of them (see [`crate::store::pairs`]). Audited as a
+//! proxied read is.
 //!
 //! The caller is a key, by its token, as on the proxy: live, with
 //! `allowed_metadata`, and allowed the list (`GET /v1/payment_intents`),
@@ -12,34 +13,55 @@ use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use chrono::DateTime;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::audit::{self, Trail};
 use super::{authn, authz, pairs};
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::stripe::VENDOR;
-
-/// The list whose objects are recorded.
-const LIST: &str = "/v1/payment_intents";
 
 /// Query of `GET /v1/keys/self/objects`.
 #[derive(Debug, Deserialize)]
 pub struct RecordedQuery {
     /// The object type: `payment_intent`, the one recorded.
     object: String,
-    /// Unix seconds: objects recorded at or after this.
+    /// Unix seconds: objects made at or after this.
     created_since: i64,
+    /// A metadata pair of the caller's own creates (`checkout_id`): one of
+    /// them still pending does not make the answer incomplete.
+    own_name: Option<String>,
+    /// Its value.
+    own_value: Option<String>,
 }
 
-/// The handler.
+/// Its path, as the audit records it.
+const PATH: &str = "/v1/keys/self/objects";
+
+/// The handler: audited as a proxied read is (a stranger's as a summary).
 pub async fn recorded(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<RecordedQuery>, QueryRejection>,
+) -> Response {
+    let mut trail = Trail::start("GET");
+    trail.vendor = VENDOR.to_owned();
+    trail.path = PATH.to_owned();
+    let result = lookup(&state, &headers, query, &mut trail).await;
+    audit::finish(&state, trail, result.map(IntoResponse::into_response)).await
+}
+
+async fn lookup(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Result<Query<RecordedQuery>, QueryRejection>,
+    trail: &mut Trail,
 ) -> Result<Json<Value>, ApiError> {
-    let (key, _) = authn::key(&state, &headers, LIST).await?;
+    let (key, _) = authn::key(state, headers, pairs::COLLECTION).await?;
+    trail.key = Some(key.clone());
     authn::check_live(&key)?;
     let Query(query) =
         query.map_err(|err| ApiError::BadParameter(format!("object and created_since: {err}")))?;
@@ -49,7 +71,7 @@ pub async fn recorded(
             pairs::KIND
         )));
     }
-    authz::check_endpoint(&key, "GET", LIST)?;
+    authz::check_endpoint(&key, "GET", pairs::COLLECTION)?;
     if key.allowed_metadata.is_empty() {
         return Err(ApiError::BadParameter(
             "the key has no allowed_metadata: the record answers by a key's metadata pairs"
@@ -58,19 +80,26 @@ pub async fn recorded(
     }
     let since = DateTime::from_timestamp(query.created_since, 0)
         .ok_or_else(|| ApiError::BadParameter("created_since is out of range".to_owned()))?;
+    let own = match (&query.own_name, &query.own_value) {
+        (Some(name), Some(value)) => Some((name.as_str(), value.as_str())),
+        (None, None) => None,
+        _ => {
+            return Err(ApiError::BadParameter(
+                "own_name and own_value go together".to_owned(),
+            ));
+        }
+    };
     let found = state
         .store()
-        .recorded(
-            VENDOR,
-            (pairs::KIND, pairs::PREFIX),
-            &key.allowed_metadata,
-            since,
-        )
+        .recorded(pairs::shelf(&key), &key.allowed_metadata, own, since)
         .await?;
     let data: Vec<Value> = (found.ids.iter())
         .map(|id| json!({ "id": id, "object": pairs::KIND }))
         .collect();
-    Ok(Json(
-        json!({ "object": "list", "data": data, "complete": found.complete }),
-    ))
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "complete": found.incomplete.is_none(),
+        "incomplete": found.incomplete,
+    })))
 }

@@ -61,6 +61,10 @@ pub struct Cutoffs {
     pub claims: Option<DateTime<Utc>>,
     /// Idempotent requests recorded before this go.
     pub idempotent: Option<DateTime<Utc>>,
+    /// Recorded and pending metadata pairs older than this go: as claims
+    /// do, and never within a day (a lookup reads minutes back, and a
+    /// create's pending pairs outlive any request).
+    pub pairs: Option<DateTime<Utc>>,
     /// Role spend of UTC days before this one goes: never yesterday's or today's.
     pub role_day: Option<SpendPeriod>,
     /// Rows in flight since before this are marked lost.
@@ -89,6 +93,7 @@ impl Cutoffs {
             keys: key_cutoff,
             claims: keys.map(|keys| ago(keys.saturating_add(max_ttl))),
             idempotent: keys.map(|keys| ago(keys).min(now - REPLAY_WINDOW)),
+            pairs: keys.map(|keys| ago(keys.saturating_add(max_ttl)).min(now - Duration::days(1))),
             // Never yesterday's: a request valued on a day takes its role
             // lease for that day minutes later (a price read from Stripe
             // first), and a day's row deleted then would start it at 0.
@@ -167,20 +172,25 @@ impl Tidied {
 const ESTIMATED_PAST: u64 = 100_000;
 
 /// The tables whose rows the broker counts for `/metrics`.
-pub const TABLES: [&str; 8] = [
+pub const TABLES: [&str; 9] = [
     "audit",
     "keys",
     "spend",
     "objects",
     "object_pairs",
     "pending_pairs",
+    "unrecorded_creates",
     "idempotent_requests",
     "role_spend",
 ];
 
 /// The tables of metadata pairs ([`crate::store::pairs`]), and each one's key.
-const PAIR_TABLES: [&str; 2] = ["object_pairs", "pending_pairs"];
-const PAIR_KEYS: [&str; 2] = ["vendor, kind, name, value, object_id", "request_id, name"];
+const PAIR_TABLES: [&str; 3] = ["object_pairs", "pending_pairs", "unrecorded_creates"];
+const PAIR_KEYS: [&str; 3] = [
+    "vendor, account, kind, name, value, object_id",
+    "request_id, name",
+    "id",
+];
 
 /// Audit rows past the cutoff `?1`, never one still in flight.
 const AUDIT_PAST: &str = "FROM audit WHERE at < ?1 AND NOT (status = 0 AND code = 'in_flight')";
@@ -268,11 +278,13 @@ impl Store {
                     &[millis(keys).into(), millis(claims).into()],
                 )
                 .await?;
+        }
+        if let Some(pairs) = cutoffs.pairs {
             for table in PAIR_TABLES {
                 counted.pairs += self
                     .count(
                         &format!("SELECT COUNT(*) FROM {table} WHERE created_at < ?1"),
-                        &[millis(claims).into()],
+                        &[millis(pairs).into()],
                     )
                     .await?;
             }
@@ -362,8 +374,7 @@ impl Store {
                 unit.push((|t| &mut t.objects, self.statement(&sql, args)));
             }
         }
-        if let Some(claims) = cutoffs.claims {
-            // Pairs live as long as object claims do: a lookup reads minutes back.
+        if let Some(pairs) = cutoffs.pairs {
             for (table, key) in PAIR_TABLES.iter().zip(PAIR_KEYS) {
                 let sql = format!(
                     "DELETE FROM {table} WHERE ({key}) IN
@@ -371,7 +382,7 @@ impl Store {
                 );
                 unit.push((
                     |t| &mut t.pairs,
-                    self.statement(&sql, vec![millis(claims).into(), BATCH.into()]),
+                    self.statement(&sql, vec![millis(pairs).into(), BATCH.into()]),
                 ));
             }
         }

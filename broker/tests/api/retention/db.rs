@@ -15,13 +15,13 @@ use crate::helpers::{Backend, Issued, Reply, TestBroker};
 pub(super) const DAY_MS: i64 = 86_400_000;
 
 /// The broker's database, read and changed beside it.
-pub(super) struct Db {
+pub(crate) struct Db {
     pub(super) pool: AnyPool,
     backend: Backend,
 }
 
 impl Db {
-    pub(super) async fn open(broker: &TestBroker, backend: Backend) -> Self {
+    pub(crate) async fn open(broker: &TestBroker, backend: Backend) -> Self {
         sqlx::any::install_default_drivers();
         let pool = AnyPool::connect(&broker.database_url).await.unwrap();
         Self { pool, backend }
@@ -35,7 +35,7 @@ impl Db {
     }
 
     /// Runs `sql` with `ms` and `id` bound as `?1` and `?2`.
-    pub(super) async fn run(&self, sql: &str, ms: i64, id: &str) -> u64 {
+    pub(crate) async fn run(&self, sql: &str, ms: i64, id: &str) -> u64 {
         sqlx::query(self.sql(sql))
             .bind(ms)
             .bind(id)

@@ -2,7 +2,7 @@
 //! open spend period or a request in flight needs; `tidy --dry-run` deletes
 //! nothing. Rows are aged by moving their times back in the database.
 
-mod db;
+pub(crate) mod db;
 
 use std::time::Duration;
 

@@ -212,3 +212,68 @@ async fn a_fresh_payment_on_a_busy_account_still_refuses_the_order() {
     assert_eq!(paid, 1, "charged once");
     stack.stop().await;
 }
+
+/// A create whose answer the broker lost keeps the order's record from
+/// being whole (it may have made a payment the record does not hold). On a
+/// busy account, with search behind: the checkout that made it still
+/// completes (its retry names itself, and replays the same create), while
+/// another checkout of the order is refused for now, retryable, rather
+/// than left to search alone — which charged the order again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_create_answer_holds_back_only_other_checkouts_of_its_order() {
+    let stack = Stack::spawn("busy-lost-answer").await;
+    stack
+        .sim_control(
+            "/_sim/config",
+            serde_json::json!({"search_indexing_delay_ms": 600_000}),
+        )
+        .await;
+    crate::production::crowd(&stack, 600).await;
+    stack
+        .fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit"}))
+        .await;
+    let order = "order-busy-lost-answer";
+    let ended = checked_out(
+        &stack,
+        &unique("busy-lost-1"),
+        checkout(order, 400, "pm_card_visa"),
+        true,
+    )
+    .await;
+    assert!(
+        matches!(ended, CheckoutOutcome::Completed { .. }),
+        "{ended:?}"
+    );
+    // Newer than its payment: the broker's scan of the list never reaches it.
+    crate::production::crowd(&stack, 600).await;
+    let second = stack
+        .start(&unique("busy-lost-2"), checkout(order, 400, "pm_card_visa"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let step = second
+        .query(
+            keylease_workflows::CheckoutWorkflow::status,
+            (),
+            temporalio_client::WorkflowQueryOptions::default(),
+        )
+        .await
+        .expect("status")
+        .step;
+    // Its charge failed retryable (the order unreadable), so it is charging
+    // again or asking Stripe what it holds: not charged.
+    assert!(
+        matches!(
+            step,
+            keylease_workflows::CheckoutStep::Charging
+                | keylease_workflows::CheckoutStep::Reconciling
+        ),
+        "still held back: {step:?}"
+    );
+    let paid = intents_of(&stack, order)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .count();
+    assert_eq!(paid, 1, "charged once");
+    stack.stop().await;
+}
