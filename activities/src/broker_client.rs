@@ -107,7 +107,7 @@ pub struct Recorded {
     pub complete: bool,
     /// Why not, when not: `pending` (a create of the pairs whose outcome the
     /// broker never learnt), `earlier_release` (a broker that records
-    /// nothing made one in the time), `too_many`.
+    /// nothing made one in the time, or before recording began), `too_many`.
     #[serde(default)]
     pub incomplete: Option<String>,
 }
@@ -228,20 +228,21 @@ impl BrokerClient {
     /// `GET /v1/keys/self/objects?object=payment_intent&created_since=…`
     /// with the vault key `key_token` (never this client's own token): the
     /// PaymentIntents made through the broker with every metadata pair of
-    /// that key's `allowed_metadata`, made since `since` (Unix seconds); a
-    /// pending create that also holds the pair `own` (the caller's own
-    /// earlier attempt) does not make it incomplete. `None` from a broker
-    /// without the record (a hosted one: 404).
+    /// that key's `allowed_metadata`, made since `since` (Unix seconds); an
+    /// earlier create of the key's label sent with `own_idempotency_key`
+    /// (the one the caller's create sends again), still pending, does not
+    /// make it incomplete. `None` from a broker without the record (a
+    /// hosted one: 404).
     pub async fn recorded(
         &self,
         key_token: &SecretString,
         since: u64,
-        own: Option<(&str, &str)>,
+        own_idempotency_key: Option<&str>,
     ) -> Result<Option<Recorded>, BrokerError> {
         let since = since.to_string();
         let mut query = vec![("object", "payment_intent"), ("created_since", &since)];
-        if let Some((name, value)) = own {
-            query.extend([("own_name", name), ("own_value", value)]);
+        if let Some(key) = own_idempotency_key {
+            query.push(("own_idempotency_key", key));
         }
         let response = self
             .http

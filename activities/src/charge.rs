@@ -190,6 +190,7 @@ impl PaymentActivities {
                     let read = order::read(
                         &stripe,
                         broker.as_ref(),
+                        &key,
                         &token,
                         &order_id,
                         checkout_id.as_deref(),

@@ -302,58 +302,75 @@ async fn paged(
     Ok((listed, false, MAX_PAGES))
 }
 
-/// What the broker's record says of the order's PaymentIntents made since.
-enum FromRecord {
-    /// Every one made through the broker: each read again through the
-    /// proxy with its latest charge's refunds.
-    Whole(Vec<Listed>),
+/// How far the broker's record of the order's PaymentIntents made since answers.
+enum Reach {
+    /// Every one made through the broker.
+    Whole,
     /// Not whole, for a reason the list is read for; if the list cannot be
     /// read to its end either, the check relies on search, as without a
-    /// record (a broker without it, a hosted one; or a broker of an earlier
-    /// release that made a PaymentIntent in the time: a rolling upgrade).
+    /// record: a broker without it (a hosted one), or one of an earlier
+    /// release that made a PaymentIntent in the time (a rolling upgrade).
     Absent,
     /// Not whole because a create of the order may have made a payment the
-    /// record does not hold (its outcome unknown), or the order has more
-    /// than it answers: the list is read, and if it cannot be read to its
-    /// end the check fails, retryable, rather than lean on search alone.
+    /// record does not hold (its outcome unknown), the order has more than
+    /// it answers, or it could not be read: the list is read, and if it
+    /// cannot be read to its end the check fails, retryable, unless what
+    /// was read answers (an earlier payment, or this checkout's own) —
+    /// never left to search alone.
     Unsure(String),
 }
 
-/// The order's PaymentIntents the broker recorded since `since` (Unix
-/// seconds), when the record is whole: every PaymentIntent of the order
-/// made through a broker of its database since then (issue 24: what the
-/// list was read for, without scanning a busy account's). A create of this
-/// checkout's own (`checkout_id`) still pending does not count against it.
+/// What the broker's record said: the order's PaymentIntents it holds
+/// (each read again through the proxy with its latest charge's refunds,
+/// whole or not: a payment among them answers either way), and how far.
+struct FromRecord {
+    found: Vec<Listed>,
+    reach: Reach,
+}
+
+impl FromRecord {
+    fn absent() -> Self {
+        Self {
+            found: Vec::new(),
+            reach: Reach::Absent,
+        }
+    }
+}
+
+/// The broker's record of the order's PaymentIntents made since `since`
+/// (Unix seconds): every one made through a broker of its database, when
+/// whole (issue 24: what the list was read for, without scanning a busy
+/// account's). A create sent with `own_key` (this charge's idempotency key:
+/// an earlier attempt's, which this one's create replays) still pending
+/// does not count against it.
 async fn recorded(
     stripe: &StripeClient,
     broker: &BrokerClient,
     token: &SecretString,
     since: u64,
-    checkout_id: Option<&str>,
+    own_key: &str,
 ) -> Result<FromRecord, AttemptFailure> {
-    let own = checkout_id.map(|id| ("checkout_id", id));
-    let record = match broker.recorded(token, since, own).await {
+    let record = match broker.recorded(token, since, Some(own_key)).await {
         Ok(Some(record)) => record,
-        Ok(None) => return Ok(FromRecord::Absent),
-        // A broker that refuses it (a hosted one may answer other than 404).
-        Err(err @ BrokerError::Rejected { .. }) => {
-            tracing::warn!(error = %err, "the broker refused its record of the order: Stripe's list is read instead");
-            return Ok(FromRecord::Absent);
-        }
+        Ok(None) => return Ok(FromRecord::absent()),
+        // A broker that does not know the call (a hosted one may answer 405).
+        Err(BrokerError::Rejected { status: 405, .. }) => return Ok(FromRecord::absent()),
         Err(err) => {
             tracing::warn!(error = %err, "the broker's record of the order could not be read: Stripe's list is read instead");
-            return Ok(FromRecord::Unsure(format!("the broker's record: {err}")));
+            return Ok(FromRecord {
+                found: Vec::new(),
+                reach: Reach::Unsure(format!("the broker's record could not be read ({err})")),
+            });
         }
     };
-    if !record.complete {
-        return Ok(match record.incomplete.as_deref() {
-            Some("earlier_release") => FromRecord::Absent,
-            why => FromRecord::Unsure(format!(
-                "the broker's record is not whole ({})",
-                why.unwrap_or("no reason given")
-            )),
-        });
-    }
+    let reach = match (record.complete, record.incomplete.as_deref()) {
+        (true, _) => Reach::Whole,
+        (false, Some("earlier_release")) => Reach::Absent,
+        (false, why) => Reach::Unsure(format!(
+            "the broker's record is not whole ({})",
+            why.unwrap_or("no reason given")
+        )),
+    };
     let mut found = Vec::with_capacity(record.data.len());
     for object in record.data {
         // An id that is not one path segment would read another object.
@@ -386,18 +403,40 @@ async fn recorded(
         }
         found.push(read);
     }
-    Ok(FromRecord::Whole(found))
+    Ok(FromRecord { found, reach })
+}
+
+/// Whether `found` answers the check by itself: an earlier payment of the
+/// order, or this checkout's own PaymentIntent holding or taking the money.
+fn answers(found: &[Listed], order_id: &str, checkout_id: Option<&str>) -> bool {
+    earlier(found, order_id, checkout_id).is_some() || own(found, order_id, checkout_id).is_some()
+}
+
+/// This checkout's own PaymentIntent (an earlier attempt's) that holds or
+/// is taking the money.
+fn own(found: &[Listed], order_id: &str, checkout_id: Option<&str>) -> Option<PaymentIntent> {
+    found
+        .iter()
+        .filter(|pi| of_order(pi, order_id) && of_checkout(pi, checkout_id))
+        .find(|pi| !matches!(standing(&pi.status), Standing::NotCharged))
+        .map(|pi| PaymentIntent {
+            id: pi.id.clone(),
+            status: pi.status.clone(),
+            amount: pi.amount,
+            currency: pi.currency.clone(),
+        })
 }
 
 /// Reads the order's PaymentIntents: Stripe's search, and (from
 /// `listed_since`, Unix seconds, clock slack taken off here; `None`: a role
 /// without the list read) those made since: from the broker's record
-/// (`broker`: the leasing broker) when it is whole, else Stripe's list.
-/// (Never narrowed to the checkout's customer: an earlier checkout of the
-/// order may name another.)
+/// (`broker`: the leasing broker; `own_key`: this charge's idempotency key)
+/// when it is whole, else Stripe's list as well. (Never narrowed to the
+/// checkout's customer: an earlier checkout of the order may name another.)
 pub(crate) async fn read(
     stripe: &StripeClient,
     broker: Option<&BrokerClient>,
+    own_key: &str,
     token: &SecretString,
     order_id: &str,
     checkout_id: Option<&str>,
@@ -407,48 +446,36 @@ pub(crate) async fn read(
     let mut complete = false;
     if let Some(since) = listed_since {
         let since = since.saturating_sub(CLOCK_SLACK_SECONDS);
-        let from_record = match broker {
-            Some(broker) => recorded(stripe, broker, token, since, checkout_id).await?,
-            None => FromRecord::Absent,
+        let record = match broker {
+            Some(broker) => recorded(stripe, broker, token, since, own_key).await?,
+            None => FromRecord::absent(),
         };
-        let (listed, read_to_end) = match from_record {
-            FromRecord::Whole(recorded) => (judged(found, recorded), true),
-            FromRecord::Absent => {
+        found = judged(found, record.found);
+        complete = match record.reach {
+            Reach::Whole => true,
+            Reach::Absent => {
                 let (listed, read_to_end) =
                     listed(stripe, token, &since.to_string(), order_id).await?;
-                (judged(found, listed), read_to_end)
+                found = judged(found, listed);
+                read_to_end
             }
-            FromRecord::Unsure(why) => {
+            Reach::Unsure(why) => {
                 let (listed, read_to_end) =
                     listed(stripe, token, &since.to_string(), order_id).await?;
-                // What was read may show the order paid already: that
-                // answer stands. Anything else is not left to search alone.
-                let seen = judged(found, listed);
-                if !read_to_end && earlier(&seen, order_id, checkout_id).is_none() {
+                found = judged(found, listed);
+                if !read_to_end && !answers(&found, order_id, checkout_id) {
                     return Err(AttemptFailure::OrderUnread(format!(
                         "{why}, and Stripe's list cannot be read to its end (a busy account): \
                          not left to Stripe's search alone"
                     )));
                 }
-                (seen, read_to_end)
+                read_to_end
             }
         };
-        complete = read_to_end;
-        found = listed;
     }
-    let ours = found
-        .iter()
-        .filter(|pi| of_order(pi, order_id) && of_checkout(pi, checkout_id))
-        .find(|pi| !matches!(standing(&pi.status), Standing::NotCharged))
-        .map(|pi| PaymentIntent {
-            id: pi.id.clone(),
-            status: pi.status.clone(),
-            amount: pi.amount,
-            currency: pi.currency.clone(),
-        });
     Ok(OrderRead {
         earlier: earlier(&found, order_id, checkout_id),
-        ours,
+        ours: own(&found, order_id, checkout_id),
         complete,
     })
 }

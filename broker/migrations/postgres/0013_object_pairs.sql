@@ -2,7 +2,9 @@
 -- through the broker from here, instead of scanning the account's list.
 
 -- Each metadata pair of a PaymentIntent a create through the broker made
--- (its answer, or a declined create's `error.payment_intent`), with the
+-- (its answer, or a declined create's `error.payment_intent`) that the
+-- creating key's `allowed_metadata` holds (a key writes only its own
+-- order's pairs), with the
 -- Stripe account it was made on ('' for the platform's own) and Stripe's
 -- `created` (in ms: the clock Stripe's list is read by). Rows are only
 -- ever added; tidy deletes old ones.
@@ -25,16 +27,21 @@ CREATE INDEX object_pairs_created ON object_pairs (created_at);
 -- that a lookup never calls the record whole while a create of the pair
 -- may have made an object.
 CREATE TABLE pending_pairs (
-    request_id  TEXT NOT NULL,
-    vendor      TEXT NOT NULL,
-    account     TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    value       TEXT NOT NULL,
-    created_at  BIGINT NOT NULL,
+    request_id       TEXT NOT NULL,
+    vendor           TEXT NOT NULL,
+    account          TEXT NOT NULL,
+    kind             TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    value            TEXT NOT NULL,
+    -- As sent upstream (namespaced by label), '' without one: a later
+    -- create with it that is answered with a PaymentIntent settles this one
+    -- too, since Stripe makes one object per key.
+    idempotency_key  TEXT NOT NULL,
+    created_at       BIGINT NOT NULL,
     PRIMARY KEY (request_id, name)
 );
 CREATE INDEX pending_pairs_pair ON pending_pairs (vendor, account, kind, name, value, created_at);
+CREATE INDEX pending_pairs_idempotency_key ON pending_pairs (idempotency_key);
 CREATE INDEX pending_pairs_created ON pending_pairs (created_at);
 
 -- Set on every audit row a broker that records pairs writes. A
@@ -49,6 +56,12 @@ CREATE TABLE unrecorded_creates (
     created_at  BIGINT NOT NULL
 );
 CREATE INDEX unrecorded_creates_created ON unrecorded_creates (created_at);
+-- Nothing before now is recorded (an earlier release's create in flight
+-- finishes with an update, which the trigger below does not see): a lookup
+-- over this time is not whole.
+-- (On a database that has served requests; a new one has nothing before.)
+INSERT INTO unrecorded_creates (created_at)
+  SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) WHERE EXISTS (SELECT 1 FROM audit);
 CREATE FUNCTION audit_unrecorded_create() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.records_pairs IS NULL AND NEW.method = 'POST' AND NEW.path = '/v1/payment_intents' THEN

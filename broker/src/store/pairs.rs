@@ -29,8 +29,9 @@ pub const MAX_VALUE: usize = 500;
 pub const MAX_FOUND: usize = 100;
 /// How long before a lookup's `since` a create forwarded is still counted:
 /// it was forwarded before `since` by the broker's clock and may have made
-/// its object after it by Stripe's (the upstream timeout, and clocks).
-const FORWARDED_BEFORE: Duration = Duration::minutes(10);
+/// its object after it by Stripe's (the longest upstream timeout, 10
+/// minutes, and clocks).
+const FORWARDED_BEFORE: Duration = Duration::minutes(15);
 
 /// Whether `name` and `value` are within Stripe's limits: a pair past them
 /// is never recorded (Stripe refuses it).
@@ -56,7 +57,8 @@ pub enum Incomplete {
 /// What the record holds for a set of pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recorded {
-    /// The objects recorded with every pair, oldest first.
+    /// The objects recorded with every pair, oldest first (none when a
+    /// pair names too many).
     pub ids: Vec<String>,
     /// `None` when those are every object made through a broker of this
     /// store with those pairs since the time asked; else why not.
@@ -92,6 +94,7 @@ impl Store {
         &self,
         shelf: Shelf<'_>,
         request_id: &str,
+        idempotency_key: &str,
         pairs: &[(&str, &str)],
         now: DateTime<Utc>,
     ) -> Option<Statement> {
@@ -108,16 +111,17 @@ impl Store {
             shelf.account.into(),
             shelf.kind.into(),
             millis(now).into(),
+            idempotency_key.into(),
         ];
         let rows: Vec<String> = (pairs.iter().enumerate())
             .map(|(n, (name, value))| {
                 args.extend([(*name).into(), (*value).into()]);
-                format!("(?1, ?2, ?3, ?4, ?{}, ?{}, ?5)", 6 + 2 * n, 7 + 2 * n)
+                format!("(?1, ?2, ?3, ?4, ?{}, ?{}, ?6, ?5)", 7 + 2 * n, 8 + 2 * n)
             })
             .collect();
         Some(self.statement(
             &format!(
-                "INSERT INTO pending_pairs (request_id, vendor, account, kind, name, value, created_at)
+                "INSERT INTO pending_pairs (request_id, vendor, account, kind, name, value, idempotency_key, created_at)
                  VALUES {} ON CONFLICT (request_id, name) DO NOTHING",
                 rows.join(", ")
             ),
@@ -130,6 +134,23 @@ impl Store {
         self.statement(
             "DELETE FROM pending_pairs WHERE request_id = ?1",
             vec![request_id.into()],
+        )
+    }
+
+    /// A create sent upstream with `idempotency_key` was answered with the
+    /// PaymentIntent it made: so was every create sent with it (Stripe makes
+    /// one object per key; one still running when another came was refused
+    /// 409 instead), whose pairs are pending no more. (Not on an answer
+    /// without a PaymentIntent: a 409 or an idempotency error settles nothing.)
+    pub fn settle_pending_of_key(&self, shelf: Shelf<'_>, idempotency_key: &str) -> Statement {
+        self.statement(
+            "DELETE FROM pending_pairs
+             WHERE idempotency_key = ?1 AND idempotency_key <> '' AND vendor = ?2 AND account = ?3",
+            vec![
+                idempotency_key.into(),
+                shelf.vendor.into(),
+                shelf.account.into(),
+            ],
         )
     }
 
@@ -174,14 +195,14 @@ impl Store {
     }
 
     /// The objects on `shelf` recorded with every one of `pairs` since
-    /// `since`, and whether that is all of them. A pending create that also
-    /// holds the pair `own` (the caller's own, an earlier attempt of its
-    /// checkout) does not count against it.
+    /// `since`, and whether that is all of them. A pending create sent with
+    /// `own_key` (the idempotency key the caller's retry sends again, as
+    /// namespaced upstream: only its own label's) does not count against it.
     pub async fn recorded(
         &self,
         shelf: Shelf<'_>,
         pairs: &BTreeMap<String, String>,
-        own: Option<(&str, &str)>,
+        own_key: Option<&str>,
         since: DateTime<Utc>,
     ) -> Result<Recorded, sqlx::Error> {
         let fits = |(name, value): (&String, &String)| within_limits(name, value);
@@ -191,17 +212,16 @@ impl Store {
         let forwarded_since = since.checked_sub_signed(FORWARDED_BEFORE).unwrap_or(since);
         let mut found: Option<BTreeSet<String>> = None;
         let mut order: Vec<String> = Vec::new();
+        let mut incomplete = None;
         for (name, value) in pairs {
             // Read before the pairs, so that a create answered in between
             // is found in one or the other.
-            let (own_name, own_value) = own.unwrap_or(("", ""));
             let pending = self
                 .fetch_optional(
-                    "SELECT p.request_id FROM pending_pairs p
-                     WHERE p.vendor = ?1 AND p.account = ?2 AND p.kind = ?3 AND p.name = ?4
-                       AND p.value = ?5 AND p.created_at >= ?6
-                       AND NOT EXISTS (SELECT 1 FROM pending_pairs q
-                         WHERE q.request_id = p.request_id AND q.name = ?7 AND q.value = ?8)
+                    "SELECT request_id FROM pending_pairs
+                     WHERE vendor = ?1 AND account = ?2 AND kind = ?3 AND name = ?4
+                       AND value = ?5 AND created_at >= ?6
+                       AND (?7 = '' OR idempotency_key <> ?7)
                      LIMIT 1",
                     &[
                         shelf.vendor.into(),
@@ -210,13 +230,12 @@ impl Store {
                         name.as_str().into(),
                         value.as_str().into(),
                         millis(forwarded_since).into(),
-                        own_name.into(),
-                        own_value.into(),
+                        own_key.unwrap_or("").into(),
                     ],
                 )
                 .await?;
             if pending.is_some() {
-                return Ok(Recorded::incomplete(Incomplete::Pending));
+                incomplete = Some(Incomplete::Pending);
             }
             let rows = self
                 .fetch_all(
@@ -262,12 +281,14 @@ impl Store {
             )
             .await?;
         if earlier.is_some() {
-            return Ok(Recorded::incomplete(Incomplete::EarlierRelease));
+            incomplete = incomplete.or(Some(Incomplete::EarlierRelease));
         }
+        // What is recorded is answered whole or not: a payment among it
+        // answers for the order either way.
         let found = found.unwrap_or_default();
         Ok(Recorded {
             ids: order.into_iter().filter(|id| found.contains(id)).collect(),
-            incomplete: None,
+            incomplete,
         })
     }
 }

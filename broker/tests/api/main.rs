@@ -70,6 +70,7 @@ on_both_backends! {
     persistence::every_answered_write_survives_kill_9,
     migrations::naming_columns_for_what_they_hold_keeps_spend_and_holds,
     migrations::keys_issued_before_roles_keep_working,
+    migrations::the_record_starts_with_the_migration_on_a_database_that_served,
     bad_input::bad_key_requests_issue_no_key,
     bad_input::bad_proxied_requests_forward_nothing,
     attacks::cap_is_not_bypassed_by_parameter_spelling,

@@ -193,3 +193,40 @@ pub async fn keys_issued_before_roles_keep_working(backend: Backend) {
         .unwrap();
     assert!(second.is_none(), "and its cap still holds");
 }
+
+/// Migration 0013 starts the record of PaymentIntents' metadata pairs: a
+/// database that served requests before it (whose creates the record does
+/// not hold) has the time of the migration noted as unrecorded, so that a
+/// lookup over it is not called whole; a new database has nothing before.
+pub async fn the_record_starts_with_the_migration_on_a_database_that_served(backend: Backend) {
+    for served in [false, true] {
+        let database = TestDatabase::create(backend).await;
+        sqlx::any::install_default_drivers();
+        if backend == Backend::Sqlite {
+            sqlx::Any::create_database(&database.url).await.unwrap();
+        }
+        let pool = sqlx::AnyPool::connect(&database.url).await.unwrap();
+        migrations_up_to(backend, 12).run(&pool).await.unwrap();
+        if served {
+            let insert = "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests)
+                 VALUES (1, NULL, 'temporal-m-charge', 'stripe', 'POST', '/v1/payment_intents', 200, NULL, 0, 0, 1)";
+            sqlx::query(sqlx::AssertSqlSafe(insert))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let before = Utc::now().timestamp_millis();
+        migrations_up_to(backend, 13).run(&pool).await.unwrap();
+        let noted: Vec<i64> = sqlx::query_scalar("SELECT created_at FROM unrecorded_creates")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        if served {
+            assert_eq!(noted.len(), 1, "{noted:?}");
+            assert!(noted[0] >= before - 1000, "{noted:?} against {before}");
+        } else {
+            assert!(noted.is_empty(), "{noted:?}");
+        }
+        pool.close().await;
+    }
+}

@@ -218,12 +218,37 @@ fn of(order_id: &'static str, checkout_id: &'static str) -> [(&'static str, &'st
     ]
 }
 
+/// Creates a PaymentIntent with `extra` form pairs and Idempotency-Key `key`.
+async fn create_keyed(
+    broker: &TestBroker,
+    token: &str,
+    extra: &[(&str, &str)],
+    key: &str,
+) -> (u16, Value) {
+    let mut form = vec![("amount", "100"), ("currency", "usd")];
+    form.extend_from_slice(extra);
+    json_of(
+        broker
+            .http
+            .post(broker.url("/stripe/v1/payment_intents"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 /// A create whose outcome the broker never learnt (a timeout, a 5xx) keeps
-/// the record of its pairs incomplete (`pending`), except to the checkout
-/// that made it, which names itself (`own_name`, `own_value`); one whose
-/// refusal shows nothing was made does not; another order's and another
-/// account's records are their own; a create an earlier release's broker
-/// forwarded makes every record in its time incomplete (`earlier_release`).
+/// the record of its pairs incomplete (`pending`), except to a retry that
+/// sends it again (`own_idempotency_key`), until a create with its
+/// idempotency key is answered with a PaymentIntent; one whose refusal
+/// shows nothing was made does not; a key writes only its own order's
+/// pairs; another account's record is its own; a create an earlier
+/// release's broker forwarded makes every record in its time incomplete
+/// (`earlier_release`), and what is recorded is answered all the same.
 pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(backend: Backend) {
     let broker =
         TestBroker::spawn_with(backend, |c| c.upstream_timeout = Duration::from_millis(300)).await;
@@ -239,58 +264,72 @@ pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(back
         )
         .await
         .token;
-    let pending = |body: &Value| (ids(body), body["incomplete"].clone());
+    let state = |body: &Value| (ids(body), body["incomplete"].clone());
+    let whole = |found: &[&str]| {
+        (
+            (
+                found.iter().map(|id| (*id).to_owned()).collect::<Vec<_>>(),
+                true,
+            ),
+            Value::Null,
+        )
+    };
+    let not_whole = |why: &str| (((vec![]), false), json!(why));
 
     // Refused (400, no PaymentIntent in the error): nothing made, nothing pending.
     broker.upstream.script([Reply::status(400)]);
-    let (status, body) = create(&broker, &o1, &of("o-1", "c-1")).await;
+    let (status, body) = create_keyed(&broker, &o1, &of("o-1", "c-1"), "k-1").await;
     assert_eq!(status, 400, "{body}");
     let (_, body) = record(&broker, &o1, SINCE_EPOCH).await;
-    assert_eq!(pending(&body), ((vec![], true), Value::Null), "{body}");
+    assert_eq!(state(&body), whole(&[]), "{body}");
 
     // No answer within the upstream timeout: it may have made one.
     broker.upstream.script([Reply {
         delay: Duration::from_secs(3),
         ..Reply::status(200)
     }]);
-    let (status, body) = create(&broker, &o1, &of("o-1", "c-1")).await;
+    let (status, body) = create_keyed(&broker, &o1, &of("o-1", "c-1"), "k-1").await;
     assert_eq!((status, code(&body)), (504, "upstream_timeout"), "{body}");
     let (status, body) = record(&broker, &o1, SINCE_EPOCH).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        pending(&body),
-        ((vec![], false), json!("pending")),
-        "{body}"
-    );
-    // Not to the checkout that made it: its retry replays the same create.
-    let own = format!("{SINCE_EPOCH}&own_name=checkout_id&own_value=c-1");
+    assert_eq!(state(&body), not_whole("pending"), "{body}");
+    // Not to its own retry, which sends it again; to anything else, yes.
+    let own = format!("{SINCE_EPOCH}&own_idempotency_key=k-1");
     let (_, body) = record(&broker, &o1, &own).await;
-    assert_eq!(pending(&body), ((vec![], true), Value::Null), "{body}");
+    assert_eq!(state(&body), whole(&[]), "{body}");
     let (_, body) = record(
         &broker,
         &o1,
-        &format!("{SINCE_EPOCH}&own_name=checkout_id&own_value=c-2"),
+        &format!("{SINCE_EPOCH}&own_idempotency_key=k-2"),
     )
     .await;
+    assert_eq!(state(&body), not_whole("pending"), "{body}");
+    let same_order = charge_key(&broker, "temporal-checkout-z-charge", "o-1").await;
+    let (_, body) = record(&broker, &same_order, &own).await;
     assert_eq!(
-        pending(&body),
-        ((vec![], false), json!("pending")),
-        "{body}"
+        state(&body),
+        not_whole("pending"),
+        "another label's key of the same name is another key: {body}"
     );
-    let (status, body) = record(&broker, &o1, &format!("{SINCE_EPOCH}&own_name=checkout_id")).await;
-    assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
+    // The retry is answered with the PaymentIntent: Stripe made one for the key.
+    broker.upstream.script([made("pi_retried1", "o-1", "c-1")]);
+    let (status, body) = create_keyed(&broker, &o1, &of("o-1", "c-1"), "k-1").await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = record(&broker, &same_order, SINCE_EPOCH).await;
+    assert_eq!(state(&body), whole(&["pi_retried1"]), "{body}");
 
-    // Stripe's 5xx: the same.
+    // Stripe's 5xx: pending as well.
     broker.upstream.script([Reply::status(500)]);
     let (status, body) = create(&broker, &o2, &of("o-2", "c-2")).await;
     assert_eq!(status, 500, "{body}");
     let (_, body) = record(&broker, &o2, SINCE_EPOCH).await;
-    assert_eq!(
-        pending(&body),
-        ((vec![], false), json!("pending")),
-        "{body}"
-    );
+    assert_eq!(state(&body), not_whole("pending"), "{body}");
 
+    // A key writes only its own order's pairs: o-1's key making an o-3
+    // PaymentIntent adds nothing to o-3's record.
+    broker.upstream.script([made("pi_planted3", "o-3", "c-9")]);
+    let (status, body) = create(&broker, &o1, &of("o-3", "c-9")).await;
+    assert_eq!(status, 200, "{body}");
     // Answered creates are named, each on its own account.
     broker.upstream.script([made("pi_platform3", "o-3", "c-3")]);
     let (status, body) = create(&broker, &o3, &of("o-3", "c-3")).await;
@@ -301,17 +340,9 @@ pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(back
     let (status, body) = create(&broker, &elsewhere, &of("o-3", "c-4")).await;
     assert_eq!(status, 200, "{body}");
     let (_, body) = record(&broker, &o3, SINCE_EPOCH).await;
-    assert_eq!(
-        pending(&body),
-        ((vec!["pi_platform3".to_owned()], true), Value::Null),
-        "{body}"
-    );
+    assert_eq!(state(&body), whole(&["pi_platform3"]), "{body}");
     let (_, body) = record(&broker, &elsewhere, SINCE_EPOCH).await;
-    assert_eq!(
-        pending(&body),
-        ((vec!["pi_elsewhere3".to_owned()], true), Value::Null),
-        "{body}"
-    );
+    assert_eq!(state(&body), whole(&["pi_elsewhere3"]), "{body}");
 
     // A create an earlier release forwarded (its row has no records_pairs).
     let db = crate::retention::db::Db::open(&broker, backend).await;
@@ -324,11 +355,14 @@ pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(back
     .await;
     let (_, body) = record(&broker, &o3, SINCE_EPOCH).await;
     assert_eq!(
-        pending(&body),
-        ((vec![], false), json!("earlier_release")),
+        state(&body),
+        (
+            (vec!["pi_platform3".to_owned()], false),
+            json!("earlier_release")
+        ),
         "{body}"
     );
-    let later = chrono::Utc::now().timestamp() + 11 * 60;
+    let later = chrono::Utc::now().timestamp() + 16 * 60;
     let (_, body) = record(
         &broker,
         &o3,
@@ -336,8 +370,8 @@ pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(back
     )
     .await;
     assert_eq!(
-        pending(&body),
-        ((vec![], true), Value::Null),
+        state(&body),
+        whole(&[]),
         "past its time, it counts no more: {body}"
     );
 }

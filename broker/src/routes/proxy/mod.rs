@@ -129,7 +129,18 @@ async fn forward(
         None => None,
     };
     // A PaymentIntent create's metadata pairs are pending with that row.
-    let pending = pairs::pending(state, target, &params, trail.request_id())?;
+    let upstream_key = headers
+        .headers
+        .get("idempotency-key")
+        .and_then(|key| key.to_str().ok())
+        .map(str::to_owned);
+    let pending = pairs::pending(
+        state,
+        target,
+        &params,
+        trail.request_id(),
+        upstream_key.as_deref(),
+    )?;
     if pending.is_some() {
         trail.pairs_pending();
     }
@@ -148,7 +159,7 @@ async fn forward(
     // Stripe, then what its answer changes.
     let sent_headers = sight.may_read_pages().then(|| headers.headers.clone());
     let outcome = upstream::send(state, method, path, params.encode(), headers.headers).await;
-    let (pairs, known) = pairs::answered(state, target, &outcome);
+    let (pairs, known) = pairs::answered(state, target, &outcome, upstream_key.as_deref());
     trail.forwarded(known);
     let mut settlement = spend::settle(
         state,

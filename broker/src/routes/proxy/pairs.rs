@@ -45,6 +45,13 @@ fn form_pairs(params: &FormParams) -> Vec<(&str, &str)> {
         .collect()
 }
 
+/// Whether `key` may write the pair `name`=`value` into the record: its
+/// `allowed_metadata` holds it (a key writes only its own order's pairs,
+/// so no key can crowd or grow another order's record).
+fn owns_pair(key: &KeyRecord, (name, value): (&str, &str)) -> bool {
+    key.allowed_metadata.get(name).map(String::as_str) == Some(value)
+}
+
 /// The pending pairs of a PaymentIntent create about to be forwarded as
 /// `request_id`, to commit with its audit row (`None`: not a create, or no
 /// pair). More pairs than Stripe allows are refused here, as Stripe would.
@@ -53,6 +60,7 @@ pub fn pending(
     target: Target<'_>,
     params: &FormParams,
     request_id: Option<&str>,
+    idempotency_key: Option<&str>,
 ) -> Result<Option<Statement>, ApiError> {
     let Some(request_id) = request_id.filter(|_| creates(target)) else {
         return Ok(None);
@@ -63,31 +71,42 @@ pub fn pending(
             "metadata holds at most {MAX_PAIRS} keys"
         )));
     }
-    Ok(state
-        .store()
-        .pending_pairs(shelf(target.key), request_id, &pairs, Utc::now()))
+    let owned: Vec<(&str, &str)> = pairs
+        .into_iter()
+        .filter(|pair| owns_pair(target.key, *pair))
+        .collect();
+    Ok(state.store().pending_pairs(
+        shelf(target.key),
+        request_id,
+        idempotency_key.unwrap_or(""),
+        &owned,
+        Utc::now(),
+    ))
 }
 
 /// What the answer to a PaymentIntent create records: the pairs of the
 /// PaymentIntent it shows (the object answered, or a declined create's
-/// `error.payment_intent`), and whether the create's outcome is now known,
-/// so that its pending pairs go. (Only creates: a later call's metadata is
-/// not recorded, so that no request adds more than one create's pairs.)
+/// `error.payment_intent`) that the key owns, the settling of every create
+/// sent with the same `idempotency_key` (Stripe made that one object for
+/// all of them), and whether this create's outcome is now known, so that
+/// its pending pairs go. (Only creates: a later call's metadata is not
+/// recorded.)
 pub fn answered(
     state: &AppState,
     target: Target<'_>,
     outcome: &Result<Upstream, UpstreamFailure>,
-) -> (Option<Statement>, bool) {
+    idempotency_key: Option<&str>,
+) -> (Vec<Statement>, bool) {
     let upstream = match outcome {
         Ok(upstream) => upstream,
         // Never sent: nothing was made.
-        Err(failure) => return (None, !failure.maybe_delivered),
+        Err(failure) => return (Vec::new(), !failure.maybe_delivered),
     };
     if !creates(target) || upstream.status.is_server_error() {
-        return (None, false);
+        return (Vec::new(), false);
     }
     let Ok(body) = serde_json::from_slice::<Value>(&upstream.body) else {
-        return (None, false);
+        return (Vec::new(), false);
     };
     let shown = if upstream.status.is_success() {
         &body
@@ -97,13 +116,14 @@ pub fn answered(
     let id = shown["id"].as_str().filter(|_| shown["object"] == KIND);
     let Some(id) = id else {
         // A refusal that shows no PaymentIntent made none.
-        return (None, upstream.status.is_client_error());
+        return (Vec::new(), upstream.status.is_client_error());
     };
     let pairs: Vec<(&str, &str)> = shown["metadata"]
         .as_object()
         .into_iter()
         .flatten()
         .filter_map(|(name, value)| Some((name.as_str(), value.as_str()?)))
+        .filter(|pair| owns_pair(target.key, *pair))
         .collect();
     // Stripe's clock, which the list's `created` is read by; the broker's
     // when the answer does not say.
@@ -111,8 +131,12 @@ pub fn answered(
         .as_i64()
         .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
         .unwrap_or_else(Utc::now);
-    let record = state
-        .store()
-        .record_pairs(shelf(target.key), id, &pairs, created);
-    (record, true)
+    let store = state.store();
+    let mut writes: Vec<Statement> = (store.record_pairs(shelf(target.key), id, &pairs, created))
+        .into_iter()
+        .collect();
+    if let Some(key) = idempotency_key {
+        writes.push(store.settle_pending_of_key(shelf(target.key), key));
+    }
+    (writes, true)
 }

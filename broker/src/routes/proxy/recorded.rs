@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::audit::{self, Trail};
+use super::authz::namespaced_idempotency_key;
 use super::{authn, authz, pairs};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -31,11 +32,11 @@ pub struct RecordedQuery {
     object: String,
     /// Unix seconds: objects made at or after this.
     created_since: i64,
-    /// A metadata pair of the caller's own creates (`checkout_id`): one of
-    /// them still pending does not make the answer incomplete.
-    own_name: Option<String>,
-    /// Its value.
-    own_value: Option<String>,
+    /// The `Idempotency-Key` the caller's create sends (its retry sends it
+    /// again, and Stripe answers it with the object an earlier one made):
+    /// an earlier create of the caller's label sent with it, still pending,
+    /// does not make the answer incomplete.
+    own_idempotency_key: Option<String>,
 }
 
 /// Its path, as the audit records it.
@@ -80,18 +81,17 @@ async fn lookup(
     }
     let since = DateTime::from_timestamp(query.created_since, 0)
         .ok_or_else(|| ApiError::BadParameter("created_since is out of range".to_owned()))?;
-    let own = match (&query.own_name, &query.own_value) {
-        (Some(name), Some(value)) => Some((name.as_str(), value.as_str())),
-        (None, None) => None,
-        _ => {
-            return Err(ApiError::BadParameter(
-                "own_name and own_value go together".to_owned(),
-            ));
-        }
-    };
+    // As the proxy sends it upstream: only this label's own creates match.
+    let own = (query.own_idempotency_key.as_deref())
+        .map(|client_key| namespaced_idempotency_key(&key.namespace(), client_key));
     let found = state
         .store()
-        .recorded(pairs::shelf(&key), &key.allowed_metadata, own, since)
+        .recorded(
+            pairs::shelf(&key),
+            &key.allowed_metadata,
+            own.as_deref(),
+            since,
+        )
         .await?;
     let data: Vec<Value> = (found.ids.iter())
         .map(|id| json!({ "id": id, "object": pairs::KIND }))

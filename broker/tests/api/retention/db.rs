@@ -138,7 +138,12 @@ pub(super) async fn broker(backend: Backend) -> TestBroker {
 /// Issues a key for `label` and creates PaymentIntent `pi` with it.
 pub(super) async fn key_with_payment(broker: &TestBroker, label: &str, pi: &str) -> Issued {
     let key = broker
-        .issue(label, &["POST /v1/payment_intents"], 50.0, json!("1h"))
+        .issue_with(
+            label,
+            &["POST /v1/payment_intents"],
+            50.0,
+            json!({"expires_in": "1h", "allowed_metadata": {"order_id": format!("order-{pi}")}}),
+        )
         .await;
     broker.upstream.script([Reply {
         body: json!({

@@ -213,15 +213,100 @@ async fn a_fresh_payment_on_a_busy_account_still_refuses_the_order() {
     stack.stop().await;
 }
 
-/// A create whose answer the broker lost keeps the order's record from
-/// being whole (it may have made a payment the record does not hold). On a
-/// busy account, with search behind: the checkout that made it still
-/// completes (its retry names itself, and replays the same create), while
-/// another checkout of the order is refused for now, retryable, rather
+/// Another checkout's create whose answer the broker lost (its worker gone,
+/// never retried) keeps the order's record from being whole: it may have
+/// made a payment the record does not hold. On a busy account, with search
+/// behind, a checkout of the order is then held back, retryable, rather
 /// than left to search alone — which charged the order again.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_lost_create_answer_holds_back_only_other_checkouts_of_its_order() {
+async fn a_lost_create_answer_holds_back_other_checkouts_of_its_order() {
     let stack = Stack::spawn("busy-lost-answer").await;
+    stack
+        .sim_control(
+            "/_sim/config",
+            serde_json::json!({"search_indexing_delay_ms": 600_000}),
+        )
+        .await;
+    let order = "order-busy-lost-answer";
+    // A charge key of the order, as a worker that then vanished held one.
+    let issued: serde_json::Value = stack
+        .http
+        .post(format!("http://{}/v1/keys", stack.broker))
+        .bearer_auth(keylease_tests::stack::ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "label": "temporal-vanished-charge", "vendor": "stripe", "daily_usd_cap": 50.0,
+            "allowed_endpoints": ["POST /v1/payment_intents"], "expires_in": 600,
+            "allowed_metadata": {"order_id": order},
+        }))
+        .send()
+        .await
+        .expect("issue")
+        .json()
+        .await
+        .expect("issued");
+    let token = issued["token"].as_str().expect("token");
+    stack
+        .fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit"}))
+        .await;
+    let lost = stack
+        .http
+        .post(format!("http://{}/stripe/v1/payment_intents", stack.broker))
+        .bearer_auth(token)
+        .header("Idempotency-Key", "vanished-1")
+        .form(&[
+            ("amount", "400"),
+            ("currency", "usd"),
+            ("metadata[order_id]", order),
+            ("payment_method", "pm_card_visa"),
+            ("confirm", "true"),
+            ("automatic_payment_methods[enabled]", "true"),
+            ("automatic_payment_methods[allow_redirects]", "never"),
+        ])
+        .send()
+        .await
+        .expect("an answer from the broker");
+    assert_eq!(lost.status(), 502, "the answer was lost upstream");
+    // Newer than that payment: the broker's scan of the list never reaches it.
+    crate::production::crowd(&stack, 600).await;
+    let held = stack
+        .start(&unique("busy-lost"), checkout(order, 400, "pm_card_visa"))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    let step = held
+        .query(
+            keylease_workflows::CheckoutWorkflow::status,
+            (),
+            temporalio_client::WorkflowQueryOptions::default(),
+        )
+        .await
+        .expect("status")
+        .step;
+    // Its charge failed retryable (the order unreadable): charging again,
+    // or asking Stripe what it holds; not charged.
+    assert!(
+        matches!(
+            step,
+            keylease_workflows::CheckoutStep::Charging
+                | keylease_workflows::CheckoutStep::Reconciling
+        ),
+        "held back: {step:?}"
+    );
+    let paid = intents_of(&stack, order)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .count();
+    assert_eq!(paid, 1, "charged once, by the create whose answer was lost");
+    stack.stop().await;
+}
+
+/// The checkout whose create's answer was lost is not held back by it: its
+/// retry sends the same idempotency key (the broker's record does not count
+/// a pending create of it), replays the create and completes, on a busy
+/// account with search behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_checkout_whose_create_answer_was_lost_completes_on_a_busy_account() {
+    let stack = Stack::spawn("busy-own-lost-answer").await;
     stack
         .sim_control(
             "/_sim/config",
@@ -232,10 +317,10 @@ async fn a_lost_create_answer_holds_back_only_other_checkouts_of_its_order() {
     stack
         .fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit"}))
         .await;
-    let order = "order-busy-lost-answer";
+    let order = "order-busy-own-lost-answer";
     let ended = checked_out(
         &stack,
-        &unique("busy-lost-1"),
+        &unique("busy-own-lost"),
         checkout(order, 400, "pm_card_visa"),
         true,
     )
@@ -243,31 +328,6 @@ async fn a_lost_create_answer_holds_back_only_other_checkouts_of_its_order() {
     assert!(
         matches!(ended, CheckoutOutcome::Completed { .. }),
         "{ended:?}"
-    );
-    // Newer than its payment: the broker's scan of the list never reaches it.
-    crate::production::crowd(&stack, 600).await;
-    let second = stack
-        .start(&unique("busy-lost-2"), checkout(order, 400, "pm_card_visa"))
-        .await;
-    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
-    let step = second
-        .query(
-            keylease_workflows::CheckoutWorkflow::status,
-            (),
-            temporalio_client::WorkflowQueryOptions::default(),
-        )
-        .await
-        .expect("status")
-        .step;
-    // Its charge failed retryable (the order unreadable), so it is charging
-    // again or asking Stripe what it holds: not charged.
-    assert!(
-        matches!(
-            step,
-            keylease_workflows::CheckoutStep::Charging
-                | keylease_workflows::CheckoutStep::Reconciling
-        ),
-        "still held back: {step:?}"
     );
     let paid = intents_of(&stack, order)
         .await
