@@ -107,7 +107,8 @@ pub struct Recorded {
     pub complete: bool,
     /// Why not, when not: `pending` (a create of the pairs whose outcome the
     /// broker never learnt), `earlier_release` (a broker that records
-    /// nothing made one in the time, or before recording began), `too_many`.
+    /// nothing made one in the time, or before recording began), `unowned`
+    /// (a key that does not own the pair made one), `too_many`.
     #[serde(default)]
     pub incomplete: Option<String>,
 }

@@ -308,8 +308,10 @@ enum Reach {
     Whole,
     /// Not whole, for a reason the list is read for; if the list cannot be
     /// read to its end either, the check relies on search, as without a
-    /// record: a broker without it (a hosted one), or one of an earlier
-    /// release that made a PaymentIntent in the time (a rolling upgrade).
+    /// record: a broker without it (a hosted one), one of an earlier
+    /// release that made a PaymentIntent in the time (a rolling upgrade),
+    /// or a create of the order's pair by a key that does not own it (a
+    /// charge without the order check).
     Absent,
     /// Not whole because a create of the order may have made a payment the
     /// record does not hold (its outcome unknown), the order has more than
@@ -352,9 +354,13 @@ async fn recorded(
 ) -> Result<FromRecord, AttemptFailure> {
     let record = match broker.recorded(token, since, Some(own_key)).await {
         Ok(Some(record)) => record,
-        Ok(None) => return Ok(FromRecord::absent()),
-        // A broker that does not know the call (a hosted one may answer 405).
-        Err(BrokerError::Rejected { status: 405, .. }) => return Ok(FromRecord::absent()),
+        // A broker that does not know the call (a hosted one; 405 from some).
+        Ok(None) | Err(BrokerError::Rejected { status: 405, .. }) => {
+            tracing::warn!(
+                "the broker keeps no record of the order's PaymentIntents (404/405): Stripe's list is read instead"
+            );
+            return Ok(FromRecord::absent());
+        }
         Err(err) => {
             tracing::warn!(error = %err, "the broker's record of the order could not be read: Stripe's list is read instead");
             return Ok(FromRecord {
@@ -365,7 +371,9 @@ async fn recorded(
     };
     let reach = match (record.complete, record.incomplete.as_deref()) {
         (true, _) => Reach::Whole,
-        (false, Some("earlier_release")) => Reach::Absent,
+        // Creates the record cannot hold (a broker that records nothing, a
+        // key without allowed_metadata): as without a record.
+        (false, Some("earlier_release" | "unowned")) => Reach::Absent,
         (false, why) => Reach::Unsure(format!(
             "the broker's record is not whole ({})",
             why.unwrap_or("no reason given")

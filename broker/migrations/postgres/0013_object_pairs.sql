@@ -44,6 +44,21 @@ CREATE INDEX pending_pairs_pair ON pending_pairs (vendor, account, kind, name, v
 CREATE INDEX pending_pairs_idempotency_key ON pending_pairs (idempotency_key);
 CREATE INDEX pending_pairs_created ON pending_pairs (created_at);
 
+-- The metadata pairs a PaymentIntent create carried that its key does not
+-- own (a key without `allowed_metadata`, such as a charge without the order
+-- check): each as a digest of name and value, at the broker's time, written
+-- before forwarding. A lookup of such a pair in its time is not whole: the
+-- record does not hold what that create made.
+CREATE TABLE unowned_pairs (
+    id          BIGSERIAL PRIMARY KEY,
+    vendor      TEXT NOT NULL,
+    account     TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+CREATE INDEX unowned_pairs_digest ON unowned_pairs (vendor, account, digest, created_at);
+CREATE INDEX unowned_pairs_created ON unowned_pairs (created_at);
+
 -- Set on every audit row a broker that records pairs writes. A
 -- PaymentIntent create's row without it is one a broker of an earlier
 -- release forwarded (one still running beside upgraded ones), whose pairs
@@ -59,9 +74,11 @@ CREATE INDEX unrecorded_creates_created ON unrecorded_creates (created_at);
 -- Nothing before now is recorded (an earlier release's create in flight
 -- finishes with an update, which the trigger below does not see): a lookup
 -- over this time is not whole.
--- (On a database that has served requests; a new one has nothing before.)
+-- (On a database that has served requests: any audit row, object or key,
+-- each kept past any create of the last minutes; a new one has nothing before.)
 INSERT INTO unrecorded_creates (created_at)
-  SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT) WHERE EXISTS (SELECT 1 FROM audit);
+  SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)
+  WHERE EXISTS (SELECT 1 FROM audit) OR EXISTS (SELECT 1 FROM objects) OR EXISTS (SELECT 1 FROM keys);
 CREATE FUNCTION audit_unrecorded_create() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   IF NEW.records_pairs IS NULL AND NEW.method = 'POST' AND NEW.path = '/v1/payment_intents' THEN

@@ -52,6 +52,19 @@ pub enum Incomplete {
     /// A pair names more than [`MAX_FOUND`] objects, or the key's pairs are
     /// past Stripe's limits.
     TooMany,
+    /// A create in the time carried one of the pairs with a key that does
+    /// not own it (no `allowed_metadata`): the record does not hold what it made.
+    Unowned,
+}
+
+/// A pair's digest in `unowned_pairs`: fixed in size whatever the pair.
+fn digest(name: &str, value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(name.as_bytes());
+    hasher.update([0]);
+    hasher.update(value.as_bytes());
+    hex::encode(&hasher.finalize()[..16])
 }
 
 /// What the record holds for a set of pairs.
@@ -123,6 +136,39 @@ impl Store {
             &format!(
                 "INSERT INTO pending_pairs (request_id, vendor, account, kind, name, value, idempotency_key, created_at)
                  VALUES {} ON CONFLICT (request_id, name) DO NOTHING",
+                rows.join(", ")
+            ),
+            args,
+        ))
+    }
+
+    /// The pairs a create about to be forwarded carries that its key does
+    /// not own, each as a digest: a statement to commit with its audit row
+    /// (`None`: none).
+    pub fn unowned_pairs(
+        &self,
+        shelf: Shelf<'_>,
+        pairs: &[(&str, &str)],
+        now: DateTime<Utc>,
+    ) -> Option<Statement> {
+        let pairs: Vec<_> = pairs.iter().take(MAX_PAIRS).collect();
+        if pairs.is_empty() {
+            return None;
+        }
+        let mut args: Vec<Arg> = vec![
+            shelf.vendor.into(),
+            shelf.account.into(),
+            millis(now).into(),
+        ];
+        let rows: Vec<String> = (pairs.iter().enumerate())
+            .map(|(n, (name, value))| {
+                args.push(digest(name, value).as_str().into());
+                format!("(?1, ?2, ?{}, ?3)", 4 + n)
+            })
+            .collect();
+        Some(self.statement(
+            &format!(
+                "INSERT INTO unowned_pairs (vendor, account, digest, created_at) VALUES {}",
                 rows.join(", ")
             ),
             args,
@@ -236,6 +282,22 @@ impl Store {
                 .await?;
             if pending.is_some() {
                 incomplete = Some(Incomplete::Pending);
+            }
+            let unowned = self
+                .fetch_optional(
+                    "SELECT id FROM unowned_pairs
+                     WHERE vendor = ?1 AND account = ?2 AND digest = ?3 AND created_at >= ?4
+                     LIMIT 1",
+                    &[
+                        shelf.vendor.into(),
+                        shelf.account.into(),
+                        digest(name, value).as_str().into(),
+                        millis(forwarded_since).into(),
+                    ],
+                )
+                .await?;
+            if unowned.is_some() {
+                incomplete = incomplete.or(Some(Incomplete::Unowned));
             }
             let rows = self
                 .fetch_all(

@@ -245,10 +245,11 @@ async fn create_keyed(
 /// the record of its pairs incomplete (`pending`), except to a retry that
 /// sends it again (`own_idempotency_key`), until a create with its
 /// idempotency key is answered with a PaymentIntent; one whose refusal
-/// shows nothing was made does not; a key writes only its own order's
-/// pairs; another account's record is its own; a create an earlier
-/// release's broker forwarded makes every record in its time incomplete
-/// (`earlier_release`), and what is recorded is answered all the same.
+/// shows nothing was made does not; a key may not give its own metadata
+/// name another value; another account's record is its own; a create of a
+/// pair by a key that does not own it (`unowned`) and one an earlier
+/// release's broker forwarded (`earlier_release`) make the record of their
+/// time incomplete, and what is recorded is answered all the same.
 pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(backend: Backend) {
     let broker =
         TestBroker::spawn_with(backend, |c| c.upstream_timeout = Duration::from_millis(300)).await;
@@ -325,11 +326,15 @@ pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(back
     let (_, body) = record(&broker, &o2, SINCE_EPOCH).await;
     assert_eq!(state(&body), not_whole("pending"), "{body}");
 
-    // A key writes only its own order's pairs: o-1's key making an o-3
-    // PaymentIntent adds nothing to o-3's record.
-    broker.upstream.script([made("pi_planted3", "o-3", "c-9")]);
+    // A key of one order may not make another order's payment.
+    let forwarded = broker.upstream.received().len();
     let (status, body) = create(&broker, &o1, &of("o-3", "c-9")).await;
-    assert_eq!(status, 200, "{body}");
+    assert_eq!((status, code(&body)), (400, "invalid_request"), "{body}");
+    assert_eq!(
+        broker.upstream.received().len(),
+        forwarded,
+        "nothing forwarded"
+    );
     // Answered creates are named, each on its own account.
     broker.upstream.script([made("pi_platform3", "o-3", "c-3")]);
     let (status, body) = create(&broker, &o3, &of("o-3", "c-3")).await;
@@ -344,6 +349,22 @@ pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(back
     let (_, body) = record(&broker, &elsewhere, SINCE_EPOCH).await;
     assert_eq!(state(&body), whole(&["pi_elsewhere3"]), "{body}");
 
+    // A key that does not own the pair (no allowed_metadata: a charge
+    // without the order check) made one: the record does not hold it.
+    let unscoped = broker
+        .issue_with("temporal-checkout-e-charge", &[CREATE], 100.0, json!({}))
+        .await
+        .token;
+    broker.upstream.script([made("pi_unowned3", "o-3", "c-5")]);
+    let (status, body) = create(&broker, &unscoped, &of("o-3", "c-5")).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, body) = record(&broker, &o3, SINCE_EPOCH).await;
+    assert_eq!(
+        state(&body),
+        ((vec!["pi_platform3".to_owned()], false), json!("unowned")),
+        "{body}"
+    );
+
     // A create an earlier release forwarded (its row has no records_pairs).
     let db = crate::retention::db::Db::open(&broker, backend).await;
     db.run(
@@ -353,11 +374,11 @@ pub async fn a_create_whose_outcome_is_unknown_leaves_the_record_incomplete(back
         "req_earlier_release",
     )
     .await;
-    let (_, body) = record(&broker, &o3, SINCE_EPOCH).await;
+    let (_, body) = record(&broker, &elsewhere, SINCE_EPOCH).await;
     assert_eq!(
         state(&body),
         (
-            (vec!["pi_platform3".to_owned()], false),
+            (vec!["pi_elsewhere3".to_owned()], false),
             json!("earlier_release")
         ),
         "{body}"

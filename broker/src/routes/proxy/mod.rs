@@ -141,7 +141,7 @@ async fn forward(
         trail.request_id(),
         upstream_key.as_deref(),
     )?;
-    if pending.is_some() {
+    if !pending.is_empty() {
         trail.pairs_pending();
     }
     // Time passed since the lookup only if a body arrived or a price was read upstream.

@@ -34,6 +34,9 @@ fn creates(target: Target<'_>) -> bool {
     target.method == "POST" && target.path == COLLECTION
 }
 
+/// A metadata pair: its name and value.
+type Pair<'a> = (&'a str, &'a str);
+
 /// The `metadata[name]` pairs of a form.
 fn form_pairs(params: &FormParams) -> Vec<(&str, &str)> {
     params
@@ -52,18 +55,21 @@ fn owns_pair(key: &KeyRecord, (name, value): (&str, &str)) -> bool {
     key.allowed_metadata.get(name).map(String::as_str) == Some(value)
 }
 
-/// The pending pairs of a PaymentIntent create about to be forwarded as
-/// `request_id`, to commit with its audit row (`None`: not a create, or no
-/// pair). More pairs than Stripe allows are refused here, as Stripe would.
+/// What a PaymentIntent create about to be forwarded as `request_id`
+/// writes with its audit row: its pairs the key owns, pending, and a
+/// digest of each it does not own (so that a lookup of such a pair is not
+/// called whole). More pairs than Stripe allows are refused here, as Stripe
+/// would; so is a value for a name of the key's `allowed_metadata` other
+/// than the key's own (a key of one order making another order's payment).
 pub fn pending(
     state: &AppState,
     target: Target<'_>,
     params: &FormParams,
     request_id: Option<&str>,
     idempotency_key: Option<&str>,
-) -> Result<Option<Statement>, ApiError> {
+) -> Result<Vec<Statement>, ApiError> {
     let Some(request_id) = request_id.filter(|_| creates(target)) else {
-        return Ok(None);
+        return Ok(Vec::new());
     };
     let pairs = form_pairs(params);
     if pairs.len() > MAX_PAIRS {
@@ -71,17 +77,34 @@ pub fn pending(
             "metadata holds at most {MAX_PAIRS} keys"
         )));
     }
-    let owned: Vec<(&str, &str)> = pairs
+    if let Some((name, _)) = (pairs.iter()).find(|(name, value)| {
+        target
+            .key
+            .allowed_metadata
+            .get(*name)
+            .is_some_and(|own| own != value)
+    }) {
+        return Err(ApiError::BadParameter(format!(
+            "metadata[{}] must be the key's own allowed_metadata value",
+            super::canonical::bounded(name, 64)
+        )));
+    }
+    let (owned, unowned): (Vec<Pair>, Vec<Pair>) = pairs
         .into_iter()
-        .filter(|pair| owns_pair(target.key, *pair))
-        .collect();
-    Ok(state.store().pending_pairs(
-        shelf(target.key),
-        request_id,
-        idempotency_key.unwrap_or(""),
-        &owned,
-        Utc::now(),
-    ))
+        .partition(|pair| owns_pair(target.key, *pair));
+    let store = state.store();
+    let now = Utc::now();
+    Ok(store
+        .pending_pairs(
+            shelf(target.key),
+            request_id,
+            idempotency_key.unwrap_or(""),
+            &owned,
+            now,
+        )
+        .into_iter()
+        .chain(store.unowned_pairs(shelf(target.key), &unowned, now))
+        .collect())
 }
 
 /// What the answer to a PaymentIntent create records: the pairs of the

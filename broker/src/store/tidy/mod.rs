@@ -172,23 +172,30 @@ impl Tidied {
 const ESTIMATED_PAST: u64 = 100_000;
 
 /// The tables whose rows the broker counts for `/metrics`.
-pub const TABLES: [&str; 9] = [
+pub const TABLES: [&str; 10] = [
     "audit",
     "keys",
     "spend",
     "objects",
     "object_pairs",
     "pending_pairs",
+    "unowned_pairs",
     "unrecorded_creates",
     "idempotent_requests",
     "role_spend",
 ];
 
 /// The tables of metadata pairs ([`crate::store::pairs`]), and each one's key.
-const PAIR_TABLES: [&str; 3] = ["object_pairs", "pending_pairs", "unrecorded_creates"];
-const PAIR_KEYS: [&str; 3] = [
+const PAIR_TABLES: [&str; 4] = [
+    "object_pairs",
+    "pending_pairs",
+    "unowned_pairs",
+    "unrecorded_creates",
+];
+const PAIR_KEYS: [&str; 4] = [
     "vendor, account, kind, name, value, object_id",
     "request_id, name",
+    "id",
     "id",
 ];
 

@@ -271,7 +271,34 @@ async fn a_lost_create_answer_holds_back_other_checkouts_of_its_order() {
     let held = stack
         .start(&unique("busy-lost"), checkout(order, 400, "pm_card_visa"))
         .await;
-    tokio::time::sleep(std::time::Duration::from_secs(8)).await;
+    // Its charge is refused for now: the record is not whole (pending), and
+    // the list cannot be read to its end.
+    keylease_testkit::eventually(
+        std::time::Duration::from_secs(30),
+        "the charge refused, retryable, for the pending create",
+        || async {
+            let description = held
+                .describe(temporalio_client::WorkflowDescribeOptions::default())
+                .await
+                .ok()?;
+            description
+                .raw_description
+                .pending_activities
+                .iter()
+                .any(|a| {
+                    a.activity_id == "charge"
+                        && a.attempt >= 2
+                        && a.last_failure.as_ref().is_some_and(|failure| {
+                            failure.message.contains("not whole (pending)")
+                                && failure
+                                    .message
+                                    .contains("not left to Stripe's search alone")
+                        })
+                })
+                .then_some(())
+        },
+    )
+    .await;
     let step = held
         .query(
             keylease_workflows::CheckoutWorkflow::status,
@@ -303,7 +330,8 @@ async fn a_lost_create_answer_holds_back_other_checkouts_of_its_order() {
 /// The checkout whose create's answer was lost is not held back by it: its
 /// retry sends the same idempotency key (the broker's record does not count
 /// a pending create of it), replays the create and completes, on a busy
-/// account with search behind.
+/// account with search behind — from the record, whole: no page of the
+/// account's list is read.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_checkout_whose_create_answer_was_lost_completes_on_a_busy_account() {
     let stack = Stack::spawn("busy-own-lost-answer").await;
@@ -318,13 +346,8 @@ async fn a_checkout_whose_create_answer_was_lost_completes_on_a_busy_account() {
         .fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit"}))
         .await;
     let order = "order-busy-own-lost-answer";
-    let ended = checked_out(
-        &stack,
-        &unique("busy-own-lost"),
-        checkout(order, 400, "pm_card_visa"),
-        true,
-    )
-    .await;
+    let wf = unique("busy-own-lost");
+    let ended = checked_out(&stack, &wf, checkout(order, 400, "pm_card_visa"), true).await;
     assert!(
         matches!(ended, CheckoutOutcome::Completed { .. }),
         "{ended:?}"
@@ -335,5 +358,30 @@ async fn a_checkout_whose_create_answer_was_lost_completes_on_a_busy_account() {
         .filter(|pi| pi["status"] == "succeeded")
         .count();
     assert_eq!(paid, 1, "charged once");
+    let audit: serde_json::Value = stack
+        .http
+        .get(format!(
+            "http://{}/v1/audit?label_prefix=temporal-{wf}-&limit=1000",
+            stack.broker
+        ))
+        .bearer_auth(keylease_tests::stack::ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("audit rows");
+    let rows = audit["records"].as_array().expect("records");
+    assert!(
+        rows.iter()
+            .any(|row| row["path"] == "/v1/keys/self/objects"),
+        "{audit}"
+    );
+    assert!(
+        !rows
+            .iter()
+            .any(|row| row["method"] == "GET" && row["path"] == "/v1/payment_intents"),
+        "the list was read: {audit}"
+    );
     stack.stop().await;
 }
