@@ -39,6 +39,16 @@ pub fn within_limits(name: &str, value: &str) -> bool {
     !name.is_empty() && name.chars().count() <= MAX_NAME && value.chars().count() <= MAX_VALUE
 }
 
+/// The pairs of `pairs` a row is written for: within Stripe's limits, at
+/// most [`MAX_PAIRS`]; `None` when that is none.
+fn recordable<'p>(pairs: &'p [(&'p str, &'p str)]) -> Option<Vec<&'p (&'p str, &'p str)>> {
+    let pairs: Vec<_> = (pairs.iter())
+        .filter(|(name, value)| within_limits(name, value))
+        .take(MAX_PAIRS)
+        .collect();
+    (!pairs.is_empty()).then_some(pairs)
+}
+
 /// Why a lookup is not whole.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -111,13 +121,7 @@ impl Store {
         pairs: &[(&str, &str)],
         now: DateTime<Utc>,
     ) -> Option<Statement> {
-        let pairs: Vec<_> = (pairs.iter())
-            .filter(|(name, value)| within_limits(name, value))
-            .take(MAX_PAIRS)
-            .collect();
-        if pairs.is_empty() {
-            return None;
-        }
+        let pairs = recordable(pairs)?;
         let mut args: Vec<Arg> = vec![
             request_id.into(),
             shelf.vendor.into(),
@@ -210,13 +214,7 @@ impl Store {
         pairs: &[(&str, &str)],
         created: DateTime<Utc>,
     ) -> Option<Statement> {
-        let pairs: Vec<_> = (pairs.iter())
-            .filter(|(name, value)| within_limits(name, value))
-            .take(MAX_PAIRS)
-            .collect();
-        if pairs.is_empty() {
-            return None;
-        }
+        let pairs = recordable(pairs)?;
         let mut args: Vec<Arg> = vec![
             shelf.vendor.into(),
             shelf.account.into(),

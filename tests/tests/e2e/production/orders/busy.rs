@@ -8,6 +8,26 @@ use keylease_workflows::CheckoutOutcome;
 use super::{checked_out, refused_as_duplicate};
 use crate::production::intents_of;
 
+/// Stripe's search ten minutes behind: only what is read otherwise shows a
+/// payment made just now.
+async fn search_behind(stack: &Stack) {
+    stack
+        .sim_control(
+            "/_sim/config",
+            serde_json::json!({"search_indexing_delay_ms": 600_000}),
+        )
+        .await;
+}
+
+/// How many of `order`'s PaymentIntents at stripe-sim hold its money.
+async fn paid(stack: &Stack, order: &str) -> usize {
+    intents_of(stack, order)
+        .await
+        .into_iter()
+        .filter(|pi| pi["status"] == "succeeded")
+        .count()
+}
+
 /// What a busy account (more PaymentIntents since the checkout began than
 /// the broker scans for one list page) does to the order check: its list
 /// cannot be read to its end, so it relies on Stripe's search for the
@@ -93,12 +113,7 @@ async fn a_payment_behind_a_page_of_unpaid_ones_still_refuses_the_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_payment_behind_a_page_of_unpaid_ones_still_refuses_the_order() {
     let stack = Stack::spawn("fresh-hidden-payment").await;
-    stack
-        .sim_control(
-            "/_sim/config",
-            serde_json::json!({"search_indexing_delay_ms": 600_000}),
-        )
-        .await;
+    search_behind(&stack).await;
     let order = "order-fresh-hidden";
     let ended = checked_out(
         &stack,
@@ -159,11 +174,7 @@ async fn an_order_spread_thin_among_a_busy_accounts_payments_is_checked_out() {
         matches!(ended, CheckoutOutcome::Completed { .. }),
         "{ended:?}"
     );
-    let paid = intents_of(&stack, order)
-        .await
-        .into_iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .count();
+    let paid = paid(&stack, order).await;
     assert_eq!(paid, 1, "charged once");
     stack.stop().await;
 }
@@ -176,12 +187,7 @@ async fn an_order_spread_thin_among_a_busy_accounts_payments_is_checked_out() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fresh_payment_on_a_busy_account_still_refuses_the_order() {
     let stack = Stack::spawn("busy-fresh-payment").await;
-    stack
-        .sim_control(
-            "/_sim/config",
-            serde_json::json!({"search_indexing_delay_ms": 600_000}),
-        )
-        .await;
+    search_behind(&stack).await;
     let order = "order-busy-fresh";
     let ended = checked_out(
         &stack,
@@ -204,11 +210,7 @@ async fn a_fresh_payment_on_a_busy_account_still_refuses_the_order() {
         .await,
     );
     assert!(message.contains(&payment_intent_id), "{message}");
-    let paid = intents_of(&stack, order)
-        .await
-        .into_iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .count();
+    let paid = paid(&stack, order).await;
     assert_eq!(paid, 1, "charged once");
     stack.stop().await;
 }
@@ -221,12 +223,7 @@ async fn a_fresh_payment_on_a_busy_account_still_refuses_the_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_create_answer_holds_back_other_checkouts_of_its_order() {
     let stack = Stack::spawn("busy-lost-answer").await;
-    stack
-        .sim_control(
-            "/_sim/config",
-            serde_json::json!({"search_indexing_delay_ms": 600_000}),
-        )
-        .await;
+    search_behind(&stack).await;
     let order = "order-busy-lost-answer";
     // A charge key of the order, as a worker that then vanished held one.
     let issued: serde_json::Value = stack
@@ -318,11 +315,7 @@ async fn a_lost_create_answer_holds_back_other_checkouts_of_its_order() {
         ),
         "held back: {step:?}"
     );
-    let paid = intents_of(&stack, order)
-        .await
-        .into_iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .count();
+    let paid = paid(&stack, order).await;
     assert_eq!(paid, 1, "charged once, by the create whose answer was lost");
     stack.stop().await;
 }
@@ -335,12 +328,7 @@ async fn a_lost_create_answer_holds_back_other_checkouts_of_its_order() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_checkout_whose_create_answer_was_lost_completes_on_a_busy_account() {
     let stack = Stack::spawn("busy-own-lost-answer").await;
-    stack
-        .sim_control(
-            "/_sim/config",
-            serde_json::json!({"search_indexing_delay_ms": 600_000}),
-        )
-        .await;
+    search_behind(&stack).await;
     crate::production::crowd(&stack, 600).await;
     stack
         .fault(serde_json::json!({"method": "POST", "path": "/v1/payment_intents", "kind": "drop_after_commit"}))
@@ -352,11 +340,7 @@ async fn a_checkout_whose_create_answer_was_lost_completes_on_a_busy_account() {
         matches!(ended, CheckoutOutcome::Completed { .. }),
         "{ended:?}"
     );
-    let paid = intents_of(&stack, order)
-        .await
-        .into_iter()
-        .filter(|pi| pi["status"] == "succeeded")
-        .count();
+    let paid = paid(&stack, order).await;
     assert_eq!(paid, 1, "charged once");
     let audit: serde_json::Value = stack
         .http
