@@ -81,11 +81,14 @@ INSERT INTO unrecorded_creates (created_at)
   WHERE EXISTS (SELECT 1 FROM audit) OR EXISTS (SELECT 1 FROM objects) OR EXISTS (SELECT 1 FROM keys);
 CREATE FUNCTION audit_unrecorded_create() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.records_pairs IS NULL AND NEW.method = 'POST' AND NEW.path = '/v1/payment_intents' THEN
-    INSERT INTO unrecorded_creates (created_at) VALUES (NEW.at);
-  END IF;
+  INSERT INTO unrecorded_creates (created_at) VALUES (NEW.at);
   RETURN NEW;
 END;
 $$;
+-- The condition in WHEN, not in the function: a row of this release queues
+-- no trigger event at all (a plpgsql call on every audit insert cost a
+-- fifth of the creates a role's keys made through two brokers, measured).
 CREATE TRIGGER audit_unrecorded_create AFTER INSERT ON audit
-  FOR EACH ROW EXECUTE FUNCTION audit_unrecorded_create();
+  FOR EACH ROW
+  WHEN (NEW.records_pairs IS NULL AND NEW.method = 'POST' AND NEW.path = '/v1/payment_intents')
+  EXECUTE FUNCTION audit_unrecorded_create();
