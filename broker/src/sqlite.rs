@@ -19,6 +19,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 
 /// How long a connection waits for a lock another process holds (the
@@ -80,6 +81,15 @@ pub fn open(path: &Path, access: Access) -> Result<Connection, sqlx::Error> {
         }
     };
     connection.execute_batch(pragmas).map_err(error)?;
+    // A statement is planned once, for every value bound to it. Otherwise
+    // SQLite plans a statement again each time a value it planned with is
+    // bound anew (a `LIMIT ?`: the record's lookup, issue 24's profile), so
+    // a statement kept prepared is parsed at every run. No broker query
+    // needs a bound value to find its index: the partial indexes' terms
+    // are literals in the statements that use them.
+    connection
+        .set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+        .map_err(error)?;
     // Prepared statements kept per connection: the broker's hot path has a
     // few dozen distinct statements (a page of `IN (…)` ids makes more).
     connection.set_prepared_statement_cache_capacity(64);
@@ -167,6 +177,50 @@ mod tests {
         ] {
             assert!(path_of(memory).is_err(), "{memory}");
         }
+    }
+
+    /// How often SQLite planned `sql` again over two runs with different
+    /// values bound, kept prepared on `connection` as the readers keep it.
+    fn planned_again(connection: &Connection, sql: &str) -> i32 {
+        let mut statement = connection.prepare_cached(sql).unwrap();
+        for (value, limit) in [("ord_1", 101), ("ord_2", 5)] {
+            let mut rows = statement
+                .query(rusqlite::params![
+                    "stripe",
+                    "acct",
+                    "payment_intent",
+                    "order_id",
+                    value,
+                    0,
+                    limit
+                ])
+                .unwrap();
+            while rows.next().unwrap().is_some() {}
+        }
+        statement.get_status(rusqlite::StatementStatus::RePrepare)
+    }
+
+    /// Issue 24's profile: the record's lookup (`LIMIT ?`) was parsed and
+    /// planned again at every run of its kept statement.
+    #[tokio::test]
+    async fn a_kept_statement_is_not_planned_again_for_new_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = crate::store::Store::connect(&url, crate::store::Integrity::Check)
+            .await
+            .unwrap();
+        let sql = crate::store::pairs::OBJECTS_OF_PAIR;
+        // Without the guarantee SQLite does plan it again: what is asserted below can fail.
+        assert!(planned_again(&Connection::open(&path).unwrap(), sql) > 0);
+        for access in [Access::Read, Access::ReadWrite] {
+            assert_eq!(
+                planned_again(&open(&path, access).unwrap(), sql),
+                0,
+                "{access:?}"
+            );
+        }
+        drop(store);
     }
 
     #[test]

@@ -27,6 +27,13 @@ pub const MAX_NAME: usize = 40;
 pub const MAX_VALUE: usize = 500;
 /// Most objects a lookup answers: past them the record is not whole.
 pub const MAX_FOUND: usize = 100;
+
+/// The objects recorded with one pair since a time, oldest first, at most
+/// one more than [`MAX_FOUND`] (bound as `?7`).
+pub(crate) const OBJECTS_OF_PAIR: &str = "SELECT object_id FROM object_pairs
+     WHERE vendor = ?1 AND account = ?2 AND kind = ?3 AND name = ?4 AND value = ?5
+       AND created_at >= ?6
+     ORDER BY created_at, object_id LIMIT ?7";
 /// How long before a lookup's `since` a create forwarded is still counted:
 /// it was forwarded before `since` by the broker's clock and may have made
 /// its object after it by Stripe's (the longest upstream timeout, 10
@@ -299,10 +306,7 @@ impl Store {
             }
             let rows = self
                 .fetch_all(
-                    "SELECT object_id FROM object_pairs
-                     WHERE vendor = ?1 AND account = ?2 AND kind = ?3 AND name = ?4 AND value = ?5
-                       AND created_at >= ?6
-                     ORDER BY created_at, object_id LIMIT ?7",
+                    OBJECTS_OF_PAIR,
                     &[
                         shelf.vendor.into(),
                         shelf.account.into(),
