@@ -30,19 +30,25 @@ const MAX_ADMIN_BODY: usize = 64 * 1024;
 /// `request` with its whole body read, within the broker's body timeout;
 /// and for a role token, the token checked again once it has: a token
 /// revoked or expired while a body was on its way does nothing with it
-/// (the key insert checks it once more, in its own statement).
+/// (the key insert checks it once more, in its own statement). A body the
+/// headers say is empty was never on its way: no second check.
 async fn with_body(
     state: &AppState,
     request: Request,
     caller: &Caller,
 ) -> Result<Request, ApiError> {
     let (parts, body) = request.into_parts();
+    // A body its headers say is empty (a revoke, a read) was whole when the
+    // token was checked: nothing was on its way to check it again for.
+    let on_its_way = axum::body::HttpBody::size_hint(&body).exact() != Some(0);
     let timeout = state.body_timeout();
     let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, MAX_ADMIN_BODY))
         .await
         .map_err(|_| ApiError::RequestTimeout(timeout.as_secs()))?
         .map_err(|_| ApiError::PayloadTooLarge(MAX_ADMIN_BODY))?;
-    if let Caller::Role { token_id, .. } = caller {
+    if let Caller::Role { token_id, .. } = caller
+        && on_its_way
+    {
         let still = identify(state, &parts.headers).await?;
         let same =
             matches!(still, Some((Caller::Role { token_id: now, .. }, _)) if now == *token_id);
