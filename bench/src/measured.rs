@@ -62,6 +62,12 @@ pub struct Measured {
     /// The broker's peak RSS since it started (Keylease only; it served the warm-ups too).
     pub broker_peak_rss: Option<u64>,
     pub lease: Option<Lease>,
+    /// Time the worker's threads waited for a core over the run.
+    pub worker_waited: Duration,
+    /// The same of the broker's (Keylease only).
+    pub broker_waited: Option<Duration>,
+    /// The broker's own time per key issue and per revoke (Keylease only).
+    pub key_calls: Option<(Lease, Lease)>,
     pub ledger: Ledger,
     /// Keys left active after the run (Keylease only).
     pub active_keys: Option<usize>,
@@ -94,7 +100,8 @@ pub struct Histogram {
     sum: f64,
 }
 
-/// The lease overhead (issue + revoke) of the attempts in one run.
+/// The lease overhead (issue + revoke) of the attempts in one run, or the
+/// broker's own time of one kind of key call.
 pub struct Lease {
     pub attempts: f64,
     pub p50: f64,
@@ -150,18 +157,31 @@ fn quantile(buckets: &[(f64, f64)], q: f64) -> f64 {
     lower.0
 }
 
-/// `keylease_key_lease_seconds` from a worker's `/metrics` (empty for the baseline).
-pub async fn scrape(http: &reqwest::Client, metrics: SocketAddr) -> anyhow::Result<Histogram> {
-    let text = http
+/// The `/metrics` text a worker or the broker serves at `metrics`.
+pub async fn metrics_text(http: &reqwest::Client, metrics: SocketAddr) -> anyhow::Result<String> {
+    Ok(http
         .get(format!("http://{metrics}/metrics"))
         .send()
         .await
-        .context("worker /metrics")?
+        .with_context(|| format!("/metrics at {metrics}"))?
         .text()
-        .await?;
+        .await?)
+}
+
+/// The histogram `name` of `text`, the series of `labels` (`call="issue"`,
+/// or empty for a histogram without labels).
+pub fn histogram(text: &str, name: &str, labels: &str) -> anyhow::Result<Histogram> {
+    let (bucket, sum) = if labels.is_empty() {
+        (format!("{name}_bucket{{le=\""), format!("{name}_sum "))
+    } else {
+        (
+            format!("{name}_bucket{{{labels},le=\""),
+            format!("{name}_sum{{{labels}}} "),
+        )
+    };
     let mut histogram = Histogram::default();
     for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("keylease_key_lease_seconds_bucket{le=\"") {
+        if let Some(rest) = line.strip_prefix(bucket.as_str()) {
             let (le, count) = rest.split_once("\"} ").context("a bucket line")?;
             let le = if le == "+Inf" {
                 f64::INFINITY
@@ -169,9 +189,57 @@ pub async fn scrape(http: &reqwest::Client, metrics: SocketAddr) -> anyhow::Resu
                 le.parse()?
             };
             histogram.buckets.push((le, count.trim().parse()?));
-        } else if let Some(sum) = line.strip_prefix("keylease_key_lease_seconds_sum ") {
-            histogram.sum = sum.trim().parse()?;
+        } else if let Some(value) = line.strip_prefix(sum.as_str()) {
+            histogram.sum = value.trim().parse()?;
         }
     }
     Ok(histogram)
+}
+
+/// `keylease_key_lease_seconds` from a worker's `/metrics`.
+pub async fn scrape(http: &reqwest::Client, metrics: SocketAddr) -> anyhow::Result<Histogram> {
+    histogram(
+        &metrics_text(http, metrics).await?,
+        "keylease_key_lease_seconds",
+        "",
+    )
+}
+
+/// The broker's own time per key issue and per revoke
+/// (`keylease_broker_key_call_seconds`) from its `/metrics`.
+pub async fn scrape_key_calls(
+    http: &reqwest::Client,
+    broker: SocketAddr,
+) -> anyhow::Result<[Histogram; 2]> {
+    let text = metrics_text(http, broker).await?;
+    let name = "keylease_broker_key_call_seconds";
+    Ok([
+        histogram(&text, name, "call=\"issue\"")?,
+        histogram(&text, name, "call=\"revoke\"")?,
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_labelled_series_is_read_apart_from_its_neighbours() {
+        let text = "# HELP x\n\
+            k_seconds_sum{call=\"issue\"} 0.5\n\
+            k_seconds_count{call=\"issue\"} 2\n\
+            k_seconds_bucket{call=\"issue\",le=\"0.001\"} 1\n\
+            k_seconds_bucket{call=\"issue\",le=\"+Inf\"} 2\n\
+            k_seconds_sum{call=\"revoke\"} 9\n\
+            k_seconds_bucket{call=\"revoke\",le=\"0.001\"} 7\n\
+            k_seconds_bucket{call=\"revoke\",le=\"+Inf\"} 9\n\
+            l_seconds_sum 3\n\
+            l_seconds_bucket{le=\"+Inf\"} 4\n";
+        let issue = histogram(text, "k_seconds", "call=\"issue\"").unwrap();
+        assert_eq!(issue.buckets, vec![(0.001, 1.0), (f64::INFINITY, 2.0)]);
+        assert_eq!(issue.sum, 0.5);
+        let plain = histogram(text, "l_seconds", "").unwrap();
+        assert_eq!(plain.buckets, vec![(f64::INFINITY, 4.0)]);
+        assert_eq!(plain.sum, 3.0);
+    }
 }

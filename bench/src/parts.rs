@@ -110,6 +110,27 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     ))
 }
 
+/// Time the threads of a process alive now have spent runnable but waiting
+/// for a core (the second field of each `/proc/<pid>/task/<tid>/schedstat`,
+/// in nanoseconds; a thread that has ended is not counted).
+pub fn run_queue_wait(pid: u32) -> anyhow::Result<Duration> {
+    let mut waited = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .with_context(|| format!("/proc/{pid}/task"))?
+    {
+        // A thread may end between the listing and the read.
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("schedstat")) else {
+            continue;
+        };
+        waited += stat
+            .split_whitespace()
+            .nth(1)
+            .context("short schedstat")?
+            .parse::<u64>()?;
+    }
+    Ok(Duration::from_nanos(waited))
+}
+
 /// Peak resident memory of a process so far (`VmHWM`), in bytes.
 pub fn peak_rss(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -15,7 +15,7 @@ struct Line {
     compare: Option<fn(&Measured) -> f64>,
 }
 
-const LINES: [Line; 10] = [
+const LINES: [Line; 12] = [
     Line {
         name: "checkouts/s",
         show: |r| format!("{:.1}", r.per_second()),
@@ -80,6 +80,35 @@ const LINES: [Line; 10] = [
                     l.attempts
                 )
             })
+        },
+        compare: None,
+    },
+    Line {
+        name: "the broker's own time per key issue / revoke, p50 (mean)",
+        show: |r| {
+            r.key_calls
+                .as_ref()
+                .map_or("–".to_owned(), |(issue, revoke)| {
+                    format!(
+                        "{:.2} ({:.2}) / {:.2} ({:.2}) ms",
+                        issue.p50 * 1e3,
+                        issue.mean * 1e3,
+                        revoke.p50 * 1e3,
+                        revoke.mean * 1e3
+                    )
+                })
+        },
+        compare: None,
+    },
+    Line {
+        name: "waiting for a core per checkout, worker / broker threads",
+        show: |r| {
+            format!(
+                "{:.2} / {} ms",
+                r.ms_per_checkout(r.worker_waited),
+                r.broker_waited
+                    .map_or("–".to_owned(), |b| format!("{:.2}", r.ms_per_checkout(b)))
+            )
         },
         compare: None,
     },

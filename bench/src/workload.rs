@@ -217,19 +217,25 @@ impl Worker {
     }
 }
 
-/// CPU time of the parts at one moment.
+/// CPU time of the parts at one moment, and the time the worker's and the
+/// broker's threads waited for a core.
 struct Cpu {
     worker: Duration,
     broker: Duration,
     sim: Duration,
+    worker_waited: Duration,
+    broker_waited: Duration,
 }
 
 impl Cpu {
     fn now(shared: &Shared, worker: &Worker) -> anyhow::Result<Self> {
+        let broker = shared.broker.pid().context("the broker has exited")?;
         Ok(Self {
             worker: parts::cpu_time(worker.pid()?)?,
-            broker: parts::cpu_time(shared.broker.pid().context("the broker has exited")?)?,
+            broker: parts::cpu_time(broker)?,
             sim: parts::cpu_time(shared.sim_part.pid()?)?,
+            worker_waited: parts::run_queue_wait(worker.pid()?)?,
+            broker_waited: parts::run_queue_wait(broker)?,
         })
     }
 }
@@ -254,6 +260,7 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
     .with_context(|| format!("{} warm-up", variant.name()))?;
 
     let lease_before = worker.lease_histogram(&shared.http).await?;
+    let calls_before = measured::scrape_key_calls(&shared.http, shared.broker.addr).await?;
     let cpu_before = Cpu::now(shared, &worker)?;
     let started = Instant::now();
     let mut latencies = checkouts(
@@ -268,6 +275,7 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
     let wall = started.elapsed();
     let cpu_after = Cpu::now(shared, &worker)?;
     let lease_after = worker.lease_histogram(&shared.http).await?;
+    let calls_after = measured::scrape_key_calls(&shared.http, shared.broker.addr).await?;
     let worker_peak_rss = parts::peak_rss(worker.pid()?)?;
     let broker_peak_rss = match variant {
         Variant::Keylease => Some(parts::peak_rss(
@@ -286,6 +294,10 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
     let lease = lease_before
         .zip(lease_after)
         .and_then(|(before, after)| Lease::between(&before, &after));
+    let [issue_before, revoke_before] = &calls_before;
+    let [issue_after, revoke_after] = &calls_after;
+    let key_calls =
+        Lease::between(issue_before, issue_after).zip(Lease::between(revoke_before, revoke_after));
     Ok(Measured {
         variant,
         workflows: args.workflows,
@@ -294,6 +306,15 @@ async fn measure(shared: &Shared, args: &LoadArgs, variant: Variant) -> anyhow::
         worker_cpu: cpu_after.worker - cpu_before.worker,
         broker_cpu: (variant == Variant::Keylease).then(|| cpu_after.broker - cpu_before.broker),
         sim_cpu: cpu_after.sim - cpu_before.sim,
+        worker_waited: cpu_after
+            .worker_waited
+            .saturating_sub(cpu_before.worker_waited),
+        broker_waited: (variant == Variant::Keylease).then(|| {
+            cpu_after
+                .broker_waited
+                .saturating_sub(cpu_before.broker_waited)
+        }),
+        key_calls,
         worker_peak_rss,
         broker_peak_rss,
         lease,

@@ -131,6 +131,11 @@ impl AdminCall {
         }
     }
 
+    /// How long since the call arrived.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     /// This call's audit row, answered `status` (with `code`), acting on key
     /// `key_id` (of `label`) when it names one.
     pub fn record(

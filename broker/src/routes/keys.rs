@@ -109,6 +109,7 @@ pub async fn issue(
         .await?
         .ok_or(ApiError::Unauthorized)?;
     state.metrics().keys_issued.inc();
+    state.metrics().key_call("issue", authorized.call.elapsed());
     tracing::info!(key_id = %key.id, label = %key.label, expires_at = %key.expires_at, "key issued");
     Ok((
         StatusCode::CREATED,
@@ -205,6 +206,9 @@ pub async fn revoke(
         state.metrics().keys_revoked.inc();
         tracing::info!(key_id = %id, "key revoked");
     }
+    state
+        .metrics()
+        .key_call("revoke", authorized.call.elapsed());
     Ok((StatusCode::NO_CONTENT, Extension(Audited)))
 }
 

@@ -297,6 +297,9 @@ async fn metrics_count_keys_proxied_requests_and_cap_refusals() {
         r#"keylease_broker_proxied_requests_total{vendor="stripe",status="200"} 1"#,
         r#"keylease_broker_proxied_requests_total{vendor="stripe",status="429"} 1"#,
         r#"keylease_broker_proxy_seconds_count{vendor="stripe"} 2"#,
+        // Issue 24: the broker's own time of each key call answered.
+        r#"keylease_broker_key_call_seconds_count{call="issue"} 1"#,
+        r#"keylease_broker_key_call_seconds_count{call="revoke"} 2"#,
     ] {
         assert!(
             text.lines().any(|l| l == line),
