@@ -169,28 +169,42 @@ pub async fn metrics_text(http: &reqwest::Client, metrics: SocketAddr) -> anyhow
 }
 
 /// The histogram `name` of `text`, the series of `labels` (`call="issue"`,
-/// or empty for a histogram without labels).
+/// or empty for a histogram without labels; `le` may come before or after
+/// them, as encoders differ).
 pub fn histogram(text: &str, name: &str, labels: &str) -> anyhow::Result<Histogram> {
-    let (bucket, sum) = if labels.is_empty() {
-        (format!("{name}_bucket{{le=\""), format!("{name}_sum "))
-    } else {
-        (
-            format!("{name}_bucket{{{labels},le=\""),
-            format!("{name}_sum{{{labels}}} "),
-        )
-    };
+    let bucket = format!("{name}_bucket{{");
+    let sum = format!("{name}_sum");
     let mut histogram = Histogram::default();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix(bucket.as_str()) {
-            let (le, count) = rest.split_once("\"} ").context("a bucket line")?;
-            let le = if le == "+Inf" {
-                f64::INFINITY
-            } else {
-                le.parse()?
+            let (set, count) = rest.split_once("} ").context("a bucket line")?;
+            let mut le = None;
+            let others: Vec<&str> = set
+                .split(',')
+                .filter(|pair| match pair.strip_prefix("le=") {
+                    Some(value) => {
+                        le = Some(value.trim_matches('"'));
+                        false
+                    }
+                    None => true,
+                })
+                .collect();
+            if others.join(",") != labels {
+                continue;
+            }
+            let le = match le.context("a bucket without le")? {
+                "+Inf" => f64::INFINITY,
+                bound => bound.parse()?,
             };
             histogram.buckets.push((le, count.trim().parse()?));
-        } else if let Some(value) = line.strip_prefix(sum.as_str()) {
-            histogram.sum = value.trim().parse()?;
+        } else if let Some(rest) = line.strip_prefix(sum.as_str()) {
+            let (set, value) = match rest.strip_prefix('{') {
+                Some(labelled) => labelled.split_once("} ").context("a sum line")?,
+                None => ("", rest),
+            };
+            if set == labels {
+                histogram.sum = value.trim().parse()?;
+            }
         }
     }
     Ok(histogram)
@@ -228,7 +242,7 @@ mod tests {
         let text = "# HELP x\n\
             k_seconds_sum{call=\"issue\"} 0.5\n\
             k_seconds_count{call=\"issue\"} 2\n\
-            k_seconds_bucket{call=\"issue\",le=\"0.001\"} 1\n\
+            k_seconds_bucket{le=\"0.001\",call=\"issue\"} 1\n\
             k_seconds_bucket{call=\"issue\",le=\"+Inf\"} 2\n\
             k_seconds_sum{call=\"revoke\"} 9\n\
             k_seconds_bucket{call=\"revoke\",le=\"0.001\"} 7\n\
