@@ -64,8 +64,9 @@ pub struct BrokerMetrics {
     pub proxied: Family<ProxyLabels, Counter>,
     /// Seconds per proxied request, upstream included.
     pub proxy_seconds: Family<VendorLabels, Histogram>,
-    /// Time per key issue or revoke that answered, from its arrival at the
-    /// handlers to its answer (its durable commit included).
+    /// Time per key issue or revoke that answered, from its caller
+    /// identified to its answer (an issue's body still to come, and its
+    /// durable commit, included).
     pub key_call_seconds: Family<KeyCallLabels, Histogram>,
     /// Rows each table held when tidy last counted them.
     pub table_rows: Family<TableLabels, Gauge>,

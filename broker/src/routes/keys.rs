@@ -20,6 +20,7 @@ use crate::new_key::{IssueKeyRequest, NewKey};
 use crate::routes::admin_audit::Audited;
 use crate::state::AppState;
 use crate::store::KeyFilter;
+use crate::store::keys::Revoked;
 use crate::stripe::VENDOR;
 use crate::token::{new_key_id, new_token, token_hash};
 use crate::usd::micros_to_usd;
@@ -95,7 +96,10 @@ pub async fn issue(
         .call
         .record(201, None, Some(&id), Some(&new_key.label));
     // Written only with the key: a role token revoked before the write issues nothing.
-    let audit = state.store().record_admin_call_on_key(&issued, &id);
+    let audit =
+        state
+            .store()
+            .record_admin_call_on_key(&issued, &id, authorized.caller.token_id(), now);
     let key = state
         .store()
         .insert_key(
@@ -193,18 +197,21 @@ pub async fn revoke(
     if authorized.caller.role().is_some() {
         visible_key(&state, &authorized, &id).await?;
     }
-    let admin = &authorized;
     // Written only if the key exists; a 404 is audited after the handler.
-    let record = admin.call.record(204, None, Some(&id), None);
-    let audit = state.store().record_admin_call_on_key(&record, &id);
-    let revoked_now = state
+    let record = authorized.call.record(204, None, Some(&id), None);
+    let revoked = state
         .store()
-        .revoke(&id, Utc::now(), vec![audit])
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no key {id}")))?;
-    if revoked_now {
-        state.metrics().keys_revoked.inc();
-        tracing::info!(key_id = %id, "key revoked");
+        .revoke(&id, &authorized.caller, &record, Utc::now())
+        .await?;
+    match revoked {
+        Revoked::Now => {
+            state.metrics().keys_revoked.inc();
+            tracing::info!(key_id = %id, "key revoked");
+        }
+        Revoked::Already => {}
+        Revoked::NoKey => return Err(ApiError::NotFound(format!("no key {id}"))),
+        // Revoked after it was checked: the revocation answered first holds.
+        Revoked::CallerGone => return Err(ApiError::Unauthorized),
     }
     state
         .metrics()
@@ -236,16 +243,11 @@ pub async fn revoke_by_prefix(
     let record = admin
         .call
         .record(200, None, None, Some(&request.label_prefix));
-    let audit = state.store().record_audit(&record, 0, None);
     let revoked = state
         .store()
-        .revoke_by_prefix(
-            &request.label_prefix,
-            admin.caller.role_name(),
-            Utc::now(),
-            vec![audit],
-        )
-        .await?;
+        .revoke_by_prefix(&request.label_prefix, &admin.caller, &record, Utc::now())
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
     state.metrics().keys_revoked.inc_by(revoked);
     tracing::info!(label_prefix = %request.label_prefix, revoked, "keys revoked by label prefix");
     Ok((Extension(Audited), Json(json!({ "revoked": revoked }))))

@@ -108,6 +108,40 @@ impl Store {
         .with_line(self.log_line(record))
     }
 
+    /// The audit row of an admin call, written only if the caller's role
+    /// token (`token_id`; `None`: the admin) is live at `now`: a statement
+    /// for [`Store::write`], to commit with the call's own write.
+    pub fn record_audit_if_live(
+        &self,
+        record: &AuditRecord,
+        token_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Statement {
+        let live = super::roles::caller_live(12, 13);
+        self.statement(
+            &format!(
+                "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, 1 WHERE {live}"
+            ),
+            vec![
+                millis(record.at).into(),
+                record.key_id.as_deref().into(),
+                record.label.as_deref().into(),
+                record.vendor.as_str().into(),
+                record.method.as_str().into(),
+                record.path.as_str().into(),
+                i64::from(record.status).into(),
+                record.code.as_deref().into(),
+                record.latency_ms.into(),
+                record.requests.into(),
+                record.actor.as_deref().into(),
+                token_id.into(),
+                millis(now).into(),
+            ],
+        )
+        .with_line(self.log_line(record))
+    }
+
     /// The audit log's line of `record`, when there is a log and the record
     /// is final (a money request's row in flight is logged once answered).
     fn log_line(&self, record: &AuditRecord) -> Option<Vec<u8>> {
@@ -116,11 +150,22 @@ impl Store {
     }
 
     /// The audit row of an admin call on key `key_id`, written only if that
-    /// key exists: a statement for [`Store::write`], to commit with the call's own write.
-    pub fn record_admin_call_on_key(&self, record: &AuditRecord, key_id: &str) -> Statement {
+    /// key exists and the caller's role token (`token_id`; `None`: the
+    /// admin) is live at `now`: a statement for [`Store::write`], to commit
+    /// with the call's own write.
+    pub fn record_admin_call_on_key(
+        &self,
+        record: &AuditRecord,
+        key_id: &str,
+        token_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Statement {
+        let live = super::roles::caller_live(10, 11);
         self.statement(
-            "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)
-             SELECT ?1, ?2, label, ?3, ?4, ?5, ?6, ?7, 0, ?8, 1, ?9, 1 FROM keys WHERE id = ?2",
+            &format!(
+                "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)
+                 SELECT ?1, ?2, label, ?3, ?4, ?5, ?6, ?7, 0, ?8, 1, ?9, 1 FROM keys WHERE id = ?2 AND {live}"
+            ),
             vec![
                 millis(record.at).into(),
                 key_id.into(),
@@ -131,6 +176,8 @@ impl Store {
                 record.code.as_deref().into(),
                 record.latency_ms.into(),
                 record.actor.as_deref().into(),
+                token_id.into(),
+                millis(now).into(),
             ],
         )
         .with_line(self.log_line(record))

@@ -5,7 +5,7 @@ use super::read::Row;
 use chrono::{DateTime, Utc};
 
 use super::spend::PERIOD_SQL;
-use super::{Store, decode_err, from_millis, millis};
+use super::{AuditRecord, Store, decode_err, from_millis, millis};
 use crate::group_commit::Statement;
 use crate::key::{KeyRecord, KeyRole, KeyStatus, LIFETIME_CAP_LIMIT_MS, SpendPeriod};
 use crate::new_key::NewKey;
@@ -61,6 +61,19 @@ fn key_from_row(row: &Row) -> Result<KeyRecord, sqlx::Error> {
             .transpose()?,
         issued_by: row.get("issued_by")?,
     })
+}
+
+/// What a key revoke did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoked {
+    /// This call revoked the key.
+    Now,
+    /// It already was, and keeps its first revocation time.
+    Already,
+    /// There is no such key.
+    NoKey,
+    /// The caller's role token was revoked or expired before the write: nothing written.
+    CallerGone,
 }
 
 impl Store {
@@ -197,43 +210,72 @@ impl Store {
             .collect()
     }
 
-    /// Revokes one key: `None` if there is no such key, else whether this call
-    /// revoked it (`false`: it already was, and keeps its first revocation time).
-    /// `with` (the call's audit row) commits in the same unit.
+    /// Revokes one key for `caller`, with the call's audit row `record`, in
+    /// one unit: neither is written if the caller's role token is no longer
+    /// live when it commits (it was identified before: a revocation of the
+    /// token answered in between must leave the key as it was).
     pub async fn revoke(
         &self,
         id: &str,
+        caller: &Caller,
+        record: &AuditRecord,
         now: DateTime<Utc>,
-        with: Vec<Statement>,
-    ) -> Result<Option<bool>, sqlx::Error> {
-        let mut unit = vec![self.statement(
-            "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-            vec![id.into(), millis(now).into()],
-        )];
-        unit.extend(with);
-        let revoked = self.write(unit).await?.first().copied().unwrap_or(0);
-        if revoked > 0 {
-            return Ok(Some(true));
-        }
-        Ok(self.key(id).await?.map(|_| false))
+    ) -> Result<Revoked, sqlx::Error> {
+        let token = caller.token_id();
+        let live = super::roles::caller_live(3, 2);
+        let unit = vec![
+            self.statement(
+                &format!(
+                    "UPDATE keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL AND {live}"
+                ),
+                vec![id.into(), millis(now).into(), token.into()],
+            ),
+            self.record_admin_call_on_key(record, id, token, now),
+        ];
+        let written = self.write(unit).await?;
+        Ok(match written.as_slice() {
+            [revoked, 1] if *revoked > 0 => Revoked::Now,
+            [_, 1] => Revoked::Already,
+            // Its audit row was not written: no such key, or the caller's token is gone.
+            _ => match self.key(id).await? {
+                None => Revoked::NoKey,
+                Some(_) => Revoked::CallerGone,
+            },
+        })
     }
 
-    /// Revokes every active key whose label starts with `prefix`; returns how
-    /// many. `with` (the call's audit row) commits in the same unit.
+    /// Revokes every active key whose label starts with `prefix` (of the
+    /// caller's role, for a role token), with the call's audit row `record`
+    /// in one unit; how many, or `None` if the caller's role token is no
+    /// longer live when it commits (then nothing is written).
     pub async fn revoke_by_prefix(
         &self,
         prefix: &str,
-        role: Option<&str>,
+        caller: &Caller,
+        record: &AuditRecord,
         now: DateTime<Utc>,
-        with: Vec<Statement>,
-    ) -> Result<u64, sqlx::Error> {
-        let mut unit = vec![self.statement(
-            "UPDATE keys SET revoked_at = ?1
-             WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2
-               AND (?3 IS NULL OR role = ?3)",
-            vec![millis(now).into(), prefix.into(), role.into()],
-        )];
-        unit.extend(with);
-        Ok(self.write(unit).await?.first().copied().unwrap_or(0))
+    ) -> Result<Option<u64>, sqlx::Error> {
+        let token = caller.token_id();
+        let live = super::roles::caller_live(4, 1);
+        let unit = vec![
+            self.statement(
+                &format!(
+                    "UPDATE keys SET revoked_at = ?1
+                     WHERE revoked_at IS NULL AND expires_at > ?1 AND substr(label, 1, length(?2)) = ?2
+                       AND (?3 IS NULL OR role = ?3) AND {live}"
+                ),
+                vec![
+                    millis(now).into(),
+                    prefix.into(),
+                    caller.role_name().into(),
+                    token.into(),
+                ],
+            ),
+            self.record_audit_if_live(record, token, now),
+        ];
+        Ok(match self.write(unit).await?.as_slice() {
+            [revoked, 1] => Some(*revoked),
+            _ => None,
+        })
     }
 }

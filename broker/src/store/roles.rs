@@ -45,6 +45,17 @@ pub struct RoleToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// The SQL condition that the role token bound as `?{token}` is live at
+/// the time bound as `?{now}` (Unix ms), or that none is bound (the admin):
+/// for a role token's write, so that a token revoked after the call was
+/// identified, and before its write commits, writes nothing.
+pub(crate) fn caller_live(token: u8, now: u8) -> String {
+    format!(
+        "(?{token} IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?{token}
+           AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?{now})))"
+    )
+}
+
 impl Store {
     /// Stores a new role; `false` if one of that name exists. `with` (the
     /// call's audit row) commits in the same unit.

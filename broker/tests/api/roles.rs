@@ -689,3 +689,88 @@ pub async fn a_role_cannot_take_another_issuers_objects_by_its_label(backend: Ba
         "the admin key's Idempotency-Key is not the role's to replay"
     );
 }
+
+/// Found by attacking issue 24's change: a role token's key revoke (or
+/// revoke by prefix), identified while the token was live, still committed
+/// after another broker had revoked the token and answered 204 — its write
+/// waited for SQLite's lock meanwhile. The revoke now writes only if the
+/// token is live in its own unit. (SQLite: its writer's transaction sees
+/// every commit before it. On PostgreSQL a statement sees those before it
+/// starts, as a key issue's does.)
+#[tokio::test]
+async fn a_role_token_revoked_while_its_revoke_waits_to_commit_revokes_nothing() {
+    let broker = TestBroker::spawn(Backend::Sqlite).await;
+    let path = broker
+        .database_url
+        .strip_prefix("sqlite://")
+        .unwrap()
+        .to_owned();
+    let (status, _) = broker
+        .admin(Method::POST, "/v1/roles", Some(worker_role("worker", 10.0)))
+        .await;
+    assert_eq!(status, 201);
+    for (round, path_of) in [("one", "/v1/keys/{id}"), ("prefix", "/v1/keys/revoke")] {
+        let (_, issued) = broker
+            .admin(Method::POST, "/v1/roles/worker/tokens", Some(json!({})))
+            .await;
+        let (token_id, token) = (
+            issued["id"].as_str().unwrap().to_owned(),
+            issued["token"].as_str().unwrap().to_owned(),
+        );
+        let label = format!("temporal-{round}-charge");
+        let (status, key) = call(
+            broker.addr,
+            &token,
+            Method::POST,
+            "/v1/keys",
+            Some(key_request(&label, &[CHARGE], 5.0)),
+        )
+        .await;
+        assert_eq!(status, 201, "{key}");
+        let key_id = key["id"].as_str().unwrap().to_owned();
+
+        // Another writer holds the file (another broker's unit, or tidy).
+        let held = rusqlite::Connection::open(&path).unwrap();
+        held.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let revoke = {
+            let (addr, token, key_id) = (broker.addr, token.clone(), key_id.clone());
+            let label = label.clone();
+            tokio::spawn(async move {
+                if path_of == "/v1/keys/revoke" {
+                    call(
+                        addr,
+                        &token,
+                        Method::POST,
+                        path_of,
+                        Some(json!({ "label_prefix": label })),
+                    )
+                    .await
+                } else {
+                    call(
+                        addr,
+                        &token,
+                        Method::DELETE,
+                        &format!("/v1/keys/{key_id}"),
+                        None,
+                    )
+                    .await
+                }
+            })
+        };
+        // The call is identified and waits for the file; the token's
+        // revocation commits first (as another broker's would) and the lock goes.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        held.execute(
+            "UPDATE role_tokens SET revoked_at = ?1 WHERE id = ?2",
+            rusqlite::params![chrono::Utc::now().timestamp_millis(), token_id],
+        )
+        .unwrap();
+        held.execute_batch("COMMIT").unwrap();
+        let (status, body) = revoke.await.unwrap();
+        assert_eq!(status, 401, "{round}: {body}");
+        let (_, kept) = broker
+            .admin(Method::GET, &format!("/v1/keys/{key_id}"), None)
+            .await;
+        assert_eq!(kept["status"], "active", "{round}: {kept}");
+    }
+}
