@@ -20,7 +20,7 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Longest `Stripe-Version` value forwarded.
 const MAX_STRIPE_VERSION: usize = 64;
 
-const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+pub(super) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const STRIPE_VERSION: HeaderName = HeaderName::from_static("stripe-version");
 const STRIPE_ACCOUNT: HeaderName = HeaderName::from_static("stripe-account");
 

@@ -47,10 +47,9 @@ impl Upstream {
                 headers.append(name.clone(), value.clone());
             }
         }
-        let idempotency_key = HeaderName::from_static("idempotency-key");
-        headers.remove(&idempotency_key);
+        headers.remove(&super::authz::IDEMPOTENCY_KEY);
         if let Some(value) = client_idempotency_key {
-            headers.insert(idempotency_key, value);
+            headers.insert(super::authz::IDEMPOTENCY_KEY, value);
         }
         response
     }
