@@ -117,7 +117,7 @@ impl Store {
         token_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Statement {
-        let live = super::roles::caller_live(12, 13);
+        let live = self.caller_live(12, 13);
         self.statement(
             &format!(
                 "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)
@@ -160,7 +160,7 @@ impl Store {
         token_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Statement {
-        let live = super::roles::caller_live(10, 11);
+        let live = self.caller_live(10, 11);
         self.statement(
             &format!(
                 "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)

@@ -97,11 +97,13 @@ impl Store {
         let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
         let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
         let allowed_metadata = serde_json::to_string(&key.allowed_metadata).map_err(decode_err)?;
+        let live = self.caller_live(14, 8);
         let mut unit = vec![self.statement(
-            "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata, role, issued_by, namespace)
-             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
-             WHERE ?14 IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?14 AND role = ?13
-               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?8))",
+            &format!(
+                "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata, role, issued_by, namespace)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
+                 WHERE {live} AND (?14 IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?14 AND role = ?13))"
+            ),
             vec![
                 id.into(),
                 token_hash.into(),
@@ -222,7 +224,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Revoked, sqlx::Error> {
         let token = caller.token_id();
-        let live = super::roles::caller_live(3, 2);
+        let live = self.caller_live(3, 2);
         let unit = vec![
             self.statement(
                 &format!(
@@ -256,7 +258,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<u64>, sqlx::Error> {
         let token = caller.token_id();
-        let live = super::roles::caller_live(4, 1);
+        let live = self.caller_live(4, 1);
         let unit = vec![
             self.statement(
                 &format!(

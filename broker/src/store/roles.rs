@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::read::Row;
 use chrono::{DateTime, Utc};
 
-use super::{Store, decode_err, from_millis, millis};
+use super::{Backend, Store, decode_err, from_millis, millis};
 use crate::group_commit::Statement;
 use crate::key::SpendPeriod;
 use crate::role::Role;
@@ -45,15 +45,27 @@ pub struct RoleToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// The SQL condition that the role token bound as `?{token}` is live at
-/// the time bound as `?{now}` (Unix ms), or that none is bound (the admin):
-/// for a role token's write, so that a token revoked after the call was
-/// identified, and before its write commits, writes nothing.
-pub(crate) fn caller_live(token: u8, now: u8) -> String {
-    format!(
-        "(?{token} IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?{token}
-           AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?{now})))"
-    )
+impl Store {
+    /// The SQL condition that the role token bound as `?{token}` is live at
+    /// the time bound as `?{now}` (Unix ms), or that none is bound (the
+    /// admin): for a role token's write, so that a token revoked after the
+    /// call was identified, and before its write commits, writes nothing.
+    /// On PostgreSQL it holds the token's row (`FOR SHARE`) to the unit's
+    /// commit: each statement there sees what committed before it began, so
+    /// without it a revocation could commit between two statements of one
+    /// unit (or after its one statement began), and it now waits for the
+    /// unit instead. SQLite's writer transaction already sees every commit
+    /// before it and holds the file until its own.
+    pub(crate) fn caller_live(&self, token: u8, now: u8) -> String {
+        let lock = match self.backend {
+            Backend::Postgres => " FOR SHARE",
+            Backend::Sqlite => "",
+        };
+        format!(
+            "(?{token} IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?{token}
+               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?{now}){lock}))"
+        )
+    }
 }
 
 impl Store {

@@ -105,6 +105,7 @@ on_both_backends! {
     roles::a_roles_daily_cap_holds_across_its_keys_and_brokers,
     roles::a_restarted_broker_leaves_its_unused_slice_counted,
     roles::a_role_token_revoked_while_its_body_arrives_issues_nothing,
+    roles::a_role_token_revoked_while_its_revoke_waits_to_commit_revokes_nothing,
     roles::a_role_cannot_take_another_issuers_objects_by_its_label,
     attacks::lists_and_searches_show_a_key_only_what_it_may_see,
     attacks::a_list_with_nothing_visible_for_pages_is_refused_not_emptied,

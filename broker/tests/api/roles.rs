@@ -692,19 +692,19 @@ pub async fn a_role_cannot_take_another_issuers_objects_by_its_label(backend: Ba
 
 /// Found by attacking issue 24's change: a role token's key revoke (or
 /// revoke by prefix), identified while the token was live, still committed
-/// after another broker had revoked the token and answered 204 — its write
-/// waited for SQLite's lock meanwhile. The revoke now writes only if the
-/// token is live in its own unit. (SQLite: its writer's transaction sees
-/// every commit before it. On PostgreSQL a statement sees those before it
-/// starts, as a key issue's does.)
-#[tokio::test]
-async fn a_role_token_revoked_while_its_revoke_waits_to_commit_revokes_nothing() {
-    let broker = TestBroker::spawn(Backend::Sqlite).await;
-    let path = broker
-        .database_url
-        .strip_prefix("sqlite://")
-        .unwrap()
-        .to_owned();
+/// after another broker had revoked the token and answered 204 (its write
+/// waited for SQLite's lock meanwhile; on PostgreSQL a revocation could
+/// commit between the statements of its unit). The revoke now writes only
+/// if the token is live in its own unit, and on PostgreSQL holds the
+/// token's row to its commit: here the revocation is in progress (another
+/// broker's open transaction) while the call is identified and writes, and
+/// commits; the call then writes nothing.
+pub async fn a_role_token_revoked_while_its_revoke_waits_to_commit_revokes_nothing(
+    backend: Backend,
+) {
+    use sqlx::Connection as _;
+    let broker = TestBroker::spawn(backend).await;
+    sqlx::any::install_default_drivers();
     let (status, _) = broker
         .admin(Method::POST, "/v1/roles", Some(worker_role("worker", 10.0)))
         .await;
@@ -729,9 +729,18 @@ async fn a_role_token_revoked_while_its_revoke_waits_to_commit_revokes_nothing()
         assert_eq!(status, 201, "{key}");
         let key_id = key["id"].as_str().unwrap().to_owned();
 
-        // Another writer holds the file (another broker's unit, or tidy).
-        let held = rusqlite::Connection::open(&path).unwrap();
-        held.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // Another broker revokes the token: written, not yet committed.
+        let mut other = sqlx::AnyConnection::connect(&broker.database_url)
+            .await
+            .unwrap();
+        let mut open = other.begin().await.unwrap();
+        let revoked = sqlx::query("UPDATE role_tokens SET revoked_at = $1 WHERE id = $2")
+            .bind(chrono::Utc::now().timestamp_millis())
+            .bind(token_id.as_str())
+            .execute(&mut *open)
+            .await
+            .unwrap();
+        assert_eq!(revoked.rows_affected(), 1);
         let revoke = {
             let (addr, token, key_id) = (broker.addr, token.clone(), key_id.clone());
             let label = label.clone();
@@ -757,15 +766,10 @@ async fn a_role_token_revoked_while_its_revoke_waits_to_commit_revokes_nothing()
                 }
             })
         };
-        // The call is identified and waits for the file; the token's
-        // revocation commits first (as another broker's would) and the lock goes.
+        // The call is identified (the token still reads live) and writes;
+        // the revocation commits, and would be answered 204 now.
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        held.execute(
-            "UPDATE role_tokens SET revoked_at = ?1 WHERE id = ?2",
-            rusqlite::params![chrono::Utc::now().timestamp_millis(), token_id],
-        )
-        .unwrap();
-        held.execute_batch("COMMIT").unwrap();
+        open.commit().await.unwrap();
         let (status, body) = revoke.await.unwrap();
         assert_eq!(status, 401, "{round}: {body}");
         let (_, kept) = broker
@@ -773,4 +777,46 @@ async fn a_role_token_revoked_while_its_revoke_waits_to_commit_revokes_nothing()
             .await;
         assert_eq!(kept["status"], "active", "{round}: {kept}");
     }
+
+    // A key issue the same way: nothing issued.
+    let (_, issued) = broker
+        .admin(Method::POST, "/v1/roles/worker/tokens", Some(json!({})))
+        .await;
+    let (token_id, token) = (
+        issued["id"].as_str().unwrap().to_owned(),
+        issued["token"].as_str().unwrap().to_owned(),
+    );
+    let mut other = sqlx::AnyConnection::connect(&broker.database_url)
+        .await
+        .unwrap();
+    let mut open = other.begin().await.unwrap();
+    sqlx::query("UPDATE role_tokens SET revoked_at = $1 WHERE id = $2")
+        .bind(chrono::Utc::now().timestamp_millis())
+        .bind(token_id.as_str())
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    let addr = broker.addr;
+    let issue = tokio::spawn(async move {
+        call(
+            addr,
+            &token,
+            Method::POST,
+            "/v1/keys",
+            Some(key_request("temporal-late-issue", &[CHARGE], 5.0)),
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    open.commit().await.unwrap();
+    let (status, body) = issue.await.unwrap();
+    assert_eq!(status, 401, "issue: {body}");
+    let (_, keys) = broker
+        .admin(
+            Method::GET,
+            "/v1/keys?label_prefix=temporal-late-issue",
+            None,
+        )
+        .await;
+    assert_eq!(keys["keys"], json!([]), "nothing issued: {keys}");
 }
