@@ -30,8 +30,8 @@ pub enum Op {
     },
     /// `POST /v1/keys` then `DELETE /v1/keys/{id}`: one iteration is the pair.
     IssueRevoke {
-        /// The admin token.
-        admin: String,
+        /// The admin token, or a role's.
+        issuer: String,
         /// The key request's JSON.
         key: String,
     },
@@ -230,10 +230,10 @@ async fn once(sender: &mut SendRequest<Full<Bytes>>, op: &Op) -> bool {
                 .map(|form| ("application/x-www-form-urlencoded", form.clone()));
             matches!(send(sender, method.clone(), path, token, body).await, Some((status, _)) if status == *expect)
         }
-        Op::IssueRevoke { admin, key } => {
+        Op::IssueRevoke { issuer, key } => {
             let body = Some(("application/json", key.clone()));
             let Some((StatusCode::CREATED, issued)) =
-                send(sender, Method::POST, "/v1/keys", admin, body).await
+                send(sender, Method::POST, "/v1/keys", issuer, body).await
             else {
                 return false;
             };
@@ -245,7 +245,7 @@ async fn once(sender: &mut SendRequest<Full<Bytes>>, op: &Op) -> bool {
             };
             let path = format!("/v1/keys/{id}");
             matches!(
-                send(sender, Method::DELETE, &path, admin, None).await,
+                send(sender, Method::DELETE, &path, issuer, None).await,
                 Some((StatusCode::NO_CONTENT, _))
             )
         }

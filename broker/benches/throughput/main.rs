@@ -153,13 +153,45 @@ impl Setup {
         ops
     }
 
-    fn issue_revoke_ops(connections: usize) -> Vec<Op> {
+    fn issue_revoke_ops(connections: usize, issuer: &str) -> Vec<Op> {
         (0..connections)
             .map(|i| Op::IssueRevoke {
-                admin: ADMIN_TOKEN.to_owned(),
+                issuer: issuer.to_owned(),
                 key: key_request(&format!("temporal-bench-lease-{i}")).to_string(),
             })
             .collect()
+    }
+
+    /// A token of a new role `name` that may issue the bench's keys.
+    async fn role_token(&self, name: &str) -> String {
+        let role: Value = self
+            .http
+            .post(format!("http://{}/v1/roles", self.broker))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({
+                "name": name, "vendor": "stripe", "label_prefix": "temporal-",
+                "allowed_endpoints": ["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
+                "max_key_usd_cap": 1_000_000_000, "daily_usd_cap": 1_000_000_000, "max_expires_in": 3600,
+            }))
+            .send()
+            .await
+            .expect("create the role")
+            .json()
+            .await
+            .expect("role");
+        assert_eq!(role["name"], name, "{role}");
+        let token: Value = self
+            .http
+            .post(format!("http://{}/v1/roles/{name}/tokens", self.broker))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({}))
+            .send()
+            .await
+            .expect("role token")
+            .json()
+            .await
+            .expect("role token");
+        token["token"].as_str().expect("token").to_owned()
     }
 }
 
@@ -220,7 +252,7 @@ async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec
         });
     }
     for connections in [1, 16] {
-        let brokered = through_broker(Setup::issue_revoke_ops(connections)).await;
+        let brokered = through_broker(Setup::issue_revoke_ops(connections, ADMIN_TOKEN)).await;
         rows.push(Row {
             name: "key issue + revoke (pairs)",
             connections,
@@ -228,6 +260,14 @@ async fn measure_backend(backend: &str, sim: SocketAddr, timing: &Timing) -> Vec
             broker: brokered,
         });
     }
+    // As the worker leases: with a role's token, each call checked live in its write.
+    let role = setup.role_token("lease").await;
+    rows.push(Row {
+        name: "key issue + revoke (pairs), one role's token",
+        connections: 16,
+        direct: None,
+        broker: through_broker(Setup::issue_revoke_ops(16, &role)).await,
+    });
     if backend == "postgres" {
         rows.extend(measure_role_scale(&database, sim, &setup, timing).await);
     }
@@ -249,34 +289,7 @@ async fn measure_role_scale(
 ) -> Vec<Row> {
     let second = procs::spawn_broker(database, sim).await;
     let brokers = [setup.broker, second.addr];
-    let role: Value = setup
-        .http
-        .post(format!("http://{}/v1/roles", setup.broker))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({
-            "name": "bench", "vendor": "stripe", "label_prefix": "temporal-",
-            "allowed_endpoints": ["POST /v1/payment_intents", "GET /v1/payment_intents/*"],
-            "max_key_usd_cap": 1_000_000_000, "daily_usd_cap": 1_000_000_000, "max_expires_in": 3600,
-        }))
-        .send()
-        .await
-        .expect("create the role")
-        .json()
-        .await
-        .expect("role");
-    assert_eq!(role["name"], "bench", "{role}");
-    let token: Value = setup
-        .http
-        .post(format!("http://{}/v1/roles/bench/tokens", setup.broker))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("role token")
-        .json()
-        .await
-        .expect("role token");
-    let role_token = token["token"].as_str().expect("token").to_owned();
+    let role_token = setup.role_token("bench").await;
     let mut rows = Vec::new();
     for (name, issuer) in [
         (

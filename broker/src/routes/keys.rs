@@ -96,10 +96,9 @@ pub async fn issue(
         .call
         .record(201, None, Some(&id), Some(&new_key.label));
     // Written only with the key: a role token revoked before the write issues nothing.
-    let audit =
-        state
-            .store()
-            .record_admin_call_on_key(&issued, &id, authorized.caller.token_id(), now);
+    let audit = state
+        .store()
+        .record_admin_call_on_key(&issued, &id, &authorized.caller, now);
     let key = state
         .store()
         .insert_key(

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{Backend, KeyFilter, Store, from_millis, millis};
 use crate::audit_log::AuditLog;
 use crate::group_commit::Statement;
+use crate::role::Caller;
 use crate::usd::micros_to_usd;
 
 /// One proxied request, as the audit log keeps it.
@@ -108,16 +109,16 @@ impl Store {
         .with_line(self.log_line(record))
     }
 
-    /// The audit row of an admin call, written only if the caller's role
-    /// token (`token_id`; `None`: the admin) is live at `now`: a statement
-    /// for [`Store::write`], to commit with the call's own write.
+    /// The audit row of an admin call, written only if `caller`'s role
+    /// token (if it has one) is live at `now`: a statement for
+    /// [`Store::write`], to commit with the call's own write.
     pub fn record_audit_if_live(
         &self,
         record: &AuditRecord,
-        token_id: Option<&str>,
+        caller: &Caller,
         now: DateTime<Utc>,
     ) -> Statement {
-        let live = self.caller_live(12, 13);
+        let live = self.caller_live(caller, 12, 13, None);
         self.statement(
             &format!(
                 "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)
@@ -135,7 +136,7 @@ impl Store {
                 record.latency_ms.into(),
                 record.requests.into(),
                 record.actor.as_deref().into(),
-                token_id.into(),
+                caller.token_id().into(),
                 millis(now).into(),
             ],
         )
@@ -150,17 +151,17 @@ impl Store {
     }
 
     /// The audit row of an admin call on key `key_id`, written only if that
-    /// key exists and the caller's role token (`token_id`; `None`: the
-    /// admin) is live at `now`: a statement for [`Store::write`], to commit
-    /// with the call's own write.
+    /// key exists and `caller`'s role token (if it has one) is live at
+    /// `now`: a statement for [`Store::write`], to commit with the call's
+    /// own write.
     pub fn record_admin_call_on_key(
         &self,
         record: &AuditRecord,
         key_id: &str,
-        token_id: Option<&str>,
+        caller: &Caller,
         now: DateTime<Utc>,
     ) -> Statement {
-        let live = self.caller_live(10, 11);
+        let live = self.caller_live(caller, 10, 11, None);
         self.statement(
             &format!(
                 "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)
@@ -176,7 +177,7 @@ impl Store {
                 record.code.as_deref().into(),
                 record.latency_ms.into(),
                 record.actor.as_deref().into(),
-                token_id.into(),
+                caller.token_id().into(),
                 millis(now).into(),
             ],
         )

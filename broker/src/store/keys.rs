@@ -97,12 +97,12 @@ impl Store {
         let metadata = serde_json::to_string(&key.metadata).map_err(decode_err)?;
         let objects = serde_json::to_string(&key.allowed_objects).map_err(decode_err)?;
         let allowed_metadata = serde_json::to_string(&key.allowed_metadata).map_err(decode_err)?;
-        let live = self.caller_live(14, 8);
+        let live = self.caller_live(issuer, 14, 8, Some(13));
         let mut unit = vec![self.statement(
             &format!(
                 "INSERT INTO keys (id, token_hash, label, vendor, daily_cap_micros, allowed_endpoints, metadata, created_at, expires_at, allowed_objects, stripe_account, allowed_metadata, role, issued_by, namespace)
                  SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15
-                 WHERE {live} AND (?14 IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?14 AND role = ?13))"
+                 WHERE {live}"
             ),
             vec![
                 id.into(),
@@ -224,7 +224,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Revoked, sqlx::Error> {
         let token = caller.token_id();
-        let live = self.caller_live(3, 2);
+        let live = self.caller_live(caller, 3, 2, None);
         let unit = vec![
             self.statement(
                 &format!(
@@ -232,7 +232,7 @@ impl Store {
                 ),
                 vec![id.into(), millis(now).into(), token.into()],
             ),
-            self.record_admin_call_on_key(record, id, token, now),
+            self.record_admin_call_on_key(record, id, caller, now),
         ];
         let written = self.write(unit).await?;
         Ok(match written.as_slice() {
@@ -258,7 +258,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Option<u64>, sqlx::Error> {
         let token = caller.token_id();
-        let live = self.caller_live(4, 1);
+        let live = self.caller_live(caller, 4, 1, None);
         let unit = vec![
             self.statement(
                 &format!(
@@ -273,7 +273,7 @@ impl Store {
                     token.into(),
                 ],
             ),
-            self.record_audit_if_live(record, token, now),
+            self.record_audit_if_live(record, caller, now),
         ];
         Ok(match self.write(unit).await?.as_slice() {
             [revoked, 1] => Some(*revoked),

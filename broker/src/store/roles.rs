@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use super::{Backend, Store, decode_err, from_millis, millis};
 use crate::group_commit::Statement;
 use crate::key::SpendPeriod;
-use crate::role::Role;
+use crate::role::{Caller, Role};
 
 const ROLE_COLUMNS: &str = "name, vendor, label_prefix, allowed_endpoints, max_key_cap_micros, daily_cap_micros, max_expires_in_s, stripe_accounts, allow_allowed_objects, allow_allowed_metadata";
 
@@ -46,24 +46,37 @@ pub struct RoleToken {
 }
 
 impl Store {
-    /// The SQL condition that the role token bound as `?{token}` is live at
-    /// the time bound as `?{now}` (Unix ms), or that none is bound (the
-    /// admin): for a role token's write, so that a token revoked after the
-    /// call was identified, and before its write commits, writes nothing.
-    /// On PostgreSQL it holds the token's row (`FOR SHARE`) to the unit's
-    /// commit: each statement there sees what committed before it began, so
-    /// without it a revocation could commit between two statements of one
-    /// unit (or after its one statement began), and it now waits for the
-    /// unit instead. SQLite's writer transaction already sees every commit
-    /// before it and holds the file until its own.
-    pub(crate) fn caller_live(&self, token: u8, now: u8) -> String {
+    /// The SQL condition that `caller`'s role token, bound as `?{token}`, is
+    /// live at the time bound as `?{now}` (Unix ms), and of the role bound
+    /// as `?{role}` when given: for a role token's write, so that a token
+    /// revoked after the call was identified, and before its write commits,
+    /// writes nothing. The admin's is true (both still bound: one statement
+    /// shape per caller kind, neither an `OR` over a subquery, which kept
+    /// PostgreSQL planning each run anew). On PostgreSQL it holds the
+    /// token's row (`FOR SHARE`) to the unit's commit: each statement there
+    /// sees what committed before it began, so without it a revocation could
+    /// commit between two statements of one unit (or after its one statement
+    /// began); it now waits for the unit instead. SQLite's writer
+    /// transaction already sees every commit before it and holds the file
+    /// until its own.
+    pub(crate) fn caller_live(
+        &self,
+        caller: &Caller,
+        token: u8,
+        now: u8,
+        role: Option<u8>,
+    ) -> String {
+        if caller.token_id().is_none() {
+            return format!("(?{token} IS NULL AND ?{now} IS NOT NULL)");
+        }
         let lock = match self.backend {
             Backend::Postgres => " FOR SHARE",
             Backend::Sqlite => "",
         };
+        let of_role = role.map_or(String::new(), |role| format!(" AND role = ?{role}"));
         format!(
-            "(?{token} IS NULL OR EXISTS (SELECT 1 FROM role_tokens WHERE id = ?{token}
-               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?{now}){lock}))"
+            "EXISTS (SELECT 1 FROM role_tokens WHERE id = ?{token}{of_role}
+               AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?{now}){lock})"
         )
     }
 }
