@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use super::canonical::{ECHO_LIMIT, bounded};
+use super::upstream::IDEMPOTENCY_KEY;
 use super::visible::PathReach;
 use crate::error::ApiError;
 use crate::form::FormParams;
@@ -20,7 +21,6 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// Longest `Stripe-Version` value forwarded.
 const MAX_STRIPE_VERSION: usize = 64;
 
-pub(super) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 const STRIPE_VERSION: HeaderName = HeaderName::from_static("stripe-version");
 const STRIPE_ACCOUNT: HeaderName = HeaderName::from_static("stripe-account");
 

@@ -131,7 +131,7 @@ async fn forward(
     // A PaymentIntent create's metadata pairs are pending with that row.
     let upstream_key = headers
         .headers
-        .get(&authz::IDEMPOTENCY_KEY)
+        .get(&upstream::IDEMPOTENCY_KEY)
         .and_then(|key| key.to_str().ok())
         .map(str::to_owned);
     let pending = pairs::pending(

@@ -13,6 +13,9 @@ use crate::key::KeyRecord;
 use crate::state::AppState;
 use crate::stripe::answers::price;
 
+/// The header of a request's idempotency key, to Stripe and in its answers.
+pub(super) const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
 /// Response headers that describe one connection, not the answer.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
@@ -47,9 +50,9 @@ impl Upstream {
                 headers.append(name.clone(), value.clone());
             }
         }
-        headers.remove(&super::authz::IDEMPOTENCY_KEY);
+        headers.remove(&IDEMPOTENCY_KEY);
         if let Some(value) = client_idempotency_key {
-            headers.insert(super::authz::IDEMPOTENCY_KEY, value);
+            headers.insert(IDEMPOTENCY_KEY, value);
         }
         response
     }
