@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Backend, KeyFilter, Store, from_millis, millis};
 use crate::audit_log::AuditLog;
-use crate::group_commit::Statement;
+use crate::group_commit::{Arg, Statement};
 use crate::role::Caller;
 use crate::usd::micros_to_usd;
 
@@ -75,6 +75,25 @@ impl AuditKind {
     }
 }
 
+/// `record`'s values as `record_audit` binds them, `?1` to `?13`.
+fn audit_args(record: &AuditRecord, reserved_micros: i64, request_id: Option<&str>) -> Vec<Arg> {
+    vec![
+        millis(record.at).into(),
+        record.key_id.as_deref().into(),
+        record.label.as_deref().into(),
+        record.vendor.as_str().into(),
+        record.method.as_str().into(),
+        record.path.as_str().into(),
+        i64::from(record.status).into(),
+        record.code.as_deref().into(),
+        reserved_micros.into(),
+        record.latency_ms.into(),
+        record.requests.into(),
+        request_id.into(),
+        record.actor.as_deref().into(),
+    ]
+}
+
 impl Store {
     /// Appends one audit record, or completes the one written under
     /// `request_id` before the request was forwarded: a statement for
@@ -90,21 +109,7 @@ impl Store {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1)
              ON CONFLICT (request_id) DO UPDATE SET status = excluded.status, code = excluded.code,
                reserved_micros = excluded.reserved_micros, latency_ms = excluded.latency_ms",
-            vec![
-                millis(record.at).into(),
-                record.key_id.as_deref().into(),
-                record.label.as_deref().into(),
-                record.vendor.as_str().into(),
-                record.method.as_str().into(),
-                record.path.as_str().into(),
-                i64::from(record.status).into(),
-                record.code.as_deref().into(),
-                reserved_micros.into(),
-                record.latency_ms.into(),
-                record.requests.into(),
-                request_id.into(),
-                record.actor.as_deref().into(),
-            ],
+            audit_args(record, reserved_micros, request_id),
         )
         .with_line(self.log_line(record))
     }
@@ -118,27 +123,15 @@ impl Store {
         caller: &Caller,
         now: DateTime<Utc>,
     ) -> Statement {
-        let live = self.caller_live(caller, 12, 13, None);
+        let live = self.caller_live(caller, 14, 15, None);
+        let mut args = audit_args(record, 0, None);
+        args.extend([caller.token_id().into(), millis(now).into()]);
         self.statement(
             &format!(
-                "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, actor, records_pairs)
-                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, 1 WHERE {live}"
+                "INSERT INTO audit (at, key_id, label, vendor, method, path, status, code, reserved_micros, latency_ms, requests, request_id, actor, records_pairs)
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 1 WHERE {live}"
             ),
-            vec![
-                millis(record.at).into(),
-                record.key_id.as_deref().into(),
-                record.label.as_deref().into(),
-                record.vendor.as_str().into(),
-                record.method.as_str().into(),
-                record.path.as_str().into(),
-                i64::from(record.status).into(),
-                record.code.as_deref().into(),
-                record.latency_ms.into(),
-                record.requests.into(),
-                record.actor.as_deref().into(),
-                caller.token_id().into(),
-                millis(now).into(),
-            ],
+            args,
         )
         .with_line(self.log_line(record))
     }
