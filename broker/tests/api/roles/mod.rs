@@ -41,9 +41,21 @@ fn worker_role(name: &str, daily_usd_cap: f64) -> Value {
 
 /// Creates `role` and a token for it; the token.
 async fn role_token(broker: &TestBroker, role: Value) -> String {
+    let (id, token) = role_token_with_id(broker, role).await;
+    assert!(id.starts_with("rtok_"));
+    token
+}
+
+/// Creates `role` and a token for it; the token's id and the token.
+async fn role_token_with_id(broker: &TestBroker, role: Value) -> (String, String) {
     let name = role["name"].as_str().unwrap().to_owned();
     let (status, body) = broker.admin(Method::POST, "/v1/roles", Some(role)).await;
     assert_eq!(status, 201, "{body}");
+    token_of(broker, &name).await
+}
+
+/// A new token of role `name`; its id and the token.
+async fn token_of(broker: &TestBroker, name: &str) -> (String, String) {
     let (status, body) = broker
         .admin(
             Method::POST,
@@ -52,8 +64,10 @@ async fn role_token(broker: &TestBroker, role: Value) -> String {
         )
         .await;
     assert_eq!(status, 201, "{body}");
-    assert!(body["id"].as_str().unwrap().starts_with("rtok_"));
-    body["token"].as_str().unwrap().to_owned()
+    (
+        body["id"].as_str().unwrap().to_owned(),
+        body["token"].as_str().unwrap().to_owned(),
+    )
 }
 
 /// A call with `token` to `addr`; status and JSON body.

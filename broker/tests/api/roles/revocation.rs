@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::{CHARGE, call, key_request, role_token, worker_role};
+use super::{CHARGE, call, key_request, role_token, role_token_with_id, token_of, worker_role};
 use crate::helpers::{Backend, TestBroker, code};
 
 /// A revoked role token is refused at once, by every broker on the database;
@@ -82,17 +82,7 @@ pub async fn a_role_token_revoked_while_its_body_arrives_issues_nothing(backend:
         c.body_timeout = std::time::Duration::from_secs(2);
     })
     .await;
-    let (status, _) = broker
-        .admin(Method::POST, "/v1/roles", Some(worker_role("worker", 10.0)))
-        .await;
-    assert_eq!(status, 201);
-    let (_, issued) = broker
-        .admin(Method::POST, "/v1/roles/worker/tokens", Some(json!({})))
-        .await;
-    let (token_id, token) = (
-        issued["id"].as_str().unwrap().to_owned(),
-        issued["token"].as_str().unwrap().to_owned(),
-    );
+    let (token_id, token) = role_token_with_id(&broker, worker_role("worker", 10.0)).await;
     let body = key_request("temporal-late-charge", &[CHARGE], 5.0).to_string();
     let head = format!(
         "POST /v1/keys HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
@@ -123,21 +113,7 @@ pub async fn a_role_token_revoked_while_its_body_arrives_issues_nothing(backend:
     // A revoke is checked once only when its headers say its body is empty
     // (issue 24); an empty body that may still be on its way (chunked) is
     // checked again once it has come.
-    let (status, _) = broker
-        .admin(
-            Method::POST,
-            "/v1/roles",
-            Some(worker_role("worker-3", 10.0)),
-        )
-        .await;
-    assert_eq!(status, 201);
-    let (_, issued) = broker
-        .admin(Method::POST, "/v1/roles/worker-3/tokens", Some(json!({})))
-        .await;
-    let (revoker_id, revoker) = (
-        issued["id"].as_str().unwrap().to_owned(),
-        issued["token"].as_str().unwrap().to_owned(),
-    );
+    let (revoker_id, revoker) = role_token_with_id(&broker, worker_role("worker-3", 10.0)).await;
     let (status, key) = call(
         broker.addr,
         &revoker,
@@ -214,13 +190,7 @@ pub async fn a_role_token_revoked_while_its_revoke_waits_to_commit_revokes_nothi
         .await;
     assert_eq!(status, 201);
     for round in ["revoke", "revoke by prefix", "issue"] {
-        let (_, issued) = broker
-            .admin(Method::POST, "/v1/roles/worker/tokens", Some(json!({})))
-            .await;
-        let (token_id, token) = (
-            issued["id"].as_str().unwrap().to_owned(),
-            issued["token"].as_str().unwrap().to_owned(),
-        );
+        let (token_id, token) = token_of(&broker, "worker").await;
         let label = format!("temporal-late-{}", round.replace(' ', "-"));
         let request = key_request(&label, &[CHARGE], 5.0);
         let (method, path, body) = match round {
